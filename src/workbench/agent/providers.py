@@ -1,0 +1,499 @@
+"""Model providers: any OpenAI-compatible endpoint through the official `openai` SDK.
+
+Both wire APIs (Chat Completions, Responses) become one stream of `workbench.agent.events`.
+
+Retries are ours (the SDK's are switched off) so each one can be shown: on 429, 5xx,
+connection errors, timeouts, garbage from the server and a stream cut before the turn
+finished, `stream()` yields `Retrying(attempt, delay_s, reason)`, sleeps, and streams the
+whole turn again. Text is streamed live, so a consumer that sees `Retrying` must drop the
+partial turn it has received so far. When retries run out, or on an error that retrying
+cannot fix (401, 404, ...), the last event is `StreamError(message, retryable=False)` and
+the turn is lost, partial text included; `stream()` never raises for provider trouble.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.utils
+import json
+import random
+import time
+import uuid
+from collections.abc import AsyncGenerator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, cast
+
+import openai
+from openai import AsyncOpenAI
+from openai.types.chat import ChatCompletionMessageParam, ChatCompletionToolUnionParam
+from openai.types.responses import (
+    ResponseCompletedEvent,
+    ResponseErrorEvent,
+    ResponseFailedEvent,
+    ResponseFunctionCallArgumentsDeltaEvent,
+    ResponseFunctionCallArgumentsDoneEvent,
+    ResponseFunctionToolCall,
+    ResponseIncompleteEvent,
+    ResponseInputParam,
+    ResponseOutputItemAddedEvent,
+    ResponseOutputItemDoneEvent,
+    ResponseTextDeltaEvent,
+    ToolParam,
+)
+
+from workbench.agent.conversation import Item, to_chat_messages, to_responses_input
+from workbench.agent.events import (
+    Event,
+    Retrying,
+    StreamError,
+    TextDelta,
+    ToolCallDelta,
+    ToolCallDone,
+    ToolCallStart,
+    TurnDone,
+    Usage,
+)
+from workbench.config import ProviderSettings
+from workbench.errors import ConfigError
+
+# Sent when no key is configured: local servers (Ollama, vLLM, llama.cpp) ignore it, and the
+# SDK would otherwise refuse to build a client.
+PLACEHOLDER_KEY = "not-needed"
+
+# In-stream error codes worth another attempt (anything unknown is retried too).
+_FATAL_STREAM_CODES = {
+    "invalid_prompt",
+    "invalid_request_error",
+    "context_length_exceeded",
+    "invalid_api_key",
+    "model_not_found",
+    "insufficient_quota",
+}
+
+
+@dataclass
+class ProviderConfig:
+    base_url: str | None
+    api_key: str | None
+    model: str
+    wire_api: Literal["chat", "responses"] = "chat"
+    headers: dict[str, str] = field(default_factory=dict)
+    max_retries: int = 4
+    timeout_s: float = 600
+    context_window: int = 128_000
+    price_in_per_million: float = 0
+    price_out_per_million: float = 0
+    retry_base_s: float = 1.0  # first backoff delay; doubles each retry
+    retry_max_s: float = 60.0  # cap for backoff and for a server's retry-after
+    api_key_env: str = "OPENAI_API_KEY"  # only to say which variable to set in errors
+
+
+def make_provider_config(settings: ProviderSettings, env: Mapping[str, str]) -> ProviderConfig:
+    """A config for `settings`, the key read from `env[settings.api_key_env]` (never stored)."""
+    if not settings.model:
+        raise ConfigError(
+            'provider has no model; set `model = "..."` in its [providers.NAME] table '
+            "(or OPENAI_MODEL for the default provider)"
+        )
+    return ProviderConfig(
+        base_url=settings.base_url,
+        api_key=env.get(settings.api_key_env) or None,
+        model=settings.model,
+        wire_api=settings.wire_api,
+        headers=dict(settings.headers),
+        max_retries=settings.max_retries,
+        timeout_s=settings.timeout_s,
+        context_window=settings.context_window,
+        price_in_per_million=settings.price_in_per_million,
+        price_out_per_million=settings.price_out_per_million,
+        api_key_env=settings.api_key_env,
+    )
+
+
+def cost_usd(cfg: ProviderConfig, input_tokens: int, output_tokens: int) -> float:
+    return (
+        input_tokens * cfg.price_in_per_million + output_tokens * cfg.price_out_per_million
+    ) / 1_000_000
+
+
+def retry_after_s(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """Seconds a server asked us to wait (`retry-after-ms`, then `retry-after`), if any."""
+    lower = {k.lower(): v for k, v in headers.items()}
+    ms = lower.get("retry-after-ms")
+    if ms is not None:
+        try:
+            value = float(ms) / 1000
+            if value >= 0:
+                return value
+        except ValueError:
+            pass
+    ra = lower.get("retry-after")
+    if ra is None:
+        return None
+    try:
+        value = float(ra)
+        return value if value >= 0 else None
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(ra)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+class _Failed(Exception):
+    """One attempt failed; `reason` is meant for people."""
+
+    def __init__(self, reason: str, retryable: bool, delay_s: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retryable = retryable
+        self.delay_s = delay_s
+
+
+@dataclass
+class _Call:
+    call_id: str
+    name: str = ""
+    args: list[str] = field(default_factory=list)
+    server_id: bool = False  # the id came from the server (not made up here)
+    started: bool = False
+    done: bool = False
+    index: int = 0
+
+
+def _server_message(body: object) -> str:
+    if isinstance(body, Mapping):
+        inner = body.get("error", body)
+        if isinstance(inner, Mapping) and isinstance(inner.get("message"), str):
+            return str(inner["message"])
+        if isinstance(inner, str):
+            return inner
+        return json.dumps(body)[:300]
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", "replace")
+    return str(body)[:300] if body else ""
+
+
+class Provider:
+    def __init__(self, cfg: ProviderConfig) -> None:
+        self.cfg = cfg
+        self._client = AsyncOpenAI(
+            base_url=cfg.base_url,
+            api_key=cfg.api_key or PLACEHOLDER_KEY,
+            default_headers=cfg.headers or None,
+            max_retries=0,
+            timeout=cfg.timeout_s,
+        )
+
+    @property
+    def base_url(self) -> str:
+        return str(self._client.base_url).rstrip("/")
+
+    @property
+    def endpoint(self) -> str:
+        path = "/responses" if self.cfg.wire_api == "responses" else "/chat/completions"
+        return self.base_url + path
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    async def stream(
+        self, items: list[Item], tools: list[dict[str, Any]]
+    ) -> AsyncGenerator[Event, None]:
+        """One model turn as events; see the module docstring for retry semantics.
+
+        `tools` are already in the wire's shape (chat nests name/parameters under
+        "function"; responses has them at the top level)."""
+        attempt = 0
+        while True:
+            try:
+                async with contextlib.aclosing(self._attempt(items, tools)) as events:
+                    async for ev in events:
+                        yield ev
+                return
+            except _Failed as f:
+                failure = f
+            except Exception as e:  # anything the SDK or a broken server throws at us
+                failure = self._classify(e)
+            if not failure.retryable:
+                yield StreamError(failure.reason, retryable=False)
+                return
+            if attempt >= self.cfg.max_retries:
+                tries = attempt + 1
+                yield StreamError(
+                    f"{failure.reason} (gave up after {tries} attempt{'s' if tries > 1 else ''})",
+                    retryable=False,
+                )
+                return
+            attempt += 1
+            delay = self._delay(attempt, failure.delay_s)
+            yield Retrying(attempt=attempt, delay_s=delay, reason=failure.reason)
+            await asyncio.sleep(delay)
+
+    def _delay(self, attempt: int, server_delay: float | None) -> float:
+        if server_delay is not None:
+            return min(server_delay, self.cfg.retry_max_s)
+        backoff = self.cfg.retry_base_s * 2 ** (attempt - 1)
+        return min(self.cfg.retry_max_s, backoff * random.uniform(0.8, 1.2))
+
+    def _attempt(
+        self, items: list[Item], tools: list[dict[str, Any]]
+    ) -> AsyncGenerator[Event, None]:
+        if self.cfg.wire_api == "responses":
+            return self._attempt_responses(items, tools)
+        return self._attempt_chat(items, tools)
+
+    # -- error classification -------------------------------------------------------------
+
+    def _classify(self, e: Exception) -> _Failed:
+        cfg = self.cfg
+        if isinstance(e, openai.APIStatusError):
+            status = e.status_code
+            url = str(e.request.url)
+            msg = _server_message(e.body) or e.message
+            reason = f"HTTP {status} from {url}: {msg}"
+            retryable = status in (408, 409, 429) or status >= 500
+            if status == 401:
+                fix = (
+                    f"no API key is set: set {cfg.api_key_env}"
+                    if not cfg.api_key
+                    else f"the API key was rejected: check {cfg.api_key_env}"
+                )
+                reason += f" ({fix})"
+            elif status == 403:
+                reason += " (the key has no access to this model or endpoint)"
+            elif status == 404:
+                reason += f" (check the model name {cfg.model!r} and base_url {self.base_url!r}"
+                if cfg.wire_api == "responses":
+                    reason += '; if the server has no Responses API, set wire_api = "chat"'
+                reason += ")"
+            delay = retry_after_s(e.response.headers) if retryable else None
+            return _Failed(reason, retryable, delay)
+        if isinstance(e, openai.APITimeoutError):
+            return _Failed(
+                f"no response from {e.request.url} within {cfg.timeout_s:g}s", retryable=True
+            )
+        if isinstance(e, openai.APIConnectionError):
+            cause = e.__cause__ or e.__context__
+            detail = f"{type(cause).__name__}: {cause}" if cause else e.message
+            return _Failed(
+                f"connection to {e.request.url} failed or was cut: {detail}", retryable=True
+            )
+        if isinstance(e, openai.APIError):
+            # An error payload inside a 200 stream.
+            code = e.code or (e.body.get("code") if isinstance(e.body, Mapping) else None)
+            retryable = code not in _FATAL_STREAM_CODES
+            return _Failed(f"server error mid-stream from {self.endpoint}: {e.message}", retryable)
+        if isinstance(e, (ValueError, TypeError, AttributeError, KeyError)):
+            # Invalid JSON/SSE or a payload of the wrong shape: often a flaky proxy.
+            return _Failed(
+                f"malformed response from {self.endpoint} ({type(e).__name__}: {e})"[:500],
+                retryable=True,
+            )
+        if isinstance(e, openai.OpenAIError):
+            return _Failed(f"{type(e).__name__}: {e}", retryable=False)
+        return _Failed(
+            f"unexpected error talking to {self.endpoint}: {type(e).__name__}: {e}", False
+        )
+
+    def _stream_failure(self, error: Any, what: str) -> _Failed:
+        code = getattr(error, "code", None) if error is not None else None
+        message = getattr(error, "message", None) if error is not None else None
+        text = f"{what} from {self.endpoint}: {message or 'no message'}"
+        text += f" ({code})" if code else ""
+        return _Failed(text, retryable=code not in _FATAL_STREAM_CODES)
+
+    # -- Chat Completions ----------------------------------------------------------------
+
+    async def _attempt_chat(
+        self, items: list[Item], tools: list[dict[str, Any]]
+    ) -> AsyncGenerator[Event, None]:
+        stream = await self._client.chat.completions.create(
+            model=self.cfg.model,
+            messages=cast("list[ChatCompletionMessageParam]", to_chat_messages(items)),
+            tools=cast("list[ChatCompletionToolUnionParam]", tools) if tools else openai.omit,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        calls: list[_Call] = []
+        by_index: dict[int, _Call] = {}
+        finish: str | None = None
+        usage: Usage | None = None
+        try:
+            async for chunk in stream:
+                u = chunk.usage
+                if u is not None:
+                    details = u.prompt_tokens_details
+                    usage = Usage(
+                        input_tokens=u.prompt_tokens or 0,
+                        output_tokens=u.completion_tokens or 0,
+                        cached_tokens=(details.cached_tokens or 0) if details else 0,
+                    )
+                for choice in chunk.choices or []:
+                    if choice.index not in (0, None):
+                        continue
+                    delta = choice.delta
+                    if delta is not None:
+                        if delta.content:
+                            yield TextDelta(delta.content)
+                        for tc in delta.tool_calls or []:
+                            for ev in self._chat_tool_delta(tc, calls, by_index):
+                                yield ev
+                    if choice.finish_reason:
+                        finish = choice.finish_reason
+                        for ev in self._finish_calls(calls):
+                            yield ev
+        except openai.APIConnectionError:
+            # A cut after the finish reason loses only the usage chunk; keep the turn.
+            if finish is None:
+                raise
+        finally:
+            await stream.close()
+        if finish is None:
+            raise _Failed(
+                f"stream from {self.endpoint} ended before the response was complete",
+                retryable=True,
+            )
+        for ev in self._finish_calls(calls):
+            yield ev
+        if usage is not None:
+            yield usage
+        if calls and finish == "stop":
+            finish = "tool_calls"  # some servers say "stop" even when they called tools
+        yield TurnDone(finish)
+
+    @staticmethod
+    def _chat_tool_delta(tc: Any, calls: list[_Call], by_index: dict[int, _Call]) -> list[Event]:
+        out: list[Event] = []
+        idx = tc.index if isinstance(tc.index, int) else len(calls)
+        buf = by_index.get(idx)
+        if buf is not None and tc.id and buf.server_id and tc.id != buf.call_id:
+            # Servers that number every call 0: a new id means a new call.
+            buf = None
+        if buf is None:
+            buf = _Call(
+                call_id=tc.id or f"call_{uuid.uuid4().hex[:12]}",
+                server_id=bool(tc.id),
+                index=len(calls),
+            )
+            calls.append(buf)
+            by_index[idx] = buf
+        elif tc.id and not buf.server_id and not buf.started:
+            buf.call_id, buf.server_id = tc.id, True
+        fn = tc.function
+        name = getattr(fn, "name", None) if fn is not None else None
+        fragment = getattr(fn, "arguments", None) if fn is not None else None
+        if name and not buf.name:
+            buf.name = name
+        if fragment:
+            buf.args.append(fragment)
+        if not buf.started and buf.name:
+            buf.started = True
+            out.append(ToolCallStart(buf.call_id, buf.name, buf.index))
+            if buf.args:
+                out.append(ToolCallDelta(buf.call_id, "".join(buf.args)))
+        elif buf.started and fragment:
+            out.append(ToolCallDelta(buf.call_id, fragment))
+        return out
+
+    @staticmethod
+    def _finish_calls(calls: list[_Call]) -> list[Event]:
+        out: list[Event] = []
+        for c in calls:
+            if c.done:
+                continue
+            if not c.started:
+                c.started = True
+                out.append(ToolCallStart(c.call_id, c.name, c.index))
+            c.done = True
+            out.append(ToolCallDone(c.call_id, c.name, "".join(c.args) or "{}"))
+        return out
+
+    # -- Responses API -------------------------------------------------------------------
+
+    async def _attempt_responses(
+        self, items: list[Item], tools: list[dict[str, Any]]
+    ) -> AsyncGenerator[Event, None]:
+        instructions, input_items = to_responses_input(items)
+        stream = await self._client.responses.create(
+            model=self.cfg.model,
+            input=cast("ResponseInputParam", input_items),
+            instructions=instructions if instructions is not None else openai.omit,
+            tools=cast("list[ToolParam]", tools) if tools else openai.omit,
+            stream=True,
+            store=False,  # we resend the whole conversation; nothing to keep server-side
+        )
+        calls: list[_Call] = []
+        by_item: dict[str, _Call] = {}
+        by_output: dict[int, _Call] = {}
+
+        def find(item_id: str | None, output_index: int) -> _Call | None:
+            return by_item.get(item_id or "") or by_output.get(output_index)
+
+        try:
+            async for ev in stream:
+                if isinstance(ev, ResponseTextDeltaEvent):
+                    if ev.delta:
+                        yield TextDelta(ev.delta)
+                elif isinstance(ev, ResponseOutputItemAddedEvent):
+                    item = ev.item
+                    if isinstance(item, ResponseFunctionToolCall):
+                        call = _Call(
+                            call_id=item.call_id or f"call_{uuid.uuid4().hex[:12]}",
+                            name=item.name or "",
+                            server_id=True,
+                            started=True,
+                            index=len(calls),
+                        )
+                        calls.append(call)
+                        if item.id:
+                            by_item[item.id] = call
+                        by_output[ev.output_index] = call
+                        yield ToolCallStart(call.call_id, call.name, call.index)
+                elif isinstance(ev, ResponseFunctionCallArgumentsDeltaEvent):
+                    found = find(ev.item_id, ev.output_index)
+                    if found is not None and ev.delta:
+                        found.args.append(ev.delta)
+                        yield ToolCallDelta(found.call_id, ev.delta)
+                elif isinstance(ev, ResponseFunctionCallArgumentsDoneEvent):
+                    found = find(ev.item_id, ev.output_index)
+                    if found is not None and ev.arguments is not None:
+                        found.args = [ev.arguments]
+                elif isinstance(ev, ResponseOutputItemDoneEvent):
+                    item = ev.item
+                    if isinstance(item, ResponseFunctionToolCall):
+                        found = find(item.id, ev.output_index)
+                        if found is not None and not found.done:
+                            found.done = True
+                            args = item.arguments or "".join(found.args) or "{}"
+                            yield ToolCallDone(found.call_id, found.name or item.name, args)
+                elif isinstance(ev, ResponseCompletedEvent | ResponseIncompleteEvent):
+                    for out in self._finish_calls(calls):
+                        yield out
+                    resp = ev.response
+                    u = resp.usage
+                    if u is not None:
+                        details = u.input_tokens_details
+                        yield Usage(
+                            input_tokens=u.input_tokens or 0,
+                            output_tokens=u.output_tokens or 0,
+                            cached_tokens=(details.cached_tokens or 0) if details else 0,
+                        )
+                    if isinstance(ev, ResponseCompletedEvent):
+                        yield TurnDone("tool_calls" if calls else "stop")
+                    else:
+                        why = resp.incomplete_details.reason if resp.incomplete_details else None
+                        yield TurnDone("length" if why in (None, "max_output_tokens") else str(why))
+                    return
+                elif isinstance(ev, ResponseFailedEvent):
+                    raise self._stream_failure(ev.response.error, "response failed")
+                elif isinstance(ev, ResponseErrorEvent):
+                    raise self._stream_failure(ev, "server error mid-stream")
+        finally:
+            await stream.close()
+        raise _Failed(
+            f"stream from {self.endpoint} ended before the response was complete", retryable=True
+        )

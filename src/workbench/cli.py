@@ -1,0 +1,330 @@
+"""Command-line interface. Every command except `daemon run` is a client of the daemon.
+
+Errors are one line on stderr starting with `error:`; exit 2 for usage errors and
+unknown sessions, 1 for other failures. Never a traceback for a user mistake.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from workbench import __version__
+from workbench.core.escapes import one_line
+from workbench.daemon.client import Client, stop_daemon
+from workbench.errors import UsageError, WorkbenchError
+
+RED = "\x1b[31m"
+RESET = "\x1b[0m"
+
+
+def _client() -> Client:
+    return Client("cli")
+
+
+def _call(method: str, **params: Any) -> Any:
+    with _client() as c:
+        return c.call(method, **params)
+
+
+def _warn(msg: str) -> None:
+    click.echo(f"warning: {one_line(msg, 500)}", err=True)
+
+
+def _json(obj: Any) -> None:
+    click.echo(json.dumps(obj, indent=2, sort_keys=True))
+
+
+def human_bytes(n: int | None) -> str:
+    if n is None:
+        return "-"
+    size = float(n)
+    for unit in ("B", "K", "M", "G"):
+        if size < 1024 or unit == "G":
+            return f"{size:.0f}{unit}" if unit == "B" else f"{size:.1f}{unit}"
+        size /= 1024
+    return f"{size:.1f}T"
+
+
+def human_age(ts: float) -> str:
+    secs = max(0, int(time.time() - ts))
+    if secs < 60:
+        return f"{secs}s"
+    if secs < 3600:
+        return f"{secs // 60}m"
+    if secs < 86400:
+        return f"{secs // 3600}h{(secs % 3600) // 60:02d}m"
+    return f"{secs // 86400}d"
+
+
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="workbench")
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """Supervise many AI coding agents, each in its own worktree, sandbox and terminal."""
+    if ctx.invoked_subcommand is None:
+        from workbench.ui.launch import run_ui
+
+        run_ui(None)
+
+
+# daemon
+
+
+@cli.group()
+def daemon() -> None:
+    """Start, stop or inspect the session daemon."""
+
+
+@daemon.command("start")
+def daemon_start() -> None:
+    """Start the daemon in the background (no-op if it runs)."""
+    with _client() as c:
+        click.echo(f"daemon running (pid {c.info.get('pid')})")
+
+
+@daemon.command("stop")
+def daemon_stop() -> None:
+    """Stop the daemon; running sessions stop and can be restarted later."""
+    if stop_daemon():
+        click.echo("daemon stopped")
+    else:
+        click.echo("daemon was not running")
+
+
+@daemon.command("status")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+def daemon_status(as_json: bool) -> None:
+    """Show the daemon's pid, socket, version and sessions."""
+    st = _call("status")
+    if as_json:
+        _json(st)
+        return
+    sb = st.get("sandbox") or {}
+    click.echo(f"pid      {st['pid']}")
+    click.echo(f"version  {st['version']}")
+    click.echo(f"socket   {st['socket']}")
+    click.echo(f"uptime   {st['uptime_s']} s")
+    click.echo(f"sessions {st['sessions']} {st.get('states', {})}")
+    click.echo(f"sandbox  {'ok' if sb.get('ok') else 'UNAVAILABLE: ' + str(sb.get('reason'))}")
+    click.echo(f"log      {st['log']}")
+
+
+@daemon.command("run", hidden=True)
+def daemon_run() -> None:
+    """Run the daemon in the foreground (used by auto-start)."""
+    from workbench.daemon.server import run_daemon
+
+    code = run_daemon()
+    if code == 3:
+        raise UsageError("another daemon is already running for this runtime directory")
+    sys.exit(code)
+
+
+# sessions
+
+
+@cli.command()
+@click.option("--repo", default=".", show_default=True, help="git repository for the session")
+@click.option("--agent", default=None, help="shell, builtin, a profile name, or a command line")
+@click.option("--name", default=None, help="session name (default: derived from the agent)")
+@click.option("--base", default=None, help="ref to branch from (default: the repo's HEAD)")
+@click.option("--sandbox", type=click.Choice(["workspace", "strict", "off"]), default=None)
+@click.option("--network/--no-network", default=None, help="allow network access")
+@click.option("--approval", type=click.Choice(["suggest", "auto-edit", "full-auto"]), default=None)
+@click.option("--prompt", default=None, help="task for the agent")
+@click.option("--prompt-file", type=click.Path(dir_okay=False), default=None, help="read the task from a file")
+@click.option("--in-place", is_flag=True, default=None, help="run in the main checkout, no worktree")
+@click.option("--size", default=None, help="terminal size COLSxROWS")
+@click.option("--json", "as_json", is_flag=True, help="print the session as JSON")
+def new(
+    repo: str, agent: str | None, name: str | None, base: str | None, sandbox: str | None,
+    network: bool | None, approval: str | None, prompt: str | None, prompt_file: str | None,
+    in_place: bool | None, size: str | None, as_json: bool,
+) -> None:
+    """Create a session: branch wb/<name>, a worktree, and its agent in a PTY."""
+    if prompt_file:
+        try:
+            prompt = Path(prompt_file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise UsageError(f"cannot read --prompt-file {prompt_file}: {e}") from None
+    params: dict[str, Any] = {
+        "repo": str(Path(repo).expanduser().absolute()), "agent": agent, "name": name, "base": base,
+        "sandbox": sandbox, "network": network, "approval": approval, "prompt": prompt or "",
+        "in_place": in_place,
+    }
+    if size:
+        from workbench.daemon.methods import parse_size
+
+        params["cols"], params["rows"] = parse_size(size)
+    s = _call("new", **{k: v for k, v in params.items() if v is not None})
+    for w in s.pop("warnings", []):
+        _warn(w)
+    if as_json:
+        _json(s)
+    else:
+        click.echo(s["id"])
+
+
+def _state_text(s: dict[str, Any], color: bool) -> str:
+    return one_line(str(s["state"]), 20)
+
+
+@cli.command("ls")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+def ls_cmd(as_json: bool) -> None:
+    """List every session."""
+    sessions = _call("ls")
+    if as_json:
+        _json(sessions)
+        return
+    if not sessions:
+        click.echo("no sessions; create one with `workbench new --repo PATH`")
+        return
+    color = sys.stdout.isatty()
+    rows = [("ID", "NAME", "STATE", "AGENT", "SANDBOX", "BRANCH", "DISK", "AGE", "REPO")]
+    for s in sessions:
+        rows.append((
+            s["id"], one_line(s["name"], 30), one_line(s["state"], 10), one_line(s["agent"], 20),
+            s["sandbox"], one_line(s["branch"], 40), human_bytes(s.get("disk_bytes")),
+            human_age(s["created_at"]), one_line(s["repo"], 60),
+        ))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        cells = [c.ljust(w) for c, w in zip(r, widths, strict=True)]
+        if color and r[4] == "off":
+            cells[4] = f"{RED}{cells[4]}{RESET}"
+        click.echo("  ".join(cells).rstrip())
+
+
+@cli.command()
+@click.argument("session_id")
+@click.argument("text", nargs=-1, required=True)
+def keys(session_id: str, text: tuple[str, ...]) -> None:
+    """Type TEXT into a session's terminal (C escapes like \\r, \\t, \\x03, \\e work)."""
+    _call("keys", id=session_id, text=" ".join(text))
+
+
+@cli.command()
+@click.argument("session_id")
+@click.option("--ansi", is_flag=True, help="keep colours and styles")
+def screen(session_id: str, ansi: bool) -> None:
+    """Print a session's current screen, one line per row."""
+    res = _call("screen", id=session_id, ansi=ansi)
+    lines = list(res["lines"])
+    if not ansi:
+        while lines and not lines[-1]:
+            lines.pop()
+    click.echo("\n".join(lines), color=ansi or None)
+
+
+@cli.command()
+@click.argument("session_id")
+@click.argument("size")
+def resize(session_id: str, size: str) -> None:
+    """Resize a session's terminal to COLSxROWS."""
+    res = _call("resize", id=session_id, size=size)
+    click.echo(f"{res['cols']}x{res['rows']}")
+
+
+@cli.command()
+@click.argument("session_id")
+def stop(session_id: str) -> None:
+    """Stop a session's process (its worktree and branch stay)."""
+    s = _call("stop", id=session_id)
+    click.echo(f"{s['id']} {s['state']}")
+
+
+@cli.command()
+@click.argument("session_id")
+def restart(session_id: str) -> None:
+    """Start a stopped session again in the same worktree."""
+    s = _call("restart", id=session_id)
+    click.echo(f"{s['id']} {s['state']}")
+
+
+@cli.command()
+@click.argument("session_id")
+@click.option("--keep-branch", is_flag=True, help="keep the session's branch")
+def rm(session_id: str, keep_branch: bool) -> None:
+    """Remove a session: stop it, delete its worktree (and branch unless kept)."""
+    res = _call("rm", id=session_id, keep_branch=keep_branch)
+    click.echo(f"removed {res['id']}")
+
+
+@cli.command()
+def gc() -> None:
+    """Delete worktrees whose sessions were removed."""
+    res = _call("gc")
+    for p in res["removed"]:
+        click.echo(f"removed {p}")
+    if not res["removed"]:
+        click.echo("nothing to clean")
+
+
+@cli.command()
+@click.argument("session_id")
+@click.option("--json", "as_json", is_flag=True)
+def events(session_id: str, as_json: bool) -> None:
+    """Print a session's event log (state changes, exits, notifications)."""
+    evs = _call("events", id=session_id)
+    if as_json:
+        _json(evs)
+        return
+    for e in evs:
+        ts = time.strftime("%H:%M:%S", time.localtime(e["ts"]))
+        click.echo(f"{ts} {e['kind']:<10} {one_line(json.dumps(e['data']), 200)}")
+
+
+@cli.command()
+def doctor() -> None:
+    """Check git, PTYs, the emulator, bubblewrap, the daemon and the model endpoint."""
+    from workbench.doctor import run_checks
+
+    failed = 0
+    for check in run_checks():
+        mark = {"ok": "ok  ", "warn": "warn", "fail": "FAIL"}[check.status]
+        click.echo(f"[{mark}] {check.name}: {one_line(check.detail, 300)}")
+        if check.fix and check.status != "ok":
+            click.echo(f"       fix: {one_line(check.fix, 300)}")
+        failed += check.status == "fail"
+    sys.exit(1 if failed else 0)
+
+
+@cli.command()
+@click.argument("session_id", required=False)
+def attach(session_id: str | None) -> None:
+    """Open the UI focused on a session with its terminal in view."""
+    from workbench.ui.launch import run_ui
+
+    run_ui(session_id)
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        cli.main(args=argv, prog_name="workbench", standalone_mode=False)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.exceptions.Abort:
+        click.echo("error: aborted", err=True)
+        sys.exit(1)
+    except click.ClickException as e:
+        click.echo(f"error: {one_line(e.format_message(), 500)}", err=True)
+        sys.exit(2 if isinstance(e, click.UsageError) else 1)
+    except WorkbenchError as e:
+        click.echo(f"error: {one_line(str(e), 1000)}", err=True)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except BrokenPipeError:
+        os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

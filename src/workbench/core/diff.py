@@ -1,0 +1,938 @@
+"""The worktree (tracked + untracked, minus ignored) against a session's base commit.
+
+The diff is computed through a throw-away copy of the worktree's index so the agent's
+real index is never written: untracked files are added to the copy as intent-to-add
+(`git add -N -A`, which hashes nothing into the object store) and `git diff <base>` then
+compares the working tree with the base tree. The unified output is parsed here into
+files and hunks; a hunk's id is a hash of its path and changed lines, so it survives
+recomputation as long as that hunk itself is unchanged.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from workbench.errors import GitError, NotFound, UsageError
+
+LineKind = Literal[" ", "+", "-"]
+FileStatus = Literal["added", "modified", "deleted", "renamed", "copied", "typechange"]
+
+# Hardened invocation: never run hooks or an fsmonitor configured by the repo (the agent
+# may have written that config), and print non-ASCII paths as they are.
+SAFE_GIT = (
+    "-c",
+    "core.hooksPath=/dev/null",
+    "-c",
+    "core.fsmonitor=false",
+    "-c",
+    "core.quotePath=false",
+)
+# Inherited variables that would redirect git to another repo, index or config.
+_DROP_ENV = (
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_INDEX_FILE",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_COMMON_DIR",
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+    "GIT_NAMESPACE",
+    "GIT_PREFIX",
+    "GIT_CONFIG_PARAMETERS",
+    "GIT_CONFIG_COUNT",
+    "GIT_LITERAL_PATHSPECS",
+    "GIT_GLOB_PATHSPECS",
+    "GIT_ICASE_PATHSPECS",
+    "GIT_EXTERNAL_DIFF",
+    "GIT_DIFF_OPTS",
+)
+# Config that makes `git diff` print the shape the parser expects whatever the user's config,
+# and keeps `git add` quiet about line endings.
+ADD_OPTS = (
+    "-c",
+    "diff.noprefix=false",
+    "-c",
+    "diff.mnemonicPrefix=false",
+    "-c",
+    "diff.suppressBlankEmpty=false",
+    "-c",
+    "core.safecrlf=false",
+)
+_DIFF_FLAGS = (
+    "--no-color",
+    "--no-ext-diff",
+    "--no-textconv",
+    "--no-relative",
+    "--src-prefix=a/",
+    "--dst-prefix=b/",
+)
+
+
+# --------------------------------------------------------------------------- git plumbing
+
+
+def git_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in _DROP_ENV
+        and not k.startswith("GIT_CONFIG_KEY_")
+        and not k.startswith("GIT_CONFIG_VALUE_")
+    }
+    env.update(
+        GIT_TERMINAL_PROMPT="0",
+        GIT_EDITOR=":",
+        GIT_SEQUENCE_EDITOR=":",
+        GIT_MERGE_AUTOEDIT="no",
+        GIT_OPTIONAL_LOCKS="0",
+    )
+    if extra:
+        env.update(extra)
+    return env
+
+
+def run_git(
+    cwd: Path,
+    args: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    input: bytes | None = None,
+    check: bool = True,
+) -> subprocess.CompletedProcess[bytes]:
+    """Run `git SAFE_GIT args` in `cwd`; a failure becomes GitError with git's own words."""
+    try:
+        proc = subprocess.run(
+            ["git", *SAFE_GIT, *args],
+            cwd=cwd,
+            env=git_env(env),
+            input=input,
+            stdin=None if input is not None else subprocess.DEVNULL,
+            capture_output=True,
+            check=False,
+        )
+    except FileNotFoundError as e:
+        if not cwd.is_dir():
+            raise NotFound(f"directory {cwd} does not exist") from e
+        raise GitError("git is not installed or not on PATH", hint="install git") from e
+    if check and proc.returncode != 0:
+        raise GitError(f"git {_subcommand(args)} failed in {cwd}: {stderr_text(proc)}")
+    return proc
+
+
+def _subcommand(args: Sequence[str]) -> str:
+    i = 0
+    while i < len(args) and args[i].startswith("-"):
+        i += 2 if args[i] == "-c" else 1
+    return args[i] if i < len(args) else "command"
+
+
+def stderr_text(proc: subprocess.CompletedProcess[bytes]) -> str:
+    text = (
+        proc.stderr.decode("utf-8", "replace").strip()
+        or proc.stdout.decode("utf-8", "replace").strip()
+    )
+    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.startswith("hint:")]
+    return "; ".join(lines[-4:]) or f"exit status {proc.returncode}"
+
+
+def git_out(cwd: Path, *args: str) -> str:
+    return run_git(cwd, args).stdout.decode("utf-8", "surrogateescape").strip()
+
+
+def check_ref(ref: str, what: str = "ref") -> str:
+    if not isinstance(ref, str) or not ref or ref.startswith("-"):
+        raise UsageError(f"invalid {what} {ref!r}: may not be empty or start with '-'")
+    if any(ord(c) < 32 or ord(c) == 127 for c in ref):
+        raise UsageError(f"invalid {what} {ref!r}: contains control characters")
+    return ref
+
+
+def resolve_commit(cwd: Path, ref: str, what: str = "base") -> str:
+    check_ref(ref, what)
+    proc = run_git(
+        cwd,
+        ["rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}"],
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise NotFound(
+            f"{what} {ref!r} is not a commit in {cwd}", hint="check the session's base commit"
+        )
+    return proc.stdout.decode().strip()
+
+
+def worktree_root(path: Path) -> Path:
+    """Top level of the checkout at `path`, refusing a `.git` file that points inside it.
+
+    A session's `.git` file is in the agent's reach; a gitdir inside the worktree would be
+    one the agent wrote, with its own config (filters, drivers) run by the daemon.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise NotFound(f"worktree {path} does not exist")
+    # Checked before git runs at all: even rev-parse would read that directory's config.
+    _check_git_file(path.resolve())
+    proc = run_git(path, ["rev-parse", "--show-toplevel", "--absolute-git-dir"], check=False)
+    if proc.returncode != 0:
+        raise GitError(f"{path} is not a git checkout: {stderr_text(proc)}")
+    top_s, gitdir_s = proc.stdout.decode("utf-8", "surrogateescape").splitlines()[:2]
+    top, gitdir = Path(top_s).resolve(), Path(gitdir_s).resolve()
+    if (top / ".git").is_file() and gitdir.is_relative_to(top):
+        _refuse_gitdir(top, gitdir)
+    return top
+
+
+def _check_git_file(top: Path) -> None:
+    try:
+        text = (top / ".git").read_text("utf-8", "replace") if (top / ".git").is_file() else ""
+    except OSError:
+        return
+    if text.startswith("gitdir:"):
+        gitdir = (top / text[7:].strip()).resolve()
+        if gitdir.is_relative_to(top):
+            _refuse_gitdir(top, gitdir)
+
+
+def _refuse_gitdir(top: Path, gitdir: Path) -> None:
+    raise GitError(
+        f"{top}/.git points at a git directory inside the worktree ({gitdir})",
+        hint="the worktree's .git file was rewritten; recreate the session",
+    )
+
+
+# --------------------------------------------------------------------------- model
+
+
+@dataclass(slots=True)
+class DiffLine:
+    kind: LineKind
+    text: str  # without the line's "\r" (see `cr`) so it displays cleanly
+    old_no: int | None
+    new_no: int | None
+    no_newline: bool = False  # "\ No newline at end of file" follows this line
+    cr: bool = False  # the line ended in "\r\n"; kept so patches reproduce the bytes
+
+    def raw(self) -> str:
+        return self.text + "\r" if self.cr else self.text
+
+
+@dataclass(slots=True)
+class Hunk:
+    id: str
+    header: str
+    old_start: int
+    old_lines: int
+    new_start: int
+    new_lines: int
+    lines: list[DiffLine]
+
+    def render(self) -> str:
+        old, new = _range(self.old_start, self.old_lines), _range(self.new_start, self.new_lines)
+        out = [f"@@ -{old} +{new} @@{self.section}\n"]
+        for ln in self.lines:
+            out.append(f"{ln.kind}{ln.raw()}\n")
+            if ln.no_newline:
+                out.append("\\ No newline at end of file\n")
+        return "".join(out)
+
+    @property
+    def section(self) -> str:
+        """The function-context text git prints after the second "@@" (with its space)."""
+        end = self.header.find("@@", 2)
+        return self.header[end + 2 :] if end >= 0 else ""
+
+
+@dataclass(slots=True)
+class FileDiff:
+    path: str
+    old_path: str | None
+    status: FileStatus
+    binary: bool
+    added: int
+    removed: int
+    hunks: list[Hunk]
+    mode_change: tuple[str, str] | None = None
+    old_mode: str | None = None
+    new_mode: str | None = None
+    similarity: int | None = None
+    index: str | None = None  # "abc123..def456" from git's index line
+    binary_patch: str | None = field(default=None, repr=False)  # "GIT binary patch" payload
+
+    @property
+    def is_symlink(self) -> bool:
+        return "120000" in (self.old_mode, self.new_mode)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": _display(self.path),
+            "old_path": _display(self.old_path) if self.old_path is not None else None,
+            "status": self.status,
+            "binary": self.binary,
+            "added": self.added,
+            "removed": self.removed,
+            "mode_change": list(self.mode_change) if self.mode_change else None,
+            "old_mode": self.old_mode,
+            "new_mode": self.new_mode,
+            "hunks": [
+                {
+                    "id": h.id,
+                    "header": _display(h.header),
+                    "old_start": h.old_start,
+                    "old_lines": h.old_lines,
+                    "new_start": h.new_start,
+                    "new_lines": h.new_lines,
+                    "lines": [_line_json(ln) for ln in h.lines],
+                }
+                for h in self.hunks
+            ],
+        }
+
+    def render(self) -> str:
+        """This file's part of a `git apply`-able patch."""
+        if self.status == "typechange":
+            gone = FileDiff(
+                self.path,
+                None,
+                "deleted",
+                self.binary,
+                0,
+                0,
+                [h for h in self.hunks if _only_removals(h)],
+                old_mode=self.old_mode,
+            )
+            new = FileDiff(
+                self.path,
+                None,
+                "added",
+                self.binary,
+                0,
+                0,
+                [h for h in self.hunks if not _only_removals(h)],
+                new_mode=self.new_mode,
+            )
+            return gone.render() + new.render()
+        old = self.old_path if self.old_path is not None else self.path
+        out = [f"diff --git {quote_path('a/' + old)} {quote_path('b/' + self.path)}\n"]
+        if self.status == "added":
+            out.append(f"new file mode {self.new_mode or '100644'}\n")
+        elif self.status == "deleted":
+            out.append(f"deleted file mode {self.old_mode or '100644'}\n")
+        if self.mode_change:
+            out.append(f"old mode {self.mode_change[0]}\nnew mode {self.mode_change[1]}\n")
+        if self.status in ("renamed", "copied"):
+            verb = "rename" if self.status == "renamed" else "copy"
+            if self.similarity is not None:
+                out.append(f"similarity index {self.similarity}%\n")
+            out.append(f"{verb} from {quote_path(old)}\n{verb} to {quote_path(self.path)}\n")
+        if self.index:
+            mode = (
+                f" {self.new_mode}"
+                if self.status in ("modified", "renamed", "copied")
+                and not self.mode_change
+                and self.new_mode
+                else ""
+            )
+            out.append(f"index {self.index}{mode}\n")
+        src = "/dev/null" if self.status == "added" else quote_header_path("a/" + old)
+        dst = "/dev/null" if self.status == "deleted" else quote_header_path("b/" + self.path)
+        if self.binary:
+            if self.binary_patch is not None:
+                out.append("GIT binary patch\n" + self.binary_patch)
+            else:
+                out.append(f"Binary files {src} and {dst} differ\n")
+        if self.hunks:  # (never both from git; kept so odd input round-trips)
+            out.append(f"--- {src}\n+++ {dst}\n")
+            out.extend(h.render() for h in self.hunks)
+        return "".join(out)
+
+
+@dataclass(slots=True)
+class Diff:
+    base: str
+    files: list[FileDiff]
+
+    def stat(self) -> tuple[int, int, int]:
+        """(files changed, lines added, lines removed)."""
+        return len(self.files), sum(f.added for f in self.files), sum(f.removed for f in self.files)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"base": self.base, "files": [f.to_json() for f in self.files]}
+
+    def unified(self) -> str:
+        return "".join(f.render() for f in self.files)
+
+    def find_hunk(self, hunk_id: str) -> tuple[FileDiff, Hunk]:
+        for f in self.files:
+            for h in f.hunks:
+                if h.id == hunk_id:
+                    return f, h
+        raise NotFound(f"hunk {hunk_id!r} no longer exists; refresh the diff")
+
+    def file(self, path: str) -> FileDiff:
+        for f in self.files:
+            if path in (f.path, f.old_path):
+                return f
+        raise NotFound(f"{path!r} has no changes against the base")
+
+
+def _range(start: int, count: int) -> str:
+    return str(start) if count == 1 else f"{start},{count}"
+
+
+def _only_removals(h: Hunk) -> bool:
+    return all(ln.kind == "-" for ln in h.lines)
+
+
+def _display(s: str) -> str:
+    """Undecodable bytes (kept as surrogates to reproduce them) shown as U+FFFD."""
+    try:
+        s.encode("utf-8")
+        return s
+    except UnicodeEncodeError:
+        return s.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def _line_json(ln: DiffLine) -> list[Any]:
+    row: list[Any] = [ln.kind, _display(ln.text), ln.old_no, ln.new_no]
+    if ln.no_newline or ln.cr:
+        row.append({"no_newline": ln.no_newline, "cr": ln.cr})
+    return row
+
+
+# --------------------------------------------------------------------------- path quoting
+
+_C_ESCAPES = {
+    "\a": "a",
+    "\b": "b",
+    "\t": "t",
+    "\n": "n",
+    "\v": "v",
+    "\f": "f",
+    "\r": "r",
+    '"': '"',
+    "\\": "\\",
+}
+_C_UNESCAPES = {v: k for k, v in _C_ESCAPES.items()}
+
+
+def quote_path(path: str) -> str:
+    """git's C-style quoting with core.quotePath=false: only specials and control bytes."""
+    if not any(
+        c in _C_ESCAPES or ord(c) < 32 or ord(c) == 127 or 0xDC80 <= ord(c) <= 0xDCFF for c in path
+    ):
+        return path
+    out = []
+    for c in path:
+        if c in _C_ESCAPES:
+            out.append("\\" + _C_ESCAPES[c])
+        elif ord(c) < 32 or ord(c) == 127:
+            out.append(f"\\{ord(c):03o}")
+        elif 0xDC80 <= ord(c) <= 0xDCFF:  # an undecodable byte
+            out.append(f"\\{ord(c) - 0xDC00:03o}")
+        else:
+            out.append(c)
+    return '"' + "".join(out) + '"'
+
+
+def quote_header_path(path: str) -> str:
+    # git appends a tab to ---/+++ names with spaces so `patch` finds where the name ends.
+    q = quote_path(path)
+    return q + "\t" if " " in path and not q.startswith('"') else q
+
+
+def _unquote(s: str) -> str:
+    """Inverse of git's quoting; octal escapes are bytes (UTF-8, or surrogates if not)."""
+    if len(s) < 2 or not (s.startswith('"') and s.endswith('"')):
+        return s
+    body, out, i = s[1:-1], bytearray(), 0
+    while i < len(body):
+        c = body[i]
+        if c == "\\" and i + 1 < len(body):
+            n = body[i + 1]
+            if n in "0123" and re.match(r"[0-7]{3}", body[i + 1 : i + 4]):
+                out.append(int(body[i + 1 : i + 4], 8))
+                i += 4
+                continue
+            out += _C_UNESCAPES.get(n, n).encode("utf-8", "surrogateescape")
+            i += 2
+            continue
+        out += c.encode("utf-8", "surrogateescape")
+        i += 1
+    return out.decode("utf-8", "surrogateescape")
+
+
+def _split_quoted(s: str) -> tuple[str, str] | None:
+    """First token of `s` if it is a quoted string: (token, rest)."""
+    if not s.startswith('"'):
+        return None
+    i = 1
+    while i < len(s):
+        if s[i] == "\\":
+            i += 2
+            continue
+        if s[i] == '"':
+            return s[: i + 1], s[i + 1 :].lstrip(" ")
+        i += 1
+    return None
+
+
+def _strip_prefix(path: str, prefix: str) -> str:
+    return path[len(prefix) :] if path.startswith(prefix) else path
+
+
+def _git_line_paths(rest: str) -> tuple[str | None, str | None]:
+    """Paths from the remainder of a `diff --git ` line, or None where ambiguous."""
+    first = _split_quoted(rest)
+    if first:
+        a = _unquote(first[0])
+        second = first[1]
+        b = _unquote(second) if second.startswith('"') else second
+        return _strip_prefix(a, "a/"), _strip_prefix(b, "b/")
+    if rest.endswith('"'):
+        idx = rest.rfind(' "')
+        if idx >= 0:
+            return _strip_prefix(rest[:idx], "a/"), _strip_prefix(_unquote(rest[idx + 1 :]), "b/")
+    # Unquoted "a/P b/P": without a rename both halves are equal, so split in the middle.
+    if len(rest) % 2 == 1:
+        half = (len(rest) - 1) // 2
+        a, sep, b = rest[:half], rest[half], rest[half + 1 :]
+        if sep == " " and a.startswith("a/") and b.startswith("b/") and a[2:] == b[2:]:
+            return a[2:], b[2:]
+        if sep == " " and a == b:
+            return a, b
+    return None, None
+
+
+def _header_path(value: str, prefix: str) -> str | None:
+    """A ---/+++ name: None for /dev/null, else unquoted without its prefix or trailing tab."""
+    if value.startswith('"'):
+        q = _split_quoted(value)
+        value = _unquote(q[0]) if q else value
+    else:
+        value = value.split("\t", 1)[0]
+    if value == "/dev/null":
+        return None
+    return _strip_prefix(value, prefix)
+
+
+# --------------------------------------------------------------------------- parser
+
+_HUNK_RE = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
+
+
+class _FileBuilder:
+    __slots__ = (
+        "a_path",
+        "b_path",
+        "binary",
+        "binary_patch",
+        "hunks",
+        "index",
+        "kind",
+        "minus",
+        "minus_null",
+        "new_mode",
+        "old_mode",
+        "plus",
+        "plus_null",
+        "rename_from",
+        "rename_to",
+        "similarity",
+    )
+
+    def __init__(self, a_path: str | None, b_path: str | None) -> None:
+        self.a_path, self.b_path = a_path, b_path
+        self.minus: str | None = None  # from ---: None = not seen
+        self.plus: str | None = None
+        self.kind: FileStatus | None = None
+        self.old_mode: str | None = None
+        self.new_mode: str | None = None
+        self.rename_from: str | None = None
+        self.rename_to: str | None = None
+        self.similarity: int | None = None
+        self.index: str | None = None
+        self.binary = False
+        self.binary_patch: str | None = None
+        self.hunks: list[tuple[str, int, int, int, int, list[DiffLine]]] = []
+        self.minus_null = False
+        self.plus_null = False
+
+    def build(self) -> FileDiff:
+        status: FileStatus
+        if self.kind:
+            status = self.kind
+        elif self.minus_null and not self.plus_null:
+            status = "added"
+        elif self.plus_null and not self.minus_null:
+            status = "deleted"
+        else:
+            status = "modified"
+        new_path = self.rename_to or self.plus or self.b_path
+        old_path = self.rename_from or self.minus or self.a_path
+        if status == "deleted":
+            new_path = old_path or new_path
+        if new_path is None:
+            new_path = old_path or ""
+        mode_change = None
+        if (
+            status in ("modified", "renamed", "copied")
+            and self.old_mode
+            and self.new_mode
+            and self.old_mode != self.new_mode
+        ):
+            mode_change = (self.old_mode, self.new_mode)
+        added = sum(1 for h in self.hunks for ln in h[5] if ln.kind == "+")
+        removed = sum(1 for h in self.hunks for ln in h[5] if ln.kind == "-")
+        hunks = _with_ids(new_path, self.hunks)
+        return FileDiff(
+            path=new_path,
+            old_path=old_path if status in ("renamed", "copied") else None,
+            status=status,
+            binary=self.binary,
+            added=added,
+            removed=removed,
+            hunks=hunks,
+            mode_change=mode_change,
+            old_mode=self.old_mode if status != "added" else None,
+            new_mode=self.new_mode if status != "deleted" else None,
+            similarity=self.similarity,
+            index=self.index,
+            binary_patch=self.binary_patch,
+        )
+
+
+def _hunk_id(path: str, lines: Iterable[DiffLine], n: int) -> str:
+    parts = [path]
+    for ln in lines:
+        if ln.kind != " ":
+            parts += ("\0", ln.kind, ln.raw(), "\\" if ln.no_newline else "")
+    if n:
+        parts.append(f"\0#{n}")
+    return hashlib.sha1("".join(parts).encode("utf-8", "surrogateescape")).hexdigest()[:12]
+
+
+def _with_ids(path: str, raw: list[tuple[str, int, int, int, int, list[DiffLine]]]) -> list[Hunk]:
+    seen: dict[str, int] = {}
+    out = []
+    for header, os_, ol, ns, nl, lines in raw:
+        first = _hunk_id(path, lines, 0)
+        n = seen.get(first, 0)
+        seen[first] = n + 1
+        out.append(
+            Hunk(first if n == 0 else _hunk_id(path, lines, n), header, os_, ol, ns, nl, lines)
+        )
+    return out
+
+
+def parse_unified(text: str) -> list[FileDiff]:
+    """Parse `git diff` output (plain unified diffs too) into files.
+
+    Text before the first file header is ignored. A hunk whose body is cut short or a
+    malformed hunk header raises UsageError naming the line.
+    """
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    files: list[FileDiff] = []
+    cur: _FileBuilder | None = None
+    i, n = 0, len(lines)
+
+    def finish() -> None:
+        nonlocal cur
+        if cur is not None:
+            files.append(cur.build())
+            cur = None
+
+    while i < n:
+        line = lines[i]
+        if line.startswith("diff --git "):
+            finish()
+            a, b = _git_line_paths(line[11:])
+            cur = _FileBuilder(a, b)
+            i += 1
+            continue
+        if line.startswith("--- ") and i + 1 < n and lines[i + 1].startswith("+++ "):
+            if cur is None or cur.hunks or cur.minus is not None or cur.minus_null or cur.binary:
+                finish()  # a plain unified diff: "---"/"+++" start a new file
+                cur = _FileBuilder(None, None)
+            m, p = _header_path(line[4:], "a/"), _header_path(lines[i + 1][4:], "b/")
+            cur.minus, cur.minus_null = m, m is None
+            cur.plus, cur.plus_null = p, p is None
+            i += 2
+            continue
+        if line.startswith("@@ "):
+            hm = _HUNK_RE.match(line)
+            if not hm:
+                raise UsageError(f"malformed hunk header at diff line {i + 1}: {line[:80]!r}")
+            if cur is None:
+                cur = _FileBuilder(None, None)
+            i = _parse_hunk(lines, i, hm, cur)
+            continue
+        if cur is not None and not cur.hunks:
+            _header_line(cur, line)
+            if line == "GIT binary patch":
+                j = i + 1
+                while j < n and not lines[j].startswith("diff --git "):
+                    j += 1
+                cur.binary_patch = "".join(f"{x}\n" for x in lines[i + 1 : j])
+                i = j
+                continue
+        i += 1
+    finish()
+    return _merge_typechanges(files)
+
+
+def _header_line(cur: _FileBuilder, line: str) -> None:
+    key, _, value = line.partition(" ")
+    if line.startswith("new file mode "):
+        cur.kind, cur.new_mode = "added", line[14:].strip()
+    elif line.startswith("deleted file mode "):
+        cur.kind, cur.old_mode = "deleted", line[18:].strip()
+    elif key == "old" and value.startswith("mode "):
+        cur.old_mode = value[5:].strip()
+    elif key == "new" and value.startswith("mode "):
+        cur.new_mode = value[5:].strip()
+    elif line.startswith(("rename from ", "copy from ")):
+        cur.kind = "renamed" if key == "rename" else "copied"
+        cur.rename_from = _unquote(line.split(" from ", 1)[1])
+    elif line.startswith(("rename to ", "copy to ")):
+        cur.kind = "renamed" if key == "rename" else "copied"
+        cur.rename_to = _unquote(line.split(" to ", 1)[1])
+    elif line.startswith(("similarity index ", "dissimilarity index ")):
+        digits = line.rsplit(" ", 1)[1].rstrip("%")
+        cur.similarity = int(digits) if digits.isdigit() else None
+    elif key == "index" and value:
+        ids, _, mode = value.partition(" ")
+        cur.index = ids
+        if mode.strip():
+            cur.old_mode = cur.old_mode or mode.strip()
+            cur.new_mode = cur.new_mode or mode.strip()
+    elif line.startswith("Binary files ") or line == "GIT binary patch":
+        cur.binary = True
+        if line.endswith(" differ") and " and " in line:
+            # "Binary files a/x and /dev/null differ": the only hint of an add or delete
+            # when git printed no mode lines (plain diffs).
+            cur.minus_null = cur.minus_null or line.startswith("Binary files /dev/null ")
+            cur.plus_null = cur.plus_null or line.endswith(" and /dev/null differ")
+
+
+def _parse_hunk(lines: list[str], i: int, m: re.Match[str], cur: _FileBuilder) -> int:
+    old_start, new_start = int(m[1]), int(m[3])
+    old_count = int(m[2]) if m[2] is not None else 1
+    new_count = int(m[4]) if m[4] is not None else 1
+    header = lines[i]
+    body: list[DiffLine] = []
+    add, line_cls = body.append, DiffLine  # the hot loop of a large diff
+    old_no, new_no = old_start, new_start
+    old_end, new_end = old_start + old_count, new_start + new_count
+    i += 1
+    n = len(lines)
+    while old_no < old_end or new_no < new_end:
+        if i >= n:
+            raise UsageError(f"diff ends inside the hunk {header[:60]!r}")
+        raw = lines[i]
+        i += 1
+        kind = raw[:1]
+        text = raw[1:]
+        cr = text[-1:] == "\r"
+        if cr:
+            text = text[:-1]
+        if kind == "+" and new_no < new_end:
+            add(line_cls("+", text, None, new_no, False, cr))
+            new_no += 1
+        elif kind == "-" and old_no < old_end:
+            add(line_cls("-", text, old_no, None, False, cr))
+            old_no += 1
+        elif (kind == " " or not raw) and old_no < old_end and new_no < new_end:
+            # A bare empty line is an empty context line (diff.suppressBlankEmpty).
+            add(line_cls(" ", text, old_no, new_no, False, cr))
+            old_no += 1
+            new_no += 1
+        elif kind == "\\":
+            if body:
+                body[-1].no_newline = True
+        else:
+            raise UsageError(f"diff line {i} does not fit the hunk {header[:60]!r}: {raw[:60]!r}")
+    while i < n and lines[i].startswith("\\"):
+        if body:
+            body[-1].no_newline = True
+        i += 1
+    cur.hunks.append((header, old_start, old_count, new_start, new_count, body))
+    return i
+
+
+def _merge_typechanges(files: list[FileDiff]) -> list[FileDiff]:
+    """git prints a type change (file <-> symlink) as a delete then an add of one path."""
+    out: list[FileDiff] = []
+    for f in files:
+        prev = out[-1] if out else None
+        if (
+            prev is not None
+            and prev.status == "deleted"
+            and f.status == "added"
+            and prev.path == f.path
+            and prev.old_mode != f.new_mode
+        ):
+            hunks = prev.hunks + f.hunks
+            out[-1] = FileDiff(
+                path=f.path,
+                old_path=None,
+                status="typechange",
+                binary=prev.binary or f.binary,
+                added=f.added,
+                removed=prev.removed,
+                hunks=hunks,
+                mode_change=(prev.old_mode or "", f.new_mode or ""),
+                old_mode=prev.old_mode,
+                new_mode=f.new_mode,
+            )
+            continue
+        out.append(f)
+    return out
+
+
+# --------------------------------------------------------------------------- computing
+
+
+def compute_diff(
+    worktree: Path, base: str, *, context: int = 3, paths: Sequence[str] | None = None
+) -> Diff:
+    """The worktree (tracked + untracked, minus ignored) against `base`; `paths` limits it."""
+    if not isinstance(context, int) or isinstance(context, bool) or not 0 <= context <= 10_000:
+        raise UsageError(f"invalid context {context!r}: use a number of lines from 0 up")
+    top = worktree_root(worktree)
+    sha = resolve_commit(top, base)
+    index = Path(git_out(top, "rev-parse", "--path-format=absolute", "--git-path", "index"))
+    with tempfile.TemporaryDirectory(prefix="wb-diff-") as tmp:
+        tmp_index = Path(tmp) / "index"
+        if index.is_file():
+            # A copy keeps the stat cache, so only files changed since the agent's last
+            # `git add` are re-read.
+            shutil.copyfile(index, tmp_index)
+        env = {"GIT_INDEX_FILE": str(tmp_index)}
+        if not tmp_index.exists():
+            run_git(top, ["read-tree", "HEAD"], env=env)
+        # --ignore-errors: one unaddable path (an empty nested repo, an unreadable file)
+        # should not hide the rest of the diff.
+        add = [*ADD_OPTS, "add", "--intent-to-add", "--all", "--ignore-errors", "--", "."]
+        proc = run_git(top, add, env=env, check=False)
+        if proc.returncode != 0 and b"fatal:" in proc.stderr:
+            raise GitError(f"git add failed in {top}: {stderr_text(proc)}")
+        args = [*ADD_OPTS, "diff", *_DIFF_FLAGS, "-M", f"-U{context}", sha, "--"]
+        if paths:
+            env["GIT_LITERAL_PATHSPECS"] = "1"
+            args += [check_path(p) for p in paths]
+        out = run_git(top, args, env=env).stdout
+    return Diff(base=sha, files=parse_unified(out.decode("utf-8", "surrogateescape")))
+
+
+def check_path(path: str) -> str:
+    p = Path(path)
+    if not path or p.is_absolute() or ".." in p.parts or "\0" in path:
+        raise UsageError(f"invalid path {path!r}: give a path relative to the worktree")
+    return path
+
+
+# --------------------------------------------------------------------------- rendering helpers
+
+
+def diff_stat_text(diff: Diff, width: int = 80) -> str:
+    """A `git diff --stat` style summary."""
+    if not diff.files:
+        return " 0 files changed\n"
+    names = [_stat_name(f) for f in diff.files]
+    counts = ["Bin" if f.binary else str(f.added + f.removed) for f in diff.files]
+    name_w = min(max(len(s) for s in names), max(20, width // 2))
+    count_w = max(len(c) for c in counts)
+    bar_w = max(10, width - name_w - count_w - 5)
+    biggest = max((f.added + f.removed for f in diff.files), default=0)
+    rows = []
+    for f, name, count in zip(diff.files, names, counts, strict=True):
+        if len(name) > name_w:
+            name = "..." + name[-(name_w - 3) :]
+        total = f.added + f.removed
+        plus, minus = f.added, f.removed
+        if biggest > bar_w and total:
+            plus = round(f.added * bar_w / biggest)
+            minus = round(f.removed * bar_w / biggest)
+            if f.added and not plus:
+                plus = 1
+            if f.removed and not minus:
+                minus = 1
+        bar = "" if f.binary else "+" * plus + "-" * minus
+        rows.append(f" {name.ljust(name_w)} | {count.rjust(count_w)} {bar}".rstrip() + "\n")
+    nfiles, added, removed = diff.stat()
+    summary = f" {nfiles} file{'s' if nfiles != 1 else ''} changed"
+    if added or not removed:
+        summary += f", {added} insertion{'s' if added != 1 else ''}(+)"
+    if removed or not added:
+        summary += f", {removed} deletion{'s' if removed != 1 else ''}(-)"
+    return "".join(rows) + summary + "\n"
+
+
+def _stat_name(f: FileDiff) -> str:
+    path = _display(f.path)
+    if f.old_path is None or f.old_path == f.path:
+        return quote_path(path)
+    old = _display(f.old_path)
+    # Compact "dir/{old => new}/rest" like git when the names share leading/trailing dirs.
+    o_parts, n_parts = old.split("/"), path.split("/")
+    pre = 0
+    while pre < min(len(o_parts), len(n_parts)) - 1 and o_parts[pre] == n_parts[pre]:
+        pre += 1
+    post = 0
+    while (
+        post < min(len(o_parts), len(n_parts)) - pre - 1
+        and o_parts[-1 - post] == n_parts[-1 - post]
+    ):
+        post += 1
+    if pre == 0 and post == 0:
+        return f"{old} => {path}"
+    mid_o = "/".join(o_parts[pre : len(o_parts) - post])
+    mid_n = "/".join(n_parts[pre : len(n_parts) - post])
+    head = "/".join(o_parts[:pre]) + ("/" if pre else "")
+    tail = ("/" if post else "") + "/".join(o_parts[len(o_parts) - post :])
+    return f"{head}{{{mid_o} => {mid_n}}}{tail}"
+
+
+_TOKEN_RE = re.compile(r"\w+|\s+|[^\w\s]", re.UNICODE)
+_WORD_DIFF_MAX = 4000
+
+
+def word_diff(old: str, new: str) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """Changed character spans [start, end) in `old` and in `new`, by word tokens."""
+    if old == new:
+        return [], []
+    if len(old) + len(new) > _WORD_DIFF_MAX:  # too long to be worth a token match
+        return ([(0, len(old))] if old else []), ([(0, len(new))] if new else [])
+    a = [m.span() for m in _TOKEN_RE.finditer(old)]
+    b = [m.span() for m in _TOKEN_RE.finditer(new)]
+    sm = difflib.SequenceMatcher(
+        None, [old[s:e] for s, e in a], [new[s:e] for s, e in b], autojunk=False
+    )
+    spans_a: list[tuple[int, int]] = []
+    spans_b: list[tuple[int, int]] = []
+    for tag, i1, i2, j1, j2 in sm.get_opcodes():
+        if tag == "equal":
+            continue
+        if i2 > i1:
+            _add_span(spans_a, a[i1][0], a[i2 - 1][1])
+        if j2 > j1:
+            _add_span(spans_b, b[j1][0], b[j2 - 1][1])
+    return spans_a, spans_b
+
+
+def _add_span(spans: list[tuple[int, int]], start: int, end: int) -> None:
+    if spans and spans[-1][1] == start:
+        spans[-1] = (spans[-1][0], end)
+    else:
+        spans.append((start, end))

@@ -1,0 +1,235 @@
+"""A PTY-backed child process with a non-blocking asyncio reader.
+
+Reads are bounded per wake-up so one busy session cannot starve the others: the event
+loop round-robins over ready file descriptors, and each callback reads at most
+`READ_BUDGET` bytes before yielding.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import fcntl
+import os
+import signal
+import struct
+import termios
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import ptyprocess
+
+from workbench.errors import UsageError
+
+READ_CHUNK = 65536
+READ_BUDGET = 256 * 1024
+
+
+def process_start_time(pid: int) -> int | None:
+    """Kernel start time of `pid` (clock ticks since boot), to tell a pid from its reuse."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return None
+    # The command name may contain spaces and ')': fields resume after the last ')'.
+    fields = raw[raw.rfind(b")") + 2 :].split()
+    try:
+        return int(fields[19])
+    except (IndexError, ValueError):
+        return None
+
+
+class PtyProcess:
+    def __init__(
+        self,
+        argv: Sequence[str],
+        *,
+        cwd: Path,
+        env: Mapping[str, str],
+        cols: int,
+        rows: int,
+        pass_fds: Sequence[int] = (),
+    ) -> None:
+        if not argv:
+            raise UsageError("empty command")
+        self.argv = list(argv)
+        self.cwd = cwd
+        self.env = dict(env)
+        self.cols, self.rows = cols, rows
+        self.pass_fds = tuple(pass_fds)
+        self.exit_code: int | None = None
+        self.exit_signal: int | None = None
+        self._proc: ptyprocess.PtyProcess | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._out: bytearray = bytearray()
+        self._writing = False
+        self._pidfd: int | None = None
+        self._eof = False
+        self._exited = asyncio.Event()
+        self._on_output: Callable[[bytes], None] = lambda b: None
+        self._on_exit: Callable[[PtyProcess], None] = lambda p: None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    @property
+    def fd(self) -> int:
+        assert self._proc is not None
+        return int(self._proc.fd)
+
+    def start(
+        self, on_output: Callable[[bytes], None], on_exit: Callable[[PtyProcess], None]
+    ) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._on_output, self._on_exit = on_output, on_exit
+        try:
+            self._proc = ptyprocess.PtyProcess.spawn(
+                self.argv,
+                cwd=str(self.cwd),
+                env=self.env,
+                dimensions=(self.rows, self.cols),
+                pass_fds=self.pass_fds,
+            )
+        except FileNotFoundError:
+            raise UsageError(f"command not found: {self.argv[0]}") from None
+        except OSError as e:
+            raise UsageError(f"cannot start {self.argv[0]}: {e.strerror or e}") from None
+        os.set_blocking(self.fd, False)
+        self._loop.add_reader(self.fd, self._readable)
+        try:
+            self._pidfd = os.pidfd_open(self._proc.pid)
+            self._loop.add_reader(self._pidfd, self._check_exit)
+        except (AttributeError, OSError):
+            self._pidfd = None
+            self._loop.call_later(0.5, self._poll_exit)
+
+    def _readable(self) -> None:
+        got = 0
+        chunks: list[bytes] = []
+        while got < READ_BUDGET:
+            try:
+                data = os.read(self.fd, READ_CHUNK)
+            except BlockingIOError:
+                break
+            except OSError as e:
+                if e.errno not in (errno.EIO, errno.EBADF):
+                    raise
+                data = b""
+            if not data:
+                self._eof = True
+                break
+            chunks.append(data)
+            got += len(data)
+        if chunks:
+            self._on_output(b"".join(chunks))
+        if self._eof:
+            assert self._loop is not None
+            self._loop.remove_reader(self.fd)
+            self._check_exit()
+
+    def _check_exit(self) -> None:
+        if self._proc is None or self.exit_code is not None or self.exit_signal is not None:
+            return
+        try:
+            pid, status = os.waitpid(self._proc.pid, os.WNOHANG)
+        except ChildProcessError:
+            pid, status = self._proc.pid, 0
+        if pid == 0:
+            return
+        if os.WIFSIGNALED(status):
+            self.exit_signal = os.WTERMSIG(status)
+            self.exit_code = 128 + self.exit_signal
+        else:
+            self.exit_code = os.waitstatus_to_exitcode(status)
+        self._proc.terminated = True
+        self._finish()
+
+    def _poll_exit(self) -> None:
+        self._check_exit()
+        if self.exit_code is None and self._loop is not None:
+            self._loop.call_later(0.5, self._poll_exit)
+
+    def _finish(self) -> None:
+        assert self._loop is not None and self._proc is not None
+        # Drain what the child wrote just before exiting.
+        if not self._eof:
+            with contextlib.suppress(OSError):
+                self._readable()
+        for fd in (self._pidfd,):
+            if fd is not None:
+                self._loop.remove_reader(fd)
+                os.close(fd)
+        self._pidfd = None
+        with contextlib.suppress(Exception):
+            self._loop.remove_reader(self.fd)
+            self._loop.remove_writer(self.fd)
+        with contextlib.suppress(OSError):
+            self._proc.close(force=False)
+        self._exited.set()
+        self._on_exit(self)
+
+    @property
+    def alive(self) -> bool:
+        return self._proc is not None and self.exit_code is None
+
+    def write(self, data: bytes) -> None:
+        if not self.alive or not data:
+            return
+        self._out += data
+        self._flush()
+
+    def _flush(self) -> None:
+        assert self._loop is not None
+        while self._out:
+            try:
+                n = os.write(self.fd, self._out[:READ_CHUNK])
+            except BlockingIOError:
+                break
+            except OSError:
+                self._out.clear()
+                break
+            del self._out[:n]
+        if self._out and not self._writing:
+            self._writing = True
+            self._loop.add_writer(self.fd, self._writable)
+        elif not self._out and self._writing:
+            self._writing = False
+            self._loop.remove_writer(self.fd)
+
+    def _writable(self) -> None:
+        self._flush()
+
+    def resize(self, cols: int, rows: int) -> None:
+        self.cols, self.rows = cols, rows
+        if self.alive:
+            with contextlib.suppress(OSError):
+                fcntl.ioctl(self.fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+    def signal(self, sig: int) -> None:
+        """Signal the child's whole process group (its job-control children too)."""
+        if not self.alive or self.pid is None:
+            return
+        try:
+            os.killpg(os.getpgid(self.pid), sig)
+        except (ProcessLookupError, PermissionError):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, sig)
+
+    async def stop(self, grace: float = 2.0) -> None:
+        """SIGHUP (as a closing terminal would), then SIGKILL after `grace` seconds."""
+        if not self.alive:
+            return
+        self.signal(signal.SIGHUP)
+        self.signal(signal.SIGCONT)
+        try:
+            await asyncio.wait_for(self._exited.wait(), grace)
+        except TimeoutError:
+            self.signal(signal.SIGKILL)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._exited.wait(), 2.0)
+
+    async def wait(self) -> int | None:
+        await self._exited.wait()
+        return self.exit_code

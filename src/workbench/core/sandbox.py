@@ -1,0 +1,860 @@
+"""bubblewrap policy: a session's sandbox settings -> the exact bwrap argv.
+
+Modes:
+- ``workspace`` (default): the system is read-only, /tmp and $HOME are private, the
+  session's worktree is writable, and of the repo's .git only what a commit on the
+  session's own branch needs is writable (objects, the session's ref directory and
+  reflogs, the worktree's own gitdir minus commondir/gitdir/config.worktree).
+- ``strict``: as workspace, but the whole .git is read-only; the workbench commits from
+  outside.
+- ``off``: no sandbox at all (the UI shows it in red).
+
+Mount order matters because later binds win: the read-only root first, then private
+tmpfs over /tmp, /run and /var/tmp, then the user's extra binds, then protected paths
+(workbench state, other sessions) and secrets hidden with tmpfs or /dev/null, and only
+then the few paths the session needs, re-exposed on top. docs/security.md explains the
+design and its known gaps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fnmatch
+import glob
+import json
+import os
+import pwd
+import select
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from workbench import paths
+from workbench.core import seccomp
+from workbench.errors import SandboxError
+
+if TYPE_CHECKING:
+    from workbench.config import SandboxSettings
+
+Mode = Literal["workspace", "strict", "off"]
+MODES: tuple[Mode, ...] = ("workspace", "strict", "off")
+
+DEFAULT_ENV_ALLOWLIST: tuple[str, ...] = (
+    "PATH", "TERM", "LANG", "LC_ALL", "LC_CTYPE", "COLORTERM", "TZ",
+)
+# Passed when set, whatever the allowlist says: identity, not secrets, and git needs it.
+ALWAYS_PASS_ENV: tuple[str, ...] = (
+    "USER", "LOGNAME",
+    "GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL",
+)
+DEFAULT_HIDDEN_PATHS: tuple[str, ...] = (
+    "~/.ssh", "~/.aws", "~/.config/gcloud", "~/.gnupg", "~/.netrc", "~/.docker", "~/.kube",
+    "~/.azure", "~/.password-store",
+)
+DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
+# Host directories replaced by an empty private tmpfs: they hold most host Unix sockets
+# (X11, tmux, dbus, docker, systemd, ssh-agent, the workbench daemon), and a read-only
+# bind does not stop connect() on a socket.
+PRIVATE_TMPFS: tuple[str, ...] = ("/tmp", "/var/tmp", "/run")
+# Config every sandboxed git command sees (as `-c`, above any config file): no automatic
+# gc or maintenance, which would repack or prune objects shared with the main checkout.
+SESSION_GIT_CONFIG: tuple[tuple[str, str], ...] = (
+    ("gc.auto", "0"),
+    ("maintenance.auto", "false"),
+)
+# Extra branches a session may create next to its own: `wb/<slug>--<name>`. Slugs never
+# contain "--" (slugify collapses dashes), so this prefix is unambiguous.
+EXTRA_BRANCH_SEP = "--"
+_DOTENV_SKIP_DIRS = {".git", "node_modules", ".venv", "venv", "__pycache__", ".tox", ".mypy_cache"}
+_DOTENV_MAX_DEPTH = 3
+_DOTENV_MAX_DIRS = 2000
+SLIRP_TAP = "tap0"
+SLIRP_DNS = "10.0.2.3"
+
+
+@dataclass(frozen=True)
+class SandboxSpec:
+    mode: Mode
+    worktree: Path
+    repo: Path
+    git_common_dir: Path
+    worktree_gitdir: Path
+    branch: str
+    home: Path
+    network: bool = False
+    env: Mapping[str, str] = field(default_factory=dict)
+    env_allowlist: Sequence[str] = DEFAULT_ENV_ALLOWLIST
+    hidden_paths: Sequence[str] = DEFAULT_HIDDEN_PATHS
+    hide_dotenv: bool = True
+    extra_ro_binds: Sequence[str] = ()
+    extra_rw_binds: Sequence[str] = ()
+    protected_paths: Sequence[Path] = ()
+
+    @classmethod
+    def from_settings(cls, settings: SandboxSettings, **kw: object) -> SandboxSpec:
+        """A spec whose configurable lists come from `[sandbox]` in config.toml."""
+        base: dict[str, object] = {
+            "env_allowlist": tuple(settings.env_allowlist),
+            "hidden_paths": tuple(settings.hidden_paths),
+            "hide_dotenv": settings.hide_dotenv,
+            "extra_ro_binds": tuple(settings.extra_ro_binds),
+            "extra_rw_binds": tuple(settings.extra_rw_binds),
+        }
+        base.update(kw)
+        return cls(**base)  # type: ignore[arg-type]
+
+
+@dataclass
+class SandboxCommand:
+    argv: list[str]
+    env: dict[str, str]
+    pass_fds: tuple[int, ...] = ()
+    cwd: Path | None = None
+
+    def close(self) -> None:
+        """Close the fds handed to bwrap; call once the process has been spawned."""
+        for fd in self.pass_fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self.pass_fds = ()
+
+    def __enter__(self) -> SandboxCommand:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    ok: bool
+    bwrap: str | None
+    version: str | None
+    reason: str | None
+    fix: str | None
+    as_root: bool
+    seccomp_ok: bool
+    slirp4netns: str | None = None
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        out = []
+        if self.as_root:
+            out.append(
+                "running as root: sandboxed sessions keep uid 0 (without capabilities), so "
+                "root-owned files outside the sandbox's read-only view stay the only line of "
+                "defence; run workbench as an ordinary user"
+            )
+        if self.ok and not self.slirp4netns:
+            out.append(
+                "slirp4netns is not installed: sessions with network enabled cannot start "
+                "(apt install slirp4netns)"
+            )
+        return tuple(out)
+
+    def describe(self) -> str:
+        """One paragraph for `workbench doctor` and the daemon log."""
+        if self.ok:
+            head = f"sandbox: ok ({self.bwrap}, bubblewrap {self.version}, seccomp on)"
+        else:
+            head = f"sandbox: UNAVAILABLE: {self.reason}\n  fix: {self.fix}"
+        return "\n".join([head, *(f"  warning: {w}" for w in self.warnings)])
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def _real_homes() -> list[Path]:
+    """$HOME and the passwd home: tools differ in which they use to find ~/.ssh."""
+    homes: list[Path] = []
+    env_home = os.environ.get("HOME")
+    if env_home:
+        homes.append(Path(env_home))
+    with contextlib.suppress(KeyError):
+        homes.append(Path(pwd.getpwuid(os.getuid()).pw_dir))
+    out: list[Path] = []
+    for h in homes:
+        if h not in out:
+            out.append(h)
+    return out
+
+
+def expand_hidden(patterns: Iterable[str]) -> list[Path]:
+    """Hidden-path patterns -> existing absolute paths (~ is the real user's home; globs ok)."""
+    found: list[Path] = []
+    for pat in patterns:
+        if pat.startswith("~"):
+            rest = pat[1:].lstrip("/")
+            candidates = [str(h / rest) if rest else str(h) for h in _real_homes()]
+        else:
+            candidates = [pat]
+        for cand in candidates:
+            matches = glob.glob(cand) if glob.has_magic(cand) else [cand]
+            for m in matches:
+                p = Path(m)
+                if p.exists() or p.is_symlink():
+                    for q in (p.absolute(), p.resolve()):
+                        if q not in found:
+                            found.append(q)
+    return found
+
+
+def _find_dotenv(root: Path) -> list[Path]:
+    """`.env*` files and dirs in `root`, a few levels deep (bounded: repos can be huge)."""
+    out: list[Path] = []
+    queue: list[tuple[Path, int]] = [(root, 0)]
+    seen = 0
+    while queue and seen < _DOTENV_MAX_DIRS:
+        d, depth = queue.pop(0)
+        seen += 1
+        try:
+            entries = list(os.scandir(d))
+        except OSError:
+            continue
+        for e in entries:
+            if fnmatch.fnmatch(e.name, ".env*"):
+                out.append(Path(e.path))
+                continue
+            if depth < _DOTENV_MAX_DEPTH and e.name not in _DOTENV_SKIP_DIRS:
+                with contextlib.suppress(OSError):
+                    if e.is_dir(follow_symlinks=False):
+                        queue.append((Path(e.path), depth + 1))
+    return out
+
+
+def _workbench_dirs() -> list[Path]:
+    """Where workbench and the daemon keep state: never visible inside a session."""
+    dirs = [paths.runtime_dir(), paths.data_dir(), paths.state_dir(), paths.config_dir(),
+            paths.cache_dir()]
+    xdg_rt = os.environ.get("XDG_RUNTIME_DIR")
+    if xdg_rt:
+        dirs.append(Path(xdg_rt))
+    return dirs
+
+
+def _is_within(p: Path, parent: Path) -> bool:
+    return p == parent or p.is_relative_to(parent)
+
+
+def _parse_bind(spec: str, what: str) -> tuple[Path, Path]:
+    src_s, _, dst_s = spec.partition(":")
+    src = Path(os.path.expanduser(src_s))
+    dst = Path(os.path.expanduser(dst_s)) if dst_s else src
+    if not src.is_absolute() or not dst.is_absolute():
+        raise SandboxError(
+            f"sandbox.{what}: {spec!r} is not an absolute path",
+            hint="write SRC or SRC:DEST with absolute paths (~ allowed)",
+        )
+    if not src.exists():
+        raise SandboxError(
+            f"sandbox.{what}: {src} does not exist", hint="create it or remove it from the list"
+        )
+    return src.resolve(), dst
+
+
+def is_own_branch(branch: str, name: str) -> bool:
+    """Whether ref `name` (e.g. 'wb/fix--try2') belongs to the session on `branch`."""
+    if name == branch:
+        return True
+    head = branch + EXTRA_BRANCH_SEP
+    return name.startswith(head) and not name[len(head):].startswith("-") and len(name) > len(head)
+
+
+def own_ref_dir(branch: str) -> str:
+    """The directory under refs/heads/ (and logs/refs/heads/) that a session writes."""
+    if not branch.startswith("wb/") or ".." in branch or branch.endswith("/"):
+        raise SandboxError(
+            f"session branch {branch!r} is not under wb/",
+            hint="sandboxed sessions commit only to their own wb/<slug> branch",
+        )
+    return branch.rsplit("/", 1)[0]
+
+
+def _shared_ref_dir(branch: str) -> bool:
+    """True when the session's ref directory also holds other sessions' refs (wb/<slug>)."""
+    return own_ref_dir(branch) == "wb"
+
+
+def ensure_git_layout(git_common_dir: Path, worktree_gitdir: Path, branch: str) -> None:
+    """Create the paths the policy binds, so none can be created later from inside.
+
+    A missing config.worktree could be created from inside the sandbox and, once the
+    repo enables extensions.worktreeConfig, set core.fsmonitor for git run on the host.
+    """
+    rel = own_ref_dir(branch)
+    (git_common_dir / "objects" / "info").mkdir(parents=True, exist_ok=True)
+    (git_common_dir / "refs" / "heads" / rel).mkdir(parents=True, exist_ok=True)
+    (git_common_dir / "logs" / "refs" / "heads" / rel).mkdir(parents=True, exist_ok=True)
+    cw = worktree_gitdir / "config.worktree"
+    if not cw.exists():
+        cw.touch()
+
+
+def prepare_git(
+    worktree_gitdir: Path, *, git_common_dir: Path | None = None, branch: str | None = None
+) -> None:
+    """Prepare a session's git dirs from outside the sandbox (idempotent).
+
+    Creates the paths the policy binds read-only, and sets gc.auto=0 in the session's
+    config.worktree when the repo reads per-worktree config. Sandboxed git also gets
+    gc.auto=0 through GIT_CONFIG_* in its environment, which needs no repo change.
+    """
+    gitdir = worktree_gitdir.resolve()
+    common = (git_common_dir or _read_commondir(gitdir)).resolve()
+    if branch:
+        ensure_git_layout(common, gitdir, branch)
+    else:
+        cw = gitdir / "config.worktree"
+        if not cw.exists():
+            cw.touch()
+        (common / "objects" / "info").mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(
+        ["git", "--git-dir", str(common), "config", "--type=bool", "--get",
+         "extensions.worktreeConfig"],
+        capture_output=True, text=True, check=False,
+    )
+    if proc.stdout.strip() == "true":
+        for key, value in SESSION_GIT_CONFIG:
+            subprocess.run(
+                ["git", "config", "--file", str(gitdir / "config.worktree"), key, value],
+                capture_output=True, check=True,
+            )
+
+
+def _read_commondir(gitdir: Path) -> Path:
+    try:
+        rel = (gitdir / "commondir").read_text().strip()
+    except OSError as e:
+        raise SandboxError(f"{gitdir} is not a worktree gitdir ({e.strerror})") from None
+    return (gitdir / rel) if not os.path.isabs(rel) else Path(rel)
+
+
+def prepare_home(home: Path, repo: Path | None = None) -> None:
+    """Create a session's private $HOME with a .gitconfig carrying the user's identity."""
+    home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    cfg = home / ".gitconfig"
+    if cfg.exists():
+        return
+    lines = []
+    ident = {}
+    for key in ("user.name", "user.email"):
+        cmd = ["git", "config", "--get", key]
+        proc = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, check=False)
+        if proc.returncode == 0 and proc.stdout.strip():
+            ident[key.split(".")[1]] = proc.stdout.strip()
+    if ident:
+        lines.append("[user]")
+        lines += [f"\t{k} = {v}" for k, v in ident.items()]
+    lines += ["[gc]", "\tauto = 0", "[maintenance]", "\tauto = false"]
+    cfg.write_text("\n".join(lines) + "\n")
+
+
+# ----------------------------------------------------------------------------- policy
+
+
+class _Args:
+    """bwrap arguments plus the fds they refer to."""
+
+    def __init__(self) -> None:
+        self.args: list[str] = []
+        self.fds: list[int] = []
+
+    def add(self, *a: str) -> None:
+        self.args.extend(a)
+
+    def hide(self, p: Path) -> None:
+        if p.is_dir() and not p.is_symlink():
+            self.add("--tmpfs", str(p))
+        elif p.exists():
+            self.add("--ro-bind", "/dev/null", str(p))
+
+    def data_fd(self, data: bytes) -> int:
+        # Inheritable: ptyprocess passes pass_fds through exec without clearing CLOEXEC.
+        fd = os.memfd_create("workbench-bwrap", 0)
+        os.write(fd, data)
+        os.lseek(fd, 0, os.SEEK_SET)
+        self.fds.append(fd)
+        return fd
+
+    def close(self) -> None:
+        for fd in self.fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+def find_bwrap() -> str | None:
+    return shutil.which("bwrap")
+
+
+def base_flags(*, new_session: bool = False) -> list[str]:
+    """Namespace and privilege flags every sandbox (and the probe) uses."""
+    flags = [
+        "--unshare-all", "--unshare-user", "--disable-userns",
+        "--die-with-parent", "--cap-drop", "ALL",
+    ]
+    if new_session:
+        flags.append("--new-session")
+    return flags
+
+
+def sandbox_env(spec: SandboxSpec) -> dict[str, str]:
+    """The environment inside the sandbox, without spec.env (which may hold secrets)."""
+    env: dict[str, str] = {}
+    for name in (*spec.env_allowlist, *ALWAYS_PASS_ENV):
+        if name in os.environ and name not in ("HOME", "TMPDIR"):
+            env[name] = os.environ[name]
+    env.setdefault("PATH", DEFAULT_PATH)
+    env["HOME"] = str(spec.home.absolute())
+    env["TMPDIR"] = "/tmp"
+    env["WORKBENCH_SANDBOX"] = spec.mode
+    env.update(_git_config_env())
+    return env
+
+
+def _git_config_env() -> dict[str, str]:
+    env = {"GIT_CONFIG_COUNT": str(len(SESSION_GIT_CONFIG))}
+    for i, (k, v) in enumerate(SESSION_GIT_CONFIG):
+        env[f"GIT_CONFIG_KEY_{i}"] = k
+        env[f"GIT_CONFIG_VALUE_{i}"] = v
+    return env
+
+
+def _check_spec(spec: SandboxSpec) -> None:
+    if spec.mode not in MODES:
+        raise SandboxError(
+            f"unknown sandbox mode {spec.mode!r}", hint=f"use one of: {', '.join(MODES)}"
+        )
+    for what, p in (("worktree", spec.worktree), ("home", spec.home)):
+        if not p.is_dir():
+            raise SandboxError(f"sandbox {what} {p} does not exist or is not a directory")
+    if spec.mode == "off":
+        return
+    if spec.worktree.resolve() == spec.repo.resolve() and spec.mode == "workspace":
+        raise SandboxError(
+            "a session in the main checkout cannot use sandbox mode 'workspace' (its .git "
+            "would have to be writable)",
+            hint="use sandbox 'strict' (the workbench commits from outside) or run it in a worktree",
+        )
+    dotgit = spec.worktree / ".git"
+    if not dotgit.exists():
+        raise SandboxError(f"{spec.worktree} is not a git worktree (no .git)")
+    if spec.mode == "workspace":
+        own_ref_dir(spec.branch)
+        for what, p in (("git common dir", spec.git_common_dir),
+                        ("worktree gitdir", spec.worktree_gitdir)):
+            if not p.is_dir():
+                raise SandboxError(f"{what} {p} does not exist")
+
+
+def wrap(
+    spec: SandboxSpec,
+    command: list[str],
+    *,
+    cwd: Path | None = None,
+    new_session: bool = False,
+) -> SandboxCommand:
+    """The command to spawn for `command` under `spec`.
+
+    `new_session` detaches the command from the controlling terminal (setsid); use it for
+    non-interactive commands. Interactive PTY sessions keep it off so job control works;
+    TIOCSTI is refused by seccomp either way. Each result serves one spawn: its fds are
+    read to EOF by bwrap. Call `.close()` after spawning.
+    """
+    if not command:
+        raise SandboxError("empty command")
+    _check_spec(spec)
+    workdir = (cwd or spec.worktree).absolute()
+    if spec.mode == "off":
+        env = dict(os.environ)
+        env.update(spec.env)
+        env.update(_git_config_env())
+        env["WORKBENCH_SANDBOX"] = "off"
+        return SandboxCommand(argv=list(command), env=env, pass_fds=(), cwd=workdir)
+
+    bwrap = find_bwrap()
+    if not bwrap:
+        raise SandboxError(*_missing_bwrap())
+    a = _Args()
+    try:
+        _build(a, spec, workdir, new_session=new_session)
+        argv = [bwrap, *a.args, "--", *command]
+        outer_env = {"PATH": os.environ.get("PATH") or DEFAULT_PATH}
+        if spec.network:
+            slirp = shutil.which("slirp4netns")
+            if not slirp:
+                raise SandboxError(
+                    "network is enabled for this session but slirp4netns is not installed",
+                    hint="apt install slirp4netns (or dnf install slirp4netns), "
+                    "or start the session without --network",
+                )
+            argv = [sys.executable, "-m", "workbench.core.sandbox", "net-launch", slirp,
+                    "--", *argv]
+            if os.environ.get("PYTHONPATH"):
+                outer_env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+        return SandboxCommand(argv=argv, env=outer_env, pass_fds=tuple(a.fds), cwd=workdir)
+    except BaseException:
+        a.close()
+        raise
+
+
+def _build(a: _Args, spec: SandboxSpec, workdir: Path, *, new_session: bool) -> None:
+    worktree = spec.worktree.resolve()
+    repo = spec.repo.resolve()
+    home = spec.home.resolve()
+    common = spec.git_common_dir.resolve()
+    gitdir = spec.worktree_gitdir.resolve()
+
+    a.add(*base_flags(new_session=new_session))
+    a.add("--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc")
+    for d in PRIVATE_TMPFS:
+        p = Path(d)
+        if p.is_dir() and not p.is_symlink():
+            a.add("--tmpfs", d)
+    if spec.network:
+        # slirp4netns serves DNS inside the namespace; the host's resolver may be on
+        # loopback or a socket under /run, neither of which is reachable from here.
+        a.add("--ro-bind-data", str(a.data_fd(f"nameserver {SLIRP_DNS}\n".encode())),
+              os.path.realpath("/etc/resolv.conf"))
+
+    for b in spec.extra_ro_binds:
+        src, dst = _parse_bind(b, "extra_ro_binds")
+        a.add("--ro-bind", str(src), str(dst))
+    for b in spec.extra_rw_binds:
+        src, dst = _parse_bind(b, "extra_rw_binds")
+        a.add("--bind", str(src), str(dst))
+
+    # Protected (workbench state, other sessions) and secrets: shallow paths first so a
+    # tmpfs never covers a deeper /dev/null bind made before it.
+    protected = [p.resolve() for p in (*_workbench_dirs(), *spec.protected_paths)]
+    hidden = expand_hidden(spec.hidden_paths)
+    for p in sorted({*protected, *hidden}, key=lambda q: (len(q.parts), str(q))):
+        a.hide(p)
+
+    # The main checkout, read-only, without its secrets.
+    a.add("--ro-bind", str(repo), str(repo))
+    if not _is_within(common, repo):
+        a.add("--ro-bind", str(common), str(common))
+    rehide = [p for p in (*hidden, *protected) if _is_within(p, repo) and p != repo]
+    if spec.hide_dotenv:
+        rehide += [p for p in _find_dotenv(repo) if p not in rehide]
+    for p in rehide:
+        a.hide(p)
+
+    if spec.mode == "workspace":
+        _git_writable(a, spec, common, gitdir)
+
+    a.add("--bind", str(worktree), str(worktree))
+    # The .git file names the gitdir host-side git trusts; it stays exactly as the
+    # workbench wrote it.
+    a.add("--ro-bind", str(worktree / ".git"), str(worktree / ".git"))
+    a.add("--bind", str(home), str(home))
+    a.add("--chdir", str(workdir))
+
+    a.add("--clearenv")
+    for k, v in sandbox_env(spec).items():
+        a.add("--setenv", k, v)
+    if spec.env:
+        # Through an fd, not argv: /proc/PID/cmdline is readable by every local user.
+        blob = b"".join(
+            b"--setenv\0" + k.encode() + b"\0" + v.encode() + b"\0" for k, v in spec.env.items()
+        )
+        a.add("--args", str(a.data_fd(blob)))
+    a.add("--seccomp", str(_seccomp_fd(a)))
+
+
+def _seccomp_fd(a: _Args) -> int:
+    try:
+        fd = seccomp.memfd()
+    except seccomp.UnsupportedArch as e:
+        raise SandboxError(str(e), hint="use sandbox 'off' on this machine") from None
+    a.fds.append(fd)
+    return fd
+
+
+def _git_writable(a: _Args, spec: SandboxSpec, common: Path, gitdir: Path) -> None:
+    """Re-expose, read-write, what a commit on the session's own branch writes."""
+    ensure_git_layout(common, gitdir, spec.branch)
+    objects = common / "objects"
+    a.add("--bind", str(objects), str(objects))
+    # alternates and commit-graph chains live here; host git would trust them.
+    a.add("--ro-bind", str(objects / "info"), str(objects / "info"))
+
+    rel = own_ref_dir(spec.branch)
+    shared = _shared_ref_dir(spec.branch)
+    for top in (common / "refs" / "heads", common / "logs" / "refs" / "heads"):
+        d = top / rel
+        a.add("--bind", str(d), str(d))
+        if not shared:
+            continue
+        # wb/ holds every session's branch: pin the others read-only. This only holds
+        # until their owner rewrites them (docs/security.md, "Known gaps").
+        with contextlib.suppress(OSError):
+            for e in sorted(os.scandir(d), key=lambda e: e.name):
+                if not is_own_branch(spec.branch, f"{rel}/{e.name}"):
+                    a.add("--ro-bind-try", e.path, e.path)
+
+    a.add("--bind", str(gitdir), str(gitdir))
+    for name in ("commondir", "gitdir", "config.worktree"):
+        p = gitdir / name
+        if p.exists():
+            a.add("--ro-bind", str(p), str(p))
+
+
+# ------------------------------------------------------------------------------ probe
+
+_probe_cache: dict[tuple[str | None, int], ProbeResult] = {}
+
+
+def _missing_bwrap() -> tuple[str, str]:
+    return (
+        "bubblewrap (bwrap) is not installed or not on PATH",
+        "install it: apt install bubblewrap (Debian/Ubuntu), dnf install bubblewrap "
+        "(Fedora), pacman -S bubblewrap (Arch); or choose sandbox \"off\" explicitly",
+    )
+
+
+def _read_sysctl(path: str) -> str | None:
+    try:
+        return Path(path).read_text().strip()
+    except OSError:
+        return None
+
+
+def _diagnose(stderr: str) -> tuple[str, str]:
+    """Why bwrap failed, and how to fix it, from its stderr and the kernel's knobs."""
+    msg = stderr.strip().splitlines()[-1] if stderr.strip() else "no error output"
+    if "disable-userns" in stderr and ("Unknown option" in stderr or "unrecognized" in stderr):
+        return (
+            f"bubblewrap is too old: it has no --disable-userns ({msg})",
+            "install bubblewrap 0.8 or newer (Debian 12+, Ubuntu 23.10+, Fedora 38+)",
+        )
+    if _read_sysctl("/proc/sys/kernel/unprivileged_userns_clone") == "0" and os.geteuid() != 0:
+        return (
+            f"unprivileged user namespaces are disabled (kernel.unprivileged_userns_clone=0): {msg}",
+            "sudo sysctl -w kernel.unprivileged_userns_clone=1, and persist it in "
+            "/etc/sysctl.d/99-userns.conf",
+        )
+    if _read_sysctl("/proc/sys/user/max_user_namespaces") == "0":
+        return (
+            f"user namespaces are disabled (user.max_user_namespaces=0): {msg}",
+            "sudo sysctl -w user.max_user_namespaces=15000, and persist it in "
+            "/etc/sysctl.d/99-userns.conf",
+        )
+    if _read_sysctl("/proc/sys/kernel/apparmor_restrict_unprivileged_userns") == "1":
+        return (
+            "AppArmor restricts unprivileged user namespaces "
+            f"(kernel.apparmor_restrict_unprivileged_userns=1): {msg}",
+            "install an AppArmor profile that allows userns for bwrap (see docs/security.md, "
+            "'AppArmor'), or sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0",
+        )
+    if Path("/.dockerenv").exists() or Path("/run/.containerenv").exists():
+        return (
+            f"bwrap cannot create namespaces inside this container: {msg}",
+            "run the container with --security-opt seccomp=unconfined --security-opt "
+            "apparmor=unconfined (or --privileged), or choose sandbox \"off\" explicitly",
+        )
+    return (
+        f"bwrap failed: {msg}",
+        "run `bwrap --unshare-all --unshare-user --ro-bind / / true` to see the error; "
+        "see docs/security.md, 'When bwrap cannot run'",
+    )
+
+
+def _probe_argv(bwrap: str, true: str, seccomp_fd: int | None) -> list[str]:
+    argv = [bwrap, *base_flags(), "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
+            "--tmpfs", "/tmp", "--clearenv"]
+    if seccomp_fd is not None:
+        argv += ["--seccomp", str(seccomp_fd)]
+    return [*argv, "--", true]
+
+
+def _run_probe(argv: list[str], fds: tuple[int, ...]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        argv, capture_output=True, text=True, timeout=20, pass_fds=fds, check=False,
+        env={"PATH": os.environ.get("PATH") or DEFAULT_PATH},
+    )
+
+
+def probe(force: bool = False) -> ProbeResult:
+    """Whether bubblewrap can run here with our flags: really runs `bwrap ... true`.
+
+    Cached per bwrap path and euid; `force` re-probes.
+    """
+    bwrap = find_bwrap()
+    key = (bwrap, os.geteuid())
+    if not force and key in _probe_cache:
+        return _probe_cache[key]
+    as_root = os.geteuid() == 0
+    slirp = shutil.which("slirp4netns")
+    if not bwrap:
+        reason, fix = _missing_bwrap()
+        res = ProbeResult(False, None, None, reason, fix, as_root, False, slirp)
+        _probe_cache[key] = res
+        return res
+    version = None
+    try:
+        v = subprocess.run([bwrap, "--version"], capture_output=True, text=True, timeout=10,
+                           check=False)
+        version = v.stdout.strip().rpartition(" ")[2] or None
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    true = shutil.which("true") or "/bin/true"
+    res = _probe_with(bwrap, version, true, as_root, slirp)
+    _probe_cache[key] = res
+    return res
+
+
+def _probe_with(
+    bwrap: str, version: str | None, true: str, as_root: bool, slirp: str | None
+) -> ProbeResult:
+    try:
+        plain = _run_probe(_probe_argv(bwrap, true, None), ())
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return ProbeResult(False, bwrap, version, f"cannot run {bwrap}: {e}",
+                           "check that bwrap is executable", as_root, False, slirp)
+    if plain.returncode != 0:
+        reason, fix = _diagnose(plain.stderr)
+        return ProbeResult(False, bwrap, version, reason, fix, as_root, False, slirp)
+    try:
+        fd = seccomp.memfd()
+    except seccomp.UnsupportedArch as e:
+        return ProbeResult(False, bwrap, version, str(e), "use sandbox \"off\" on this machine",
+                           as_root, False, slirp)
+    try:
+        filtered = _run_probe(_probe_argv(bwrap, true, fd), (fd,))
+    except (OSError, subprocess.TimeoutExpired) as e:
+        filtered = subprocess.CompletedProcess([], 1, "", str(e))
+    finally:
+        os.close(fd)
+    if filtered.returncode != 0:
+        msg = filtered.stderr.strip() or "no error output"
+        return ProbeResult(
+            False, bwrap, version, f"bwrap runs but cannot load the seccomp filter: {msg}",
+            "use a kernel with CONFIG_SECCOMP_FILTER (every mainstream distribution has it)",
+            as_root, False, slirp,
+        )
+    return ProbeResult(True, bwrap, version, None, None, as_root, True, slirp)
+
+
+def require(mode: str) -> None:
+    """Refuse to start a sandboxed session where bwrap cannot run; `off` always passes."""
+    if mode == "off":
+        return
+    if mode not in MODES:
+        raise SandboxError(f"unknown sandbox mode {mode!r}", hint=f"use one of: {', '.join(MODES)}")
+    res = probe()
+    if not res.ok:
+        raise SandboxError(
+            f"cannot start a session in sandbox mode {mode!r}: {res.reason}",
+            hint=f"{res.fix}; or choose sandbox \"off\" explicitly for this session "
+            "(it then runs unconfined)",
+        )
+
+
+# ------------------------------------------------------------------- network launcher
+
+
+def _net_launch(slirp: str, bwrap_argv: list[str]) -> int:
+    """Exec bwrap in a fresh netns served by slirp4netns without host loopback.
+
+    This process becomes bwrap (keeping its pid, terminal and exit status for the
+    caller); a detached helper waits for bwrap's child pid, attaches slirp4netns to it
+    and only then lets the command start.
+    """
+    info_r, info_w = os.pipe()
+    block_r, block_w = os.pipe()
+    exit_r, exit_w = os.pipe()
+    bwrap_pid = os.getpid()
+    helper = os.fork()
+    if helper == 0:
+        try:
+            if os.fork() != 0:
+                os._exit(0)
+            for fd in (info_w, block_r, exit_w):
+                os.close(fd)
+            code = _net_helper(slirp, bwrap_pid, info_r, block_w, exit_r)
+        except BaseException as e:  # the helper must never return into the caller's code
+            sys.stderr.write(f"workbench: network setup failed: {e}\r\n")
+            code = 1
+        if code != 0:
+            with contextlib.suppress(OSError):
+                os.kill(bwrap_pid, 9)
+        os._exit(code)
+    os.waitpid(helper, 0)
+    for fd in (info_r, block_w, exit_r):
+        os.close(fd)
+    for fd in (info_w, block_r, exit_w):
+        os.set_inheritable(fd, True)
+    argv = [bwrap_argv[0], "--info-fd", str(info_w), "--block-fd", str(block_r),
+            *bwrap_argv[1:]]
+    os.execv(argv[0], argv)
+    return 127  # not reached
+
+
+def _read_all(fd: int, timeout: float) -> bytes:
+    deadline = time.monotonic() + timeout
+    buf = b""
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("bwrap did not report its child pid")
+        r, _, _ = select.select([fd], [], [], left)
+        if not r:
+            continue
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            return buf
+        buf += chunk
+        with contextlib.suppress(ValueError):
+            json.loads(buf)
+            return buf
+
+
+def _net_helper(slirp: str, bwrap_pid: int, info_r: int, block_w: int, exit_r: int) -> int:
+    info = json.loads(_read_all(info_r, 20))
+    child = int(info["child-pid"])
+    ready_r, ready_w = os.pipe()
+    argv = [slirp, "--configure", "--mtu=65520", "--disable-host-loopback",
+            f"--exit-fd={exit_r}", f"--ready-fd={ready_w}"]
+    # Join the sandbox's user namespace first: it owns the network namespace.
+    argv += [f"--userns-path=/proc/{child}/ns/user", str(child), SLIRP_TAP]
+    proc = subprocess.Popen(
+        argv, pass_fds=(exit_r, ready_w), stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+    )
+    os.close(ready_w)
+    os.close(exit_r)
+    r, _, _ = select.select([ready_r], [], [], 20)
+    ok = bool(r) and os.read(ready_r, 1) == b"1"
+    if not ok:
+        err = b""
+        if proc.poll() is not None and proc.stderr:
+            err = proc.stderr.read()
+        proc.kill()
+        sys.stderr.write(f"workbench: slirp4netns failed: {err.decode(errors='replace')}\r\n")
+        return 1
+    if proc.stderr:
+        proc.stderr.close()
+    try:
+        os.write(block_w, b"1")
+    except OSError as e:
+        if e.errno != errno.EPIPE:
+            raise
+    return 0
+
+
+def _main(argv: list[str]) -> int:
+    if len(argv) >= 3 and argv[0] == "net-launch" and argv[2] == "--":
+        return _net_launch(argv[1], argv[3:])
+    sys.stderr.write("usage: python -m workbench.core.sandbox net-launch SLIRP4NETNS -- BWRAP...\n")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))

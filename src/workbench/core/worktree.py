@@ -1,0 +1,216 @@
+"""Git worktrees and branches for sessions (GitPython over the git CLI).
+
+Every ref and path that comes from a user is validated before it reaches git, and git
+options are always separated from data with `--` where git allows it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+import git
+
+from workbench.errors import GitError, UsageError
+
+BRANCH_PREFIX = "wb/"
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,62}$")
+# Hardened git invocation: never run repo-configured hooks or fsmonitor from the daemon.
+SAFE_GIT = ["-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false"]
+
+
+@dataclass(frozen=True)
+class RepoInfo:
+    root: Path
+    head_commit: str
+    head_branch: str | None  # None when HEAD is detached
+    dirty: list[str]
+
+
+@dataclass(frozen=True)
+class Worktree:
+    path: Path
+    branch: str
+    base_commit: str
+    base_ref: str
+
+
+def validate_name(name: str) -> str:
+    """A session name: shown everywhere and turned into a branch, so keep it plain."""
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise UsageError("session name contains control characters")
+    if "/" in name or ".." in name or name.startswith("-"):
+        raise UsageError(
+            f"invalid session name {name!r}: no '/', '..' or leading '-'",
+            hint="use letters, digits, '.', '_', '-' and spaces",
+        )
+    if not _NAME_RE.match(name):
+        raise UsageError(
+            f"invalid session name {name!r}",
+            hint="1-63 characters: letters, digits, '.', '_', '-' and spaces, starting with a letter or digit",
+        )
+    return name
+
+
+def slugify(name: str) -> str:
+    norm = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", norm.lower()).strip("-")
+    slug = re.sub(r"\.+", ".", slug)
+    return slug[:48] or "session"
+
+
+def validate_ref(ref: str) -> str:
+    if not ref or ref.startswith("-"):
+        raise UsageError(f"invalid ref {ref!r}: a ref may not be empty or start with '-'")
+    if any(ord(c) < 32 or ord(c) == 127 for c in ref) or "\\" in ref:
+        raise UsageError(f"invalid ref {ref!r}: contains control characters")
+    return ref
+
+
+def _run(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        ["git", *SAFE_GIT, *args],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},
+    )
+    if check and proc.returncode != 0:
+        msg = (proc.stderr or proc.stdout).strip().splitlines()
+        raise GitError(
+            f"git {args[0]} failed: {msg[-1] if msg else 'exit ' + str(proc.returncode)}"
+        )
+    return proc
+
+
+def inspect_repo(path: Path) -> RepoInfo:
+    """Validate that `path` is a usable repo and describe its main checkout."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise UsageError(f"repo path does not exist: {path}")
+    if not path.is_dir():
+        raise UsageError(f"repo path is not a directory: {path}")
+    try:
+        repo = git.Repo(path, search_parent_directories=True)
+    except git.InvalidGitRepositoryError:
+        raise UsageError(
+            f"not a git repository: {path}", hint="run `git init` there or pass --repo PATH"
+        ) from None
+    except git.NoSuchPathError:
+        raise UsageError(f"repo path does not exist: {path}") from None
+    if repo.bare or repo.working_tree_dir is None:
+        raise UsageError(f"{path} is a bare repository; sessions need a checkout")
+    root = Path(repo.working_tree_dir).resolve()
+    try:
+        head = repo.head.commit.hexsha
+    except ValueError:
+        raise UsageError(
+            f"the repository at {root} has no commits yet",
+            hint="make a first commit, e.g. `git commit --allow-empty -m init`",
+        ) from None
+    branch = None if repo.head.is_detached else repo.active_branch.name
+    status = _run(root, "status", "--porcelain", "-z", "--untracked-files=no").stdout
+    dirty = [e[3:] for e in status.split("\0") if len(e) > 3]
+    return RepoInfo(root=root, head_commit=head, head_branch=branch, dirty=dirty)
+
+
+def resolve_base(root: Path, ref: str | None) -> tuple[str, str]:
+    """(commit sha, ref name as given) for the base of a new session."""
+    if ref is None:
+        info = inspect_repo(root)
+        return info.head_commit, info.head_branch or info.head_commit
+    validate_ref(ref)
+    proc = _run(
+        root, "rev-parse", "--verify", "--quiet", "--end-of-options", ref + "^{commit}", check=False
+    )
+    if proc.returncode != 0:
+        raise UsageError(f"base ref {ref!r} does not exist in {root}", hint="check `git branch -a`")
+    return proc.stdout.strip(), ref
+
+
+def branch_exists(root: Path, branch: str) -> bool:
+    proc = _run(root, "show-ref", "--verify", "--quiet", f"refs/heads/{branch}", check=False)
+    return proc.returncode == 0
+
+
+def create(root: Path, dest: Path, branch: str, base_commit: str, base_ref: str) -> Worktree:
+    """`git worktree add -b BRANCH DEST BASE`; refuses to touch an existing branch or path."""
+    validate_ref(branch)
+    if branch_exists(root, branch):
+        raise UsageError(
+            f"branch {branch} already exists in {root}",
+            hint="pick another --name, or delete the branch with `git branch -D`",
+        )
+    if dest.exists():
+        raise GitError(f"worktree path already exists: {dest}")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    _run(root, "worktree", "add", "--quiet", "-b", branch, "--", str(dest), base_commit)
+    return Worktree(path=dest, branch=branch, base_commit=base_commit, base_ref=base_ref)
+
+
+def copy_files(root: Path, dest: Path, names: list[str]) -> list[str]:
+    """Copy listed untracked files (e.g. `.env`) from the main checkout; never outside it."""
+    copied = []
+    for name in names:
+        src = (root / name).resolve()
+        target = (dest / name).resolve()
+        if not src.is_relative_to(root) or not target.is_relative_to(dest.resolve()):
+            continue
+        if src.is_file() and not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, target)
+            copied.append(name)
+    return copied
+
+
+def remove(root: Path, path: Path, branch: str | None, *, keep_branch: bool) -> None:
+    if path.exists():
+        proc = _run(root, "worktree", "remove", "--force", "--force", "--", str(path), check=False)
+        if proc.returncode != 0 and path.exists():
+            shutil.rmtree(path, ignore_errors=True)
+    _run(root, "worktree", "prune", check=False)
+    if branch and not keep_branch and branch_exists(root, branch):
+        _run(root, "branch", "-D", "--", branch, check=False)
+
+
+def prune(root: Path) -> None:
+    if root.is_dir():
+        _run(root, "worktree", "prune", check=False)
+
+
+def disk_usage(path: Path) -> int:
+    """Bytes used by the files under `path` (not following symlinks)."""
+    total = 0
+    stack = [path]
+    while stack:
+        d = stack.pop()
+        try:
+            with os.scandir(d) as it:
+                for e in it:
+                    try:
+                        if e.is_dir(follow_symlinks=False):
+                            stack.append(Path(e.path))
+                        else:
+                            total += e.stat(follow_symlinks=False).st_blocks * 512
+                    except OSError:
+                        continue
+        except OSError:
+            continue
+    return total
+
+
+def git_dirs(worktree: Path) -> tuple[Path, Path]:
+    """(common .git dir, this worktree's gitdir) as absolute paths."""
+    proc = _run(worktree, "rev-parse", "--path-format=absolute", "--git-common-dir", "--git-dir")
+    common, gitdir = proc.stdout.strip().splitlines()
+    return Path(common), Path(gitdir)
+
+
+def head_commit(worktree: Path) -> str | None:
+    proc = _run(worktree, "rev-parse", "--verify", "--quiet", "HEAD", check=False)
+    return proc.stdout.strip() or None

@@ -1,0 +1,105 @@
+"""Fan-out of pushed events and screen frames to subscribed clients.
+
+Frames are deltas (changed rows). A slow client never blocks the daemon: its pending
+frames for a session are merged into one, so it receives fewer, larger frames.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from workbench.daemon.protocol import encode
+
+log = logging.getLogger(__name__)
+
+MAX_OUTBOX = 5000
+
+
+def merge_frames(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    if new.get("full"):
+        return new
+    rows = dict(old["rows"])
+    rows.update(new["rows"])
+    return {**old, **{k: v for k, v in new.items() if k != "rows"}, "rows": rows, "full": old.get("full", False)}
+
+
+class Client:
+    """One connected peer: an ordered outbox plus merged pending frames."""
+
+    def __init__(self, writer: asyncio.StreamWriter, name: str) -> None:
+        self.writer = writer
+        self.name = name
+        self.subscribed: set[str] = set()
+        self.all_sessions = False
+        self.frames = False
+        self.outbox: list[bytes] = []
+        self.pending_frames: dict[str, dict[str, Any]] = {}
+        self.wake = asyncio.Event()
+        self.closed = False
+        self.task: asyncio.Task[None] | None = None
+
+    def wants(self, session_id: str | None) -> bool:
+        return session_id is None or self.all_sessions or session_id in self.subscribed
+
+    def send(self, msg: dict[str, Any]) -> None:
+        if self.closed:
+            return
+        if len(self.outbox) >= MAX_OUTBOX:
+            log.warning("client %s is not reading; disconnecting it", self.name)
+            self.close()
+            return
+        self.outbox.append(encode(msg))
+        self.wake.set()
+
+    def send_frame(self, session_id: str, frame: dict[str, Any]) -> None:
+        if self.closed:
+            return
+        old = self.pending_frames.get(session_id)
+        self.pending_frames[session_id] = merge_frames(old, frame) if old else frame
+        self.wake.set()
+
+    async def pump(self) -> None:
+        try:
+            while not self.closed:
+                await self.wake.wait()
+                self.wake.clear()
+                out, self.outbox = self.outbox, []
+                frames, self.pending_frames = self.pending_frames, {}
+                for f in frames.values():
+                    out.append(encode({"event": "frame", "data": f}))
+                if out:
+                    self.writer.write(b"".join(out))
+                    await self.writer.drain()
+        except (ConnectionError, RuntimeError):
+            self.closed = True
+        except asyncio.CancelledError:
+            raise
+
+    def close(self) -> None:
+        self.closed = True
+        self.wake.set()
+        with contextlib.suppress(Exception):
+            self.writer.close()
+
+
+class Hub:
+    def __init__(self) -> None:
+        self.clients: set[Client] = set()
+
+    def add(self, client: Client) -> None:
+        self.clients.add(client)
+
+    def remove(self, client: Client) -> None:
+        self.clients.discard(client)
+
+    def publish(self, event: str, data: dict[str, Any], session_id: str | None = None) -> None:
+        msg = {"event": event, "data": data}
+        for c in list(self.clients):
+            if (c.all_sessions or c.subscribed) and c.wants(session_id):
+                c.send(msg)
+
+    def frame_watchers(self, session_id: str) -> list[Client]:
+        return [c for c in self.clients if c.frames and not c.closed and c.wants(session_id)]

@@ -1,0 +1,94 @@
+"""JSON-lines wire protocol shared by the daemon and its clients."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from workbench.errors import WorkbenchError
+
+PROTOCOL_VERSION = 1
+MAX_LINE = 4 * 1024 * 1024
+
+
+class ProtocolError(WorkbenchError):
+    code = "protocol"
+
+
+def encode(msg: dict[str, Any]) -> bytes:
+    # ensure_ascii keeps every frame one line even if a value holds U+2028 and friends.
+    return json.dumps(msg, separators=(",", ":"), ensure_ascii=True).encode() + b"\n"
+
+
+def decode(line: bytes) -> dict[str, Any]:
+    if len(line) > MAX_LINE:
+        raise ProtocolError(f"message too large ({len(line)} bytes; limit {MAX_LINE})")
+    try:
+        msg = json.loads(line)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ProtocolError(f"malformed JSON: {e}") from None
+    if not isinstance(msg, dict):
+        raise ProtocolError("a message must be a JSON object")
+    return msg
+
+
+def request(req_id: int, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"id": req_id, "method": method, "params": params or {}}
+
+
+def hello(client: str) -> dict[str, Any]:
+    return request(0, "hello", {"protocol": PROTOCOL_VERSION, "client": client})
+
+
+def error_reply(req_id: Any, code: str, message: str) -> dict[str, Any]:
+    return {"id": req_id, "error": {"code": code, "message": message}}
+
+
+class Params:
+    """Typed access to request parameters; a wrong type is a usage error, not a crash."""
+
+    def __init__(self, raw: Any) -> None:
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, dict):
+            raise ProtocolError("params must be an object")
+        self.raw: dict[str, Any] = raw
+
+    def _get(self, key: str, types: tuple[type, ...], default: Any, required: bool) -> Any:
+        if key not in self.raw or self.raw[key] is None:
+            if required:
+                raise _usage(f"missing parameter '{key}'")
+            return default
+        v = self.raw[key]
+        if bool in types or not isinstance(v, bool):
+            if isinstance(v, types):
+                return v
+        raise _usage(f"parameter '{key}' must be {'/'.join(t.__name__ for t in types)}")
+
+    def str(self, key: str, default: str | None = None, *, required: bool = False) -> Any:
+        v = self._get(key, (str,), default, required)
+        if isinstance(v, str) and "\0" in v:
+            raise _usage(f"parameter '{key}' contains a NUL byte")
+        return v
+
+    def int(self, key: str, default: int | None = None, *, required: bool = False) -> Any:
+        return self._get(key, (int,), default, required)
+
+    def float(self, key: str, default: float | None = None, *, required: bool = False) -> Any:
+        v = self._get(key, (int, float), default, required)
+        return float(v) if v is not None else None
+
+    def bool(self, key: str, default: bool = False) -> bool:
+        return bool(self._get(key, (bool,), default, False))
+
+    def list_str(self, key: str, default: list[str] | None = None) -> list[str] | None:
+        v = self._get(key, (list,), default, False)
+        if v is not None and not all(isinstance(x, str) and "\0" not in x for x in v):
+            raise _usage(f"parameter '{key}' must be a list of strings")
+        return v
+
+
+def _usage(msg: str) -> WorkbenchError:
+    from workbench.errors import UsageError
+
+    return UsageError(msg)

@@ -1,0 +1,72 @@
+"""From a session record to the sandboxed command that runs its processes."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from workbench import config as config_mod
+from workbench import paths
+from workbench.core.models import Session
+
+if TYPE_CHECKING:
+    from workbench.daemon.sessions import SessionManager
+
+TERM_ENV = {"TERM": "xterm-256color", "COLORTERM": "truecolor"}
+
+
+@dataclass
+class PlainCommand:
+    argv: list[str]
+    env: dict[str, str]
+    pass_fds: tuple[int, ...] = field(default_factory=tuple)
+
+    def close(self) -> None:
+        pass
+
+
+def session_home(s: Session) -> Path:
+    home = paths.data_dir() / "homes" / s.id
+    home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return home
+
+
+def session_env(s: Session) -> dict[str, str]:
+    return {**TERM_ENV, "WORKBENCH_SESSION": s.id, "WORKBENCH_SESSION_NAME": s.name}
+
+
+def sandbox_command(mgr: SessionManager, s: Session, argv: list[str], extra_env: dict[str, str] | None = None) -> Any:
+    env_extra = {**session_env(s), **(extra_env or {})}
+    if s.sandbox == "off":
+        env = {**os.environ, **env_extra}
+        env.pop("WORKBENCH_DAEMON", None)
+        return PlainCommand(list(argv), env)
+    from workbench.core import sandbox
+    from workbench.core import worktree as wt
+
+    cfg = config_mod.load(Path(s.repo) if Path(s.repo).is_dir() else None)
+    common, gitdir = wt.git_dirs(Path(s.worktree))
+    others = [
+        Path(o.worktree)
+        for o in mgr.sessions.values()
+        if o.id != s.id and not o.in_place and Path(o.worktree).exists()
+    ]
+    spec = sandbox.SandboxSpec(
+        mode=s.sandbox,  # type: ignore[arg-type]
+        worktree=Path(s.worktree),
+        repo=Path(s.repo),
+        git_common_dir=common,
+        worktree_gitdir=gitdir,
+        branch=s.branch,
+        home=session_home(s),
+        network=s.network,
+        env=env_extra,
+        env_allowlist=tuple(cfg.sandbox.env_allowlist),
+        hidden_paths=tuple(cfg.sandbox.hidden_paths),
+        extra_ro_binds=tuple(cfg.sandbox.extra_ro_binds),
+        extra_rw_binds=tuple(cfg.sandbox.extra_rw_binds),
+        protected_paths=(*others, paths.runtime_dir(), paths.data_dir(), paths.state_dir(), paths.config_dir()),
+    )
+    return sandbox.wrap(spec, list(argv), cwd=Path(s.worktree))

@@ -1,0 +1,269 @@
+"""The workbench daemon: an asyncio server on a private Unix socket.
+
+Security: the runtime directory is 0700, the socket 0600, and every peer's uid is checked
+with SO_PEERCRED. Only one daemon runs per runtime directory (flock on a lock file).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import logging.handlers
+import os
+import signal
+import socket
+import stat
+import struct
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from workbench import __version__, paths
+from workbench.core.store import Store
+from workbench.daemon.hub import Client, Hub
+from workbench.daemon.protocol import (
+    MAX_LINE,
+    PROTOCOL_VERSION,
+    Params,
+    ProtocolError,
+    decode,
+    encode,
+    error_reply,
+)
+from workbench.daemon.sessions import SessionManager
+from workbench.errors import DaemonError, UsageError, WorkbenchError
+
+log = logging.getLogger("workbench.daemon")
+
+Handler = Callable[["Daemon", Client, Params], Awaitable[Any]]
+METHODS: dict[str, Handler] = {}
+
+
+def method(name: str) -> Callable[[Handler], Handler]:
+    def deco(fn: Handler) -> Handler:
+        METHODS[name] = fn
+        return fn
+
+    return deco
+
+
+def peer_uid(sock: socket.socket) -> int | None:
+    try:
+        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    except OSError:
+        return None
+    _pid, uid, _gid = struct.unpack("3i", creds)
+    return int(uid)
+
+
+class Daemon:
+    def __init__(self) -> None:
+        self.started = time.time()
+        self.hub = Hub()
+        self.store = Store(paths.database_file())
+        self.manager = SessionManager(self.store, self.hub)
+        self.server: asyncio.AbstractServer | None = None
+        self.stopping = asyncio.Event()
+        self.sock_path = paths.socket_path()
+        self.lag_ms = 0.0
+        self.sandbox_status: dict[str, Any] = {}
+        self._conn_tasks: set[asyncio.Task[Any]] = set()
+
+    async def run(self) -> None:
+        from workbench.daemon import methods  # noqa: F401  registers the handlers
+        from workbench.daemon.extensions import load_extensions
+
+        load_extensions(self)
+        self._probe_sandbox()
+        await self.manager.recover()
+        self.server = await asyncio.start_unix_server(
+            self._on_connect, path=str(self.sock_path), limit=MAX_LINE + 1
+        )
+        os.chmod(self.sock_path, 0o600)
+        paths.pid_file().write_text(f"{os.getpid()}\n")
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            loop.add_signal_handler(sig, self.stopping.set)
+        lag_task = loop.create_task(self._measure_lag())
+        log.info("daemon %s listening on %s (pid %d)", __version__, self.sock_path, os.getpid())
+        try:
+            await self.stopping.wait()
+        finally:
+            lag_task.cancel()
+            log.info("daemon stopping")
+            self.server.close()
+            for c in list(self.hub.clients):
+                c.close()
+            for t in list(self._conn_tasks):
+                t.cancel()
+            await asyncio.gather(*self._conn_tasks, return_exceptions=True)
+            await self.manager.shutdown()
+            with contextlib.suppress(FileNotFoundError):
+                self.sock_path.unlink()
+            with contextlib.suppress(FileNotFoundError):
+                paths.pid_file().unlink()
+            self.store.close()
+
+    def _probe_sandbox(self) -> None:
+        try:
+            from workbench.core import sandbox
+
+            res = sandbox.probe()
+            self.sandbox_status = {
+                "ok": res.ok, "reason": res.reason, "fix": res.fix, "as_root": res.as_root,
+                "version": res.version,
+            }
+            if not res.ok:
+                log.warning("bubblewrap cannot run: %s (%s)", res.reason, res.fix)
+            if res.as_root:
+                log.warning("the daemon runs as root; sandboxes drop every capability, but prefer a normal user")
+        except Exception as e:  # the probe must never stop the daemon from serving
+            self.sandbox_status = {"ok": False, "reason": f"probe failed: {e}"}
+
+    async def _measure_lag(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            t0 = loop.time()
+            await asyncio.sleep(0.25)
+            self.lag_ms = max(0.0, (loop.time() - t0 - 0.25) * 1000)
+
+    async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._conn_tasks.add(task)
+            task.add_done_callback(self._conn_tasks.discard)
+        try:
+            await self._serve(reader, writer)
+        except asyncio.CancelledError:
+            writer.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        sock = writer.get_extra_info("socket")
+        uid = peer_uid(sock) if sock is not None else None
+        if uid != os.getuid():
+            log.warning("refused a connection from uid %s", uid)
+            with contextlib.suppress(Exception):
+                writer.write(encode(error_reply(0, "auth", "permission denied: peer is another user")))
+                await writer.drain()
+            writer.close()
+            return
+        client = Client(writer, "client")
+        client.task = asyncio.get_running_loop().create_task(client.pump())
+        try:
+            if not await self._handshake(reader, client):
+                return
+            self.hub.add(client)
+            while not client.closed:
+                try:
+                    line = await reader.readline()
+                except (asyncio.LimitOverrunError, ValueError):
+                    client.send(error_reply(None, "protocol", f"message over {MAX_LINE} bytes"))
+                    break
+                except ConnectionError:
+                    break
+                if not line:
+                    break
+                await self._dispatch(client, line)
+        finally:
+            self.hub.remove(client)
+            # Let the pump send what is queued (e.g. an error) before closing.
+            if client.task is not None and not client.closed:
+                client.closed = True
+                client.wake.set()
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(client.task, 1.0)
+            client.close()
+
+    async def _handshake(self, reader: asyncio.StreamReader, client: Client) -> bool:
+        try:
+            line = await asyncio.wait_for(reader.readline(), 10)
+            msg = decode(line)
+        except (TimeoutError, ProtocolError, ValueError, asyncio.LimitOverrunError, ConnectionError) as e:
+            client.send(error_reply(0, "protocol", f"expected hello: {e}"))
+            return False
+        params = msg.get("params") or {}
+        if msg.get("method") != "hello" or not isinstance(params, dict):
+            client.send(error_reply(msg.get("id", 0), "protocol", "the first message must be hello"))
+            return False
+        if params.get("protocol") != PROTOCOL_VERSION:
+            client.send(
+                error_reply(
+                    msg.get("id", 0),
+                    "version",
+                    f"protocol mismatch: daemon speaks {PROTOCOL_VERSION}, client {params.get('protocol')}; "
+                    "restart the daemon with `workbench daemon stop`",
+                )
+            )
+            return False
+        client.name = str(params.get("client", "client"))[:40]
+        client.send({"id": msg.get("id", 0), "result": {
+            "protocol": PROTOCOL_VERSION, "version": __version__, "pid": os.getpid()}})
+        return True
+
+    async def _dispatch(self, client: Client, line: bytes) -> None:
+        req_id: Any = None
+        try:
+            msg = decode(line)
+            req_id = msg.get("id")
+            name = msg.get("method")
+            if not isinstance(name, str) or name not in METHODS:
+                raise UsageError(f"unknown method {name!r}")
+            result = await METHODS[name](self, client, Params(msg.get("params")))
+            client.send({"id": req_id, "result": result})
+        except WorkbenchError as e:
+            client.send(error_reply(req_id, e.code, str(e)))
+        except Exception as e:
+            log.exception("method failed")
+            client.send(error_reply(req_id, "failed", f"internal error: {type(e).__name__}: {e}"))
+
+
+def _acquire_lock() -> int | None:
+    fd = os.open(paths.lock_file(), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _setup_logging() -> None:
+    paths.state_dir().mkdir(parents=True, exist_ok=True)
+    handler = logging.handlers.RotatingFileHandler(paths.log_file(), maxBytes=5_000_000, backupCount=3)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+
+
+def _clear_stale_socket(path: Path) -> None:
+    """We hold the lock, so whatever sits at the socket path is stale (or planted): remove it."""
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(st.st_mode):
+        raise DaemonError(f"{path} is a directory; remove it and try again")
+    path.unlink()
+
+
+def run_daemon() -> int:
+    """Entry point of `workbench daemon run` (foreground)."""
+    paths.ensure_private_dir(paths.runtime_dir())
+    lock = _acquire_lock()
+    if lock is None:
+        return 3  # another daemon is running
+    _setup_logging()
+    _clear_stale_socket(paths.socket_path())
+    os.environ["WORKBENCH_DAEMON"] = "1"
+    try:
+        asyncio.run(Daemon().run())
+    except Exception:
+        log.exception("daemon crashed")
+        return 1
+    finally:
+        os.close(lock)
+    return 0

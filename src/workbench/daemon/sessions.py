@@ -1,0 +1,473 @@
+"""SessionManager: creates, runs, recovers and removes sessions.
+
+The store is the source of truth; runtimes (PTY processes, agent loops) are attached to
+sessions while the daemon runs. After a crash every session is reloaded from the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import shlex
+import shutil
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from workbench import config as config_mod
+from workbench import paths
+from workbench.config import Config
+from workbench.core import worktree as wt
+from workbench.core.models import ATTENTION_ORDER, Session, SessionState
+from workbench.core.pty import process_start_time
+from workbench.core.screen import ScreenEvent
+from workbench.core.store import Store
+from workbench.daemon.hub import Hub
+from workbench.daemon.pty_runtime import PtyRuntime
+from workbench.errors import NotFound, UsageError, WorkbenchError
+
+log = logging.getLogger(__name__)
+
+LIVE_STATES = {SessionState.STARTING, SessionState.RUNNING, SessionState.WAITING}
+
+
+@dataclass
+class CreateRequest:
+    repo: str
+    agent: str | None = None
+    name: str | None = None
+    base: str | None = None
+    sandbox: str | None = None
+    network: bool | None = None
+    approval: str | None = None
+    prompt: str = ""
+    in_place: bool | None = None
+    cols: int | None = None
+    rows: int | None = None
+    provider: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def resolve_shell() -> str:
+    shell = os.environ.get("SHELL", "")
+    if shell and os.path.isabs(shell) and os.access(shell, os.X_OK):
+        return shell
+    found = shutil.which("bash") or shutil.which("sh")
+    if not found:
+        raise UsageError("no shell found: $SHELL is unset or missing and bash is not installed")
+    return found
+
+
+def resolve_command(agent: str) -> list[str]:
+    """The argv for a PTY agent: `shell`, or a command line given by the user."""
+    if agent == "shell":
+        return [resolve_shell(), "-i"] if resolve_shell().endswith("bash") else [resolve_shell()]
+    try:
+        argv = shlex.split(agent)
+    except ValueError as e:
+        raise UsageError(f"cannot parse --agent command {agent!r}: {e}") from None
+    if not argv:
+        raise UsageError("--agent command is empty")
+    exe = argv[0]
+    if os.sep in exe:
+        if not (os.path.isfile(exe) and os.access(exe, os.X_OK)):
+            raise UsageError(f"agent command not found or not executable: {exe}")
+    elif shutil.which(exe) is None:
+        raise UsageError(f"agent command not found on PATH: {exe}")
+    return argv
+
+
+class SessionManager:
+    def __init__(self, store: Store, hub: Hub) -> None:
+        self.store = store
+        self.hub = hub
+        self.sessions: dict[str, Session] = {}
+        self.runtimes: dict[str, Any] = {}
+        self._disk_cache: dict[str, tuple[float, int]] = {}
+        self._launchers: dict[str, Callable[[Session], Any]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.sandbox_probe: Any = None
+        self._stats_providers: dict[str, Callable[[], dict[str, Any]]] = {}
+        self._screen_hooks: dict[str, Callable[[ScreenEvent], None]] = {}
+
+    # lookup
+
+    def get(self, key: str) -> Session:
+        if not isinstance(key, str) or not key:
+            raise UsageError("missing session id")
+        if key in self.sessions:
+            return self.sessions[key]
+        by_name = [s for s in self.sessions.values() if s.name == key]
+        if by_name:
+            return by_name[0]
+        by_prefix = [s for s in self.sessions.values() if s.id.startswith(key)]
+        if len(by_prefix) == 1:
+            return by_prefix[0]
+        if len(by_prefix) > 1:
+            raise UsageError(f"session id prefix {key!r} is ambiguous")
+        raise NotFound(f"no session {key!r}", hint="see `workbench ls`")
+
+    def listing(self) -> list[dict[str, Any]]:
+        return [self.describe(s) for s in self.sessions.values()]
+
+    def describe(self, s: Session) -> dict[str, Any]:
+        d = s.to_dict()
+        d["disk_bytes"] = self._disk(s)
+        d["needs_attention"] = s.state in ATTENTION_ORDER
+        rt = self.runtimes.get(s.id)
+        d["alive"] = bool(rt and getattr(rt, "alive", False))
+        if s.id in self._stats_providers:
+            d.update(self._stats_providers[s.id]())
+        return d
+
+    def _disk(self, s: Session) -> int | None:
+        if s.in_place:
+            return None
+        now = time.monotonic()
+        hit = self._disk_cache.get(s.id)
+        if hit and now - hit[0] < 10:
+            return hit[1]
+        size = wt.disk_usage(Path(s.worktree)) if Path(s.worktree).exists() else 0
+        self._disk_cache[s.id] = (now, size)
+        return size
+
+    # state
+
+    def set_state(self, s: Session, state: SessionState, reason: str = "", **data: Any) -> None:
+        if s.state == state and not reason and not data:
+            return
+        old = s.state
+        s.state = state
+        s.state_since = time.time()
+        if reason or state in (SessionState.RUNNING, SessionState.STARTING):
+            s.reason = reason
+        self.store.save_session(s)
+        self.store.add_event(s.id, "state", {"from": str(old), "to": str(state), "reason": reason, **data})
+        log.info("session %s: %s -> %s %s", s.id, old, state, reason)
+        self.publish_session(s)
+
+    def publish_session(self, s: Session) -> None:
+        self.hub.publish("session", self.describe(s), s.id)
+
+    def record(self, s: Session, kind: str, data: dict[str, Any]) -> None:
+        seq = self.store.add_event(s.id, kind, data)
+        self.hub.publish("log", {"session": s.id, "seq": seq, "ts": time.time(), "kind": kind, "data": data}, s.id)
+
+    # startup / recovery
+
+    async def recover(self) -> None:
+        for s in self.store.sessions():
+            self.sessions[s.id] = s
+            if s.state in LIVE_STATES or (s.pid and s.state != SessionState.STOPPED):
+                self._reap_orphan(s)
+                if s.state in LIVE_STATES:
+                    self.set_state(
+                        s,
+                        SessionState.STOPPED,
+                        "daemon restarted: the session's process was lost; `workbench restart` resumes it",
+                    )
+            if not s.in_place and not Path(s.worktree).exists():
+                s.reason = f"worktree missing: {s.worktree}"
+                self.store.save_session(s)
+
+    def _reap_orphan(self, s: Session) -> None:
+        """Kill what is left of a session from a crashed daemon, if it is really still ours."""
+        start = s.extra.get("pid_start")
+        if not s.pid or start is None or process_start_time(s.pid) != start:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(s.pid, signal.SIGHUP)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(s.pid, signal.SIGKILL)
+
+    # creation
+
+    async def create(self, req: CreateRequest) -> tuple[Session, list[str]]:
+        warnings: list[str] = []
+        if not req.repo:
+            raise UsageError("missing --repo")
+        info = await asyncio.to_thread(wt.inspect_repo, Path(req.repo))
+        cfg = config_mod.load(info.root)
+        agent = req.agent or cfg.session.agent
+        name = wt.validate_name(req.name) if req.name else self._free_name(agent)
+        if self.store.name_taken(name):
+            raise UsageError(f"a session named {name!r} already exists", hint="pick another --name")
+        sandbox = req.sandbox or cfg.session.sandbox
+        if sandbox not in ("workspace", "strict", "off"):
+            raise UsageError(f"unknown sandbox mode {sandbox!r} (workspace, strict or off)")
+        approval = req.approval or cfg.session.approval
+        if approval not in ("suggest", "auto-edit", "full-auto"):
+            raise UsageError(f"unknown approval mode {approval!r} (suggest, auto-edit or full-auto)")
+        launcher = self._launchers.get(agent.split()[0] if agent.strip() else agent)
+        command = [] if launcher else resolve_command(agent)
+        if sandbox != "off":
+            self.require_sandbox(sandbox)
+        base_commit, base_ref = await asyncio.to_thread(wt.resolve_base, info.root, req.base)
+        if info.head_branch is None and req.base is None:
+            warnings.append(f"HEAD is detached; the session starts from commit {base_commit[:12]}")
+        in_place = cfg.worktree.in_place if req.in_place is None else req.in_place
+        sid = secrets.token_hex(4)
+        if in_place:
+            if req.base is not None:
+                raise UsageError("--base cannot be used with an in-place session (it runs in the main checkout)")
+            path, branch = info.root, info.head_branch or base_commit
+        else:
+            if info.dirty:
+                warnings.append(
+                    f"the main checkout has {len(info.dirty)} uncommitted change(s); "
+                    f"they are not in the session (it starts from {base_ref})"
+                )
+            branch = "wb/" + wt.slugify(name)
+            path = paths.worktrees_dir() / f"{wt.slugify(name)}-{sid}"
+            await asyncio.to_thread(wt.create, info.root, path, branch, base_commit, base_ref)
+        s = Session(
+            id=sid,
+            name=name,
+            repo=str(info.root),
+            branch=branch,
+            worktree=str(path),
+            base_commit=base_commit,
+            base_ref=base_ref,
+            agent=agent,
+            command=command,
+            sandbox=sandbox,
+            network=bool(cfg.session.network if req.network is None else req.network),
+            approval=approval,
+            in_place=in_place,
+            cols=req.cols or cfg.session.cols,
+            rows=req.rows or cfg.session.rows,
+            prompt=req.prompt,
+            provider=req.provider or cfg.session.provider,
+            extra=dict(req.extra),
+        )
+        try:
+            if not in_place:
+                copied = await asyncio.to_thread(wt.copy_files, info.root, path, cfg.worktree.copy_files)
+                if copied:
+                    s.extra["copied_files"] = copied
+            self.store.save_session(s)
+            self.store.touch_repo(str(info.root))
+        except Exception:
+            if not in_place:
+                await asyncio.to_thread(wt.remove, info.root, path, branch, keep_branch=False)
+            raise
+        self.sessions[s.id] = s
+        self.record(s, "created", {"repo": s.repo, "branch": branch, "base": base_commit, "warnings": warnings})
+        self._spawn(self._start(s, cfg, first=True))
+        return s, warnings
+
+    def _free_name(self, agent: str) -> str:
+        base = wt.slugify(agent.split()[0].rsplit("/", 1)[-1]) or "session"
+        n = 1
+        while self.store.name_taken(f"{base}-{n}"):
+            n += 1
+        return f"{base}-{n}"
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _start(self, s: Session, cfg: Config, first: bool) -> None:
+        try:
+            if first and not s.in_place and cfg.worktree.setup:
+                self.set_state(s, SessionState.STARTING, "running set-up command")
+                await self._run_setup(s, cfg)
+            await self.launch(s, cfg, resume=not first)
+        except WorkbenchError as e:
+            self.set_state(s, SessionState.ERROR, str(e))
+        except Exception as e:  # a bug must not take the daemon down
+            log.exception("starting session %s failed", s.id)
+            self.set_state(s, SessionState.ERROR, f"internal error while starting: {e}")
+
+    async def _run_setup(self, s: Session, cfg: Config) -> None:
+        setup = cfg.worktree.setup
+        argv = ["/bin/sh", "-c", setup] if isinstance(setup, str) else list(setup or [])
+        cmd = self.sandboxed(s, argv)
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *cmd.argv,
+                cwd=s.worktree,
+                env=cmd.env,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                pass_fds=cmd.pass_fds,
+            )
+        finally:
+            cmd.close()
+        try:
+            out, _ = await asyncio.wait_for(proc.communicate(), 900)
+        except TimeoutError:
+            proc.kill()
+            raise WorkbenchError("set-up command timed out after 900 s") from None
+        text = out.decode(errors="replace")
+        self.record(s, "setup", {"exit_code": proc.returncode, "output": text[-4000:]})
+        if proc.returncode != 0:
+            tail = text.strip().splitlines()[-1:] or [""]
+            raise WorkbenchError(f"set-up command failed (exit {proc.returncode}): {tail[0][:200]}")
+
+    def register_launcher(self, agent: str, fn: Callable[..., Any]) -> None:
+        """Agents that are not a PTY command (the built-in agent) plug in here."""
+        self._launchers[agent] = fn
+
+    async def launch(self, s: Session, cfg: Config | None = None, *, resume: bool = False) -> None:
+        cfg = cfg or config_mod.load(Path(s.repo) if Path(s.repo).is_dir() else None)
+        launcher = self._launchers.get(s.agent.split()[0] if s.agent.strip() else s.agent)
+        if launcher is not None:
+            await launcher(s, cfg, resume)
+            return
+        argv = s.command or resolve_command(s.agent)
+        if not Path(s.worktree).is_dir():
+            raise WorkbenchError(f"worktree missing: {s.worktree}; remove the session with `workbench rm`")
+        cmd = self.sandboxed(s, argv)
+        rt = PtyRuntime(
+            s.id,
+            self.hub,
+            cmd.argv,
+            cwd=Path(s.worktree),
+            env=cmd.env,
+            cols=s.cols,
+            rows=s.rows,
+            scrollback_lines=cfg.session.scrollback_lines,
+            pass_fds=cmd.pass_fds,
+            on_exit=lambda r: self._pty_exited(s, r),
+            on_screen_event=lambda e: self._screen_event(s, e),
+        )
+        try:
+            rt.start()
+        finally:
+            cmd.close()
+        self.runtimes[s.id] = rt
+        s.pid = rt.proc.pid
+        s.exit_code = None
+        if s.pid:
+            s.extra["pid_start"] = process_start_time(s.pid)
+        self.set_state(s, SessionState.RUNNING, "", pid=s.pid, argv=argv)
+
+    def sandboxed(self, s: Session, argv: list[str]) -> Any:
+        from workbench.daemon.sandboxing import sandbox_command
+
+        return sandbox_command(self, s, argv)
+
+    def require_sandbox(self, mode: str) -> None:
+        from workbench.core import sandbox
+
+        sandbox.require(mode)
+
+    def _screen_event(self, s: Session, ev: ScreenEvent) -> None:
+        if ev.kind in ("title", "notify", "bell"):
+            self.record(s, ev.kind, {"value": ev.value[:500]})
+        hook = self._screen_hooks.get(s.id)
+        if hook:
+            hook(ev)
+
+    def _pty_exited(self, s: Session, rt: PtyRuntime) -> None:
+        code = rt.proc.exit_code
+        s.exit_code = code
+        s.pid = None
+        reason = s.extra.pop("stop_reason", None) or f"process exited with code {code}"
+        self.set_state(s, SessionState.STOPPED, reason, exit_code=code)
+
+    # actions
+
+    def runtime(self, s: Session) -> Any:
+        rt = self.runtimes.get(s.id)
+        if rt is None or not getattr(rt, "alive", False):
+            raise WorkbenchError(
+                f"session {s.name} is not running ({s.state})", hint=f"`workbench restart {s.id}`"
+            )
+        return rt
+
+    def pty(self, s: Session) -> PtyRuntime:
+        rt = self.runtime(s)
+        if not isinstance(rt, PtyRuntime):
+            raise UsageError(f"session {s.name} has no terminal (agent {s.agent})")
+        return rt
+
+    def screen_of(self, s: Session) -> Any:
+        rt = self.runtimes.get(s.id)
+        screen = getattr(rt, "screen", None)
+        if screen is None:
+            raise WorkbenchError(f"session {s.name} has no screen yet ({s.state}: {s.reason})")
+        return screen
+
+    async def stop(self, s: Session, reason: str = "stopped by user") -> None:
+        rt = self.runtimes.get(s.id)
+        if rt is None or not getattr(rt, "alive", False):
+            if s.state != SessionState.STOPPED:
+                self.set_state(s, SessionState.STOPPED, reason)
+            return
+        s.extra["stop_reason"] = reason
+        await rt.stop()
+        if s.state != SessionState.STOPPED:
+            self.set_state(s, SessionState.STOPPED, reason)
+
+    async def restart(self, s: Session) -> None:
+        if s.in_place:
+            if not Path(s.worktree).is_dir():
+                raise WorkbenchError(f"the checkout {s.worktree} no longer exists")
+        elif not Path(s.worktree).is_dir():
+            raise WorkbenchError(f"worktree missing: {s.worktree}; it cannot be restarted, only removed")
+        rt = self.runtimes.get(s.id)
+        if rt is not None and getattr(rt, "alive", False):
+            await self.stop(s, "restarting")
+        old = self.runtimes.pop(s.id, None)
+        if old is not None and hasattr(old, "close"):
+            old.close()
+        self.record(s, "restart", {})
+        await self._start(s, config_mod.load(Path(s.repo) if Path(s.repo).is_dir() else None), first=False)
+
+    async def remove(self, s: Session, keep_branch: bool) -> None:
+        await self.stop(s, "removed")
+        rt = self.runtimes.pop(s.id, None)
+        if rt is not None and hasattr(rt, "close"):
+            rt.close()
+        if not s.in_place:
+            await asyncio.to_thread(
+                wt.remove, Path(s.repo), Path(s.worktree), s.branch, keep_branch=keep_branch
+            )
+        home = paths.data_dir() / "homes" / s.id
+        if home.exists():
+            await asyncio.to_thread(shutil.rmtree, home, True)
+        self.record(s, "removed", {"keep_branch": keep_branch})
+        self.store.mark_removed(s.id)
+        self.store.set_approval(s.id, None)
+        del self.sessions[s.id]
+        self._disk_cache.pop(s.id, None)
+        self.hub.publish("removed", {"id": s.id})
+
+    async def gc(self) -> list[str]:
+        """Remove worktree directories that no live session owns; prune git's records."""
+        live = {Path(s.worktree) for s in self.sessions.values()}
+        removed: list[str] = []
+        root = paths.worktrees_dir()
+        repos = {Path(s.repo) for s in self.sessions.values()}
+        for _sid, path in self.store.removed_worktrees():
+            p = Path(path)
+            if p.exists() and p not in live and p.is_relative_to(root):
+                await asyncio.to_thread(shutil.rmtree, p, True)
+                removed.append(str(p))
+        if root.is_dir():
+            for p in root.iterdir():
+                if p not in live and p.is_dir():
+                    await asyncio.to_thread(shutil.rmtree, p, True)
+                    removed.append(str(p))
+        for repo in repos:
+            await asyncio.to_thread(wt.prune, repo)
+        return sorted(set(removed))
+
+    async def shutdown(self) -> None:
+        for s in list(self.sessions.values()):
+            rt = self.runtimes.get(s.id)
+            if rt is not None and getattr(rt, "alive", False):
+                with contextlib.suppress(Exception):
+                    await self.stop(s, "daemon stopped; `workbench restart` resumes it")
+        for t in list(self._tasks):
+            t.cancel()

@@ -1,0 +1,146 @@
+"""`workbench doctor`: each check says what is wrong and how to fix it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass
+class Check:
+    name: str
+    status: Literal["ok", "warn", "fail"]
+    detail: str
+    fix: str = ""
+
+
+def check_git() -> Check:
+    exe = shutil.which("git")
+    if not exe:
+        return Check("git", "fail", "git is not installed", "install git (apt-get install git)")
+    out = subprocess.run([exe, "--version"], capture_output=True, text=True).stdout.strip()
+    try:
+        major, minor = (int(x) for x in out.split()[2].split(".")[:2])
+    except (IndexError, ValueError):
+        return Check("git", "warn", f"cannot parse version: {out}")
+    if (major, minor) < (2, 25):
+        return Check("git", "fail", out, "workbench needs git >= 2.25 for worktrees")
+    return Check("git", "ok", out)
+
+
+def check_pty() -> Check:
+    try:
+        master, slave = os.openpty()
+    except OSError as e:
+        return Check("pty", "fail", f"cannot open a PTY: {e}", "mount devpts (/dev/pts) or run on a host with PTYs")
+    os.close(master)
+    os.close(slave)
+    return Check("pty", "ok", "openpty works")
+
+
+def check_emulator() -> Check:
+    try:
+        from workbench.core.screen import TerminalScreen
+
+        scr = TerminalScreen(20, 3)
+        scr.feed(b"\x1b[31mok\x1b[0m")
+        text = scr.lines()[0]
+        scr.close()
+    except Exception as e:
+        return Check("emulator", "fail", f"libghostty-vt failed: {e}", "reinstall: pip install --force-reinstall pyghostty==0.1.3")
+    if text != "ok":
+        return Check("emulator", "fail", f"unexpected output {text!r}", "reinstall pyghostty==0.1.3")
+    import pyghostty
+
+    return Check("emulator", "ok", f"pyghostty {pyghostty.__version__} (libghostty-vt)")
+
+
+def check_sandbox() -> Check:
+    try:
+        from workbench.core import sandbox
+    except ImportError as e:
+        return Check("bubblewrap", "fail", f"sandbox module unavailable: {e}")
+    res = sandbox.probe(force=True)
+    if not res.ok:
+        return Check("bubblewrap", "fail", res.reason or "bwrap cannot run", res.fix or "")
+    detail = f"{res.bwrap} {res.version or ''}".strip()
+    if not res.seccomp_ok:
+        return Check("bubblewrap", "warn", detail + "; seccomp filter could not be loaded", res.fix or "")
+    if res.as_root:
+        return Check("bubblewrap", "warn", detail + "; running as root (sandboxes still drop all capabilities)",
+                     "run workbench as an ordinary user")
+    return Check("bubblewrap", "ok", detail)
+
+
+def check_config() -> Check:
+    from workbench import config, paths
+    from workbench.errors import ConfigError
+
+    try:
+        config.load()
+    except ConfigError as e:
+        return Check("config", "fail", str(e), "fix the file named above")
+    p = paths.config_file()
+    return Check("config", "ok", str(p) if p.exists() else f"{p} (not present; defaults in use)")
+
+
+def check_daemon() -> Check:
+    from workbench.daemon.client import Client
+    from workbench.errors import WorkbenchError
+
+    try:
+        with Client("doctor", autostart=False, timeout=5) as c:
+            st = c.call("status")
+    except WorkbenchError:
+        return Check("daemon", "ok", "not running (starts on first use)")
+    except OSError as e:
+        return Check("daemon", "fail", f"socket error: {e}", "run `workbench daemon stop` and retry")
+    return Check("daemon", "ok", f"pid {st['pid']}, {st['sessions']} sessions, loop lag {st['loop_lag_ms']} ms")
+
+
+def check_model() -> Check:
+    from workbench import config
+    from workbench.errors import WorkbenchError
+
+    try:
+        prov = config.load().provider()
+    except WorkbenchError as e:
+        return Check("model endpoint", "fail", str(e))
+    key = os.environ.get(prov.api_key_env)
+    if not prov.base_url and not key:
+        return Check(
+            "model endpoint", "warn", f"not configured (${prov.api_key_env} unset, no base_url)",
+            f"export {prov.api_key_env}=... or set [providers.default] base_url in config.toml "
+            "(only needed for --agent builtin)",
+        )
+    import openai
+
+    client = openai.OpenAI(
+        base_url=prov.base_url, api_key=key or "not-needed", timeout=5, max_retries=0,
+        default_headers=prov.headers or None,
+    )
+    try:
+        models = [m.id for m in client.models.list()]
+    except openai.AuthenticationError:
+        return Check("model endpoint", "fail", f"{prov.base_url or 'api.openai.com'} rejected the API key",
+                     f"check ${prov.api_key_env}")
+    except openai.APIError as e:
+        return Check("model endpoint", "fail", f"{prov.base_url or 'default endpoint'}: {e}",
+                     "check base_url and that the server is running")
+    finally:
+        client.close()
+    known = "" if not models or prov.model in models else f" (model {prov.model!r} not listed)"
+    status: Literal["ok", "warn"] = "warn" if known else "ok"
+    return Check("model endpoint", status, f"{prov.base_url or 'default'}: {len(models)} models{known}")
+
+
+def run_checks() -> Iterator[Check]:
+    for fn in (check_config, check_git, check_pty, check_emulator, check_sandbox, check_daemon, check_model):
+        try:
+            yield fn()
+        except Exception as e:  # a broken check is itself a finding, not a crash
+            yield Check(fn.__name__.removeprefix("check_"), "fail", f"check crashed: {e}")

@@ -1,0 +1,21 @@
+"""Small helpers importable by tests (`from tests.helpers import ...`)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def wait_for(fn: Callable[[], T], timeout: float = 10.0, interval: float = 0.05, what: str = "") -> T:
+    """Poll `fn` until it returns a truthy value; fail with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last: T = fn()
+    while not last:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or fn!r}: {last!r}")
+        time.sleep(interval)
+        last = fn()
+    return last
