@@ -306,6 +306,16 @@ def attach(session_id: str | None) -> None:
     run_ui(session_id)
 
 
+def _register_commands() -> None:
+    from workbench.commands import agent, agents, demo, review
+
+    for mod in (agent, review, demo, agents):
+        mod.register(cli)
+
+
+_register_commands()
+
+
 def main(argv: list[str] | None = None) -> None:
     try:
         cli.main(args=argv, prog_name="workbench", standalone_mode=False)

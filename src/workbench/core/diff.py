@@ -816,8 +816,10 @@ def compute_diff(
         tmp_index = Path(tmp) / "index"
         if index.is_file():
             # A copy keeps the stat cache, so only files changed since the agent's last
-            # `git add` are re-read.
-            shutil.copyfile(index, tmp_index)
+            # `git add` are re-read. copy2 keeps the index's mtime too: git's racy-clean
+            # check compares entries against it, and a fresh mtime would make an edit made
+            # in the same clock tick as the checkout look unchanged.
+            shutil.copy2(index, tmp_index)
         env = {"GIT_INDEX_FILE": str(tmp_index)}
         if not tmp_index.exists():
             run_git(top, ["read-tree", "HEAD"], env=env)

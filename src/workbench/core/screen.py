@@ -89,6 +89,7 @@ class _CellLayout:
     tag_bg_palette: int
     tag_bg_rgb: int
     wide_spacer_tail: int
+    wide_spacer_head: int
 
 
 def _load_cell_layout() -> _CellLayout:
@@ -118,6 +119,7 @@ def _load_cell_layout() -> _CellLayout:
         tag_bg_palette=lib.GHOSTTY_CELL_CONTENT_BG_COLOR_PALETTE,
         tag_bg_rgb=lib.GHOSTTY_CELL_CONTENT_BG_COLOR_RGB,
         wide_spacer_tail=lib.GHOSTTY_CELL_WIDE_SPACER_TAIL,
+        wide_spacer_head=lib.GHOSTTY_CELL_WIDE_SPACER_HEAD,
     )
 
 
@@ -179,15 +181,19 @@ def _decode_row(
         return [(text, DEFAULT_COLOR, DEFAULT_COLOR, 0)] if text else []
 
     tag_mask, style_shift, style_mask = _L.tag_mask, _L.style_shift, _L.style_mask
-    wide_shift, wide_mask, tail = _L.wide_shift, _L.wide_mask, _L.wide_spacer_tail
+    wide_shift, wide_mask = _L.wide_shift, _L.wide_mask
+    tail, head = _L.wide_spacer_tail, _L.wide_spacer_head
     tag_grapheme, tag_bg_palette = _L.tag_grapheme, _L.tag_bg_palette
     styles: dict[int, tuple[int, int, int]] = {0: _DEFAULT_STYLE}
     runs: Row = []
     chars: list[str] = []
     cur = _DEFAULT_STYLE
     for x, v in enumerate(raw):
-        if v >> wide_shift & wide_mask == tail:
+        wide = v >> wide_shift & wide_mask
+        if wide == tail:
             continue
+        if wide == head:  # where a wide char did not fit: blank, as other terminals show it
+            v = 0
         sid = v >> style_shift & style_mask
         st = styles.get(sid)
         if st is None:
@@ -317,13 +323,37 @@ def _apply_sgr(params: str, style: tuple[int, int, int]) -> tuple[int, int, int]
     return fg, bg, flags
 
 
+_KEEP = -2  # probe value: "this SGR leaves the colour alone"
+_SgrOp = tuple[int | None, int | None, int, int]  # (fg, bg, flags on, flags off)
+_sgr_ops: dict[str, _SgrOp] = {}
+
+
+def _sgr_op(params: str) -> _SgrOp:
+    """One SGR sequence as an operation, so a new colour is parsed once, not per state."""
+    op = _sgr_ops.get(params)
+    if op is None:
+        fg, bg, on = _apply_sgr(params, (_KEEP, _KEEP, 0))
+        kept = _apply_sgr(params, (_KEEP, _KEEP, 0xFF))[2]
+        op = (None if fg == _KEEP else fg, None if bg == _KEEP else bg, on, ~kept & 0xFF)
+        if len(_sgr_ops) > 4096:
+            _sgr_ops.clear()
+        _sgr_ops[params] = op
+    return op
+
+
 def _apply_cluster(cluster: str, style: tuple[int, int, int]) -> tuple[int, int, int]:
     key = (cluster, style)
     out = _sgr_cache.get(key)
     if out is None:
-        out = style
+        fg, bg, flags = style
         for params in _SGR_ONE.findall(cluster):
-            out = _apply_sgr(params, out)
+            op_fg, op_bg, on, off = _sgr_op(params)
+            if op_fg is not None:
+                fg = op_fg
+            if op_bg is not None:
+                bg = op_bg
+            flags = (flags & ~off) | on
+        out = (fg, bg, flags)
         if len(_sgr_cache) > 4096:
             _sgr_cache.clear()
         _sgr_cache[key] = out
@@ -507,11 +537,25 @@ _CALLBACKS = (
 )
 
 
-def _maybe_styled(cells: tuple[Any, int] | None) -> bool:
-    """Whether a row's packed cells hold anything beyond plain default-style text."""
-    if cells is None:
-        return True
-    return any(v & _SPECIAL for v in ffi.unpack(*cells))
+# Bits that make a cell more than "never written": text, style, colour, width.
+_NONEMPTY = _SPECIAL | (_L.cp_mask << _L.cp_shift)
+
+
+def _needs_cells(row: Row, cells: list[int]) -> bool:
+    """Whether the formatter's version of this row may differ from the cells.
+
+    The formatter prints a row of only coloured blanks as empty, and prints never-written
+    cells between styled text as spaces in the preceding style. Both matter only when the
+    row has colour or an attribute visible on a blank.
+    """
+    if not row:
+        return any(v & _SPECIAL for v in cells)
+    if not any(bg != DEFAULT_COLOR or flags & _VISIBLE_ON_BLANK for _, _, bg, flags in row):
+        return False
+    end = len(cells)
+    while end and not cells[end - 1] & _NONEMPTY:
+        end -= 1
+    return not all(v & _NONEMPTY for v in cells[:end])
 
 
 def _free_native(term: Any, state: Any, rows_it: Any) -> None:
@@ -674,13 +718,15 @@ class TerminalScreen:
         first = dirty[0]
         rows = self._format(tag, first, dirty[-1])
         cache, pending = self._rows, self._pending
-        for row_y, cells in zip(dirty, views, strict=True):
+        for row_y, cells_view in zip(dirty, views, strict=True):
             row = rows[row_y - first] if rows is not None else None
-            # The formatter treats a row holding only coloured blanks as empty.
-            if row is None or (not row and _maybe_styled(cells)):
-                row = self._cell_row(tag, row_y)
-            cache[row_y] = row
-            pending.add(row_y)
+            cells = ffi.unpack(*cells_view) if cells_view is not None else None
+            if row is None or cells is None or _needs_cells(row, cells):
+                row = self._cell_row(tag, row_y, cells)
+            # Dirty flags are conservative (the cursor leaving a row marks it): send real changes.
+            if row != cache[row_y]:
+                cache[row_y] = row
+                pending.add(row_y)
 
     def _format(self, tag: int, first: int, last: int) -> list[Row] | None:
         """Rows first..last (inclusive) through the VT formatter; None if that failed."""
@@ -707,16 +753,17 @@ class TerminalScreen:
             lib.ghostty_formatter_free(fmt[0])
         return _parse_vt(text, last - first + 1)
 
-    def _cell_row(self, tag: int, y: int) -> Row:
-        """One row read cell by cell (slow path, used only if the formatter fails)."""
+    def _cell_row(self, tag: int, y: int, cells: list[int] | None = None) -> Row:
+        """One row decoded from its packed cells (read one by one unless given)."""
         if not self._grid_ref(tag, 0, y):
             return []
         ref, cell = self._ref, self._cell
-        # A ref names a cell of one page row; moving x along that row stays valid.
-        raw: list[int] = []
-        for x in range(self._cols):
-            ref.x = x
-            raw.append(int(cell[0]) if lib.ghostty_grid_ref_cell(ref, cell) == 0 else 0)
+        if cells is None:
+            # A ref names a cell of one page row; moving x along that row stays valid.
+            cells = []
+            for x in range(self._cols):
+                ref.x = x
+                cells.append(int(cell[0]) if lib.ghostty_grid_ref_cell(ref, cell) == 0 else 0)
 
         def style_at(x: int) -> tuple[int, int, int]:
             ref.x = x
@@ -732,7 +779,7 @@ class TerminalScreen:
                 return ""
             return "".join(chr(c) for c in ffi.unpack(buf, min(int(n[0]), 32)))
 
-        return _decode_row(raw, style_at, grapheme_at)
+        return _decode_row(cells, style_at, grapheme_at)
 
     # -- input
 
@@ -870,8 +917,14 @@ class TerminalScreen:
         rows = self._format(tag, start, end - 1)
         if rows is None:
             return [self._cell_row(tag, y) for y in range(start, end)]
-        # The formatter treats a row holding only coloured blanks as empty: check those.
-        return [row or self._cell_row(tag, y) for y, row in zip(range(start, end), rows, strict=True)]
+        # History has no bulk cell view: re-read only the rows the formatter may have got wrong.
+        out: list[Row] = []
+        for y, row in zip(range(start, end), rows, strict=True):
+            suspect = not row or any(
+                bg != DEFAULT_COLOR or flags & _VISIBLE_ON_BLANK for _, _, bg, flags in row
+            )
+            out.append(self._cell_row(tag, y) if suspect else row)
+        return out
 
     def close(self) -> None:
         """Free the native terminal. Later `feed` calls are ignored; reads raise."""

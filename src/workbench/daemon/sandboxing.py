@@ -12,7 +12,7 @@ from workbench import paths
 from workbench.core.models import Session
 
 if TYPE_CHECKING:
-    from workbench.daemon.sessions import SessionManager
+    from workbench.daemon.sessions import LaunchSpec, SessionManager
 
 TERM_ENV = {"TERM": "xterm-256color", "COLORTERM": "truecolor"}
 
@@ -37,8 +37,11 @@ def session_env(s: Session) -> dict[str, str]:
     return {**TERM_ENV, "WORKBENCH_SESSION": s.id, "WORKBENCH_SESSION_NAME": s.name}
 
 
-def sandbox_command(mgr: SessionManager, s: Session, argv: list[str], extra_env: dict[str, str] | None = None) -> Any:
-    env_extra = {**session_env(s), **(extra_env or {})}
+def sandbox_command(mgr: SessionManager, s: Session, argv: list[str], spec_in: LaunchSpec | None = None) -> Any:
+    env_extra = {**session_env(s), **(spec_in.env if spec_in else {})}
+    for name in spec_in.pass_env if spec_in else ():
+        if name in os.environ:
+            env_extra[name] = os.environ[name]
     if s.sandbox == "off":
         env = {**os.environ, **env_extra}
         env.pop("WORKBENCH_DAEMON", None)
@@ -61,12 +64,12 @@ def sandbox_command(mgr: SessionManager, s: Session, argv: list[str], extra_env:
         worktree_gitdir=gitdir,
         branch=s.branch,
         home=session_home(s),
-        network=s.network,
+        network=s.network if spec_in is None or spec_in.network is None else (s.network or spec_in.network),
         env=env_extra,
         env_allowlist=tuple(cfg.sandbox.env_allowlist),
         hidden_paths=tuple(cfg.sandbox.hidden_paths),
-        extra_ro_binds=tuple(cfg.sandbox.extra_ro_binds),
-        extra_rw_binds=tuple(cfg.sandbox.extra_rw_binds),
+        extra_ro_binds=(*cfg.sandbox.extra_ro_binds, *(spec_in.ro_binds if spec_in else ())),
+        extra_rw_binds=(*cfg.sandbox.extra_rw_binds, *(spec_in.rw_binds if spec_in else ())),
         protected_paths=(*others, paths.runtime_dir(), paths.data_dir(), paths.state_dir(), paths.config_dir()),
     )
     return sandbox.wrap(spec, list(argv), cwd=Path(s.worktree))

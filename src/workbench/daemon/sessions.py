@@ -38,6 +38,25 @@ LIVE_STATES = {SessionState.STARTING, SessionState.RUNNING, SessionState.WAITING
 
 
 @dataclass
+class LaunchSpec:
+    """What a command resolver (an agent profile) wants to run in a session's PTY."""
+
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    # Extra paths the sandbox must show (credentials), and variables copied from the daemon.
+    ro_binds: list[str] = field(default_factory=list)
+    rw_binds: list[str] = field(default_factory=list)
+    pass_env: list[str] = field(default_factory=list)
+    network: bool | None = None
+
+
+# (session, config, resume) -> LaunchSpec | None; first non-None wins.
+CommandResolver = Callable[[Session, Config, bool], "LaunchSpec | None"]
+# (manager, session, runtime) -> observer with optional on_output(), on_screen_event(ev), on_exit()
+ObserverFactory = Callable[["SessionManager", Session, PtyRuntime], Any]
+
+
+@dataclass
 class CreateRequest:
     repo: str
     agent: str | None = None
@@ -94,7 +113,11 @@ class SessionManager:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.sandbox_probe: Any = None
         self._stats_providers: dict[str, Callable[[], dict[str, Any]]] = {}
-        self._screen_hooks: dict[str, Callable[[ScreenEvent], None]] = {}
+        self.command_resolvers: list[CommandResolver] = []
+        self.observer_factories: list[ObserverFactory] = []
+        self._observers: dict[str, list[Any]] = {}
+        # (manager, session, action, text) -> handled; action: approve | approve_always | deny
+        self.pty_answerers: list[Callable[[SessionManager, Session, str, str | None], bool]] = []
 
     # lookup
 
@@ -205,7 +228,7 @@ class SessionManager:
         if approval not in ("suggest", "auto-edit", "full-auto"):
             raise UsageError(f"unknown approval mode {approval!r} (suggest, auto-edit or full-auto)")
         launcher = self._launchers.get(agent.split()[0] if agent.strip() else agent)
-        command = [] if launcher else resolve_command(agent)
+        command = [] if launcher or self._resolves(agent, cfg) else resolve_command(agent)
         if sandbox != "off":
             self.require_sandbox(sandbox)
         base_commit, base_ref = await asyncio.to_thread(wt.resolve_base, info.root, req.base)
@@ -261,6 +284,11 @@ class SessionManager:
         self.record(s, "created", {"repo": s.repo, "branch": branch, "base": base_commit, "warnings": warnings})
         self._spawn(self._start(s, cfg, first=True))
         return s, warnings
+
+    def _resolves(self, agent: str, cfg: Config) -> bool:
+        probe = Session(id="probe", name="probe", repo="", branch="", worktree="", base_commit="",
+                        base_ref="", agent=agent, command=[])
+        return any(r(probe, cfg, False) is not None for r in self.command_resolvers)
 
     def _free_name(self, agent: str) -> str:
         base = wt.slugify(agent.split()[0].rsplit("/", 1)[-1]) or "session"
@@ -323,10 +351,17 @@ class SessionManager:
         if launcher is not None:
             await launcher(s, cfg, resume)
             return
-        argv = s.command or resolve_command(s.agent)
+        spec = None
+        for resolver in self.command_resolvers:
+            spec = resolver(s, cfg, resume)
+            if spec is not None:
+                break
+        if spec is None:
+            spec = LaunchSpec(argv=s.command or resolve_command(s.agent))
+        argv = spec.argv
         if not Path(s.worktree).is_dir():
             raise WorkbenchError(f"worktree missing: {s.worktree}; remove the session with `workbench rm`")
-        cmd = self.sandboxed(s, argv)
+        cmd = self.sandboxed(s, argv, spec)
         rt = PtyRuntime(
             s.id,
             self.hub,
@@ -339,22 +374,34 @@ class SessionManager:
             pass_fds=cmd.pass_fds,
             on_exit=lambda r: self._pty_exited(s, r),
             on_screen_event=lambda e: self._screen_event(s, e),
+            on_output=lambda: self._notify_observers(s, "on_output"),
         )
         try:
             rt.start()
         finally:
             cmd.close()
         self.runtimes[s.id] = rt
+        self._observers[s.id] = [f(self, s, rt) for f in self.observer_factories]
         s.pid = rt.proc.pid
         s.exit_code = None
         if s.pid:
             s.extra["pid_start"] = process_start_time(s.pid)
         self.set_state(s, SessionState.RUNNING, "", pid=s.pid, argv=argv)
 
-    def sandboxed(self, s: Session, argv: list[str]) -> Any:
+    def sandboxed(self, s: Session, argv: list[str], spec: LaunchSpec | None = None) -> Any:
         from workbench.daemon.sandboxing import sandbox_command
 
-        return sandbox_command(self, s, argv)
+        return sandbox_command(self, s, argv, spec)
+
+    def _notify_observers(self, s: Session, hook: str, *args: Any) -> None:
+        for obs in self._observers.get(s.id, ()):
+            fn = getattr(obs, hook, None)
+            if fn is None:
+                continue
+            try:
+                fn(*args)
+            except Exception:  # an observer bug must not break the session
+                log.exception("observer %s.%s failed for %s", type(obs).__name__, hook, s.id)
 
     def require_sandbox(self, mode: str) -> None:
         from workbench.core import sandbox
@@ -364,15 +411,15 @@ class SessionManager:
     def _screen_event(self, s: Session, ev: ScreenEvent) -> None:
         if ev.kind in ("title", "notify", "bell"):
             self.record(s, ev.kind, {"value": ev.value[:500]})
-        hook = self._screen_hooks.get(s.id)
-        if hook:
-            hook(ev)
+        self._notify_observers(s, "on_screen_event", ev)
 
     def _pty_exited(self, s: Session, rt: PtyRuntime) -> None:
         code = rt.proc.exit_code
         s.exit_code = code
         s.pid = None
         reason = s.extra.pop("stop_reason", None) or f"process exited with code {code}"
+        self._notify_observers(s, "on_exit")
+        self._observers.pop(s.id, None)
         self.set_state(s, SessionState.STOPPED, reason, exit_code=code)
 
     # actions
@@ -390,6 +437,28 @@ class SessionManager:
         if not isinstance(rt, PtyRuntime):
             raise UsageError(f"session {s.name} has no terminal (agent {s.agent})")
         return rt
+
+    def send_to_pty(self, s: Session, text: str) -> int:
+        """Type a message into a PTY agent's input and press Enter (bracketed paste if multi-line)."""
+        rt = self.pty(s)
+        body = text.replace("\r\n", "\n")
+        if "\n" in body and rt.screen.bracketed_paste:
+            data = b"\x1b[200~" + body.encode() + b"\x1b[201~"
+        else:
+            data = body.replace("\n", "\r").encode()
+        rt.write(data)
+        # Many TUIs treat Enter arriving with the paste as part of it; send it separately.
+        asyncio.get_running_loop().call_later(0.05, rt.write, b"\r")
+        self.record(s, "send", {"text": text[:2000]})
+        return len(data) + 1
+
+    def answer_pty(self, s: Session, action: str, text: str | None = None) -> None:
+        for fn in self.pty_answerers:
+            if fn(self, s, action, text):
+                self.record(s, "approval", {"decision": action, "reason": text or ""})
+                return
+        raise UsageError(f"session {s.name} has no pending approval that workbench can answer",
+                         hint=f"attach with `workbench attach {s.id}` or type with `workbench keys`")
 
     def screen_of(self, s: Session) -> Any:
         rt = self.runtimes.get(s.id)

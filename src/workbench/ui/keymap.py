@@ -1,0 +1,172 @@
+"""Keys: binding ids and defaults, the user's keymap, and Textual keys -> terminal bytes."""
+
+from __future__ import annotations
+
+from workbench.core.escapes import one_line
+
+# Every action's binding id and default key; `[keymap]` in config.toml overrides them.
+DEFAULT_KEYS: dict[str, str] = {
+    "app.quit": "ctrl+q",
+    "app.palette": "ctrl+p",
+    "app.help": "question_mark,f1",
+    "app.attention": "ctrl+space,ctrl+@",
+    "app.new_session": "ctrl+n",
+    "app.theme": "f9",
+    "app.restart_daemon": "f5",
+    "main.quit": "q",
+    "main.attention": "space",
+    "main.attach": "enter",
+    "main.focus_list": "escape",
+    "main.grid": "g",
+    "main.pin": "p",
+    "main.zoom": "z",
+    "main.grow": "plus,equals_sign",
+    "main.shrink": "minus",
+    "main.next_pane": "right_square_bracket",
+    "main.prev_pane": "left_square_bracket",
+    "main.sidebar": "b",
+    "main.view_terminal": "1",
+    "main.view_transcript": "2",
+    "main.view_diff": "3",
+    "main.view_split": "4",
+    "main.approve": "y",
+    "main.deny": "n",
+    "main.send": "m",
+    "main.interrupt": "i",
+    "main.stop": "s",
+    "main.restart": "r",
+    "main.remove": "d",
+    "approval.approve": "y",
+    "approval.always": "a",
+    "approval.deny": "n",
+    "approval.close": "escape",
+    "new.submit": "ctrl+s",
+    "new.cancel": "escape",
+    "dialog.cancel": "escape",
+    "help.close": "escape,q,question_mark",
+}
+
+DESCRIPTIONS: dict[str, str] = {
+    "app.quit": "Quit the UI (sessions keep running)",
+    "app.palette": "Command palette",
+    "app.help": "Show all keys",
+    "app.attention": "Jump to the session that needs you",
+    "app.new_session": "New session",
+    "app.theme": "Next theme",
+    "app.restart_daemon": "Reconnect to (or start) the daemon",
+    "main.quit": "Quit the UI (sessions keep running)",
+    "main.attention": "Jump to the session that needs you",
+    "main.attach": "Attach: type into the session's terminal",
+    "main.focus_list": "Back to the session list",
+    "main.grid": "Grid mode on/off",
+    "main.pin": "Pin / unpin the session in the grid",
+    "main.zoom": "Zoom the pane to full screen / back",
+    "main.grow": "Make the focused pane bigger",
+    "main.shrink": "Make the focused pane smaller",
+    "main.next_pane": "Next pane",
+    "main.prev_pane": "Previous pane",
+    "main.sidebar": "Show / hide the session list",
+    "main.view_terminal": "View: terminal",
+    "main.view_transcript": "View: transcript",
+    "main.view_diff": "View: diff",
+    "main.view_split": "View: side by side",
+    "main.approve": "Open the approval card (then y to approve)",
+    "main.deny": "Open the approval card (then n to deny)",
+    "main.send": "Send a one-line message",
+    "main.interrupt": "Interrupt the session",
+    "main.stop": "Stop the session",
+    "main.restart": "Restart the session",
+    "main.remove": "Remove the session (asks first)",
+    "approval.approve": "Approve (card focused)",
+    "approval.always": "Approve always (card focused)",
+    "approval.deny": "Deny (card focused)",
+    "approval.close": "Leave the card",
+    "new.submit": "Start the session (Enter in a text field too)",
+    "new.cancel": "Cancel",
+    "dialog.cancel": "Cancel",
+    "help.close": "Close",
+    "terminal.detach": "Detach from the terminal (the only key not sent to it)",
+}
+
+# Keys a terminal multiplexer or the shell needs; never accepted as the detach key.
+RESERVED_DETACH = {
+    "ctrl+b", "ctrl+a", "ctrl+c", "ctrl+d", "ctrl+z", "ctrl+l", "ctrl+r", "ctrl+u", "ctrl+w",
+    "ctrl+e", "ctrl+k", "ctrl+p", "ctrl+n", "ctrl+f", "ctrl+h", "ctrl+i", "ctrl+j", "ctrl+m",
+    "enter", "tab", "escape", "backspace", "space", "up", "down", "left", "right",
+}
+DEFAULT_DETACH = "ctrl+right_square_bracket"
+
+
+def resolve_keymap(user: dict[str, str]) -> tuple[dict[str, str], list[str]]:
+    """The user's keymap restricted to known ids, plus one notice per unknown id."""
+    known = set(DEFAULT_KEYS) | {"terminal.detach"}
+    good: dict[str, str] = {}
+    notices: list[str] = []
+    for bid, keys in user.items():
+        if bid not in known:
+            notices.append(f"keymap: unknown binding id {one_line(bid, 60)!r} (see `?` for the ids)")
+        elif not isinstance(keys, str) or not keys.strip():
+            notices.append(f"keymap: {bid} needs a key such as \"ctrl+k\"")
+        else:
+            good[bid] = keys.strip()
+    return good, notices
+
+
+def detach_key(configured: str, keymap: dict[str, str]) -> tuple[str, str | None]:
+    """The detach key (keymap `terminal.detach` wins over `ui.detach_key`) and a notice if refused."""
+    key = (keymap.get("terminal.detach") or configured or DEFAULT_DETACH).strip()
+    if key in RESERVED_DETACH or (len(key) == 1 and key.isprintable()):
+        return DEFAULT_DETACH, f"detach key {key!r} is needed by the shell or tmux; using ctrl+]"
+    return key, None
+
+
+_CURSOR = {"up": "A", "down": "B", "right": "C", "left": "D", "home": "H", "end": "F"}
+_TILDE = {"insert": 2, "delete": 3, "pageup": 5, "pagedown": 6, "f5": 15, "f6": 17, "f7": 18,
+          "f8": 19, "f9": 20, "f10": 21, "f11": 23, "f12": 24}
+_SS3 = {"f1": "P", "f2": "Q", "f3": "R", "f4": "S"}
+_PLAIN = {"enter": b"\r", "tab": b"\t", "escape": b"\x1b", "backspace": b"\x7f",
+          "shift+tab": b"\x1b[Z", "space": b" ", "ctrl+space": b"\x00", "ctrl+@": b"\x00",
+          "ctrl+backslash": b"\x1c", "ctrl+right_square_bracket": b"\x1d",
+          "ctrl+circumflex_accent": b"\x1e", "ctrl+underscore": b"\x1f",
+          "ctrl+left_square_bracket": b"\x1b", "ctrl+h": b"\x08", "ctrl+i": b"\t",
+          "ctrl+j": b"\n", "ctrl+m": b"\r", "shift+enter": b"\r"}
+_MODS = {"shift": 1, "alt": 2, "ctrl": 4}
+
+
+def key_to_bytes(key: str, character: str | None, app_cursor: bool = False) -> bytes | None:
+    """What a terminal sends for a Textual key event; None when it sends nothing."""
+    if key in _PLAIN:
+        return _PLAIN[key]
+    *mods, base = key.split("+") if key != "+" else ["+"]
+    mod = 0
+    for m in mods:
+        if m not in _MODS:
+            break
+        mod += _MODS[m]
+    else:
+        if base in _CURSOR:
+            if mod:
+                return f"\x1b[1;{mod + 1}{_CURSOR[base]}".encode()
+            return f"\x1b{'O' if app_cursor else '['}{_CURSOR[base]}".encode()
+        if base in _TILDE:
+            n = _TILDE[base]
+            return f"\x1b[{n};{mod + 1}~".encode() if mod else f"\x1b[{n}~".encode()
+        if base in _SS3:
+            return f"\x1b[1;{mod + 1}{_SS3[base]}".encode() if mod else f"\x1bO{_SS3[base]}".encode()
+        if mods == ["alt"]:
+            inner = key_to_bytes(base, character[-1] if character else None, app_cursor)
+            return b"\x1b" + inner if inner else None
+        if mods == ["ctrl"] and len(base) == 1 and base.isalpha():
+            return bytes([ord(base.lower()) & 0x1F])
+    if character:
+        return character.encode("utf-8", "surrogateescape")
+    return None
+
+
+def paste_bytes(text: str, bracketed: bool) -> bytes:
+    """A paste as the terminal would send it; an embedded end marker cannot end the paste early."""
+    text = text.replace("\r\n", "\r").replace("\n", "\r")
+    if bracketed:
+        text = text.replace("\x1b[201~", "")
+        return b"\x1b[200~" + text.encode("utf-8", "surrogateescape") + b"\x1b[201~"
+    return text.encode("utf-8", "surrogateescape")

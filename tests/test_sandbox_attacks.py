@@ -1,0 +1,652 @@
+"""Escape attempts from inside a real sandboxed session, and the work that must still pass.
+
+Every attack asserts that it failed inside, that its target is unchanged and, where the
+action is possible at all outside, that the same script succeeds unsandboxed (mode
+"off"), so a broken sandbox makes the test fail rather than pass for another reason.
+Run as root and as an unprivileged user (tests/run_as_user.sh).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.sandbox_fixtures import (
+    DOTENV_SECRET,
+    SECRET_KEY,
+    PtyShell,
+    World,
+    abstract_listener,
+    build_world,
+    inside_python,
+    outside_process,
+    tcp_listener,
+    udp_listener,
+    unix_listener,
+)
+from workbench import paths
+from workbench.core import sandbox, seccomp
+
+pytestmark = pytest.mark.sandbox
+
+NR = seccomp.SYSCALLS.get(seccomp.native_arch(), {})
+
+PRELUDE = textwrap.dedent(
+    f"""
+    import ctypes, errno, os, socket, sys
+    NR = {NR!r}
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    def attempt(label, fn):
+        try:
+            r = fn()
+        except OSError as e:
+            print("RESULT", label, "blocked", errno.errorcode.get(e.errno, e.errno), flush=True)
+            return
+        print("RESULT", label, "ok", r, flush=True)
+    def sysc(name, *args):
+        r = libc.syscall(ctypes.c_long(NR[name]), *[ctypes.c_ulong(a) for a in args])
+        if r == -1:
+            e = ctypes.get_errno()
+            raise OSError(e, os.strerror(e))
+        return r
+    """
+)
+
+
+@pytest.fixture(autouse=True)
+def _needs_bwrap() -> None:
+    res = sandbox.probe()
+    if not res.ok:
+        pytest.skip(f"bubblewrap cannot run here: {res.reason}")
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> World:
+    return build_world(tmp_path)
+
+
+def results(out: str) -> dict[str, list[str]]:
+    found = {}
+    for line in out.splitlines():
+        if line.startswith("RESULT "):
+            parts = line.split()
+            found[parts[1]] = parts[2:]
+    return found
+
+
+def attack(world: World, body: str, **kw: object) -> dict[str, list[str]]:
+    proc = world.py(PRELUDE + textwrap.dedent(body), **kw)  # type: ignore[arg-type]
+    res = results(proc.stdout)
+    assert res, f"attack script did not run: rc={proc.returncode} stderr={proc.stderr!r}"
+    return res
+
+
+def assert_all_blocked(res: dict[str, list[str]], *errnos: str) -> None:
+    for label, outcome in res.items():
+        assert outcome[0] == "blocked", f"{label} was not blocked: {outcome}"
+        if errnos:
+            assert outcome[1] in errnos, f"{label} blocked with {outcome[1]}, expected {errnos}"
+
+
+def control(world: World, body: str) -> dict[str, list[str]]:
+    """The same script with the sandbox off: proves the attack itself works."""
+    return attack(world, body, spec=world.spec(mode="off"))
+
+
+def snapshot(p: Path) -> bytes | None:
+    try:
+        return p.read_bytes()
+    except FileNotFoundError:
+        return None
+    except IsADirectoryError:
+        return b"<dir>"
+
+
+# ------------------------------------------------------------------ writes to files
+
+WRITE_TARGETS: dict[str, Callable[[World], Path]] = {
+    "real-home-bashrc": lambda w: w.real_home / ".bashrc",
+    "real-home-new-file": lambda w: w.real_home / "planted",
+    "etc": lambda w: Path("/etc/wb-sandbox-attack"),
+    "main-checkout-file": lambda w: w.repo / "README.md",
+    "main-checkout-new-file": lambda w: w.repo / "planted.py",
+    "sibling-worktree": lambda w: w.sibling.worktree / "planted.py",
+    "sibling-home": lambda w: w.sibling.home / ".bashrc",
+    "repo-config": lambda w: w.common / "config",
+    "hooks-pre-commit": lambda w: w.common / "hooks" / "pre-commit",
+    "sibling-branch-ref": lambda w: w.common / "refs" / "heads" / "wb" / "alpha",
+    "main-branch-ref": lambda w: w.common / "refs" / "heads" / "main",
+    "packed-refs": lambda w: w.common / "packed-refs",
+    "objects-info-alternates": lambda w: w.common / "objects" / "info" / "alternates",
+    "worktree-dotgit-file": lambda w: w.me.worktree / ".git",
+    "worktree-gitdir-commondir": lambda w: w.me.gitdir / "commondir",
+    "worktree-gitdir-gitdir": lambda w: w.me.gitdir / "gitdir",
+    "config-worktree": lambda w: w.me.gitdir / "config.worktree",
+    "sibling-gitdir-head": lambda w: w.sibling.gitdir / "HEAD",
+    "workbench-data-dir": lambda w: paths.data_dir() / "planted",
+}
+
+
+@pytest.mark.parametrize("target", sorted(WRITE_TARGETS))
+def test_write_is_blocked(world: World, target: str) -> None:
+    path = WRITE_TARGETS[target](world)
+    before = snapshot(path)
+    body = f"""
+    p = {str(path)!r}
+    def append():
+        with open(p, "a") as f:
+            f.write("[core]\\n\\tfsmonitor = touch /tmp/pwned\\n")
+    attempt("append", append)
+    if os.path.lexists(p):
+        attempt("unlink", lambda: os.unlink(p))
+        def rename_over():
+            tmp = p + ".wbtmp"
+            with open(tmp, "w") as f:
+                f.write("pwned\\n")
+            os.rename(tmp, p)
+        attempt("rename_over", rename_over)
+    """
+    res = attack(world, body)
+    assert_all_blocked(res)
+    assert snapshot(path) == before, f"{path} changed"
+    assert not Path(str(path) + ".wbtmp").exists() or target == "sibling-branch-ref"
+    parent = path.parent
+    if os.access(parent, os.W_OK) and (before is None or os.access(path, os.W_OK)):
+        ctl = control(world, body)
+        assert ctl["append"][0] == "ok", "control: the same write must work unsandboxed"
+        assert snapshot(path) != before
+    if before is None:
+        Path(path).unlink(missing_ok=True)
+
+
+def test_sibling_branch_ref_via_git_is_blocked(world: World) -> None:
+    before = world.host_git("rev-parse", "refs/heads/wb/alpha")
+    (world.me.worktree / "x.txt").write_text("x\n")
+    proc = world.sh("git add x.txt && git commit -qm evil && git update-ref refs/heads/wb/alpha HEAD"
+                    " ; git branch -f wb/alpha HEAD ; git push . HEAD:wb/alpha")
+    assert proc.returncode != 0
+    assert world.host_git("rev-parse", "refs/heads/wb/alpha") == before
+    # Control: outside the sandbox the same update works.
+    ctl = world.sh("git update-ref refs/heads/wb/alpha HEAD", spec=world.spec(mode="off"))
+    assert ctl.returncode == 0
+    assert world.host_git("rev-parse", "refs/heads/wb/alpha") != before
+
+
+def test_other_branches_and_repo_config_via_git_are_blocked(world: World) -> None:
+    main = world.host_git("rev-parse", "refs/heads/main")
+    config = (world.common / "config").read_bytes()
+    proc = world.sh(
+        "git branch -f main HEAD~0 2>&1; git branch planted 2>&1; git tag planted 2>&1; "
+        "git config core.fsmonitor 'touch /tmp/pwned' 2>&1; "
+        "git config --worktree core.fsmonitor 'touch /tmp/pwned' 2>&1; true"
+    )
+    assert "Read-only file system" in proc.stdout
+    assert world.host_git("rev-parse", "refs/heads/main") == main
+    assert world.host_git("branch", "--list", "planted") == ""
+    assert world.host_git("tag", "--list", "planted") == ""
+    assert (world.common / "config").read_bytes() == config
+    assert (world.me.gitdir / "config.worktree").read_text() == ""
+
+
+# -------------------------------------------------------------------------- secrets
+
+
+def test_read_ssh_key_is_blocked(world: World) -> None:
+    body = f"""
+    attempt("ssh_key", lambda: open({str(world.secret)!r}).read())
+    attempt("ssh_dir", lambda: os.listdir({str(world.secret.parent)!r}) or os.stat("/nonexistent"))
+    """
+    res = attack(world, body)
+    assert_all_blocked(res)
+    proc = world.sh(f"cat {world.secret} ~/.ssh/id_rsa; grep -r wb-test-secret / "
+                    "--include=id_rsa -s 2>/dev/null | head -1; true")
+    assert "wb-test-secret" not in proc.stdout
+    ctl = control(world, body)
+    assert ctl["ssh_key"][0] == "ok"
+
+
+def test_read_dotenv_of_main_checkout_is_blocked(world: World) -> None:
+    res = attack(world, f'attempt("dotenv", lambda: open({str(world.dotenv)!r}).read() or os.stat("/x"))')
+    assert_all_blocked(res)
+    proc = world.sh(f"cat {world.dotenv}; true")
+    assert DOTENV_SECRET not in proc.stdout
+    assert control(world, f'attempt("dotenv", lambda: open({str(world.dotenv)!r}).read())')[
+        "dotenv"][0] == "ok"
+
+
+def test_read_proc_environ_of_outside_process_is_blocked(world: World) -> None:
+    secret = "wb-outside-env-secret-42"
+    with outside_process(secret) as proc:
+        body = f"""
+        attempt("environ", lambda: open("/proc/{proc.pid}/environ", "rb").read() or os.stat("/x"))
+        leaked = []
+        for pid in os.listdir("/proc"):
+            if pid.isdigit():
+                try:
+                    if b{secret!r} in open(f"/proc/{{pid}}/environ", "rb").read():
+                        leaked.append(pid)
+                except OSError:
+                    pass
+        print("RESULT scan", "blocked" if not leaked else "ok", "EPERM" if not leaked else leaked)
+        """
+        res = attack(world, body)
+        assert_all_blocked(res)
+        assert control(world, body)["environ"][0] == "ok"
+        assert proc.poll() is None
+
+
+def test_daemon_environment_secret_is_not_passed(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WB_DAEMON_SECRET", "wb-daemon-secret-77")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-wb-test-not-for-sandbox")
+    proc = world.sh("env; cat /proc/1/environ /proc/self/environ 2>/dev/null | tr '\\0' '\\n'")
+    assert proc.returncode == 0
+    assert "wb-daemon-secret-77" not in proc.stdout
+    assert "sk-wb-test-not-for-sandbox" not in proc.stdout
+    assert "HOME=" + str(world.me.home) in proc.stdout
+    ctl = world.sh("env", spec=world.spec(mode="off"))
+    assert "wb-daemon-secret-77" in ctl.stdout
+
+
+# -------------------------------------------------------------------------- network
+
+NO_INTERFACES_GUARD = """
+ifaces = [i for i in os.listdir("/sys/class/net") if i != "lo"]
+if ifaces:
+    print("RESULT interfaces ok", ifaces)
+    sys.exit(0)  # never send a packet off this machine from a broken sandbox
+"""
+
+
+def test_tcp_to_host_loopback_is_blocked(world: World) -> None:
+    with tcp_listener() as (lis, port):
+        body = f"""
+        def go():
+            s = socket.create_connection(("127.0.0.1", {port}), timeout=3)
+            return s.recv(100)
+        attempt("tcp", go)
+        """
+        assert_all_blocked(attack(world, body))
+        assert lis.hits == 0
+        assert control(world, body)["tcp"][0] == "ok"
+        assert lis.hits == 1
+
+
+def test_tcp_to_external_address_is_blocked(world: World) -> None:
+    # 192.0.2.1 is TEST-NET-1; the guard refuses to try if the sandbox has an interface.
+    body = NO_INTERFACES_GUARD + """
+    attempt("tcp_ext", lambda: socket.create_connection(("192.0.2.1", 80), timeout=3))
+    """
+    assert_all_blocked(attack(world, body), "ENETUNREACH")
+
+
+def test_udp_out_is_blocked(world: World) -> None:
+    with udp_listener() as (lis, port):
+        body = NO_INTERFACES_GUARD + f"""
+        def loop():
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.sendto(b"ping", ("127.0.0.1", {port}))
+            import time; time.sleep(0.3)
+            raise OSError(errno.ECONNREFUSED, "sent into the sandbox's own loopback")
+        attempt("udp_ext", lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(
+            b"ping", ("192.0.2.1", 9)))
+        attempt("udp_loopback", loop)
+        """
+        res = attack(world, body)
+        assert res["udp_ext"][:2] == ["blocked", "ENETUNREACH"]
+        assert lis.hits == 0
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.sendto(b"ping", ("127.0.0.1", port))
+        s.close()
+        from tests.helpers import wait_for
+
+        wait_for(lambda: lis.hits == 1, 5, what="control datagram")
+
+
+def test_unix_path_socket_of_host_is_blocked(world: World) -> None:
+    with unix_listener() as (lis, path):
+        body = f"""
+        def go():
+            s = socket.socket(socket.AF_UNIX)
+            s.connect({path!r})
+            return s.recv(100)
+        attempt("unix", go)
+        """
+        assert_all_blocked(attack(world, body))
+        assert lis.hits == 0
+        assert control(world, body)["unix"][0] == "ok"
+
+
+def test_abstract_socket_of_host_is_blocked(world: World) -> None:
+    with abstract_listener() as (lis, name):
+        body = f"""
+        def go():
+            s = socket.socket(socket.AF_UNIX)
+            s.connect("\\0" + {name!r})
+            return s.recv(100)
+        attempt("abstract", go)
+        """
+        assert_all_blocked(attack(world, body), "ECONNREFUSED")
+        assert lis.hits == 0
+        assert control(world, body)["abstract"][0] == "ok"
+
+
+def test_daemon_socket_is_blocked(world: World) -> None:
+    rt = paths.ensure_private_dir(paths.runtime_dir())
+    with unix_listener(rt / "daemon.sock") as (lis, path):
+        assert path == str(paths.socket_path())
+        body = f"""
+        def go():
+            s = socket.socket(socket.AF_UNIX)
+            s.connect({path!r})
+            return s.recv(100)
+        attempt("daemon", go)
+        attempt("runtime_dir", lambda: os.listdir({str(rt)!r}) or os.stat("/x"))
+        """
+        assert_all_blocked(attack(world, body))
+        assert lis.hits == 0
+        assert control(world, body)["daemon"][0] == "ok"
+
+
+def test_network_mode_does_not_expose_host_loopback(world: World) -> None:
+    if not shutil.which("slirp4netns"):
+        pytest.skip("network mode needs slirp4netns (apt install slirp4netns)")
+    with tcp_listener() as (lis, port), abstract_listener() as (alis, name):
+        body = f"""
+        for host in ("127.0.0.1", "10.0.2.2"):
+            attempt("tcp_" + host, lambda: socket.create_connection((host, {port}), timeout=3))
+        def ab():
+            s = socket.socket(socket.AF_UNIX)
+            s.connect("\\0" + {name!r})
+        attempt("abstract", ab)
+        print("RESULT tap", "blocked" if "tap0" in os.listdir("/sys/class/net") else "ok", "-")
+        """
+        res = attack(world, body, spec=world.spec(network=True))
+        assert_all_blocked(res)
+        assert lis.hits == 0 and alis.hits == 0
+
+
+# ------------------------------------------------------------------------ processes
+
+
+def test_signal_outside_process_is_blocked(world: World) -> None:
+    with outside_process("x") as proc:
+        body = f"""
+        attempt("kill", lambda: os.kill({proc.pid}, 9))
+        attempt("kill_all", lambda: os.kill(-1, 0) if False else os.kill(-1, 9) if False else sysc("ptrace", 16, {proc.pid}, 0, 0))
+        """
+        res = attack(world, body)
+        assert_all_blocked(res)
+        assert proc.poll() is None, "outside process was killed"
+
+
+def test_ptrace_outside_process_is_blocked(world: World) -> None:
+    with outside_process("x") as proc:
+        body = f"""
+        attempt("attach", lambda: sysc("ptrace", 16, {proc.pid}, 0, 0))  # PTRACE_ATTACH
+        attempt("seize", lambda: sysc("ptrace", 0x4206, {proc.pid}, 0, 0))  # PTRACE_SEIZE
+        """
+        assert_all_blocked(attack(world, body))
+        status = Path(f"/proc/{proc.pid}/status").read_text()
+        assert "TracerPid:\t0" in status
+        assert proc.poll() is None
+
+
+def test_ptrace_and_process_vm_inside_are_blocked_by_seccomp(world: World) -> None:
+    # Namespaces alone would allow tracing our own child; seccomp must refuse with EPERM.
+    body = """
+    import subprocess
+    child = subprocess.Popen(["sleep", "30"])
+    attempt("attach_child", lambda: sysc("ptrace", 16, child.pid, 0, 0))
+    attempt("vm_readv", lambda: sysc("process_vm_readv", child.pid, 0, 0, 0, 0, 0))
+    child.kill()
+    """
+    assert_all_blocked(attack(world, body), "EPERM")
+    assert control(world, body)["attach_child"][0] == "ok"
+
+
+def test_remount_root_read_write_is_blocked(world: World) -> None:
+    body = """
+    attempt("remount", lambda: sysc("mount", 0, id(None) and 0, 0, 0x20 | 0x1000, 0))
+    import subprocess
+    r = subprocess.run(["mount", "-o", "remount,rw", "/"], capture_output=True)
+    print("RESULT mount_cmd", "blocked" if r.returncode else "ok", r.returncode)
+    attempt("write_root", lambda: open("/wb-planted", "w"))
+    attempt("write_usr", lambda: open("/usr/wb-planted", "w"))
+    """
+    assert_all_blocked(attack(world, body))
+    assert not Path("/wb-planted").exists() and not Path("/usr/wb-planted").exists()
+
+
+def test_nested_user_namespace_is_blocked(world: World) -> None:
+    CLONE_NEWUSER, CLONE_NEWNET, CLONE_NEWNS = 0x10000000, 0x40000000, 0x00020000
+    body = f"""
+    attempt("unshare_user", lambda: sysc("unshare", {CLONE_NEWUSER}))
+    attempt("unshare_net", lambda: sysc("unshare", {CLONE_NEWNET}))
+    attempt("unshare_mnt", lambda: sysc("unshare", {CLONE_NEWNS}))
+    SIGCHLD = 17
+    attempt("clone_newuser", lambda: sysc("clone", {CLONE_NEWUSER} | SIGCHLD, 0, 0, 0, 0))
+    # High bits set to try to slip past a filter that compares all 64 bits.
+    attempt("clone_hi", lambda: sysc("clone", (1 << 32) | {CLONE_NEWUSER} | SIGCHLD, 0, 0, 0, 0))
+    attempt("clone3", lambda: sysc("clone3", 0, 0))
+    attempt("setns", lambda: sysc("setns", os.open("/proc/self/ns/user", os.O_RDONLY), 0))
+    import subprocess
+    r = subprocess.run(["unshare", "-U", "true"], capture_output=True)
+    print("RESULT unshare_cmd", "blocked" if r.returncode else "ok", r.returncode)
+    """
+    res = attack(world, body)
+    assert_all_blocked(res)
+    assert res["unshare_user"][1] == "EPERM" and res["clone_hi"][1] == "EPERM"
+    assert res["clone3"][1] == "ENOSYS"
+    # Control: unsandboxed, a user namespace can be created here (as root or user).
+    ctl = control(world, f'attempt("unshare_user", lambda: sysc("unshare", {CLONE_NEWUSER}))')
+    assert ctl["unshare_user"][0] == "ok"
+
+
+@pytest.mark.parametrize(
+    "name,args",
+    [
+        ("io_uring_setup", (8, 0)),
+        ("keyctl", (0, 0, 0, 0, 0)),
+        ("bpf", (0, 0, 0)),
+        ("perf_event_open", (0, 0, -1 & 0xFFFFFFFF, -1 & 0xFFFFFFFF, 0)),
+        ("userfaultfd", (0,)),
+    ],
+)
+def test_dangerous_syscalls_return_eperm(world: World, name: str, args: tuple[int, ...]) -> None:
+    res = attack(world, f'attempt({name!r}, lambda: sysc({name!r}, *{args!r}))')
+    assert res[name][:2] == ["blocked", "EPERM"]
+
+
+def test_proc_sys_is_read_only(world: World) -> None:
+    before = Path("/proc/sys/kernel/core_pattern").read_text()
+    body = """
+    def w():
+        with open("/proc/sys/kernel/core_pattern", "w") as f:
+            f.write("|/tmp/pwned")
+    attempt("core_pattern", w)
+    attempt("sysrq", lambda: open("/proc/sysrq-trigger", "w").write("h"))
+    """
+    assert_all_blocked(attack(world, body))
+    assert Path("/proc/sys/kernel/core_pattern").read_text() == before
+
+
+# ------------------------------------------------------------------------------ PTY
+
+
+def test_tiocsti_into_the_terminal_is_blocked(world: World) -> None:
+    sh = PtyShell(world)
+    try:
+        code = (
+            "import fcntl, termios, errno\n"
+            "for name, req in (('sti', termios.TIOCSTI), ('sti_hi', termios.TIOCSTI | (1 << 32)),"
+            " ('linux', 0x541C)):\n"
+            "    try:\n"
+            "        fcntl.ioctl(0, req, b'X' if name != 'linux' else b'\\x00')\n"
+            "        print('RESULT', name, 'ok')\n"
+            "    except OSError as e:\n"
+            "        print('RESULT', name, 'blocked', errno.errorcode[e.errno])\n"
+        )
+        (world.me.worktree / "sti.py").write_text(code)
+        out = sh.run(f"{inside_python()} sti.py")
+        res = results(out.replace("\r", ""))
+        assert res["sti"][:2] == ["blocked", "EPERM"], out
+        assert res["sti_hi"][:2] == ["blocked", "EPERM"], out
+        assert res["linux"][:2] == ["blocked", "EPERM"], out
+        # Nothing was pushed into the input queue: the next line runs alone.
+        assert sh.run("echo CLEAN").strip().endswith("CLEAN")
+    finally:
+        sh.close()
+
+
+# ------------------------------------------------------------------ legitimate work
+
+
+def test_git_commit_on_session_branch_works(world: World) -> None:
+    (world.me.worktree / "feature.py").write_text("X = 1\n")
+    proc = world.sh(
+        "set -e; git status --short; git add feature.py; git commit -qm 'add feature'; "
+        "git log --oneline -1; git status --short | wc -l"
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "add feature" in proc.stdout
+    assert world.host_git("log", "-1", "--format=%s", "wb/me") == "add feature"
+    assert world.host_git("reflog", "-1", "--format=%gs", "wb/me").startswith("commit")
+    # gc stays off for sessions (shared objects).
+    assert world.sh("git config gc.auto").stdout.strip() == "0"
+
+
+def test_new_branch_under_session_prefix_works(world: World) -> None:
+    proc = world.sh(
+        "set -e; git switch -q -c wb/me--spike; echo y > spike.txt; git add spike.txt; "
+        "git commit -qm spike; git switch -q wb/me; git branch --list 'wb/me*'"
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert world.host_git("log", "-1", "--format=%s", "wb/me--spike") == "spike"
+    assert sandbox.is_own_branch("wb/me", "wb/me--spike")
+
+
+def test_project_tests_run(world: World) -> None:
+    env = {"PYTHONPATH": os.environ["PYTHONPATH"]} if os.environ.get("PYTHONPATH") else {}
+    proc = world.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_app.py"],
+        spec=world.spec(env=env),
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "1 passed" in proc.stdout
+
+
+def test_writes_in_worktree_tmp_and_private_home_work(world: World) -> None:
+    proc = world.sh(
+        "set -e; echo a > wt.txt; mkdir -p sub && echo b > sub/c.txt; echo t > /tmp/t.txt; "
+        "cat /tmp/t.txt; echo h > ~/h.txt; cat ~/h.txt; echo $HOME"
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert (world.me.worktree / "wt.txt").read_text() == "a\n"
+    assert (world.me.home / "h.txt").read_text() == "h\n"
+    assert proc.stdout.split() == ["t", "h", str(world.me.home)]
+    assert not (world.real_home / "h.txt").exists()
+
+
+def test_job_control_works(world: World) -> None:
+    sh = PtyShell(world)
+    try:
+        sh.send("sleep 100 &\n")
+        sh.expect_prompt()
+        assert "Running" in sh.run("jobs")
+        sh.send("fg\n")
+        sh.expect("sleep 100")
+        sh.send("\x03")  # Ctrl-C reaches the foreground job
+        sh.expect_prompt()
+        assert sh.run("echo rc=$?").strip().endswith("rc=130")
+        sh.send("sleep 100\n")
+        sh.expect("sleep 100")
+        sh.send("\x1a")  # Ctrl-Z stops it, bg/kill work
+        sh.expect("Stopped")
+        sh.expect_prompt()
+        assert "Stopped" in sh.run("jobs")
+        sh.run("kill %1")
+        assert sh.run("jobs; echo done").strip().endswith("done")
+    finally:
+        sh.close()
+
+
+def test_window_resize_works(world: World) -> None:
+    sh = PtyShell(world, cols=80, rows=24)
+    try:
+        assert sh.run("stty size").strip().endswith("24 80")
+        wait = (
+            "import signal, os; signal.signal(signal.SIGWINCH, lambda *a: None); print('READY', "
+            "flush=True); signal.sigwait([signal.SIGWINCH]); print('WINCH', *os.get_terminal_size())"
+        )
+        (world.me.worktree / "winch.py").write_text(wait.replace("; signal.sigwait", "\nsignal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGWINCH])\nsignal.sigwait"))
+        sh.send(f"{inside_python()} winch.py\n")
+        sh.expect("READY")
+        sh.proc.setwinsize(30, 100)
+        sh.expect("WINCH 100 30")
+        sh.expect_prompt()
+        assert sh.run("stty size").strip().endswith("30 100")
+    finally:
+        sh.close()
+
+
+def test_strict_mode_keeps_git_read_only(world: World) -> None:
+    spec = world.spec(mode="strict")
+    (world.me.worktree / "s.txt").write_text("s\n")
+    st = world.sh("git status --short; git log --oneline -1", spec=spec)
+    assert st.returncode == 0 and "s.txt" in st.stdout
+    head = world.host_git("rev-parse", "wb/me")
+    proc = world.sh("git add s.txt && git commit -qm strict", spec=spec)
+    assert proc.returncode != 0
+    assert world.host_git("rev-parse", "wb/me") == head
+    objects = list((world.common / "objects").rglob("*"))
+    assert world.sh(f"touch {world.common}/objects/planted", spec=spec).returncode != 0
+    assert list((world.common / "objects").rglob("*")) == objects
+    # The worktree itself stays writable, and the workbench can commit from outside.
+    assert (world.me.worktree / "s.txt").exists()
+    assert world.sh("echo ok > w.txt", spec=spec).returncode == 0
+
+
+def test_off_mode_runs_the_bare_command(world: World) -> None:
+    spec = world.spec(mode="off")
+    cmd = sandbox.wrap(spec, ["true"])
+    assert cmd.argv == ["true"] and cmd.pass_fds == ()
+    proc = world.sh(f"cat {world.secret}", spec=spec)
+    assert SECRET_KEY.splitlines()[1] in proc.stdout
+
+
+def test_no_processes_left_after_sandbox_exits(world: World) -> None:
+    proc = world.sh("sleep 300 & sleep 300 & echo started")
+    assert "started" in proc.stdout
+    out = subprocess.run(["pgrep", "-f", "^sleep 300$"], capture_output=True, text=True)
+    mine = [p for p in out.stdout.split() if _is_descendant_of_me(int(p))]
+    assert mine == []
+
+
+def _is_descendant_of_me(pid: int) -> bool:
+    me = os.getpid()
+    while pid > 1:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return False
+        pid = int(stat.rsplit(")", 1)[1].split()[1])
+        if pid == me:
+            return True
+    return False
+
+
+@pytest.fixture(autouse=True)
+def _reap_signals() -> Iterator[None]:
+    old = signal.getsignal(signal.SIGCHLD)
+    yield
+    signal.signal(signal.SIGCHLD, old)
