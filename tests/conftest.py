@@ -6,8 +6,12 @@ import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from tests.wb import Wb
 
 
 @pytest.fixture(autouse=True)
@@ -77,7 +81,7 @@ def _no_leftover_children() -> Iterator[None]:
 
 
 @pytest.fixture
-def wb(isolated_env: Path) -> Iterator["Wb"]:
+def wb(isolated_env: Path) -> Iterator[Wb]:
     """The real CLI against a private daemon; the daemon is stopped afterwards."""
     from tests.wb import Wb
 

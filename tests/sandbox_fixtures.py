@@ -274,7 +274,8 @@ class PtyShell:
         finally:
             cmd.close()
         self.buf = ""
-        self.send(f"PS1='{self.PROMPT}'; PS2=''; bind 'set enable-bracketed-paste off'\n")
+        # Quoted apart so the echoed command line does not contain the prompt itself.
+        self.send("PS1='WB''PROMPT> '; PS2=''; bind 'set enable-bracketed-paste off'\n")
         self.expect_prompt()
 
     def send(self, data: str | bytes) -> None:
@@ -295,6 +296,22 @@ class PtyShell:
                     raise AssertionError(f"shell exited; output {self.buf[-800:]!r}") from None
         head, _, self.buf = self.buf.partition(needle)
         return head
+
+    def interrupt(self, key: str, tries: int = 10) -> str:
+        """Send a job-control key until the prompt returns.
+
+        The key can land before bash has handed the terminal to the job; then it goes
+        to bash, which ignores it, and the job keeps running. Sending again fixes that.
+        """
+        out = ""
+        for _ in range(tries):
+            self.send(key)
+            try:
+                return out + self.expect_prompt(timeout=1)
+            except AssertionError:
+                out += self.buf
+                self.buf = ""
+        raise AssertionError(f"no prompt after {key!r}: {out[-800:]!r}")
 
     def expect_prompt(self, timeout: float = 10) -> str:
         return self.expect(self.PROMPT, timeout)

@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from tests.helpers import wait_for
 from tests.sandbox_fixtures import (
     DOTENV_SECRET,
     SECRET_KEY,
@@ -53,6 +53,13 @@ PRELUDE = textwrap.dedent(
             print("RESULT", label, "blocked", errno.errorcode.get(e.errno, e.errno), flush=True)
             return
         print("RESULT", label, "ok", r, flush=True)
+    def no_interfaces():
+        # Never send a packet off this machine from a broken sandbox. (/sys is the
+        # host's, so /sys/class/net would list host interfaces: ask the kernel.)
+        ifaces = [n for _, n in socket.if_nameindex() if n != "lo"]
+        if ifaces:
+            print("RESULT interfaces ok", *ifaces, flush=True)
+            sys.exit(0)
     def sysc(name, *args):
         r = libc.syscall(ctypes.c_long(NR[name]), *[ctypes.c_ulong(a) for a in args])
         if r == -1:
@@ -151,22 +158,30 @@ def test_write_is_blocked(world: World, target: str) -> None:
         attempt("unlink", lambda: os.unlink(p))
         def rename_over():
             tmp = p + ".wbtmp"
-            with open(tmp, "w") as f:
-                f.write("pwned\\n")
-            os.rename(tmp, p)
+            try:
+                with open(tmp, "w") as f:
+                    f.write("pwned\\n")
+                os.rename(tmp, p)
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
         attempt("rename_over", rename_over)
     """
     res = attack(world, body)
     assert_all_blocked(res)
     assert snapshot(path) == before, f"{path} changed"
-    assert not Path(str(path) + ".wbtmp").exists() or target == "sibling-branch-ref"
-    parent = path.parent
-    if os.access(parent, os.W_OK) and (before is None or os.access(path, os.W_OK)):
-        ctl = control(world, body)
+    assert not Path(str(path) + ".wbtmp").exists()
+    if target == "etc":
+        return  # no control: the test never writes to the real /etc
+    try:
+        ctl = control(world, body.split("if os.path.lexists")[0])
         assert ctl["append"][0] == "ok", "control: the same write must work unsandboxed"
         assert snapshot(path) != before
-    if before is None:
-        Path(path).unlink(missing_ok=True)
+    finally:
+        if before is None:
+            path.unlink(missing_ok=True)
+        elif before != b"<dir>":
+            path.write_bytes(before)
 
 
 def test_sibling_branch_ref_via_git_is_blocked(world: World) -> None:
@@ -204,12 +219,12 @@ def test_other_branches_and_repo_config_via_git_are_blocked(world: World) -> Non
 def test_read_ssh_key_is_blocked(world: World) -> None:
     body = f"""
     attempt("ssh_key", lambda: open({str(world.secret)!r}).read())
+    # An empty listing (tmpfs over ~/.ssh) counts as blocked: it falls through to ENOENT.
     attempt("ssh_dir", lambda: os.listdir({str(world.secret.parent)!r}) or os.stat("/nonexistent"))
     """
     res = attack(world, body)
     assert_all_blocked(res)
-    proc = world.sh(f"cat {world.secret} ~/.ssh/id_rsa; grep -r wb-test-secret / "
-                    "--include=id_rsa -s 2>/dev/null | head -1; true")
+    proc = world.sh(f"cat {world.secret} ~/.ssh/id_rsa; true")
     assert "wb-test-secret" not in proc.stdout
     ctl = control(world, body)
     assert ctl["ssh_key"][0] == "ok"
@@ -259,12 +274,6 @@ def test_daemon_environment_secret_is_not_passed(world: World, monkeypatch: pyte
 
 # -------------------------------------------------------------------------- network
 
-NO_INTERFACES_GUARD = """
-ifaces = [i for i in os.listdir("/sys/class/net") if i != "lo"]
-if ifaces:
-    print("RESULT interfaces ok", ifaces)
-    sys.exit(0)  # never send a packet off this machine from a broken sandbox
-"""
 
 
 def test_tcp_to_host_loopback_is_blocked(world: World) -> None:
@@ -283,7 +292,8 @@ def test_tcp_to_host_loopback_is_blocked(world: World) -> None:
 
 def test_tcp_to_external_address_is_blocked(world: World) -> None:
     # 192.0.2.1 is TEST-NET-1; the guard refuses to try if the sandbox has an interface.
-    body = NO_INTERFACES_GUARD + """
+    body = """
+    no_interfaces()
     attempt("tcp_ext", lambda: socket.create_connection(("192.0.2.1", 80), timeout=3))
     """
     assert_all_blocked(attack(world, body), "ENETUNREACH")
@@ -291,25 +301,24 @@ def test_tcp_to_external_address_is_blocked(world: World) -> None:
 
 def test_udp_out_is_blocked(world: World) -> None:
     with udp_listener() as (lis, port):
-        body = NO_INTERFACES_GUARD + f"""
-        def loop():
-            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            s.sendto(b"ping", ("127.0.0.1", {port}))
-            import time; time.sleep(0.3)
-            raise OSError(errno.ECONNREFUSED, "sent into the sandbox's own loopback")
+        body = f"""
+        no_interfaces()
         attempt("udp_ext", lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(
             b"ping", ("192.0.2.1", 9)))
-        attempt("udp_loopback", loop)
+        # Lands on the sandbox's own loopback, if anywhere: the host listener must not see it.
+        attempt("udp_loopback", lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(
+            b"ping", ("127.0.0.1", {port})))
         """
         res = attack(world, body)
         assert res["udp_ext"][:2] == ["blocked", "ENETUNREACH"]
+        time.sleep(0.3)
         assert lis.hits == 0
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.sendto(b"ping", ("127.0.0.1", port))
-        s.close()
-        from tests.helpers import wait_for
-
-        wait_for(lambda: lis.hits == 1, 5, what="control datagram")
+        ctl = f"""
+        attempt("udp_loopback", lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(
+            b"ping", ("127.0.0.1", {port})))
+        """
+        assert control(world, ctl)["udp_loopback"][0] == "ok"
+        wait_for(lambda: lis.hits == 1, 5, what="the control datagram")
 
 
 def test_unix_path_socket_of_host_is_blocked(world: World) -> None:
@@ -368,9 +377,10 @@ def test_network_mode_does_not_expose_host_loopback(world: World) -> None:
             s = socket.socket(socket.AF_UNIX)
             s.connect("\\0" + {name!r})
         attempt("abstract", ab)
-        print("RESULT tap", "blocked" if "tap0" in os.listdir("/sys/class/net") else "ok", "-")
+        print("RESULT interfaces", *[n for _, n in socket.if_nameindex()])
         """
         res = attack(world, body, spec=world.spec(network=True))
+        assert "tap0" in res.pop("interfaces"), "slirp4netns did not configure the namespace"
         assert_all_blocked(res)
         assert lis.hits == 0 and alis.hits == 0
 
@@ -381,12 +391,14 @@ def test_network_mode_does_not_expose_host_loopback(world: World) -> None:
 def test_signal_outside_process_is_blocked(world: World) -> None:
     with outside_process("x") as proc:
         body = f"""
+        attempt("probe", lambda: os.kill({proc.pid}, 0))
         attempt("kill", lambda: os.kill({proc.pid}, 9))
-        attempt("kill_all", lambda: os.kill(-1, 0) if False else os.kill(-1, 9) if False else sysc("ptrace", 16, {proc.pid}, 0, 0))
+        attempt("pidfd", lambda: os.pidfd_open({proc.pid}))
         """
         res = attack(world, body)
         assert_all_blocked(res)
         assert proc.poll() is None, "outside process was killed"
+        assert control(world, f'attempt("probe", lambda: os.kill({proc.pid}, 0))')["probe"][0] == "ok"
 
 
 def test_ptrace_outside_process_is_blocked(world: World) -> None:
@@ -416,7 +428,12 @@ def test_ptrace_and_process_vm_inside_are_blocked_by_seccomp(world: World) -> No
 
 def test_remount_root_read_write_is_blocked(world: World) -> None:
     body = """
-    attempt("remount", lambda: sysc("mount", 0, id(None) and 0, 0, 0x20 | 0x1000, 0))
+    def remount():
+        # MS_REMOUNT | MS_BIND without MS_RDONLY: make the root bind writable again.
+        if libc.mount(b"none", b"/", None, ctypes.c_ulong(0x20 | 0x1000), None) != 0:
+            e = ctypes.get_errno()
+            raise OSError(e, os.strerror(e))
+    attempt("remount", remount)
     import subprocess
     r = subprocess.run(["mount", "-o", "remount,rw", "/"], capture_output=True)
     print("RESULT mount_cmd", "blocked" if r.returncode else "ok", r.returncode)
@@ -453,30 +470,41 @@ def test_nested_user_namespace_is_blocked(world: World) -> None:
 
 
 @pytest.mark.parametrize(
-    "name,args",
+    "name,args,distinct",
     [
-        ("io_uring_setup", (8, 0)),
-        ("keyctl", (0, 0, 0, 0, 0)),
-        ("bpf", (0, 0, 0)),
-        ("perf_event_open", (0, 0, -1 & 0xFFFFFFFF, -1 & 0xFFFFFFFF, 0)),
-        ("userfaultfd", (0,)),
+        # `distinct`: unsandboxed, these arguments fail with another errno (EFAULT,
+        # EINVAL...), so EPERM can only come from the filter.
+        ("io_uring_setup", (8, 0), True),
+        ("keyctl", (0, 0, 0, 0, 0), True),
+        ("perf_event_open", (0, 0, 0xFFFFFFFF, 0xFFFFFFFF, 0), True),
+        ("bpf", (0, 0, 0), False),
+        ("userfaultfd", (0,), False),
     ],
 )
-def test_dangerous_syscalls_return_eperm(world: World, name: str, args: tuple[int, ...]) -> None:
-    res = attack(world, f'attempt({name!r}, lambda: sysc({name!r}, *{args!r}))')
-    assert res[name][:2] == ["blocked", "EPERM"]
+def test_dangerous_syscalls_return_eperm(
+    world: World, name: str, args: tuple[int, ...], distinct: bool
+) -> None:
+    body = f"attempt({name!r}, lambda: sysc({name!r}, *{args!r}))"
+    assert attack(world, body)[name][:2] == ["blocked", "EPERM"]
+    if distinct:
+        assert control(world, body)[name][1:2] != ["EPERM"]
 
 
-def test_proc_sys_is_read_only(world: World) -> None:
+def test_proc_sys_and_sysrq_are_read_only(world: World) -> None:
+    # As root, the sandbox's uid 0 is the host's: a writable core_pattern is a host root
+    # exec. The attack writes the current value back, so even a failure changes nothing.
     before = Path("/proc/sys/kernel/core_pattern").read_text()
-    body = """
+    body = f"""
     def w():
         with open("/proc/sys/kernel/core_pattern", "w") as f:
-            f.write("|/tmp/pwned")
+            f.write({before!r})
     attempt("core_pattern", w)
-    attempt("sysrq", lambda: open("/proc/sysrq-trigger", "w").write("h"))
+    attempt("sysrq", lambda: os.open("/proc/sysrq-trigger", os.O_WRONLY))
+    attempt("own_proc_ok", lambda: open("/proc/self/status").read(10) and os.stat("/x"))
     """
-    assert_all_blocked(attack(world, body))
+    res = attack(world, body)
+    assert_all_blocked(res)
+    assert res["core_pattern"][1] in ("EROFS", "EACCES", "EPERM")
     assert Path("/proc/sys/kernel/core_pattern").read_text() == before
 
 
@@ -565,14 +593,11 @@ def test_job_control_works(world: World) -> None:
         assert "Running" in sh.run("jobs")
         sh.send("fg\n")
         sh.expect("sleep 100")
-        sh.send("\x03")  # Ctrl-C reaches the foreground job
-        sh.expect_prompt()
+        sh.interrupt("\x03")  # Ctrl-C reaches the foreground job
         assert sh.run("echo rc=$?").strip().endswith("rc=130")
         sh.send("sleep 100\n")
         sh.expect("sleep 100")
-        sh.send("\x1a")  # Ctrl-Z stops it, bg/kill work
-        sh.expect("Stopped")
-        sh.expect_prompt()
+        assert "Stopped" in sh.interrupt("\x1a")  # Ctrl-Z stops it
         assert "Stopped" in sh.run("jobs")
         sh.run("kill %1")
         assert sh.run("jobs; echo done").strip().endswith("done")
@@ -584,11 +609,13 @@ def test_window_resize_works(world: World) -> None:
     sh = PtyShell(world, cols=80, rows=24)
     try:
         assert sh.run("stty size").strip().endswith("24 80")
-        wait = (
-            "import signal, os; signal.signal(signal.SIGWINCH, lambda *a: None); print('READY', "
-            "flush=True); signal.sigwait([signal.SIGWINCH]); print('WINCH', *os.get_terminal_size())"
+        (world.me.worktree / "winch.py").write_text(
+            "import os, signal\n"
+            "signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGWINCH])\n"
+            "print('READY', flush=True)\n"
+            "signal.sigwait([signal.SIGWINCH])\n"
+            "print('WINCH', *os.get_terminal_size())\n"
         )
-        (world.me.worktree / "winch.py").write_text(wait.replace("; signal.sigwait", "\nsignal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGWINCH])\nsignal.sigwait"))
         sh.send(f"{inside_python()} winch.py\n")
         sh.expect("READY")
         sh.proc.setwinsize(30, 100)
@@ -625,28 +652,8 @@ def test_off_mode_runs_the_bare_command(world: World) -> None:
 
 
 def test_no_processes_left_after_sandbox_exits(world: World) -> None:
-    proc = world.sh("sleep 300 & sleep 300 & echo started")
+    marker = f"300.{os.getpid()}{time.monotonic_ns() % 100000}"
+    proc = world.sh(f"sleep {marker} & sleep {marker} & echo started")
     assert "started" in proc.stdout
-    out = subprocess.run(["pgrep", "-f", "^sleep 300$"], capture_output=True, text=True)
-    mine = [p for p in out.stdout.split() if _is_descendant_of_me(int(p))]
-    assert mine == []
-
-
-def _is_descendant_of_me(pid: int) -> bool:
-    me = os.getpid()
-    while pid > 1:
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            return False
-        pid = int(stat.rsplit(")", 1)[1].split()[1])
-        if pid == me:
-            return True
-    return False
-
-
-@pytest.fixture(autouse=True)
-def _reap_signals() -> Iterator[None]:
-    old = signal.getsignal(signal.SIGCHLD)
-    yield
-    signal.signal(signal.SIGCHLD, old)
+    left = subprocess.run(["pgrep", "-f", f"^sleep {marker}$"], capture_output=True, text=True)
+    assert left.stdout.split() == []

@@ -171,7 +171,8 @@ def test_kill_9_daemon_then_recover_and_restart(wb: Wb, repo: Path, repo2: Path)
     for sid in ids:
         old_pid = before[sid]["pid"]
         if old_pid:
-            alive = Path(f"/proc/{old_pid}").exists() and "zombie" not in Path(f"/proc/{old_pid}/status").read_text().lower()
+            status = Path(f"/proc/{old_pid}/status")
+            alive = status.exists() and "zombie" not in status.read_text().lower()
             assert not alive or old_pid == after[ids[0]].get("pid")
 
 
@@ -356,7 +357,8 @@ def test_garbage_bytes_are_shown_safely(wb: Wb, repo: Path, tmp_path: Path) -> N
         "r = random.Random(7)\n"
         "for _ in range(200):\n"
         "    os.write(1, bytes(r.randrange(256) for _ in range(512)))\n"
-        "os.write(1, b'\\x18\\x1b\\\\\\x1bc\\x1b[?1049h\\x1b[H\\x1b[2J\\x1b]0;title\\x07\\xff\\xfe\\x1b[999;999H\\x1b[99999X\\x1b[1;1Hend-marker')\n"
+        "os.write(1, b'\\x18\\x1b\\\\\\x1bc\\x1b[?1049h\\x1b[H\\x1b[2J\\x1b]0;title\\x07')\n"
+        "os.write(1, b'\\xff\\xfe\\x1b[999;999H\\x1b[99999X\\x1b[1;1Hend-marker')\n"
         "sys.stdin.readline()\n"
     )
     sid = wb.new(repo, "--agent", f"{sys.executable} {script}", *OFF)

@@ -166,7 +166,8 @@ def _key_line(text: str, loc: tuple[Any, ...]) -> int | None:
 
 
 def _top_level_line(text: str, name: str) -> int | None:
-    pat = re.compile(r"^\s*(\[\[?\s*[\"']?" + re.escape(name) + r"[\"']?\s*[.\]]|[\"']?" + re.escape(name) + r"[\"']?\s*[.=])")
+    q = re.escape(name)
+    pat = re.compile(r"^\s*(\[\[?\s*[\"']?" + q + r"[\"']?\s*[.\]]|[\"']?" + q + r"[\"']?\s*[.=])")
     for i, line in enumerate(text.splitlines()):
         if pat.match(line):
             return i + 1

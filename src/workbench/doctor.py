@@ -51,7 +51,8 @@ def check_emulator() -> Check:
         text = scr.lines()[0]
         scr.close()
     except Exception as e:
-        return Check("emulator", "fail", f"libghostty-vt failed: {e}", "reinstall: pip install --force-reinstall pyghostty==0.1.3")
+        return Check("emulator", "fail", f"libghostty-vt failed: {e}",
+                     "reinstall: pip install --force-reinstall pyghostty==0.1.3")
     if text != "ok":
         return Check("emulator", "fail", f"unexpected output {text!r}", "reinstall pyghostty==0.1.3")
     import pyghostty

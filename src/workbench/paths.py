@@ -11,6 +11,8 @@ from pathlib import Path
 
 import platformdirs
 
+from workbench.errors import WorkbenchError
+
 APP = "workbench"
 
 
@@ -82,9 +84,12 @@ def ensure_private_dir(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     st = path.lstat()
     if st.st_uid != os.getuid():
-        raise PermissionError(f"{path} is owned by uid {st.st_uid}, not you; refusing to use it")
+        raise WorkbenchError(
+            f"{path} is owned by uid {st.st_uid}, not you; refusing to use it",
+            hint="remove it or set XDG_RUNTIME_DIR to a directory of your own",
+        )
     if path.is_symlink():
-        raise PermissionError(f"{path} is a symlink; refusing to use it")
+        raise WorkbenchError(f"{path} is a symlink; refusing to use it")
     if st.st_mode & 0o077:
         path.chmod(0o700)
     return path

@@ -364,6 +364,7 @@ class _Args:
     def __init__(self) -> None:
         self.args: list[str] = []
         self.fds: list[int] = []
+        self.hidden_dirs: list[str] = []
 
     def add(self, *a: str) -> None:
         self.args.extend(a)
@@ -371,8 +372,22 @@ class _Args:
     def hide(self, p: Path) -> None:
         if p.is_dir() and not p.is_symlink():
             self.add("--tmpfs", str(p))
+            self.hidden_dirs.append(str(p))
         elif p.exists():
             self.add("--ro-bind", "/dev/null", str(p))
+
+    def seal_hidden(self) -> None:
+        """Make the tmpfs over hidden dirs read-only, once binds inside them are made.
+
+        Writes there would only land in the tmpfs, but failing them loudly is clearer.
+        `--remount-ro` is not recursive, so binds made inside (the worktree under the
+        data dir) stay writable; a dir that is itself a later bind's destination is left.
+        """
+        dests = {self.args[i + 2] for i, a in enumerate(self.args)
+                 if a in ("--bind", "--ro-bind", "--ro-bind-try") and i + 2 < len(self.args)}
+        for d in dict.fromkeys(self.hidden_dirs):
+            if d not in dests:
+                self.add("--remount-ro", d)
 
     def data_fd(self, data: bytes) -> int:
         # Inheritable: ptyprocess passes pass_fds through exec without clearing CLOEXEC.
@@ -390,6 +405,15 @@ class _Args:
 
 def find_bwrap() -> str | None:
     return shutil.which("bwrap")
+
+
+# /proc is remounted read-only as a whole: bwrap leaves /proc/sys and /proc/sysrq-trigger
+# writable, and when the workbench runs as root the sandbox's uid 0 is the host's uid 0,
+# which sysctl files trust by mode alone (it could set kernel.core_pattern, a host root
+# exec, or write sysrq-trigger). Reading /proc, and /proc/self, still works.
+BASE_MOUNTS: tuple[str, ...] = (
+    "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--remount-ro", "/proc",
+)
 
 
 def base_flags(*, new_session: bool = False) -> list[str]:
@@ -511,7 +535,7 @@ def _build(a: _Args, spec: SandboxSpec, workdir: Path, *, new_session: bool) -> 
     gitdir = spec.worktree_gitdir.resolve()
 
     a.add(*base_flags(new_session=new_session))
-    a.add("--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc")
+    a.add(*BASE_MOUNTS)
     for d in PRIVATE_TMPFS:
         p = Path(d)
         if p.is_dir() and not p.is_symlink():
@@ -554,6 +578,7 @@ def _build(a: _Args, spec: SandboxSpec, workdir: Path, *, new_session: bool) -> 
     # workbench wrote it.
     a.add("--ro-bind", str(worktree / ".git"), str(worktree / ".git"))
     a.add("--bind", str(home), str(home))
+    a.seal_hidden()
     a.add("--chdir", str(workdir))
 
     a.add("--clearenv")
@@ -667,8 +692,7 @@ def _diagnose(stderr: str) -> tuple[str, str]:
 
 
 def _probe_argv(bwrap: str, true: str, seccomp_fd: int | None) -> list[str]:
-    argv = [bwrap, *base_flags(), "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
-            "--tmpfs", "/tmp", "--clearenv"]
+    argv = [bwrap, *base_flags(), *BASE_MOUNTS, "--tmpfs", "/tmp", "--clearenv"]
     if seccomp_fd is not None:
         argv += ["--seccomp", str(seccomp_fd)]
     return [*argv, "--", true]

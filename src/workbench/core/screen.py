@@ -87,7 +87,6 @@ class _CellLayout:
     # Content tags and wide values (GhosttyCellContentTag / GhosttyCellWide).
     tag_grapheme: int
     tag_bg_palette: int
-    tag_bg_rgb: int
     wide_spacer_tail: int
     wide_spacer_head: int
 
@@ -117,7 +116,6 @@ def _load_cell_layout() -> _CellLayout:
         wide_mask=wide_mask,
         tag_grapheme=lib.GHOSTTY_CELL_CONTENT_CODEPOINT_GRAPHEME,
         tag_bg_palette=lib.GHOSTTY_CELL_CONTENT_BG_COLOR_PALETTE,
-        tag_bg_rgb=lib.GHOSTTY_CELL_CONTENT_BG_COLOR_RGB,
         wide_spacer_tail=lib.GHOSTTY_CELL_WIDE_SPACER_TAIL,
         wide_spacer_head=lib.GHOSTTY_CELL_WIDE_SPACER_HEAD,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import json
 from typing import Any
 
@@ -60,28 +61,28 @@ class Params:
                 raise _usage(f"missing parameter '{key}'")
             return default
         v = self.raw[key]
-        if bool in types or not isinstance(v, bool):
-            if isinstance(v, types):
-                return v
+        # bool is an int subclass: only accept it where a bool is asked for.
+        if (bool in types or not isinstance(v, bool)) and isinstance(v, types):
+            return v
         raise _usage(f"parameter '{key}' must be {'/'.join(t.__name__ for t in types)}")
 
-    def str(self, key: str, default: str | None = None, *, required: bool = False) -> Any:
+    def str(self, key: builtins.str, default: builtins.str | None = None, *, required: bool = False) -> Any:
         v = self._get(key, (str,), default, required)
         if isinstance(v, str) and "\0" in v:
             raise _usage(f"parameter '{key}' contains a NUL byte")
         return v
 
-    def int(self, key: str, default: int | None = None, *, required: bool = False) -> Any:
+    def int(self, key: builtins.str, default: builtins.int | None = None, *, required: bool = False) -> Any:
         return self._get(key, (int,), default, required)
 
-    def float(self, key: str, default: float | None = None, *, required: bool = False) -> Any:
+    def float(self, key: builtins.str, default: builtins.float | None = None, *, required: bool = False) -> Any:
         v = self._get(key, (int, float), default, required)
         return float(v) if v is not None else None
 
-    def bool(self, key: str, default: bool = False) -> bool:
+    def bool(self, key: builtins.str, default: builtins.bool = False) -> builtins.bool:
         return bool(self._get(key, (bool,), default, False))
 
-    def list_str(self, key: str, default: list[str] | None = None) -> list[str] | None:
+    def list_str(self, key: builtins.str, default: list[builtins.str] | None = None) -> list[builtins.str] | None:
         v = self._get(key, (list,), default, False)
         if v is not None and not all(isinstance(x, str) and "\0" not in x for x in v):
             raise _usage(f"parameter '{key}' must be a list of strings")

@@ -109,7 +109,7 @@ class SessionManager:
         self.sessions: dict[str, Session] = {}
         self.runtimes: dict[str, Any] = {}
         self._disk_cache: dict[str, tuple[float, int]] = {}
-        self._launchers: dict[str, Callable[[Session], Any]] = {}
+        self._launchers: dict[str, Callable[..., Any]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self.sandbox_probe: Any = None
         self._stats_providers: dict[str, Callable[[], dict[str, Any]]] = {}

@@ -1,0 +1,131 @@
+"""New session (ctrl+n): every choice in one screen; Enter in a text field starts it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.content import Content
+from textual.screen import ModalScreen
+from textual.suggester import SuggestFromList
+from textual.widgets import Button, Input, Label, Select, Static, Switch
+
+AGENTS = ["shell", "builtin", "codex", "claude", "aider", "opencode", "gemini"]
+
+
+@dataclass
+class NewSessionForm:
+    repo: str = ""
+    prompt: str = ""
+    agent: str = "shell"
+    approval: str = "suggest"
+    sandbox: str = "workspace"
+    network: bool = False
+    base: str = ""
+    name: str = ""
+    recent: list[str] = field(default_factory=list)
+
+    def params(self) -> dict[str, Any]:
+        p: dict[str, Any] = {"repo": self.repo.strip(), "agent": self.agent.strip() or None,
+                             "approval": self.approval, "sandbox": self.sandbox,
+                             "network": self.network, "prompt": self.prompt}
+        if self.base.strip():
+            p["base"] = self.base.strip()
+        if self.name.strip():
+            p["name"] = self.name.strip()
+        return {k: v for k, v in p.items() if v is not None}
+
+
+class NewSessionScreen(ModalScreen[NewSessionForm | None]):
+    DEFAULT_CSS = """
+    NewSessionScreen { align: center middle; }
+    NewSessionScreen > Vertical { width: 90%; max-width: 100; height: auto; max-height: 100%;
+                                  border: round $primary; background: $surface; padding: 0 1; }
+    NewSessionScreen .row { height: auto; }
+    NewSessionScreen .row > Label { width: 10; padding: 1 1 0 0; }
+    NewSessionScreen .row > Input, NewSessionScreen .row > Select { width: 1fr; }
+    NewSessionScreen #error { color: $error; height: auto; }
+    NewSessionScreen #recent { color: $text-muted; height: auto; }
+    """
+    BINDINGS = [
+        Binding("ctrl+s", "submit", "Start", id="new.submit"),
+        Binding("escape", "cancel", "Cancel", id="new.cancel"),
+    ]
+
+    def __init__(self, form: NewSessionForm, error: str = "") -> None:
+        super().__init__()
+        self.form = form
+        self.error = error
+
+    def compose(self) -> Any:
+        f = self.form
+        with Vertical():
+            yield Static(Content.assemble(("New session", "bold"),
+                                          ("   Enter starts it · Esc cancels", "dim")))
+            with Horizontal(classes="row"):
+                yield Label("Prompt")
+                yield Input(f.prompt, placeholder="what should the agent do? (optional)", id="prompt")
+            with Horizontal(classes="row"):
+                yield Label("Repo")
+                yield Input(f.repo, placeholder="path to a git repository", id="repo",
+                            suggester=SuggestFromList(f.recent, case_sensitive=True))
+            if f.recent:
+                recent = "  ".join(f.recent[:4])
+                yield Static(Content("recent: " + recent), id="recent")
+            with Horizontal(classes="row"):
+                yield Label("Agent")
+                yield Input(f.agent, placeholder="shell, builtin, or a command", id="agent",
+                            suggester=SuggestFromList(AGENTS))
+            with Horizontal(classes="row"):
+                yield Label("Approval")
+                yield Select([(m, m) for m in ("suggest", "auto-edit", "full-auto")],
+                             value=f.approval, allow_blank=False, id="approval")
+            with Horizontal(classes="row"):
+                yield Label("Sandbox")
+                yield Select([(m, m) for m in ("workspace", "strict", "off")],
+                             value=f.sandbox, allow_blank=False, id="sandbox")
+            with Horizontal(classes="row"):
+                yield Label("Network")
+                yield Switch(f.network, id="network")
+                yield Label("Base")
+                yield Input(f.base, placeholder="HEAD", id="base")
+                yield Label("Name")
+                yield Input(f.name, placeholder="auto", id="name")
+            yield Static(Content(self.error), id="error")
+            yield Button("Start", variant="primary", id="start")
+
+    def on_mount(self) -> None:
+        self.query_one("#prompt", Input).focus()
+
+    def collect(self) -> NewSessionForm:
+        def text(wid: str) -> str:
+            return self.query_one(f"#{wid}", Input).value
+
+        return NewSessionForm(
+            repo=text("repo"), prompt=text("prompt"), agent=text("agent") or "shell",
+            approval=str(self.query_one("#approval", Select).value),
+            sandbox=str(self.query_one("#sandbox", Select).value),
+            network=self.query_one("#network", Switch).value,
+            base=text("base"), name=text("name"), recent=self.form.recent,
+        )
+
+    def action_submit(self) -> None:
+        form = self.collect()
+        if not form.repo.strip():
+            self.query_one("#error", Static).update("a repository path is needed")
+            self.query_one("#repo", Input).focus()
+            return
+        self.dismiss(form)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.action_submit()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.action_submit()
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

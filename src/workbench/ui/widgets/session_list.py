@@ -1,0 +1,86 @@
+"""The session list: grouped by repo, one two-line entry per session."""
+
+from __future__ import annotations
+
+import time
+
+from textual.content import Content
+from textual.widgets import OptionList
+from textual.widgets.option_list import Option
+
+from workbench.ui import model
+from workbench.ui.model import Session
+
+REPO_PREFIX = "repo:"
+
+
+def entry(s: Session, now: float, diff_cache: dict[str, tuple[int, int]], width: int) -> Content:
+    state = model.state_of(s)
+    mark = ("⚑ ", "bold $wb-attention") if model.needs_you(s) else ("  ", "")
+    name = model.name_of(s)
+    age = model.session_elapsed(s, now)
+    pad = max(1, width - 4 - len(name) - len(age))
+    line1 = Content.assemble(mark, (model.STATE_ICONS[state], f"$wb-{state}"), " ",
+                             (name, "bold"), " " * pad, (age, "dim"))
+    parts: list[tuple[str, str] | str] = ["    ", (model.agent_of(s), "$text-muted")]
+    counts = model.diff_counts(s, diff_cache)
+    if counts is not None:
+        parts += [" ", (f"+{counts[0]}", "$wb-diff-added"), " ", (f"-{counts[1]}", "$wb-diff-removed")]
+    usage = model.usage_label(s)
+    if usage:
+        parts += [" ", (usage, "dim")]
+    if s.get("approval_pending"):
+        parts += [" ", ("approval", "bold $wb-waiting")]
+    return Content.assemble(line1, "\n", Content.assemble(*parts))
+
+
+class SessionList(OptionList):
+    DEFAULT_CSS = """
+    SessionList { width: 36; height: 1fr; border: none; padding: 0; background: $surface; }
+    SessionList > .option-list--option-disabled { color: $text-muted; text-style: bold; }
+    """
+
+    def __init__(self, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._keys: list[str] = []
+
+    @property
+    def highlighted_session(self) -> str | None:
+        if self.highlighted is None:
+            return None
+        opt = self.get_option_at_index(self.highlighted)
+        oid = opt.id or ""
+        return None if oid.startswith(REPO_PREFIX) else oid
+
+    def show(self, sessions: list[Session], diff_cache: dict[str, tuple[int, int]],
+             focus: str | None = None) -> None:
+        now = time.time()
+        width = max(20, (self.size.width or 36) - 1)
+        options: list[Option] = []
+        for repo, items in model.group_by_repo(sessions):
+            options.append(Option(Content.assemble((model.repo_label(repo), "bold")),
+                                  id=REPO_PREFIX + repo, disabled=True))
+            options += [Option(entry(s, now, diff_cache, width), id=s["id"]) for s in items]
+        keys = [o.id or "" for o in options]
+        want = focus or self.highlighted_session
+        if keys == self._keys:
+            for o in options:
+                if o.id and not o.id.startswith(REPO_PREFIX):
+                    self.replace_option_prompt(o.id, o.prompt)
+        else:
+            self._keys = keys
+            self.clear_options()
+            self.add_options(options)
+        if want and want in keys:
+            index = keys.index(want)
+            if self.highlighted != index:
+                self.highlighted = index
+        elif self.highlighted is None or self.highlighted_session is None:
+            for i, k in enumerate(keys):
+                if not k.startswith(REPO_PREFIX):
+                    self.highlighted = i
+                    break
+
+    def select_session(self, session_id: str) -> None:
+        if session_id in self._keys:
+            self.highlighted = self._keys.index(session_id)

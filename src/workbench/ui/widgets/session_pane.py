@@ -1,0 +1,175 @@
+"""One session: header, approval card, and terminal / transcript / diff (alone or side by side)."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from textual import work
+from textual.containers import Horizontal, Vertical
+from textual.content import Content
+from textual.reactive import reactive
+from textual.widgets import Static
+
+from workbench.core.escapes import one_line
+from workbench.errors import WorkbenchError
+from workbench.ui import model
+from workbench.ui.model import Session
+from workbench.ui.term_model import TermState
+from workbench.ui.widgets.approval_card import ApprovalCard
+from workbench.ui.widgets.diff_summary import DiffSummary
+from workbench.ui.widgets.terminal import TerminalView
+from workbench.ui.widgets.transcript import Transcript
+
+
+class PaneHost(Protocol):
+    """What a pane needs from the app (a fake in tests)."""
+
+    detach_key: str
+    approval_arm_ms: int
+
+    def term_state(self, session_id: str) -> TermState: ...
+    async def fetch_log(self, session_id: str, after: int) -> list[dict[str, Any]]: ...
+    async def fetch_diff(self, session: Session) -> tuple[dict[str, Any], str]: ...
+    async def fetch_scrollback(self, session_id: str, start: int, count: int) -> dict[str, Any]: ...
+
+
+def header_content(s: Session, title: str = "") -> Content:
+    state = model.state_of(s)
+    parts: list[tuple[str, str] | str] = [
+        (f" {model.STATE_ICONS[state]} ", f"$wb-{state}"), (model.name_of(s), "bold"), " ",
+        (state, f"$wb-{state}"),
+    ]
+    reason = one_line(str(s.get("reason") or ""), 80)
+    if reason:
+        parts += [("  " + reason, "$text-muted")]
+    if title:
+        parts += [("  " + one_line(title, 60), "italic $text-muted")]
+    return Content.assemble(*parts)
+
+
+def placeholder_for(s: Session) -> str:
+    state = model.state_of(s)
+    if state == "stopped":
+        return "session stopped — r restarts it"
+    if state == "error":
+        return f"error: {one_line(str(s.get('reason') or ''), 60)}"
+    if state == "starting":
+        return "starting…"
+    return "waiting for the screen…"
+
+
+class SessionPane(Vertical):
+    DEFAULT_CSS = """
+    SessionPane { border: round $panel-lighten-2; height: 1fr; width: 1fr; }
+    SessionPane.-attention { border: round $wb-attention; }
+    SessionPane.-current { border: round $primary; }
+    SessionPane:focus-within { border: heavy $primary; }
+    SessionPane > .pane-header { height: 1; background: $panel; }
+    SessionPane #body { height: 1fr; }
+    SessionPane #side { width: 1fr; }
+    SessionPane.-view-terminal #side { display: none; }
+    SessionPane.-view-transcript TerminalView, SessionPane.-view-diff TerminalView { display: none; }
+    SessionPane.-view-transcript DiffSummary { display: none; }
+    SessionPane.-view-diff Transcript { display: none; }
+    SessionPane.-view-split TerminalView { width: 3fr; }
+    SessionPane.-view-split #side { width: 2fr; border-left: vkey $panel-lighten-2; }
+    """
+    ALLOW_MAXIMIZE = True
+
+    view: reactive[str] = reactive("terminal")
+
+    def __init__(self, session: Session, host: PaneHost, view: str = "terminal") -> None:
+        super().__init__(id=f"pane-{session['id']}")
+        self.session = session
+        self.session_id = str(session["id"])
+        self.host = host
+        state = host.term_state(self.session_id)
+        self.header = Static(header_content(session, state.title), classes="pane-header")
+        self.card = ApprovalCard(self.session_id, host.approval_arm_ms)
+        self.terminal = TerminalView(state, detach_key=host.detach_key,
+                                     fetch_scrollback=host.fetch_scrollback,
+                                     placeholder=placeholder_for(session))
+        self.transcript = Transcript()
+        self.diff = DiffSummary()
+        self.set_reactive(SessionPane.view, view)
+        self.add_class(f"-view-{view}")
+        self._log_loaded = False
+        self._early: list[dict[str, Any]] = []
+
+    def compose(self) -> Any:
+        yield self.header
+        yield self.card
+        with Horizontal(id="body"):
+            yield self.terminal
+            with Vertical(id="side"):
+                yield self.transcript
+                yield self.diff
+
+    def on_mount(self) -> None:
+        self.update_session(self.session)
+        self.load_log()
+        if self.view in ("diff", "split"):
+            self.load_diff()
+
+    def watch_view(self, old: str, new: str) -> None:
+        self.remove_class(f"-view-{old}")
+        self.add_class(f"-view-{new}")
+        if new in ("diff", "split"):
+            self.load_diff()
+
+    def update_session(self, s: Session) -> None:
+        self.session = s
+        self.header.update(header_content(s, self.host.term_state(self.session_id).title))
+        self.terminal.placeholder = placeholder_for(s)
+        self.card.show_pending(s.get("approval_pending") if isinstance(s.get("approval_pending"), dict) else None)
+        self.set_class(model.needs_you(s), "-attention")
+        if not self.host.term_state(self.session_id).received:
+            self.terminal.refresh()
+
+    def frame_applied(self, changed: set[int] | None) -> None:
+        self.terminal.refresh_rows(changed)
+        st = self.host.term_state(self.session_id)
+        if changed is None or st.title:
+            self.header.update(header_content(self.session, st.title))
+
+    @work(exclusive=True, group="log", exit_on_error=False)
+    async def load_log(self) -> None:
+        entries: list[dict[str, Any]] = []
+        try:
+            entries = await self.host.fetch_log(self.session_id, self.transcript.last_seq)
+        except WorkbenchError as e:
+            self.transcript.show_message(f"transcript unavailable: {e}")
+        finally:
+            self._log_loaded = True
+        # Entries pushed while loading come after the loaded ones (seq order).
+        for e in sorted([*entries, *self._early], key=lambda e: int(e.get("seq") or 0)):
+            self.transcript.add_entry(e)
+        self._early.clear()
+        if not self.transcript.entries:
+            self.transcript.show_message("nothing in the transcript yet")
+
+    def add_log(self, entry: dict[str, Any]) -> None:
+        if self._log_loaded:
+            self.transcript.add_entry(entry)
+        else:
+            self._early.append(entry)
+
+    @work(exclusive=True, group="diff", exit_on_error=False)
+    async def load_diff(self) -> None:
+        try:
+            result, note = await self.host.fetch_diff(self.session)
+        except WorkbenchError as e:
+            self.diff.show_error(f"diff unavailable: {e}")
+            return
+        self.diff.show_result(result, note)
+
+    def focus_default(self) -> None:
+        """Focus what the pane is about: the card if one waits, else the visible view."""
+        if self.card.pending is not None:
+            self.card.focus()
+        elif self.view == "transcript":
+            self.transcript.focus()
+        elif self.view == "diff":
+            self.diff.focus()
+        else:
+            self.terminal.focus()
