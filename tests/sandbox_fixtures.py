@@ -20,7 +20,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +59,6 @@ class World:
     real_home: Path
     secret: Path
     dotenv: Path
-    _cleanup: list[Any] = field(default_factory=list)
 
     def spec(self, session: Session | None = None, **kw: Any) -> SandboxSpec:
         s = session or self.me
@@ -175,7 +174,7 @@ class _Listener:
                 else:
                     self.sock.recv(4096)
                     self.hits += 1
-            except (TimeoutError, socket.timeout):
+            except TimeoutError:
                 continue
             except OSError:
                 return

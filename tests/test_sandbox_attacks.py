@@ -9,7 +9,6 @@ Run as root and as an unprivileged user (tests/run_as_user.sh).
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -367,8 +366,9 @@ def test_daemon_socket_is_blocked(world: World) -> None:
 
 
 def test_network_mode_does_not_expose_host_loopback(world: World) -> None:
-    if not shutil.which("slirp4netns"):
-        pytest.skip("network mode needs slirp4netns (apt install slirp4netns)")
+    problem = sandbox.network_problem()
+    if problem:
+        pytest.skip(f"network mode cannot run here: {problem[0]} ({problem[1]})")
     with tcp_listener() as (lis, port), abstract_listener() as (alis, name):
         body = f"""
         for host in ("127.0.0.1", "10.0.2.2"):
@@ -417,10 +417,14 @@ def test_ptrace_and_process_vm_inside_are_blocked_by_seccomp(world: World) -> No
     # Namespaces alone would allow tracing our own child; seccomp must refuse with EPERM.
     body = """
     import subprocess
-    child = subprocess.Popen(["sleep", "30"])
+    child = subprocess.Popen(["sleep", "30"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     attempt("attach_child", lambda: sysc("ptrace", 16, child.pid, 0, 0))
     attempt("vm_readv", lambda: sysc("process_vm_readv", child.pid, 0, 0, 0, 0, 0))
-    child.kill()
+    os.kill(child.pid, 9)
+    while True:  # a traced child also reports stops: wait until it is really gone
+        _, st = os.waitpid(child.pid, 0)
+        if os.WIFEXITED(st) or os.WIFSIGNALED(st):
+            break
     """
     assert_all_blocked(attack(world, body), "EPERM")
     assert control(world, body)["attach_child"][0] == "ok"
@@ -657,3 +661,21 @@ def test_no_processes_left_after_sandbox_exits(world: World) -> None:
     assert "started" in proc.stdout
     left = subprocess.run(["pgrep", "-f", f"^sleep {marker}$"], capture_output=True, text=True)
     assert left.stdout.split() == []
+
+
+def test_network_setup_failure_never_runs_the_command(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = tmp_path / "fakeslirp"
+    fake.mkdir()
+    (fake / "slirp4netns").write_text("#!/bin/sh\necho 'no tun for you' >&2\nexit 1\n")
+    (fake / "slirp4netns").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}:{os.environ['PATH']}")
+    problem = sandbox.network_problem()
+    if problem:
+        pytest.skip(f"network mode cannot run here: {problem[0]} ({problem[1]})")
+    marker = world.me.worktree / "ran"
+    proc = world.sh(f"touch {marker}; echo RAN", spec=world.spec(network=True))
+    assert proc.returncode != 0
+    assert "RAN" not in proc.stdout and not marker.exists()
+    assert "slirp4netns failed: no tun for you" in proc.stderr

@@ -71,9 +71,9 @@ def check_sandbox() -> Check:
     detail = f"{res.bwrap} {res.version or ''}".strip()
     if not res.seccomp_ok:
         return Check("bubblewrap", "warn", detail + "; seccomp filter could not be loaded", res.fix or "")
-    if res.as_root:
-        return Check("bubblewrap", "warn", detail + "; running as root (sandboxes still drop all capabilities)",
-                     "run workbench as an ordinary user")
+    if res.warnings:
+        return Check("bubblewrap", "warn", detail + "; " + "; ".join(res.warnings),
+                     "run workbench as an ordinary user" if res.as_root else "")
     return Check("bubblewrap", "ok", detail)
 
 
@@ -139,9 +139,49 @@ def check_model() -> Check:
     return Check("model endpoint", status, f"{prov.base_url or 'default'}: {len(models)} models{known}")
 
 
+def check_agents() -> list[Check]:
+    """One line per agent CLI profile: installed, version, credentials the sandbox can see."""
+    from workbench import config, profiles
+    from workbench.errors import WorkbenchError
+
+    try:
+        cfg = config.load()
+        profs = profiles.all_profiles(cfg)
+    except WorkbenchError as e:
+        return [Check("agents", "fail", str(e), "fix [profiles.*] in config.toml")]
+    out: list[Check] = []
+    for prof in profs.values():
+        if prof.name == "shell":
+            continue
+        rep = profiles.inspect_cli(prof, cfg)
+        name = f"agent {prof.name}"
+        if not rep.installed:
+            # Optional: most people use one or two of these.
+            hint = f" (install: {prof.install_hint})" if prof.install_hint else ""
+            out.append(Check(name, "ok", f"`{rep.executable}` not installed{hint}"))
+            continue
+        creds = ", ".join(f"{what} {st}" for what, st in rep.credentials) or "no credentials found"
+        detail = f"{rep.version or rep.path}; {creds}"
+        bad = [st for _, st in rep.credentials if st not in ("visible", "missing")]
+        visible = any(st == "visible" for _, st in rep.credentials)
+        if rep.error or bad:
+            out.append(Check(name, "warn", f"{detail}{'; ' + rep.error if rep.error else ''}",
+                             "remove the credential from sandbox.hidden_paths" if bad else ""))
+        elif not visible and (prof.credential_paths or prof.pass_env):
+            keys = ", ".join(f"${v}" for v in prof.pass_env[:2])
+            out.append(Check(name, "warn", f"{detail}; the sandbox will see no credentials",
+                             f"log in with `{rep.executable}` (it stores {', '.join(prof.credential_paths)}) "
+                             f"or export {keys}"))
+        else:
+            out.append(Check(name, "ok", detail))
+    return out
+
+
 def run_checks() -> Iterator[Check]:
-    for fn in (check_config, check_git, check_pty, check_emulator, check_sandbox, check_daemon, check_model):
+    for fn in (check_config, check_git, check_pty, check_emulator, check_sandbox, check_daemon, check_model,
+               check_agents):
         try:
-            yield fn()
+            res = fn()
+            yield from (res if isinstance(res, list) else [res])
         except Exception as e:  # a broken check is itself a finding, not a crash
             yield Check(fn.__name__.removeprefix("check_"), "fail", f"check crashed: {e}")

@@ -1,9 +1,57 @@
-"""CLI commands: demo. Registered on the main group by `register`."""
+"""`workbench demo`: a sample repo and three built-in sessions driven by a scripted model."""
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import click
+
+from workbench.core.escapes import one_line
+from workbench.daemon.client import Client
+from workbench.errors import UsageError
 
 
 def register(cli: click.Group) -> None:
-    pass
+    @cli.command()
+    @click.option("--no-ui", is_flag=True, help="print the sessions and what to run instead of opening the UI")
+    @click.option("--dir", "directory", type=click.Path(file_okay=False), default=None,
+                  help="where to create the sample repo (default: a new temporary directory)")
+    def demo(no_ui: bool, directory: str | None) -> None:
+        """Try workbench offline: a sample repo with a bug and three agent sessions
+        (one fixes the bug, one waits for your approval, one fails) run by a scripted
+        demo model. Needs no API key and no network; your config is not changed."""
+        from workbench.demo.sample import create_repo
+
+        if directory:
+            path = Path(directory).expanduser().absolute()
+            if path.exists() and any(path.iterdir()):
+                raise UsageError(f"{path} is not empty; give a new or empty directory to --dir")
+        else:
+            path = Path(tempfile.mkdtemp(prefix="workbench-demo-"))
+        create_repo(path)
+        with Client("cli") as c:
+            res = c.call("demo", repo=str(path))
+        if res.get("notice"):
+            click.echo(f"warning: {one_line(res['notice'], 500)}", err=True)
+        click.echo(f"demo repo   {path}")
+        click.echo(f"model       {res['model']} (served inside the daemon, offline)")
+        click.echo(f"sandbox     {res['sandbox']}")
+        approval_id = None
+        for s in res["sessions"]:
+            click.echo(f"  {s['id']}  {s['name']:<16} {s['approval']:<10} {s['role']}")
+            if s["approval"] == "suggest":
+                approval_id = s["id"]
+        if no_ui:
+            first = res["sessions"][0]["id"]
+            click.echo("")
+            click.echo("what to run:")
+            click.echo("  workbench                      # the UI: every session, approvals, diffs")
+            click.echo("  workbench ls                   # the sessions and their states")
+            click.echo(f"  workbench log {first} --follow  # watch one agent work")
+            if approval_id:
+                click.echo(f"  workbench approve {approval_id}      # answer the waiting one")
+            return
+        from workbench.ui.launch import run_ui
+
+        run_ui(None)

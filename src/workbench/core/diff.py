@@ -225,19 +225,79 @@ class DiffLine:
         return self.text + "\r" if self.cr else self.text
 
 
-@dataclass(slots=True)
 class Hunk:
-    id: str
-    header: str
-    old_start: int
-    old_lines: int
-    new_start: int
-    new_lines: int
-    lines: list[DiffLine]
+    """One hunk. Its `lines` are built on first use from the raw diff lines it was parsed
+    from: a large diff's file list and ids are ready long before every line is needed."""
+
+    __slots__ = ("_lines", "_raw", "header", "id", "new_lines", "new_start", "old_lines", "old_start")
+
+    def __init__(
+        self,
+        id: str,
+        header: str,
+        old_start: int,
+        old_lines: int,
+        new_start: int,
+        new_lines: int,
+        lines: list[DiffLine] | None = None,
+        *,
+        raw: list[str] | None = None,
+    ) -> None:
+        self.id = id
+        self.header = header
+        self.old_start = old_start
+        self.old_lines = old_lines
+        self.new_start = new_start
+        self.new_lines = new_lines
+        self._lines = lines
+        self._raw = raw if lines is None else None
+        if lines is None and raw is None:
+            self._lines = []
+
+    @property
+    def lines(self) -> list[DiffLine]:
+        if self._lines is None:
+            self._lines = _build_lines(self._raw or [], self.old_start, self.new_start)
+            self._raw = None
+        return self._lines
+
+    @lines.setter
+    def lines(self, value: list[DiffLine]) -> None:
+        self._lines, self._raw = value, None
+
+    def __repr__(self) -> str:
+        return f"Hunk(id={self.id!r}, header={self.header!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Hunk):
+            return NotImplemented
+        return (self.id, self.header, self.old_start, self.old_lines, self.new_start, self.new_lines,
+                self.lines) == (other.id, other.header, other.old_start, other.old_lines,
+                                other.new_start, other.new_lines, other.lines)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def size_hint(self) -> int:
+        """Rough size of this hunk's lines on the wire (JSON), without building them."""
+        src = self._raw if self._lines is None else [ln.text for ln in self._lines]
+        total = 0
+        for x in src or ():
+            total += len(x) + 24 if x.isascii() else 6 * len(x) + 24
+        return total
+
+    def rows(self) -> list[list[Any]]:
+        """The lines in wire form `[kind, text, old_no, new_no(, flags)]`."""
+        if self._lines is not None:
+            return [_line_json(ln) for ln in self._lines]
+        return _raw_rows(self._raw or [], self.old_start, self.new_start)
 
     def render(self) -> str:
         old, new = _range(self.old_start, self.old_lines), _range(self.new_start, self.new_lines)
-        out = [f"@@ -{old} +{new} @@{self.section}\n"]
+        head = f"@@ -{old} +{new} @@{self.section}\n"
+        if self._lines is None and self._raw is not None:
+            # The raw lines are already in patch form (with git's exact "\ No newline" text).
+            return head + "".join(ln + "\n" if ln else " \n" for ln in self._raw)
+        out = [head]
         for ln in self.lines:
             out.append(f"{ln.kind}{ln.raw()}\n")
             if ln.no_newline:
@@ -249,6 +309,69 @@ class Hunk:
         """The function-context text git prints after the second "@@" (with its space)."""
         end = self.header.find("@@", 2)
         return self.header[end + 2 :] if end >= 0 else ""
+
+
+def _build_lines(raw: list[str], old_no: int, new_no: int) -> list[DiffLine]:
+    out: list[DiffLine] = []
+    add, line_cls = out.append, DiffLine
+    for ln in raw:
+        kind = ln[:1]
+        if kind == "\\":
+            if out:
+                out[-1].no_newline = True
+            continue
+        text = ln[1:]
+        cr = text[-1:] == "\r"
+        if cr:
+            text = text[:-1]
+        if kind == "+":
+            add(line_cls("+", text, None, new_no, False, cr))
+            new_no += 1
+        elif kind == "-":
+            add(line_cls("-", text, old_no, None, False, cr))
+            old_no += 1
+        else:  # " " or a bare empty line (an empty context line)
+            add(line_cls(" ", text, old_no, new_no, False, cr))
+            old_no += 1
+            new_no += 1
+    return out
+
+
+def _raw_rows(raw: list[str], old_no: int, new_no: int) -> list[list[Any]]:
+    """Wire rows straight from raw lines, without building DiffLine objects."""
+    out: list[list[Any]] = []
+    add = out.append
+    for ln in raw:
+        kind = ln[:1]
+        if kind == "\\":
+            if out:
+                prev = out[-1]
+                if len(prev) == 5:
+                    prev[4]["no_newline"] = True
+                else:
+                    prev.append({"no_newline": True, "cr": False})
+            continue
+        text = ln[1:]
+        flags = None
+        if text[-1:] == "\r":
+            text = text[:-1]
+            flags = {"no_newline": False, "cr": True}
+        if not text.isascii():
+            text = _display(text)
+        if kind == "+":
+            row: list[Any] = ["+", text, None, new_no]
+            new_no += 1
+        elif kind == "-":
+            row = ["-", text, old_no, None]
+            old_no += 1
+        else:
+            row = [" ", text, old_no, new_no]
+            old_no += 1
+            new_no += 1
+        if flags:
+            row.append(flags)
+        add(row)
+    return out
 
 
 @dataclass(slots=True)
@@ -290,7 +413,7 @@ class FileDiff:
                     "old_lines": h.old_lines,
                     "new_start": h.new_start,
                     "new_lines": h.new_lines,
-                    "lines": [_line_json(ln) for ln in h.lines],
+                    "lines": h.rows(),
                 }
                 for h in self.hunks
             ],
@@ -359,6 +482,7 @@ class FileDiff:
 class Diff:
     base: str
     files: list[FileDiff]
+    digest: str = ""  # hash of git's output: equal digests, equal diffs
 
     def stat(self) -> tuple[int, int, int]:
         """(files changed, lines added, lines removed)."""
@@ -562,7 +686,7 @@ class _FileBuilder:
         self.index: str | None = None
         self.binary = False
         self.binary_patch: str | None = None
-        self.hunks: list[tuple[str, int, int, int, int, list[DiffLine]]] = []
+        self.hunks: list[_RawHunk] = []
         self.minus_null = False
         self.plus_null = False
 
@@ -590,8 +714,8 @@ class _FileBuilder:
             and self.old_mode != self.new_mode
         ):
             mode_change = (self.old_mode, self.new_mode)
-        added = sum(1 for h in self.hunks for ln in h[5] if ln.kind == "+")
-        removed = sum(1 for h in self.hunks for ln in h[5] if ln.kind == "-")
+        added = sum(h.added for h in self.hunks)
+        removed = sum(h.removed for h in self.hunks)
         hunks = _with_ids(new_path, self.hunks)
         return FileDiff(
             path=new_path,
@@ -610,26 +734,45 @@ class _FileBuilder:
         )
 
 
+class _RawHunk:
+    """A parsed hunk before its id is known: header numbers, raw body lines, counts, and
+    the changed lines' text in the form the id hashes."""
+
+    __slots__ = ("added", "body", "changed", "header", "new_count", "new_start", "old_count", "old_start", "removed")
+
+    def __init__(
+        self, header: str, old_start: int, old_count: int, new_start: int, new_count: int,
+        body: list[str], added: int, removed: int, changed: str,
+    ) -> None:
+        self.header, self.body, self.changed = header, body, changed
+        self.old_start, self.old_count, self.new_start, self.new_count = old_start, old_count, new_start, new_count
+        self.added, self.removed = added, removed
+
+
 def _hunk_id(path: str, lines: Iterable[DiffLine], n: int) -> str:
-    parts = [path]
+    """Hash of the path and the changed lines (kind, bytes, no-newline mark); `n` numbers
+    otherwise identical hunks of one file."""
+    parts: list[str] = []
     for ln in lines:
         if ln.kind != " ":
             parts += ("\0", ln.kind, ln.raw(), "\\" if ln.no_newline else "")
-    if n:
-        parts.append(f"\0#{n}")
-    return hashlib.sha1("".join(parts).encode("utf-8", "surrogateescape")).hexdigest()[:12]
+    return _id_of(path, "".join(parts), n)
 
 
-def _with_ids(path: str, raw: list[tuple[str, int, int, int, int, list[DiffLine]]]) -> list[Hunk]:
+def _id_of(path: str, changed: str, n: int) -> str:
+    text = path + changed + (f"\0#{n}" if n else "")
+    return hashlib.sha1(text.encode("utf-8", "surrogateescape")).hexdigest()[:12]
+
+
+def _with_ids(path: str, raw: list[_RawHunk]) -> list[Hunk]:
     seen: dict[str, int] = {}
     out = []
-    for header, os_, ol, ns, nl, lines in raw:
-        first = _hunk_id(path, lines, 0)
+    for h in raw:
+        first = _id_of(path, h.changed, 0)
         n = seen.get(first, 0)
         seen[first] = n + 1
-        out.append(
-            Hunk(first if n == 0 else _hunk_id(path, lines, n), header, os_, ol, ns, nl, lines)
-        )
+        hid = first if n == 0 else _id_of(path, h.changed, n)
+        out.append(Hunk(hid, h.header, h.old_start, h.old_count, h.new_start, h.new_count, raw=h.body))
     return out
 
 
@@ -726,47 +869,58 @@ def _header_line(cur: _FileBuilder, line: str) -> None:
 
 
 def _parse_hunk(lines: list[str], i: int, m: re.Match[str], cur: _FileBuilder) -> int:
+    """Check one hunk's body against its header's counts; keep its raw lines (DiffLine
+    objects are built lazily) and the text its id hashes."""
     old_start, new_start = int(m[1]), int(m[3])
     old_count = int(m[2]) if m[2] is not None else 1
     new_count = int(m[4]) if m[4] is not None else 1
     header = lines[i]
-    body: list[DiffLine] = []
-    add, line_cls = body.append, DiffLine  # the hot loop of a large diff
-    old_no, new_no = old_start, new_start
-    old_end, new_end = old_start + old_count, new_start + new_count
-    i += 1
+    start = i + 1
+    # Remaining counts; the hot loop of a large diff, so plain locals only.
+    old_left, new_left = old_count, new_count
+    changed: list[str] = []
+    add = changed.append
+    last_changed = False  # the previous body line was + or - (for a no-newline mark)
+    i = start
     n = len(lines)
-    while old_no < old_end or new_no < new_end:
+    while old_left > 0 or new_left > 0:
         if i >= n:
             raise UsageError(f"diff ends inside the hunk {header[:60]!r}")
         raw = lines[i]
         i += 1
         kind = raw[:1]
-        text = raw[1:]
-        cr = text[-1:] == "\r"
-        if cr:
-            text = text[:-1]
-        if kind == "+" and new_no < new_end:
-            add(line_cls("+", text, None, new_no, False, cr))
-            new_no += 1
-        elif kind == "-" and old_no < old_end:
-            add(line_cls("-", text, old_no, None, False, cr))
-            old_no += 1
-        elif (kind == " " or not raw) and old_no < old_end and new_no < new_end:
+        if kind == "+" and new_left > 0:
+            new_left -= 1
+            add("\0")
+            add(raw)
+            last_changed = True
+        elif kind == "-" and old_left > 0:
+            old_left -= 1
+            add("\0")
+            add(raw)
+            last_changed = True
+        elif (kind == " " or not raw) and old_left > 0 and new_left > 0:
             # A bare empty line is an empty context line (diff.suppressBlankEmpty).
-            add(line_cls(" ", text, old_no, new_no, False, cr))
-            old_no += 1
-            new_no += 1
+            old_left -= 1
+            new_left -= 1
+            last_changed = False
         elif kind == "\\":
-            if body:
-                body[-1].no_newline = True
+            if last_changed:
+                add("\\")
+                last_changed = False
         else:
             raise UsageError(f"diff line {i} does not fit the hunk {header[:60]!r}: {raw[:60]!r}")
     while i < n and lines[i].startswith("\\"):
-        if body:
-            body[-1].no_newline = True
+        if last_changed:
+            add("\\")
+            last_changed = False
         i += 1
-    cur.hunks.append((header, old_start, old_count, new_start, new_count, body))
+    body = lines[start:i]
+    added = sum(1 for ln in body if ln[:1] == "+")
+    removed = old_count - (new_count - added)  # old lines minus the context lines
+    cur.hunks.append(
+        _RawHunk(header, old_start, old_count, new_start, new_count, body, added, removed, "".join(changed))
+    )
     return i
 
 
@@ -811,6 +965,12 @@ def compute_diff(
         raise UsageError(f"invalid context {context!r}: use a number of lines from 0 up")
     top = worktree_root(worktree)
     sha = resolve_commit(top, base)
+    out = _diff_against(top, sha, ["-M", f"-U{context}"], paths)
+    files = parse_unified(out.decode("utf-8", "surrogateescape"))
+    return Diff(base=sha, files=files, digest=hashlib.sha1(out).hexdigest())
+
+
+def _diff_against(top: Path, sha: str, opts: Sequence[str], paths: Sequence[str] | None) -> bytes:
     index = Path(git_out(top, "rev-parse", "--path-format=absolute", "--git-path", "index"))
     with tempfile.TemporaryDirectory(prefix="wb-diff-") as tmp:
         tmp_index = Path(tmp) / "index"
@@ -829,12 +989,11 @@ def compute_diff(
         proc = run_git(top, add, env=env, check=False)
         if proc.returncode != 0 and b"fatal:" in proc.stderr:
             raise GitError(f"git add failed in {top}: {stderr_text(proc)}")
-        args = [*ADD_OPTS, "diff", *_DIFF_FLAGS, "-M", f"-U{context}", sha, "--"]
+        args = [*ADD_OPTS, "diff", *_DIFF_FLAGS, *opts, sha, "--"]
         if paths:
             env["GIT_LITERAL_PATHSPECS"] = "1"
             args += [check_path(p) for p in paths]
-        out = run_git(top, args, env=env).stdout
-    return Diff(base=sha, files=parse_unified(out.decode("utf-8", "surrogateescape")))
+        return run_git(top, args, env=env).stdout
 
 
 def check_path(path: str) -> str:

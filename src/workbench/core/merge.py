@@ -17,6 +17,7 @@ from workbench.core.diff import (
     ADD_OPTS,
     Diff,
     FileDiff,
+    Hunk,
     check_path,
     check_ref,
     compute_diff,
@@ -48,25 +49,25 @@ class MergeResult:
 # --------------------------------------------------------------------------- hunks and files
 
 
-def reject_hunk(worktree: Path, base: str, hunk_id: str, *, context: int = 3) -> FileDiff:
+def reject_hunk(
+    worktree: Path, base: str, hunk_id: str, *, context: int = 3, diff: Diff | None = None
+) -> FileDiff:
     """Reverse one hunk in the worktree files (never the index); the file's other hunks stay.
 
     `context` must be the one the hunk was shown with, since it decides how hunks group.
+    `diff` may be a just-computed diff of the worktree (with that context) to look it up in.
     Returns the file's diff afterwards; no hunks and zero counts if it now matches base.
     """
     top = worktree_root(worktree)
-    diff = compute_diff(top, base, context=context)
+    if diff is None:
+        diff = compute_diff(top, base, context=context)
     f, h = diff.find_hunk(hunk_id)
     if f.status in ("added", "deleted", "typechange") or f.binary or f.is_symlink:
         # The only hunk of a created or deleted file is the whole file.
         _revert(top, diff.base, f)
     else:
         path = f.path
-        patch = (
-            f"diff --git {quote_path('a/' + path)} {quote_path('b/' + path)}\n"
-            f"--- {quote_header_path('a/' + path)}\n+++ {quote_header_path('b/' + path)}\n"
-            + h.render()
-        )
+        patch = hunk_patch(f, h)
         args = ["apply", "-R", "--whitespace=nowarn", "--recount"]
         if context == 0:
             args.append("--unidiff-zero")
@@ -82,6 +83,30 @@ def reject_hunk(worktree: Path, base: str, hunk_id: str, *, context: int = 3) ->
         if g.path == f.path:
             return g
     return FileDiff(f.path, None, "modified", False, 0, 0, [])
+
+
+def hunk_patch(f: FileDiff, h: Hunk) -> str:
+    """A `git apply`-able patch of one hunk of a modified file."""
+    path = f.path
+    return (
+        f"diff --git {quote_path('a/' + path)} {quote_path('b/' + path)}\n"
+        f"--- {quote_header_path('a/' + path)}\n+++ {quote_header_path('b/' + path)}\n"
+        + h.render()
+    )
+
+
+def apply_hunk(worktree: Path, patch: str, *, context: int = 3) -> None:
+    """Apply a `hunk_patch` forward to the worktree files (undoing a rejection)."""
+    top = worktree_root(worktree)
+    args = ["apply", "--whitespace=nowarn", "--recount"]
+    if context == 0:
+        args.append("--unidiff-zero")
+    proc = run_git(top, args, input=patch.encode("utf-8", "surrogateescape"), check=False)
+    if proc.returncode != 0:
+        raise GitError(
+            f"could not re-apply the hunk: {stderr_text(proc)}",
+            hint="the file changed since the rejection; edit it by hand",
+        )
 
 
 def revert_file(worktree: Path, base: str, path: str) -> None:

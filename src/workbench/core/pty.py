@@ -1,8 +1,11 @@
 """A PTY-backed child process with a non-blocking asyncio reader.
 
-Reads are bounded per wake-up so one busy session cannot starve the others: the event
-loop round-robins over ready file descriptors, and each callback reads at most
-`READ_BUDGET` bytes before yielding.
+Reads are bounded per wake-up so busy sessions cannot starve the event loop: all PTY
+readers of a loop share `ITERATION_BUDGET` of wall time per loop iteration, split evenly
+among the readers that were busy in the previous iteration (each reads at least one chunk),
+so one iteration stays short however many sessions stream. A session typed into recently
+gets a whole budget of its own, so its echo is never queued behind bulk output.
+Measured in benchmarks/responsiveness.py; see docs/performance.md.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import os
 import signal
 import struct
 import termios
+import time
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -23,7 +28,48 @@ import ptyprocess
 from workbench.errors import UsageError
 
 READ_CHUNK = 65536
+# Most one wake-up reads, however idle the other sessions are.
 READ_BUDGET = 256 * 1024
+# Bytes handed to the output callback at once; the time budget is checked between batches.
+BATCH = 4096
+ITERATION_BUDGET = 0.004
+# A session written to within this many seconds counts as interactive.
+INTERACTIVE_S = 1.0
+
+
+class _LoopShare:
+    """Per-loop count of busy readers, to split one iteration's budget among them."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.busy_prev = 1
+        self.busy = 0
+        self.armed = False
+
+    def slice(self) -> float:
+        if not self.armed:
+            # Runs first thing in the next iteration: callbacks queued now run before it.
+            self.armed = True
+            self.loop.call_soon(self._next_iteration)
+        self.busy += 1
+        return ITERATION_BUDGET / self.busy_prev
+
+    def _next_iteration(self) -> None:
+        self.busy_prev = max(self.busy, 1)
+        self.busy = 0
+        self.armed = False
+
+
+_shares: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopShare] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _share(loop: asyncio.AbstractEventLoop) -> _LoopShare:
+    share = _shares.get(loop)
+    if share is None:
+        share = _shares[loop] = _LoopShare(loop)
+    return share
 
 
 def process_start_time(pid: int) -> int | None:
@@ -69,6 +115,7 @@ class PtyProcess:
         self._exited = asyncio.Event()
         self._on_output: Callable[[bytes], None] = lambda b: None
         self._on_exit: Callable[[PtyProcess], None] = lambda p: None
+        self.last_input = float("-inf")
 
     @property
     def pid(self) -> int | None:
@@ -105,10 +152,23 @@ class PtyProcess:
             self._pidfd = None
             self._loop.call_later(0.5, self._poll_exit)
 
-    def _readable(self) -> None:
-        got = 0
+    @property
+    def interactive(self) -> bool:
+        """Typed into lately (`last_input` is set by whoever writes on a person's behalf)."""
+        return time.monotonic() - self.last_input < INTERACTIVE_S
+
+    def _readable(self, drain: bool = False) -> None:
+        assert self._loop is not None
+        clock = time.perf_counter
+        if drain:
+            budget, deadline = 1 << 62, float("inf")
+        else:
+            share = _share(self._loop).slice()
+            budget = READ_BUDGET
+            deadline = clock() + (ITERATION_BUDGET if self.interactive else share)
+        got = pending = 0
         chunks: list[bytes] = []
-        while got < READ_BUDGET:
+        while got < budget:
             try:
                 data = os.read(self.fd, READ_CHUNK)
             except BlockingIOError:
@@ -122,6 +182,12 @@ class PtyProcess:
                 break
             chunks.append(data)
             got += len(data)
+            pending += len(data)
+            if pending >= BATCH:
+                self._on_output(b"".join(chunks))
+                chunks, pending = [], 0
+                if clock() >= deadline:
+                    break
         if chunks:
             self._on_output(b"".join(chunks))
         if self._eof:
@@ -156,7 +222,7 @@ class PtyProcess:
         # Drain what the child wrote just before exiting.
         if not self._eof:
             with contextlib.suppress(OSError):
-                self._readable()
+                self._readable(drain=True)
         for fd in (self._pidfd,):
             if fd is not None:
                 self._loop.remove_reader(fd)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import fnmatch
 import glob
 import json
@@ -76,6 +77,7 @@ _DOTENV_MAX_DEPTH = 3
 _DOTENV_MAX_DIRS = 2000
 SLIRP_TAP = "tap0"
 SLIRP_DNS = "10.0.2.3"
+NS_GET_USERNS = 0xB701  # _IO(0xb7, 0x1), linux/nsfs.h
 
 
 @dataclass(frozen=True)
@@ -147,15 +149,13 @@ class ProbeResult:
         out = []
         if self.as_root:
             out.append(
-                "running as root: sandboxed sessions keep uid 0 (without capabilities), so "
-                "root-owned files outside the sandbox's read-only view stay the only line of "
-                "defence; run workbench as an ordinary user"
+                "running as root: inside the sandbox uid 0 is the host's root (without "
+                "capabilities), so read-only mounts are all that protects root-owned files; "
+                "run workbench as an ordinary user"
             )
-        if self.ok and not self.slirp4netns:
-            out.append(
-                "slirp4netns is not installed: sessions with network enabled cannot start "
-                "(apt install slirp4netns)"
-            )
+        net = network_problem()
+        if self.ok and net:
+            out.append(f"sessions with network enabled cannot start: {net[0]} ({net[1]})")
         return tuple(out)
 
     def describe(self) -> str:
@@ -370,7 +370,9 @@ class _Args:
         self.args.extend(a)
 
     def hide(self, p: Path) -> None:
-        if p.is_dir() and not p.is_symlink():
+        if p.is_symlink():
+            return  # bwrap would mount over the target; callers pass the target too
+        if p.is_dir():
             self.add("--tmpfs", str(p))
             self.hidden_dirs.append(str(p))
         elif p.exists():
@@ -434,7 +436,7 @@ def sandbox_env(spec: SandboxSpec) -> dict[str, str]:
         if name in os.environ and name not in ("HOME", "TMPDIR"):
             env[name] = os.environ[name]
     env.setdefault("PATH", DEFAULT_PATH)
-    env["HOME"] = str(spec.home.absolute())
+    env["HOME"] = str(spec.home.resolve())
     env["TMPDIR"] = "/tmp"
     env["WORKBENCH_SANDBOX"] = spec.mode
     env.update(_git_config_env())
@@ -447,6 +449,17 @@ def _git_config_env() -> dict[str, str]:
         env[f"GIT_CONFIG_KEY_{i}"] = k
         env[f"GIT_CONFIG_VALUE_{i}"] = v
     return env
+
+
+def network_problem() -> tuple[str, str] | None:
+    """Why a session with network cannot start here (reason, fix), or None."""
+    if not shutil.which("slirp4netns"):
+        return ("slirp4netns is not installed",
+                "apt install slirp4netns (or dnf install slirp4netns)")
+    if not os.access("/dev/net/tun", os.R_OK | os.W_OK):
+        return ("/dev/net/tun is not usable by this user (slirp4netns needs it)",
+                "sudo chmod 0666 /dev/net/tun (udev sets this mode on standard systems)")
+    return None
 
 
 def _check_spec(spec: SandboxSpec) -> None:
@@ -493,7 +506,7 @@ def wrap(
     if not command:
         raise SandboxError("empty command")
     _check_spec(spec)
-    workdir = (cwd or spec.worktree).absolute()
+    workdir = (cwd or spec.worktree).resolve()
     if spec.mode == "off":
         env = dict(os.environ)
         env.update(spec.env)
@@ -503,22 +516,21 @@ def wrap(
 
     bwrap = find_bwrap()
     if not bwrap:
-        raise SandboxError(*_missing_bwrap())
+        reason, fix = _missing_bwrap()
+        raise SandboxError(reason, hint=fix)
     a = _Args()
     try:
         _build(a, spec, workdir, new_session=new_session)
         argv = [bwrap, *a.args, "--", *command]
         outer_env = {"PATH": os.environ.get("PATH") or DEFAULT_PATH}
         if spec.network:
-            slirp = shutil.which("slirp4netns")
-            if not slirp:
-                raise SandboxError(
-                    "network is enabled for this session but slirp4netns is not installed",
-                    hint="apt install slirp4netns (or dnf install slirp4netns), "
-                    "or start the session without --network",
-                )
+            problem = network_problem()
+            if problem:
+                raise SandboxError(f"network is enabled for this session but {problem[0]}",
+                                   hint=f"{problem[1]}; or start the session without network")
+            slirp = shutil.which("slirp4netns") or "slirp4netns"
             argv = [sys.executable, "-m", "workbench.core.sandbox", "net-launch", slirp,
-                    "--", *argv]
+                    str(len(a.args)), "--", *argv]
             if os.environ.get("PYTHONPATH"):
                 outer_env["PYTHONPATH"] = os.environ["PYTHONPATH"]
         return SandboxCommand(argv=argv, env=outer_env, pass_fds=tuple(a.fds), cwd=workdir)
@@ -566,7 +578,8 @@ def _build(a: _Args, spec: SandboxSpec, workdir: Path, *, new_session: bool) -> 
         a.add("--ro-bind", str(common), str(common))
     rehide = [p for p in (*hidden, *protected) if _is_within(p, repo) and p != repo]
     if spec.hide_dotenv:
-        rehide += [p for p in _find_dotenv(repo) if p not in rehide]
+        for p in _find_dotenv(repo):
+            rehide += [q for q in (p, p.resolve()) if q not in rehide]
     for p in rehide:
         a.hide(p)
 
@@ -784,25 +797,36 @@ def require(mode: str) -> None:
 # ------------------------------------------------------------------- network launcher
 
 
-def _net_launch(slirp: str, bwrap_argv: list[str]) -> int:
+# Runs inside the sandbox before the command: says "set up" (bwrap has configured lo by
+# then), waits for "network ready", closes both fds and becomes the command.
+# `read` fails on EOF without a full line, so a helper that dies never lets it through.
+_NET_WAITER = (
+    'printf x >&{ready}; exec {ready}>&-; read -r _ <&{go} || exit 111; exec {go}<&-; exec "$@"'
+)
+
+
+def _net_launch(slirp: str, n_opts: int, bwrap_argv: list[str]) -> int:
     """Exec bwrap in a fresh netns served by slirp4netns without host loopback.
 
-    This process becomes bwrap (keeping its pid, terminal and exit status for the
-    caller); a detached helper waits for bwrap's child pid, attaches slirp4netns to it
-    and only then lets the command start.
+    `bwrap_argv` is bwrap, `n_opts` options, "--" and the command. This process becomes
+    bwrap (keeping its pid, terminal and exit status for the caller). A detached helper
+    waits until the sandbox is set up (bwrap configures lo first; slirp4netns racing it
+    makes bwrap fail), attaches slirp4netns and only then lets the command start.
     """
     info_r, info_w = os.pipe()
-    block_r, block_w = os.pipe()
+    ready_r, ready_w = os.pipe()
+    go_r, go_w = os.pipe()
     exit_r, exit_w = os.pipe()
     bwrap_pid = os.getpid()
     helper = os.fork()
     if helper == 0:
+        code = 1
         try:
             if os.fork() != 0:
                 os._exit(0)
-            for fd in (info_w, block_r, exit_w):
+            for fd in (info_w, ready_w, go_r, exit_w):
                 os.close(fd)
-            code = _net_helper(slirp, bwrap_pid, info_r, block_w, exit_r)
+            code = _net_helper(slirp, bwrap_pid, info_r, ready_r, go_w, exit_r)
         except BaseException as e:  # the helper must never return into the caller's code
             sys.stderr.write(f"workbench: network setup failed: {e}\r\n")
             code = 1
@@ -811,12 +835,15 @@ def _net_launch(slirp: str, bwrap_argv: list[str]) -> int:
                 os.kill(bwrap_pid, 9)
         os._exit(code)
     os.waitpid(helper, 0)
-    for fd in (info_r, block_w, exit_r):
+    for fd in (info_r, ready_r, go_w, exit_r):
         os.close(fd)
-    for fd in (info_w, block_r, exit_w):
+    for fd in (info_w, ready_w, go_r, exit_w):
         os.set_inheritable(fd, True)
-    argv = [bwrap_argv[0], "--info-fd", str(info_w), "--block-fd", str(block_r),
-            *bwrap_argv[1:]]
+    opts = bwrap_argv[1 : 1 + n_opts]
+    command = bwrap_argv[2 + n_opts :]
+    waiter = _NET_WAITER.format(ready=ready_w, go=go_r)
+    argv = [bwrap_argv[0], "--info-fd", str(info_w), *opts, "--",
+            "/bin/sh", "-c", waiter, "sh", *command]
     os.execv(argv[0], argv)
     return 127  # not reached
 
@@ -840,33 +867,48 @@ def _read_all(fd: int, timeout: float) -> bytes:
             return buf
 
 
-def _net_helper(slirp: str, bwrap_pid: int, info_r: int, block_w: int, exit_r: int) -> int:
+def _net_helper(
+    slirp: str, bwrap_pid: int, info_r: int, ready_r: int, go_w: int, exit_r: int
+) -> int:
     info = json.loads(_read_all(info_r, 20))
     child = int(info["child-pid"])
-    ready_r, ready_w = os.pipe()
+    r, _, _ = select.select([ready_r], [], [], 20)
+    if not r or os.read(ready_r, 1) != b"x":
+        raise RuntimeError("the sandbox did not start")
+    # slirp4netns must join the user namespace that *owns* the network namespace. With
+    # --disable-userns the command runs in a nested one, so /proc/PID/ns/user would
+    # name the wrong one: ask the kernel for the owner instead.
+    netfd = os.open(f"/proc/{child}/ns/net", os.O_RDONLY)
+    userfd = fcntl.ioctl(netfd, NS_GET_USERNS)
+    slirp_ready_r, slirp_ready_w = os.pipe()
     argv = [slirp, "--configure", "--mtu=65520", "--disable-host-loopback",
-            f"--exit-fd={exit_r}", f"--ready-fd={ready_w}"]
-    # Join the sandbox's user namespace first: it owns the network namespace.
-    argv += [f"--userns-path=/proc/{child}/ns/user", str(child), SLIRP_TAP]
+            f"--exit-fd={exit_r}", f"--ready-fd={slirp_ready_w}", "--netns-type=path",
+            f"--userns-path=/proc/self/fd/{userfd}", f"/proc/self/fd/{netfd}", SLIRP_TAP]
     proc = subprocess.Popen(
-        argv, pass_fds=(exit_r, ready_w), stdin=subprocess.DEVNULL,
+        argv, pass_fds=(exit_r, slirp_ready_w, netfd, userfd), stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
     )
-    os.close(ready_w)
-    os.close(exit_r)
-    r, _, _ = select.select([ready_r], [], [], 20)
-    ok = bool(r) and os.read(ready_r, 1) == b"1"
+    for fd in (slirp_ready_w, exit_r, netfd, userfd):
+        os.close(fd)
+    r, _, _ = select.select([slirp_ready_r], [], [], 20)
+    ok = bool(r) and os.read(slirp_ready_r, 1) == b"1"
     if not ok:
-        err = b""
-        if proc.poll() is not None and proc.stderr:
-            err = proc.stderr.read()
-        proc.kill()
+        # Kill the sandbox before our exit closes the go fd: the waiter would take that
+        # EOF as the go-ahead and start the command (without network, but still).
+        with contextlib.suppress(OSError):
+            os.kill(child, 9)
+        try:
+            proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        err = proc.stderr.read() if proc.stderr else b""
         sys.stderr.write(f"workbench: slirp4netns failed: {err.decode(errors='replace')}\r\n")
         return 1
     if proc.stderr:
         proc.stderr.close()
     try:
-        os.write(block_w, b"1")
+        os.write(go_w, b"go\n")
     except OSError as e:
         if e.errno != errno.EPIPE:
             raise
@@ -874,9 +916,11 @@ def _net_helper(slirp: str, bwrap_pid: int, info_r: int, block_w: int, exit_r: i
 
 
 def _main(argv: list[str]) -> int:
-    if len(argv) >= 3 and argv[0] == "net-launch" and argv[2] == "--":
-        return _net_launch(argv[1], argv[3:])
-    sys.stderr.write("usage: python -m workbench.core.sandbox net-launch SLIRP4NETNS -- BWRAP...\n")
+    if len(argv) >= 4 and argv[0] == "net-launch" and argv[3] == "--":
+        return _net_launch(argv[1], int(argv[2]), argv[4:])
+    sys.stderr.write(
+        "usage: python -m workbench.core.sandbox net-launch SLIRP4NETNS N_OPTS -- BWRAP...\n"
+    )
     return 2
 
 

@@ -60,8 +60,8 @@ def validate_name(name: str) -> str:
 def slugify(name: str) -> str:
     norm = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
     slug = re.sub(r"[^a-z0-9]+", "-", norm.lower()).strip("-")
-    slug = re.sub(r"\.+", ".", slug)
-    return slug[:48] or "session"
+    # Never end in '-': the sandbox treats `wb/<slug>--<name>` as the session's own branches.
+    return slug[:48].rstrip("-") or "session"
 
 
 def validate_ref(ref: str) -> str:

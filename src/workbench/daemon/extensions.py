@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # Each module exposes `setup(daemon)`; it may register methods and launchers.
-EXTENSIONS: list[str] = []
+EXTENSIONS: list[str] = ["workbench.daemon.agent_ext", "workbench.daemon.profiles_ext", "workbench.daemon.review_ext"]
 
 
 def load_extensions(daemon: Daemon) -> None:

@@ -54,12 +54,21 @@ class Client:
         self.outbox.append(encode(msg))
         self.wake.set()
 
-    def send_frame(self, session_id: str, frame: dict[str, Any]) -> None:
+    def send_frame(self, session_id: str, frame: dict[str, Any], urgent: bool = False) -> None:
+        """Queue a frame (merged with one still pending); `urgent` writes it now if nothing
+        is queued ahead of it, saving the pump's loop iteration (echo of typed keys)."""
         if self.closed:
+            return
+        if urgent and not self.outbox and not self.pending_frames and self._idle():
+            self.writer.write(encode({"event": "frame", "data": frame}))
             return
         old = self.pending_frames.get(session_id)
         self.pending_frames[session_id] = merge_frames(old, frame) if old else frame
         self.wake.set()
+
+    def _idle(self) -> bool:
+        transport = self.writer.transport
+        return not transport.is_closing() and transport.get_write_buffer_size() == 0
 
     async def pump(self) -> None:
         try:

@@ -1,4 +1,10 @@
-"""A running PTY session: process + emulator + frame publishing at most ~60 frames/s."""
+"""A running PTY session: process + emulator + frame publishing at most ~60 frames/s.
+
+Frames cost the event loop (decode the changed rows, then JSON), so under load they are
+rationed: the frames of sessions nobody is typing into share `FRAME_SHARE` of wall time
+(a token bucket across all sessions), and their rate drops when many stream at once. A
+session typed into lately gets its echo frame at once, written to the socket directly.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +22,32 @@ from workbench.daemon.hub import Hub
 log = logging.getLogger(__name__)
 
 FRAME_INTERVAL = 1 / 60
+# The first frame after input (the echo of typed keys) may follow the previous one this
+# soon; a 60 Hz cap would add up to 16 ms to every keystroke.
+ECHO_INTERVAL = 1 / 250
+FRAME_SHARE = 0.2
+FRAME_BURST = 0.02
+
+
+class _FrameBudget:
+    """Token bucket, in seconds of loop time, for the frames of sessions not typed into."""
+
+    def __init__(self) -> None:
+        self.tokens = FRAME_BURST
+        self.at = time.perf_counter()
+
+    def wait(self) -> float:
+        """Seconds until a background frame may be made (0: now)."""
+        now = time.perf_counter()
+        self.tokens = min(FRAME_BURST, self.tokens + (now - self.at) * FRAME_SHARE)
+        self.at = now
+        return 0.0 if self.tokens > 0 else -self.tokens / FRAME_SHARE
+
+    def spend(self, seconds: float) -> None:
+        self.tokens -= seconds
+
+
+_budget = _FrameBudget()
 
 
 class PtyRuntime:
@@ -44,6 +76,7 @@ class PtyRuntime:
         self._on_output = on_output
         self._frame_handle: asyncio.TimerHandle | None = None
         self._last_frame = 0.0
+        self._echo_due = False
         self.bytes_in = 0
         self.last_output = time.monotonic()
 
@@ -72,7 +105,16 @@ class PtyRuntime:
         if not self.hub.frame_watchers(self.session_id):
             return
         loop = asyncio.get_running_loop()
+        if self._echo_due:
+            delay = max(0.0, self._last_frame + ECHO_INTERVAL - loop.time())
+            if delay == 0.0:
+                self.flush_frame(urgent=True)
+                return
+            self._frame_handle = loop.call_later(delay, self.flush_frame, True)
+            return
         delay = max(0.0, self._last_frame + FRAME_INTERVAL - loop.time())
+        if not self.proc.interactive:
+            delay = max(delay, _budget.wait())
         self._frame_handle = loop.call_later(delay, self.flush_frame)
 
     def _meta(self) -> dict[str, Any]:
@@ -88,17 +130,25 @@ class PtyRuntime:
             "app_cursor": self.screen.app_cursor_keys,
         }
 
-    def flush_frame(self) -> None:
+    def flush_frame(self, urgent: bool = False) -> None:
         """Send the rows changed since the last frame to every watcher."""
         self._frame_handle = None
+        self._echo_due = False
         self._last_frame = asyncio.get_running_loop().time()
         watchers = self.hub.frame_watchers(self.session_id)
         if not watchers:
             return
+        t0 = time.perf_counter()
         rows = self.screen.dirty_rows()
         frame = {**self._meta(), "rows": {str(k): v for k, v in rows.items()}, "full": False}
         for c in watchers:
-            c.send_frame(self.session_id, frame)
+            if urgent:
+                c.send_frame(self.session_id, frame, urgent=True)
+            else:
+                c.send_frame(self.session_id, frame)
+        if not urgent:
+            # Encoding happens later in each client's pump and costs about as much again.
+            _budget.spend(2 * (time.perf_counter() - t0))
 
     def full_frame(self) -> dict[str, Any]:
         """A complete frame for a newly attached client; others get their pending delta first."""
@@ -110,6 +160,9 @@ class PtyRuntime:
         return {**self._meta(), "rows": {str(i): r for i, r in enumerate(rows)}, "full": True}
 
     def write(self, data: bytes) -> None:
+        """Input on a person's (or agent's) behalf: the session counts as interactive."""
+        self.proc.last_input = time.monotonic()
+        self._echo_due = True
         self.proc.write(data)
 
     def resize(self, cols: int, rows: int) -> None:

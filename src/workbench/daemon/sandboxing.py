@@ -37,7 +37,10 @@ def session_env(s: Session) -> dict[str, str]:
     return {**TERM_ENV, "WORKBENCH_SESSION": s.id, "WORKBENCH_SESSION_NAME": s.name}
 
 
-def sandbox_command(mgr: SessionManager, s: Session, argv: list[str], spec_in: LaunchSpec | None = None) -> Any:
+def sandbox_command(
+    mgr: SessionManager, s: Session, argv: list[str], spec_in: LaunchSpec | None = None, *, new_session: bool = False
+) -> Any:
+    """The command for one spawn (a `wrap()` result is good for exactly one)."""
     env_extra = {**session_env(s), **(spec_in.env if spec_in else {})}
     for name in spec_in.pass_env if spec_in else ():
         if name in os.environ:
@@ -51,11 +54,19 @@ def sandbox_command(mgr: SessionManager, s: Session, argv: list[str], spec_in: L
 
     cfg = config_mod.load(Path(s.repo) if Path(s.repo).is_dir() else None)
     common, gitdir = wt.git_dirs(Path(s.worktree))
-    others = [
-        Path(o.worktree)
-        for o in mgr.sessions.values()
-        if o.id != s.id and not o.in_place and Path(o.worktree).exists()
-    ]
+    others: list[Path] = []
+    for o in mgr.sessions.values():
+        if o.id == s.id:
+            continue
+        if not o.in_place and Path(o.worktree).exists():
+            others.append(Path(o.worktree))
+        home = paths.data_dir() / "homes" / o.id
+        if home.exists():
+            others.append(home)
+    home = session_home(s)
+    sandbox.prepare_home(home, Path(s.repo))
+    if not s.in_place:
+        sandbox.prepare_git(gitdir, git_common_dir=common, branch=s.branch)
     spec = sandbox.SandboxSpec(
         mode=s.sandbox,  # type: ignore[arg-type]
         worktree=Path(s.worktree),
@@ -63,13 +74,14 @@ def sandbox_command(mgr: SessionManager, s: Session, argv: list[str], spec_in: L
         git_common_dir=common,
         worktree_gitdir=gitdir,
         branch=s.branch,
-        home=session_home(s),
+        home=home,
         network=s.network if spec_in is None or spec_in.network is None else (s.network or spec_in.network),
         env=env_extra,
         env_allowlist=tuple(cfg.sandbox.env_allowlist),
         hidden_paths=tuple(cfg.sandbox.hidden_paths),
+        hide_dotenv=cfg.sandbox.hide_dotenv,
         extra_ro_binds=(*cfg.sandbox.extra_ro_binds, *(spec_in.ro_binds if spec_in else ())),
         extra_rw_binds=(*cfg.sandbox.extra_rw_binds, *(spec_in.rw_binds if spec_in else ())),
         protected_paths=(*others, paths.runtime_dir(), paths.data_dir(), paths.state_dir(), paths.config_dir()),
     )
-    return sandbox.wrap(spec, list(argv), cwd=Path(s.worktree))
+    return sandbox.wrap(spec, list(argv), cwd=Path(s.worktree), new_session=new_session)

@@ -116,10 +116,9 @@ class Daemon:
                 "ok": res.ok, "reason": res.reason, "fix": res.fix, "as_root": res.as_root,
                 "version": res.version,
             }
-            if not res.ok:
-                log.warning("bubblewrap cannot run: %s (%s)", res.reason, res.fix)
-            if res.as_root:
-                log.warning("the daemon runs as root; sandboxes drop every capability, but prefer a normal user")
+            log.info("sandbox: %s", res.describe())
+            for w in res.warnings:
+                log.warning("sandbox: %s", w)
         except Exception as e:  # the probe must never stop the daemon from serving
             self.sandbox_status = {"ok": False, "reason": f"probe failed: {e}"}
 

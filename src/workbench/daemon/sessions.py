@@ -235,6 +235,14 @@ class SessionManager:
         if info.head_branch is None and req.base is None:
             warnings.append(f"HEAD is detached; the session starts from commit {base_commit[:12]}")
         in_place = cfg.worktree.in_place if req.in_place is None else req.in_place
+        if in_place and sandbox == "workspace":
+            if req.sandbox == "workspace":
+                raise UsageError(
+                    "an in-place session cannot use the workspace sandbox: it would need a writable .git",
+                    hint="use --sandbox strict (the workbench commits for it) or --sandbox off",
+                )
+            sandbox = "strict"
+            warnings.append("in-place session: using the strict sandbox (.git read-only)")
         sid = secrets.token_hex(4)
         if in_place:
             if req.base is not None:
@@ -317,7 +325,7 @@ class SessionManager:
     async def _run_setup(self, s: Session, cfg: Config) -> None:
         setup = cfg.worktree.setup
         argv = ["/bin/sh", "-c", setup] if isinstance(setup, str) else list(setup or [])
-        cmd = self.sandboxed(s, argv)
+        cmd = self.sandboxed(s, argv, new_session=True)
         try:
             proc = await asyncio.create_subprocess_exec(
                 *cmd.argv,
@@ -388,10 +396,13 @@ class SessionManager:
             s.extra["pid_start"] = process_start_time(s.pid)
         self.set_state(s, SessionState.RUNNING, "", pid=s.pid, argv=argv)
 
-    def sandboxed(self, s: Session, argv: list[str], spec: LaunchSpec | None = None) -> Any:
+    def sandboxed(
+        self, s: Session, argv: list[str], spec: LaunchSpec | None = None, *, new_session: bool = False
+    ) -> Any:
+        """Wrap argv in the session's sandbox; `new_session` for commands without a terminal."""
         from workbench.daemon.sandboxing import sandbox_command
 
-        return sandbox_command(self, s, argv, spec)
+        return sandbox_command(self, s, argv, spec, new_session=new_session)
 
     def _notify_observers(self, s: Session, hook: str, *args: Any) -> None:
         for obs in self._observers.get(s.id, ()):

@@ -43,6 +43,8 @@ DEFAULT_KEYS: dict[str, str] = {
     "new.submit": "ctrl+s",
     "new.cancel": "escape",
     "dialog.cancel": "escape",
+    "confirm.yes": "y",
+    "confirm.no": "n,escape",
     "help.close": "escape,q,question_mark",
 }
 
@@ -84,6 +86,8 @@ DESCRIPTIONS: dict[str, str] = {
     "new.submit": "Start the session (Enter in a text field too)",
     "new.cancel": "Cancel",
     "dialog.cancel": "Cancel",
+    "confirm.yes": "Yes (remove)",
+    "confirm.no": "No",
     "help.close": "Close",
     "terminal.detach": "Detach from the terminal (the only key not sent to it)",
 }

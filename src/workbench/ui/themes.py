@@ -64,7 +64,7 @@ def parse_theme(data: dict[str, Any], where: str) -> Theme:
         raise ThemeFileError(f"{where}: unknown colour {unknown[0]!r} (known: {', '.join(_COLOR_KEYS)})")
     if "primary" not in colors:
         raise ThemeFileError(f"{where}: [colors] needs at least `primary`")
-    kwargs = {k: _check_color(where, f"colors.{k}", v) for k, v in colors.items()}
+    kwargs: dict[str, Any] = {k: _check_color(where, f"colors.{k}", v) for k, v in colors.items()}
     merged = dict(APP_VARIABLES)
     for k, v in variables.items():
         merged[str(k)] = _check_color(where, f"variables.{k}", v) if str(k) in APP_VARIABLES else str(v)

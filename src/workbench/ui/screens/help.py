@@ -26,6 +26,7 @@ def help_content(effective: dict[str, str]) -> Content:
     width = max(len(k) for k in effective)
     groups = {"app": "Anywhere", "main": "Main screen", "approval": "Approval card",
               "terminal": "Terminal (attached)", "new": "New session dialog", "dialog": "Dialogs",
+              "confirm": "Confirmation",
               "help": "This screen"}
     for prefix, title in groups.items():
         lines.append(Content.assemble((title, "bold $primary")))

@@ -28,11 +28,13 @@ if TYPE_CHECKING:
 
 
 class MainScreen(Screen[None]):
+    AUTO_FOCUS = "#sessions"
     DEFAULT_CSS = """
     MainScreen #body { height: 1fr; }
     MainScreen #right { width: 1fr; height: 1fr; }
-    MainScreen #empty { content-align: center middle; color: $text-muted; height: 1fr; }
-    MainScreen.-no-sidebar SessionList { display: none; }
+    MainScreen .empty { content-align: center middle; color: $text-muted; height: 1fr; }
+    MainScreen.-no-sidebar SessionList, MainScreen.-zoomed SessionList { display: none; }
+    MainScreen .-zoomed-out { display: none; }
     """
     BINDINGS = [
         Binding("q", "quit", "Quit", id="main.quit"),
@@ -80,6 +82,7 @@ class MainScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.session_list.focus()
+        self.sessions_changed()  # the daemon may have answered before this screen mounted
 
     # data in
 
@@ -88,6 +91,8 @@ class MainScreen(Screen[None]):
         return self.wb.layout.focus
 
     def sessions_changed(self) -> None:
+        if not self.right.is_attached:
+            return
         wb = self.wb
         sessions = list(wb.sessions.values())
         if wb.layout.focus not in wb.sessions:
@@ -103,7 +108,7 @@ class MainScreen(Screen[None]):
     def refresh_status(self) -> None:
         wb = self.wb
         self.status.show(list(wb.sessions.values()), wb.daemon_label, wb.link.up, wb.model_name,
-                         f"? keys · {wb.key_for('app.attention', 'ctrl+space')} needs you")
+                         f"? keys · {wb.key_for('app.attention', 'ctrl+space').split(',')[0]} needs you")
 
     def tick(self) -> None:
         self.session_list.show(list(self.wb.sessions.values()), self.wb.diff_cache, None)
@@ -121,6 +126,8 @@ class MainScreen(Screen[None]):
 
     def rebuild(self, force: bool = False) -> None:
         """Mount the panes the layout asks for; no-op when nothing visible changed."""
+        if not self.right.is_attached:
+            return
         wb = self.wb
         self.set_class(not wb.layout.sidebar, "-no-sidebar")
         ids = self.grid_ids() if wb.layout.grid else ([wb.layout.focus] if wb.layout.focus else [])
@@ -131,8 +138,6 @@ class MainScreen(Screen[None]):
         self._shown = shown
         had_focus = self.focused
         refocus = had_focus is not None and self.right in had_focus.ancestors
-        if self.maximized is not None:
-            self.minimize()
         self.right.remove_children()
         self.panes = {
             sid: SessionPane(wb.sessions[sid], wb, wb.layout.views.get(
@@ -142,27 +147,38 @@ class MainScreen(Screen[None]):
         if not ids:
             from textual.widgets import Static
 
-            self.right.mount(Static("No sessions yet. ctrl+n starts one.", id="empty"))
+            self.right.mount(Static("No sessions yet. ctrl+n starts one.", classes="empty"))
         elif wb.layout.grid:
-            self.right.mount(PaneGrid(list(self.panes.values()), wb.layout.weights, id="grid"))
+            self.right.mount(PaneGrid(list(self.panes.values()), wb.layout.weights))
         else:
             self.right.mount(*self.panes.values())
         wb.watch_frames(set(ids))
         self.mark_current()
         if refocus and wb.layout.focus in self.panes:
             self.call_after_refresh(self.panes[wb.layout.focus].focus_default)
-        if wb.layout.zoomed and wb.layout.focus in self.panes:
-            self.call_after_refresh(self._zoom_to, wb.layout.focus)
+        self.apply_zoom()
         wb.save_layout()
 
     def mark_current(self) -> None:
         for sid, pane in self.panes.items():
             pane.set_class(sid == self.wb.layout.focus and len(self.panes) > 1, "-current")
 
-    def _zoom_to(self, sid: str) -> None:
-        pane = self.panes.get(sid)
-        if pane is not None:
-            self.maximize(pane, container=False)
+    def apply_zoom(self) -> None:
+        """Zoom shows the focused pane alone. Not Screen.maximize: that would trap focus in the
+        pane, and in a terminal every key then goes to the PTY."""
+        wb = self.wb
+        zoomed = wb.layout.zoomed and wb.layout.focus in self.panes
+        self.set_class(zoomed, "-zoomed")
+        single = not wb.layout.grid
+        for sid, pane in self.panes.items():
+            pane.set_class(zoomed and sid != wb.layout.focus, "-zoomed-out")
+            pane.terminal.auto_size = single or (zoomed and sid == wb.layout.focus)
+        for grid in self.right.query(PaneGrid):
+            grid.update_rows()
+        if zoomed or single:
+            shown = self.panes.get(wb.layout.focus or "")
+            if shown is not None:
+                self.call_after_refresh(shown.terminal.want_size)
 
     def show_session(self, sid: str) -> None:
         """Make `sid` the focused session and put it in view."""
@@ -201,6 +217,7 @@ class MainScreen(Screen[None]):
             self.wb.layout.focus = node.session_id
             self.session_list.select_session(node.session_id)
             self.mark_current()
+            self.apply_zoom()
             self.wb.save_layout()
 
     # terminal messages
@@ -280,9 +297,10 @@ class MainScreen(Screen[None]):
             self.call_after_refresh(pane.terminal.focus)
 
     def action_focus_list(self) -> None:
-        if self.maximized is not None:
-            self.minimize()
+        if self.wb.layout.zoomed:
             self.wb.layout.zoomed = False
+            self.apply_zoom()
+            self.wb.save_layout()
         self.session_list.focus()
 
     def action_toggle_grid(self) -> None:
@@ -322,15 +340,12 @@ class MainScreen(Screen[None]):
         self.rebuild()
 
     def action_zoom(self) -> None:
-        if self.maximized is not None:
-            self.minimize()
-            self.wb.layout.zoomed = False
-        else:
-            sid = self.wb.layout.focus
-            if sid not in self.panes:
-                return
-            self.maximize(self.panes[sid], container=False)
-            self.wb.layout.zoomed = True
+        if not self.wb.layout.zoomed and self.wb.layout.focus not in self.panes:
+            return
+        self.wb.layout.zoomed = not self.wb.layout.zoomed
+        self.apply_zoom()
+        if not self.wb.layout.zoomed and self.wb.layout.sidebar and self.focused is None:
+            self.session_list.focus()
         self.wb.save_layout()
 
     def action_resize_pane(self, delta: int) -> None:
@@ -351,7 +366,8 @@ class MainScreen(Screen[None]):
         self.wb.layout.focus = nxt
         self.session_list.select_session(nxt)
         self.mark_current()
-        if self.wb.layout.sidebar:
+        self.apply_zoom()
+        if self.wb.layout.sidebar and not self.wb.layout.zoomed:
             self.session_list.focus()
         self.wb.save_layout()
 

@@ -10,7 +10,7 @@ from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.screen import ModalScreen
 from textual.suggester import SuggestFromList
-from textual.widgets import Button, Input, Label, Select, Static, Switch
+from textual.widgets import Input, Label, Select, Static, Switch
 
 AGENTS = ["shell", "builtin", "codex", "claude", "aider", "opencode", "gemini"]
 
@@ -43,9 +43,16 @@ class NewSessionScreen(ModalScreen[NewSessionForm | None]):
     NewSessionScreen { align: center middle; }
     NewSessionScreen > Vertical { width: 90%; max-width: 100; height: auto; max-height: 100%;
                                   border: round $primary; background: $surface; padding: 0 1; }
-    NewSessionScreen .row { height: auto; }
-    NewSessionScreen .row > Label { width: 10; padding: 1 1 0 0; }
+    NewSessionScreen .row { height: 1; margin-top: 1; }
+    NewSessionScreen .row > Label { width: 10; padding: 0 1 0 0; }
     NewSessionScreen .row > Input, NewSessionScreen .row > Select { width: 1fr; }
+    NewSessionScreen Input { border: none; height: 1; padding: 0 1; background: $boost; }
+    NewSessionScreen Input:focus { background: $primary 25%; border: none; }
+    NewSessionScreen Select { height: 1; }
+    NewSessionScreen SelectCurrent { border: none; height: 1; padding: 0 1; background: $boost; }
+    NewSessionScreen Select:focus > SelectCurrent { background: $primary 25%; }
+    NewSessionScreen Switch { border: none; height: 1; padding: 0; width: 6; }
+    NewSessionScreen Switch:focus { background: $primary 25%; }
     NewSessionScreen #error { color: $error; height: auto; }
     NewSessionScreen #recent { color: $text-muted; height: auto; }
     """
@@ -63,7 +70,7 @@ class NewSessionScreen(ModalScreen[NewSessionForm | None]):
         f = self.form
         with Vertical():
             yield Static(Content.assemble(("New session", "bold"),
-                                          ("   Enter starts it · Esc cancels", "dim")))
+                                          ("   Enter (or ctrl+s) starts it · Esc cancels", "dim")))
             with Horizontal(classes="row"):
                 yield Label("Prompt")
                 yield Input(f.prompt, placeholder="what should the agent do? (optional)", id="prompt")
@@ -94,7 +101,6 @@ class NewSessionScreen(ModalScreen[NewSessionForm | None]):
                 yield Label("Name")
                 yield Input(f.name, placeholder="auto", id="name")
             yield Static(Content(self.error), id="error")
-            yield Button("Start", variant="primary", id="start")
 
     def on_mount(self) -> None:
         self.query_one("#prompt", Input).focus()
@@ -120,10 +126,6 @@ class NewSessionScreen(ModalScreen[NewSessionForm | None]):
         self.dismiss(form)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        self.action_submit()
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()
         self.action_submit()
 

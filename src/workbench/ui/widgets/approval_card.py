@@ -22,8 +22,8 @@ from workbench.core.escapes import strip_escapes
 def card_content(pending: dict[str, Any]) -> Content:
     kind = str(pending.get("kind") or "command")
     describe = strip_escapes(str(pending.get("describe") or ""))
+    # The exact command comes first: in a small pane it is the line that must show.
     parts: list[Content] = [
-        Content.assemble((f"Approval needed: {kind}", "bold $wb-waiting")),
         Content.assemble(("$ " if kind == "command" else "", "dim"), (describe, "bold")),
     ]
     patch = pending.get("patch")
@@ -33,13 +33,14 @@ def card_content(pending: dict[str, Any]) -> Content:
                      "$wb-diff-removed" if line.startswith("-") else
                      "$wb-diff-hunk" if line.startswith(("@@", "***")) else "")
             parts.append(Content.assemble((line, style)))
-    parts.append(Content.assemble(("y approve   a always   n deny   esc leave", "dim")))
+    parts.append(Content.assemble(("y approve · a always · n deny · esc leave", "dim")))
     return Content("\n").join(parts)
 
 
 class ApprovalCard(VerticalScroll, can_focus=True):
     DEFAULT_CSS = """
-    ApprovalCard { height: auto; max-height: 50%; border: round $wb-waiting; padding: 0 1;
+    ApprovalCard { height: auto; max-height: 60%; border: round $wb-waiting; padding: 0 1;
+                   border-title-color: $wb-waiting; border-title-style: bold;
                    background: $surface; display: none; }
     ApprovalCard.-shown { display: block; }
     ApprovalCard:focus { border: heavy $wb-waiting; }
@@ -98,6 +99,7 @@ class ApprovalCard(VerticalScroll, can_focus=True):
         self.set_class(self.pending is not None, "-shown")
         if self.pending is None:
             return
+        self.border_title = f"needs approval: {self.pending.get('kind') or 'command'}"
         if not same:
             self._shown_at = time.monotonic()  # a new request re-arms from zero
             self.set_class(False, "-armed")

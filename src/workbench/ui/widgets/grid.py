@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 
 from workbench.ui.widgets.session_pane import SessionPane
@@ -28,7 +29,12 @@ class PaneGrid(Vertical):
         self.panes = panes
         self.weights = weights
 
-    def compose(self):  # type: ignore[no-untyped-def]
+    def update_rows(self) -> None:
+        """A row whose panes are all hidden (zoom) gives its height away."""
+        for row in self.query_children(Horizontal):
+            row.display = any(not p.has_class("-zoomed-out") for p in row.query_children(SessionPane))
+
+    def compose(self) -> ComposeResult:
         cols, _rows = grid_shape(len(self.panes))
         for start in range(0, len(self.panes), cols):
             row = self.panes[start:start + cols]

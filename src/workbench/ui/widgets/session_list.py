@@ -31,18 +31,29 @@ def entry(s: Session, now: float, diff_cache: dict[str, tuple[int, int]], width:
         parts += [" ", (usage, "dim")]
     if s.get("approval_pending"):
         parts += [" ", ("approval", "bold $wb-waiting")]
-    return Content.assemble(line1, "\n", Content.assemble(*parts))
+    # Truncate rather than wrap, so each session stays two lines at any width.
+    return Content.assemble(line1.truncate(width, ellipsis=True), "\n",
+                            Content.assemble(*parts).truncate(width, ellipsis=True))
 
 
 class SessionList(OptionList):
     DEFAULT_CSS = """
-    SessionList { width: 36; height: 1fr; border: none; padding: 0; background: $surface; }
+    SessionList, SessionList:focus { width: 30%; min-width: 24; max-width: 40; height: 1fr;
+                                     border: none; padding: 0; background: $surface; }
+    SessionList:focus { background-tint: $foreground 4%; }
     SessionList > .option-list--option-disabled { color: $text-muted; text-style: bold; }
     """
 
     def __init__(self, id: str | None = None) -> None:
         super().__init__(id=id)
         self._keys: list[str] = []
+        self._last: tuple[list[Session], dict[str, tuple[int, int]]] | None = None
+        self._width = 0
+
+    def on_resize(self) -> None:
+        if self._last is not None and self.size.width != self._width:
+            self._width = self.size.width
+            self.show(*self._last)
 
     @property
     def highlighted_session(self) -> str | None:
@@ -54,8 +65,9 @@ class SessionList(OptionList):
 
     def show(self, sessions: list[Session], diff_cache: dict[str, tuple[int, int]],
              focus: str | None = None) -> None:
+        self._last = (sessions, diff_cache)
         now = time.time()
-        width = max(20, (self.size.width or 36) - 1)
+        width = max(20, (self.size.width or 36) - 3)
         options: list[Option] = []
         for repo, items in model.group_by_repo(sessions):
             options.append(Option(Content.assemble((model.repo_label(repo), "bold")),

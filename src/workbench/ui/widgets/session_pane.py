@@ -49,6 +49,8 @@ def header_content(s: Session, title: str = "") -> Content:
 
 def placeholder_for(s: Session) -> str:
     state = model.state_of(s)
+    if model.is_builtin(s):
+        return "the built-in agent has no terminal: 2 shows its transcript"
     if state == "stopped":
         return "session stopped — r restarts it"
     if state == "error":
@@ -74,12 +76,11 @@ class SessionPane(Vertical):
     SessionPane.-view-split TerminalView { width: 3fr; }
     SessionPane.-view-split #side { width: 2fr; border-left: vkey $panel-lighten-2; }
     """
-    ALLOW_MAXIMIZE = True
 
     view: reactive[str] = reactive("terminal")
 
     def __init__(self, session: Session, host: PaneHost, view: str = "terminal") -> None:
-        super().__init__(id=f"pane-{session['id']}")
+        super().__init__(classes="session-pane")
         self.session = session
         self.session_id = str(session["id"])
         self.host = host
@@ -137,13 +138,13 @@ class SessionPane(Vertical):
         entries: list[dict[str, Any]] = []
         try:
             entries = await self.host.fetch_log(self.session_id, self.transcript.last_seq)
-        except WorkbenchError as e:
-            self.transcript.show_message(f"transcript unavailable: {e}")
+        except WorkbenchError as err:
+            self.transcript.show_message(f"transcript unavailable: {err}")
         finally:
             self._log_loaded = True
         # Entries pushed while loading come after the loaded ones (seq order).
-        for e in sorted([*entries, *self._early], key=lambda e: int(e.get("seq") or 0)):
-            self.transcript.add_entry(e)
+        for entry in sorted([*entries, *self._early], key=lambda x: int(x.get("seq") or 0)):
+            self.transcript.add_entry(entry)
         self._early.clear()
         if not self.transcript.entries:
             self.transcript.show_message("nothing in the transcript yet")

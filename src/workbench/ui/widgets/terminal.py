@@ -17,6 +17,7 @@ from rich.segment import Segment
 from rich.style import Style
 from textual import events
 from textual.cache import LRUCache
+from textual.geometry import Region
 from textual.message import Message
 from textual.reactive import reactive
 from textual.selection import Selection
@@ -64,7 +65,7 @@ def row_strip(row: Row, width: int, base: Style) -> Strip:
     for run in row:
         if not run or not isinstance(run[0], str) or not run[0]:
             continue
-        fg, bg, flags = (list(run[1:4]) + [-1, -1, 0])[:3]
+        fg, bg, flags = [*run[1:4], -1, -1, 0][:3]
         segments.append(Segment(run[0], base + run_style(fg, bg, int(flags or 0))))
     return Strip(segments).crop_extend(0, width, base)
 
@@ -135,6 +136,8 @@ class TerminalView(Widget, can_focus=True):
         self._sb_total = 0
         self._sb_rows: dict[int, Row] = {}
         self.last_paint = 0.0
+        # Resize the PTY to this view even when not focused (single view, not a grid tile).
+        self.auto_size = False
 
     # geometry
 
@@ -204,7 +207,7 @@ class TerminalView(Widget, can_focus=True):
         top, height = self._top(), self.size.height
         for r in changed:
             if top <= r < top + height:
-                self.refresh_line(r - top)
+                self.refresh(Region(0, r - top, self.size.width, 1))
 
     def visible_text(self) -> list[str]:
         out = []
@@ -260,8 +263,11 @@ class TerminalView(Widget, can_focus=True):
 
     def on_resize(self) -> None:
         self._cache.clear()
-        if self.has_focus:
+        if self.has_focus or self.auto_size:
             self._want_size()
+
+    def want_size(self) -> None:
+        self._want_size()
 
     def _want_size(self) -> None:
         cols, rows = self.size.width, self.size.height

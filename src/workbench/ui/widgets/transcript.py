@@ -80,7 +80,7 @@ class Transcript(VerticalScroll, can_focus=True):
         data = entry.get("data") if isinstance(entry.get("data"), dict) else {}
         assert isinstance(data, dict)
         if kind == "user":
-            self._mount(Static(Content("› " + _clean(data.get("text"))), classes="user"))
+            self._mount(Static(Content("> " + _clean(data.get("text"))), classes="user"))
         elif kind == "assistant":
             self._end_stream()
             self._mount(Static(Content(_clean(data.get("text"))), classes="assistant"))

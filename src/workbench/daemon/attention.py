@@ -1,0 +1,370 @@
+"""Waiting detection for PTY agents: when does a CLI need the human?
+
+Signals, most reliable first:
+1. the CLI's own hooks / notify program (`hook:<event>`), through the notify channel or
+   the `notify` socket method;
+2. desktop notifications (OSC 9 / 777, signal `osc9`) and the terminal title (`title`);
+3. screen patterns from the profile (`pattern:<name>`), and output silence (`silence`).
+
+Every transition is logged as a `detect` event naming its signal, so a wrong detection
+can be traced to the pattern or hook that caused it. Nothing here answers a prompt unless
+auto-answer was turned on for the session (or its profile, in config.toml).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from workbench.core.keys import decode_escapes
+from workbench.core.models import Session, SessionState
+from workbench.core.screen import ScreenEvent
+from workbench.profiles import Profile
+
+if TYPE_CHECKING:
+    from workbench.daemon.sessions import SessionManager
+
+log = logging.getLogger(__name__)
+
+EVAL_INTERVAL = 0.05  # at most 20 screen scans a second
+DONE_GRACE = 0.15  # a "finished" signal waits this long and is dropped if the CLI is busy
+ANSWER_GRACE = 0.5  # after workbench answers a prompt, the CLI gets this long to close it
+SNAPSHOT_DELAY = 0.3  # after entering waiting/review, when the reference screen is taken
+MAX_AUTO_ANSWERS = 200  # per run: a runaway prompt loop must not hammer the CLI forever
+
+# Notify-channel vocabulary -> what it means.
+WAITING_EVENTS = {"approval", "approval-requested", "waiting", "input", "needs-input", "question"}
+RUNNING_EVENTS = {"running", "busy", "start", "working"}
+DONE_EVENTS = {"turn-complete", "agent-turn-complete", "done", "idle", "stop", "finished"}
+EVENTS = WAITING_EVENTS | RUNNING_EVENTS | DONE_EVENTS
+APPROVAL_HINTS = ("approval", "permission", "allow", "action-required")
+
+ACTIVE = (SessionState.RUNNING, SessionState.WAITING, SessionState.REVIEW)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the screen says: waiting | busy | idle | unknown, and which signal says so."""
+
+    kind: str
+    signal: str = ""
+    pattern: str = ""
+
+
+def classify(profile: Profile, lines: list[str], title: str) -> Verdict:
+    text = "\n".join(line.rstrip() for line in lines)
+    for p in profile.waiting_patterns:
+        if p.search(text):
+            return Verdict("waiting", f"pattern:{p.name}", p.name)
+    for p in profile.title_waiting:
+        if p.search(title):
+            return Verdict("waiting", "title", p.name)
+    for p in profile.busy_patterns:
+        if p.search(text):
+            return Verdict("busy", f"pattern:{p.name}", p.name)
+    for p in profile.title_busy:
+        if p.search(title):
+            return Verdict("busy", "title", p.name)
+    for p in profile.idle_patterns:
+        if p.search(text):
+            return Verdict("idle", f"pattern:{p.name}", p.name)
+    if not profile.idle_patterns and profile.detect_silence:
+        return Verdict("idle", "silence")
+    return Verdict("unknown")
+
+
+def normalize_event(event: str) -> str:
+    e = event.strip().lower().replace("_", "-")
+    if e not in EVENTS:
+        raise ValueError(f"unknown event {event!r}; one of: {', '.join(sorted(EVENTS))}")
+    return e
+
+
+def worktree_changed(s: Session) -> bool:
+    """Uncommitted changes, or commits past the session's base: there is something to review."""
+    wt = Path(s.worktree)
+    if not wt.is_dir():
+        return False
+    try:
+        st = subprocess.run(["git", "status", "--porcelain", "--untracked-files=normal"], cwd=wt,
+                            capture_output=True, text=True, timeout=20)
+        if st.returncode == 0 and st.stdout.strip():
+            return True
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=wt, capture_output=True, text=True,
+                              timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return head.returncode == 0 and bool(s.base_commit) and head.stdout.strip() != s.base_commit
+
+
+class AttentionObserver:
+    """Watches one PTY session and moves it between running, waiting and review."""
+
+    def __init__(self, manager: SessionManager, session: Session, runtime: Any, profile: Profile) -> None:
+        self.m = manager
+        self.s = session
+        self.rt = runtime
+        self.p = profile
+        self.loop = asyncio.get_running_loop()
+        self.closed = False
+        self._eval: asyncio.TimerHandle | None = None
+        self._silence: asyncio.TimerHandle | None = None
+        self._last_eval = 0.0
+        self.cause = ""  # "pattern" | "idle" | "hook" | "notify" | "answered" | ""
+        self.signal = ""
+        self.snapshot: str | None = None
+        self.snapshot_at = 0.0
+        self.gen = 0
+        self.busy_at = 0.0
+        self.auto_answers = 0
+        self.hooks_seen = 0
+        self.last_verdict = Verdict("unknown")
+        self.answered_at = 0.0
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # observer interface
+
+    def on_output(self) -> None:
+        if self.closed:
+            return
+        self._schedule_eval()
+        if self._silence is None and self.p.detect_silence:
+            self._silence = self.loop.call_later(self.p.silence_ms / 1000, self._silence_due)
+
+    def on_screen_event(self, ev: ScreenEvent) -> None:
+        if self.closed:
+            return
+        if ev.kind == "notify":
+            self._notification(ev.value)
+        elif ev.kind == "title":
+            self._schedule_eval()
+
+    def on_exit(self) -> None:
+        self.closed = True
+        for h in (self._eval, self._silence):
+            if h is not None:
+                h.cancel()
+        self._eval = self._silence = None
+        for t in list(self._tasks):
+            t.cancel()
+
+    # inputs from outside
+
+    def on_hook(self, event: str, detail: str = "", source: str = "channel") -> str:
+        """A callback from the CLI (notify channel) or `workbench notify`; returns the event."""
+        e = normalize_event(event)
+        self.hooks_seen += 1
+        data = {"event": e, "source": source, "detail": detail[:300]}
+        if e in WAITING_EVENTS:
+            approval = e.startswith("approval") or any(h in detail.lower() for h in APPROVAL_HINTS)
+            self._to(SessionState.WAITING, f"hook:{e}", "approval requested" if approval else "waiting for input",
+                     cause="hook", approval=approval, **data)
+        elif e in RUNNING_EVENTS:
+            self._to(SessionState.RUNNING, f"hook:{e}", "", cause="hook", **data)
+        else:
+            self._done_later(f"hook:{e}", data)
+        return e
+
+    def answered(self, action: str) -> None:
+        self.answered_at = time.monotonic()
+        self._to(SessionState.RUNNING, f"answered:{action}", "", cause="answered")
+
+    def verdict(self) -> Verdict:
+        scr = self.rt.screen
+        v = classify(self.p, scr.lines(), scr.title or "")
+        self.last_verdict = v
+        if v.kind == "busy":
+            self.busy_at = time.monotonic()
+        return v
+
+    def approval_pending(self) -> bool:
+        return not self.closed and self.verdict().kind == "waiting"
+
+    def diagnose(self) -> dict[str, Any]:
+        v = self.verdict() if not self.closed else self.last_verdict
+        return {
+            "profile": self.p.name,
+            "state": str(self.s.state),
+            "cause": self.cause,
+            "signal": self.signal,
+            "screen": {"kind": v.kind, "signal": v.signal, "pattern": v.pattern},
+            "quiet_ms": int((time.monotonic() - self.rt.last_output) * 1000),
+            "silence_ms": self.p.silence_ms,
+            "hooks_seen": self.hooks_seen,
+            "auto_answer": self.auto_answer_enabled(),
+        }
+
+    def auto_answer_enabled(self) -> bool:
+        on = self.s.extra.get("auto_answer")
+        return bool(self.p.auto_answer if on is None else on)
+
+    # screen evaluation
+
+    def _schedule_eval(self) -> None:
+        if self._eval is not None:
+            return
+        delay = max(0.0, self._last_eval + EVAL_INTERVAL - time.monotonic())
+        self._eval = self.loop.call_later(delay, self._run_eval)
+
+    def _run_eval(self) -> None:
+        self._eval = None
+        self._last_eval = time.monotonic()
+        try:
+            self.evaluate()
+        except Exception:  # detection must never break the session
+            log.exception("attention evaluation failed for %s", self.s.id)
+
+    def _silence_due(self) -> None:
+        self._silence = None
+        if self.closed:
+            return
+        quiet = time.monotonic() - self.rt.last_output
+        left = self.p.silence_ms / 1000 - quiet
+        if left > 0.005:
+            self._silence = self.loop.call_later(left, self._silence_due)
+            return
+        self._run_eval()
+
+    def _screen_text(self) -> str:
+        return "\n".join(line.rstrip() for line in self.rt.screen.lines())
+
+    def evaluate(self) -> None:
+        if self.closed or self.s.state not in ACTIVE:
+            return
+        v = self.verdict()
+        quiet_ms = (time.monotonic() - self.rt.last_output) * 1000
+        state = self.s.state
+        if v.kind == "waiting":
+            since = time.monotonic() - self.answered_at
+            if since < ANSWER_GRACE:
+                # The prompt we just answered may still be on screen for a frame or two.
+                self.loop.call_later(ANSWER_GRACE - since + 0.01, self._schedule_eval)
+                return
+            if state != SessionState.WAITING or self.cause not in ("pattern", "hook", "notify"):
+                self._to(SessionState.WAITING, v.signal, "approval requested", cause="pattern",
+                         pattern=v.pattern, approval=True)
+            return
+        if state == SessionState.RUNNING:
+            if v.kind == "idle" and quiet_ms >= self.p.silence_ms:
+                signal = "silence" if v.signal in ("", "silence") else v.signal
+                self._finished(signal, {"pattern": v.pattern, "quiet_ms": int(quiet_ms)})
+            return
+        # waiting or review: does the CLI work again?
+        if v.kind == "busy":
+            self._to(SessionState.RUNNING, v.signal, "", cause="", pattern=v.pattern)
+        elif self.cause == "pattern" and state == SessionState.WAITING:
+            # The approval prompt is gone: it was answered in the terminal.
+            self._to(SessionState.RUNNING, "output", "", cause="", detail="approval prompt gone")
+        elif (v.kind == "unknown" or v.signal == "silence") and self._screen_changed():
+            # No pattern tells idle from busy: new output on the screen means work again.
+            self._to(SessionState.RUNNING, "output", "", cause="", detail="screen changed")
+
+    def _screen_changed(self) -> bool:
+        # The reference screen is taken a moment after the transition, so the rest of the
+        # redraw that carried the signal does not count as new activity.
+        now = time.monotonic()
+        if now < self.snapshot_at:
+            self.loop.call_later(self.snapshot_at - now + 0.01, self._schedule_eval)
+            return False
+        text = self._screen_text()
+        if self.snapshot is None:
+            self.snapshot = text
+            return False
+        return text != self.snapshot
+
+    # notifications and "finished"
+
+    def _notification(self, text: str) -> None:
+        data = {"text": text[:300]}
+        if any(p.search(text) for p in self.p.notify_done):
+            self._done_later("osc9", data)
+            return
+        approval = any(h in text.lower() for h in APPROVAL_HINTS)
+        self._to(SessionState.WAITING, "osc9", "approval requested" if approval else "needs your attention",
+                 cause="notify", approval=approval, **data)
+
+    def _done_later(self, signal: str, data: dict[str, Any]) -> None:
+        # Some CLIs report side tasks (Codex names the thread with a sub-request) as a
+        # finished turn while the main turn still runs: trust the screen if it says busy.
+        gen = self.gen
+
+        def check() -> None:
+            if self.closed or gen != self.gen:
+                return
+            v = self.verdict()
+            if v.kind == "busy":
+                self.m.record(self.s, "detect", {"signal": signal, "ignored": "screen shows busy",
+                                                 "screen": v.signal, **data})
+                return
+            if v.kind == "waiting":
+                self.evaluate()
+                return
+            self._finished(signal, data)
+
+        self.loop.call_later(DONE_GRACE, check)
+
+    def _finished(self, signal: str, data: dict[str, Any]) -> None:
+        if self.p.prompt_mode == "type" and self.s.prompt and not self.s.extra.get("prompt_sent"):
+            # The CLI is ready for its first message: type the task instead of waiting.
+            self.s.extra["prompt_sent"] = True
+            self.m.store.save_session(self.s)
+            self.m.record(self.s, "detect", {"signal": signal, "action": "typed the prompt", **data})
+            self.m.send_to_pty(self.s, self.s.prompt)
+            return
+        gen = self.gen
+        started = time.monotonic()
+
+        async def decide() -> None:
+            dirty = await asyncio.to_thread(worktree_changed, self.s)
+            if self.closed or gen != self.gen or self.busy_at > started or self.s.state not in ACTIVE:
+                return
+            if dirty:
+                self._to(SessionState.REVIEW, signal, "finished; changes to review", cause="idle", **data)
+            else:
+                self._to(SessionState.WAITING, signal, "idle: waiting for your next message", cause="idle", **data)
+
+        task = self.loop.create_task(decide())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # transitions
+
+    def _to(self, state: SessionState, signal: str, reason: str, *, cause: str, **data: Any) -> None:
+        old = self.s.state
+        if old not in ACTIVE:
+            return
+        if old == state:
+            # Already there: a more specific cause (an approval prompt after an idle wait,
+            # a hook after a pattern) replaces the old one, so the right signal can undo it.
+            if state == SessionState.WAITING and cause in ("hook", "notify", "pattern") and cause != self.cause:
+                self.cause, self.signal = cause, signal
+                self.m.record(self.s, "detect", {"signal": signal, "from": str(old), "to": str(state),
+                                                 "refined": True, **data})
+                if data.get("approval") and self.auto_answer_enabled():
+                    self.loop.call_later(0.2, self._auto_answer, self.gen)
+            return
+        self.gen += 1
+        self.cause, self.signal = cause, signal
+        self.snapshot = None
+        self.snapshot_at = time.monotonic() + SNAPSHOT_DELAY
+        entry = {"signal": signal, "from": str(old), "to": str(state), **data}
+        self.m.record(self.s, "detect", entry)
+        self.m.set_state(self.s, state, reason, signal=signal)
+        if state == SessionState.WAITING and data.get("approval") and self.auto_answer_enabled():
+            self.loop.call_later(0.2, self._auto_answer, self.gen)
+
+    def _auto_answer(self, gen: int) -> None:
+        keys = self.p.answers.get("approve")
+        if self.closed or gen != self.gen or not keys or self.auto_answers >= MAX_AUTO_ANSWERS:
+            return
+        if not self.approval_pending():
+            return
+        self.auto_answers += 1
+        self.rt.write(decode_escapes(keys))
+        self.m.record(self.s, "auto_answer", {"decision": "approve", "keys": keys, "signal": self.signal})
+        self.answered("approve")

@@ -1,0 +1,333 @@
+"""Daemon extension: external agent CLIs (profiles) as PTY sessions.
+
+Registers a command resolver (profile -> sandboxed command line), an attention observer
+per PTY session, an answerer for `approve`/`deny`, and the socket methods `notify`,
+`auto_answer`, `attention` and `profiles`. Profile sessions that were live when the
+daemon died are resumed with the profile's resume command once it is back.
+
+The notify channel: each profile session gets a FIFO in the daemon's private runtime
+directory, bound into the sandbox at NOTIFY_PATH. The daemon reads it and accepts one
+short event a line (see attention.EVENTS) for that session only; everything else is
+dropped. It is the only way from inside a sandbox back to the daemon.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+import shutil
+import stat
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from workbench import paths, profiles
+from workbench.config import Config
+from workbench.core.keys import decode_escapes
+from workbench.core.models import Session, SessionState
+from workbench.daemon.attention import AttentionObserver
+from workbench.daemon.hub import Client
+from workbench.daemon.protocol import Params
+from workbench.daemon.pty_runtime import PtyRuntime
+from workbench.daemon.server import method
+from workbench.daemon.sessions import LaunchSpec, SessionManager, resolve_shell
+from workbench.errors import UsageError, WorkbenchError
+from workbench.profiles import Profile, integrations
+
+if TYPE_CHECKING:
+    from workbench.daemon.server import Daemon
+
+log = logging.getLogger(__name__)
+
+NOTIFY_PATH = "/run/workbench-notify"  # where the channel appears inside a sandbox
+MAX_LINE = 64 * 1024
+MAX_EVENTS_PER_S = 20
+_CODEX_TYPE = re.compile(r'"type"\s*:\s*"([A-Za-z_-]{1,40})"')
+
+# Plain command lines (`--agent "python bot.py"`): only notifications count.
+COMMAND_PROFILE = Profile(name="command", description="a command line", detect_silence=False,
+                          notify_done=profiles.builtin_profiles()["shell"].notify_done, builtin=False)
+
+
+class NotifyChannel:
+    """A per-session FIFO read by the daemon, written by the CLI's hooks."""
+
+    def __init__(self, ext: ProfilesExt, session_id: str) -> None:
+        self.ext = ext
+        self.session_id = session_id
+        self.dir = paths.ensure_private_dir(paths.runtime_dir() / "notify")
+        self.path = self.dir / f"{session_id}.fifo"
+        self._rfd = -1
+        self._wfd = -1
+        self._buf = b""
+        self._overflow = False
+        self._window = (0.0, 0)
+        self.dropped = 0
+
+    def open(self) -> None:
+        self.close()
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+        os.mkfifo(self.path, 0o600)
+        fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+        st = os.fstat(fd)
+        if not stat.S_ISFIFO(st.st_mode) or st.st_uid != os.getuid():
+            os.close(fd)
+            raise WorkbenchError(f"notify channel {self.path} is not our FIFO")
+        self._rfd = fd
+        # Our own writer keeps the FIFO from reporting EOF each time a hook closes it.
+        self._wfd = os.open(self.path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        asyncio.get_running_loop().add_reader(self._rfd, self._readable)
+
+    def close(self) -> None:
+        if self._rfd >= 0:
+            with contextlib.suppress(Exception):
+                asyncio.get_running_loop().remove_reader(self._rfd)
+            for fd in (self._rfd, self._wfd):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self._rfd = self._wfd = -1
+        self._buf = b""
+
+    def remove(self) -> None:
+        self.close()
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+    def _readable(self) -> None:
+        try:
+            data = os.read(self._rfd, 65536)
+        except BlockingIOError:
+            return
+        except OSError as e:
+            log.warning("notify channel of %s: %s", self.session_id, e)
+            self.close()
+            return
+        self._buf += data
+        while b"\n" in self._buf:
+            line, self._buf = self._buf.split(b"\n", 1)
+            if self._overflow:
+                self._overflow = False
+                continue
+            self._line(line)
+        if len(self._buf) > MAX_LINE:
+            # Keep the head: a Codex event names its type near the start.
+            self._line(self._buf[:MAX_LINE])
+            self._buf = b""
+            self._overflow = True
+
+    def _line(self, raw: bytes) -> None:
+        now = time.monotonic()
+        start, count = self._window
+        if now - start >= 1.0:
+            start, count = now, 0
+        if count >= MAX_EVENTS_PER_S:
+            self.dropped += 1
+            return
+        self._window = (start, count + 1)
+        text = raw.decode("utf-8", "replace").strip()
+        if text:
+            self.ext.channel_line(self.session_id, text)
+
+
+def parse_line(text: str) -> tuple[str, str]:
+    """A channel line -> (event, detail). `codex {json}` lines carry Codex's notify payload."""
+    head, _, rest = text.partition(" ")
+    if head == "codex":
+        m = _CODEX_TYPE.search(rest)
+        if not m:
+            raise ValueError("codex notify payload without a type")
+        return m.group(1), "codex"
+    return head, rest.strip()
+
+
+class ProfilesExt:
+    def __init__(self, manager: SessionManager) -> None:
+        self.m = manager
+        self.observers: dict[str, AttentionObserver] = {}
+        self.channels: dict[str, NotifyChannel] = {}
+        self.profiles: dict[str, Profile] = {}
+
+    # session hooks
+
+    def profile_for(self, s: Session, cfg: Config | None = None) -> Profile:
+        if s.id in self.profiles:
+            return self.profiles[s.id]
+        from workbench import config as config_mod
+
+        cfg = cfg or config_mod.load(Path(s.repo) if Path(s.repo).is_dir() else None)
+        return profiles.resolve(s.agent, cfg) or COMMAND_PROFILE
+
+    def resolve(self, s: Session, cfg: Config, resume: bool) -> LaunchSpec | None:
+        prof = profiles.resolve(s.agent, cfg)
+        if prof is None or (prof.name == "shell" and "shell" not in cfg.profiles):
+            return None
+        exe = prof.executable
+        if exe is not None and shutil.which(exe) is None and not os.path.isfile(exe):
+            hint = f"install it: {prof.install_hint}" if prof.install_hint else \
+                f"set [profiles.{prof.name}] command in config.toml"
+            raise UsageError(f"agent {prof.name!r} needs `{exe}`, which is not on PATH", hint=hint)
+        if s.id == "probe":  # creation only asks whether the name is valid
+            return LaunchSpec(argv=list(prof.command) or [resolve_shell()])
+        from workbench.daemon.sandboxing import session_home
+
+        self.profiles[s.id] = prof
+        chan = self.channels.get(s.id) or NotifyChannel(self, s.id)
+        chan.open()
+        self.channels[s.id] = chan
+        notify_path = str(chan.path) if s.sandbox == "off" else NOTIFY_PATH
+        prep = integrations.prepare(prof, s, resume=resume, home=session_home(s),
+                                    notify_path=notify_path, shell=resolve_shell() if not prof.command else None)
+        rw = [] if s.sandbox == "off" else [f"{chan.path}:{NOTIFY_PATH}"]
+        return LaunchSpec(argv=prep.argv, env=prep.env, ro_binds=prep.ro_binds, rw_binds=rw,
+                          pass_env=prep.pass_env, network=prof.network or None)
+
+    def observe(self, manager: SessionManager, s: Session, rt: PtyRuntime) -> AttentionObserver:
+        prof = self.profile_for(s)
+        obs = AttentionObserver(manager, s, rt, prof)
+        old = self.observers.get(s.id)
+        if old is not None:
+            old.on_exit()
+        self.observers[s.id] = obs
+        return obs
+
+    def answer(self, manager: SessionManager, s: Session, action: str, text: str | None) -> bool:
+        obs = self.observers.get(s.id)
+        if obs is None or obs.closed:
+            return False
+        keys = obs.p.answers.get(action)
+        if not keys or not obs.approval_pending():
+            return False
+        rt = manager.pty(s)
+        rt.write(decode_escapes(keys))
+        if action == "deny" and text:
+            # The CLI asks what to do instead once the prompt is closed.
+            asyncio.get_running_loop().call_later(0.3, self._send_quietly, s, text)
+        obs.answered(action)
+        return True
+
+    def _send_quietly(self, s: Session, text: str) -> None:
+        with contextlib.suppress(WorkbenchError):
+            self.m.send_to_pty(s, text)
+
+    def channel_line(self, sid: str, text: str) -> None:
+        s = self.m.sessions.get(sid)
+        obs = self.observers.get(sid)
+        if s is None or obs is None or obs.closed:
+            return
+        try:
+            event, detail = parse_line(text)
+            obs.on_hook(event, detail, source="channel")
+        except ValueError as e:
+            self.m.record(s, "notify_rejected", {"line": text[:200], "error": str(e)})
+
+    def forget(self, sid: str) -> None:
+        obs = self.observers.pop(sid, None)
+        if obs is not None:
+            obs.on_exit()
+        chan = self.channels.pop(sid, None)
+        if chan is not None:
+            chan.remove()
+        self.profiles.pop(sid, None)
+
+    # recovery
+
+    def wrap_recover(self) -> None:
+        orig = self.m.recover
+
+        async def recover_and_resume() -> None:
+            before = {s.id: s.state for s in self.m.store.sessions()}
+            await orig()
+            for s in list(self.m.sessions.values()):
+                if before.get(s.id) not in (SessionState.STARTING, SessionState.RUNNING,
+                                            SessionState.WAITING, SessionState.REVIEW):
+                    continue
+                try:
+                    prof = self.profile_for(s)
+                except WorkbenchError:
+                    continue
+                if prof.resume and (prof.name != "shell") and Path(s.worktree).is_dir():
+                    self.m._spawn(self._resume(s))
+
+        self.m.recover = recover_and_resume  # type: ignore[method-assign]
+
+    async def _resume(self, s: Session) -> None:
+        self.m.record(s, "resume", {"reason": "daemon restarted"})
+        try:
+            await self.m.restart(s)
+        except WorkbenchError as e:
+            self.m.set_state(s, SessionState.ERROR, f"resume after daemon restart failed: {e}")
+
+
+def _ext(d: Daemon) -> ProfilesExt:
+    ext: ProfilesExt = d.profiles_ext  # type: ignore[attr-defined]
+    return ext
+
+
+def setup(daemon: Daemon) -> None:
+    ext = ProfilesExt(daemon.manager)
+    daemon.profiles_ext = ext  # type: ignore[attr-defined]
+    m = daemon.manager
+    m.command_resolvers.append(ext.resolve)
+    m.observer_factories.append(ext.observe)
+    m.pty_answerers.append(ext.answer)
+    ext.wrap_recover()
+
+    orig_remove = m.remove
+
+    async def remove(s: Session, keep_branch: bool) -> None:
+        await orig_remove(s, keep_branch)
+        ext.forget(s.id)
+
+    m.remove = remove  # type: ignore[method-assign]
+
+
+@method("notify")
+async def notify(d: Daemon, c: Client, p: Params) -> dict[str, Any]:
+    """A CLI hook (or a user's script) says what the session is doing: `{id, event, detail?}`."""
+    ext = _ext(d)
+    s = d.manager.get(p.str("id", required=True))
+    event = p.str("event", required=True)
+    obs = ext.observers.get(s.id)
+    if obs is None or obs.closed:
+        raise UsageError(f"session {s.name} has no running terminal agent ({s.state})")
+    try:
+        e = obs.on_hook(event, p.str("detail", "") or "", source="socket")
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    return {"id": s.id, "event": e, "state": str(s.state)}
+
+
+@method("auto_answer")
+async def auto_answer(d: Daemon, c: Client, p: Params) -> dict[str, Any]:
+    """Turn automatic approval of this session's prompts on or off: `{id, enabled}`."""
+    s = d.manager.get(p.str("id", required=True))
+    if "enabled" not in p.raw:
+        raise UsageError("missing parameter 'enabled'")
+    s.extra["auto_answer"] = p.bool("enabled")
+    d.store.save_session(s)
+    d.manager.record(s, "auto_answer_setting", {"enabled": s.extra["auto_answer"]})
+    d.manager.publish_session(s)
+    return {"id": s.id, "auto_answer": s.extra["auto_answer"]}
+
+
+@method("attention")
+async def attention(d: Daemon, c: Client, p: Params) -> dict[str, Any]:
+    """Why a session is in its state: the detector's view, for diagnosing a wrong detection."""
+    s = d.manager.get(p.str("id", required=True))
+    obs = _ext(d).observers.get(s.id)
+    if obs is None:
+        raise UsageError(f"session {s.name} has no terminal agent being watched")
+    return obs.diagnose()
+
+
+@method("profiles")
+async def list_profiles(d: Daemon, c: Client, p: Params) -> list[dict[str, Any]]:
+    from workbench import config as config_mod
+
+    repo = p.str("repo")
+    cfg = config_mod.load(Path(repo) if repo else None)
+    return [prof.summary() for prof in profiles.all_profiles(cfg).values()]

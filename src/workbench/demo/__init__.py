@@ -1,0 +1,1 @@
+"""`workbench demo`: a sample repo with a bug and a scripted, offline model."""

@@ -1,0 +1,177 @@
+"""Per-CLI set-up in a session's private home: config files, hooks, credentials.
+
+Each CLI gets its own state directory inside the session home (CODEX_HOME,
+CLAUDE_CONFIG_DIR), so its conversation history, and `resume --last`, belong to the
+session. Credential files stay where they are: they are bound read-only into the sandbox
+at their real path and linked from the private home.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomlkit
+
+from workbench.core.models import Session
+from workbench.errors import ConfigError
+from workbench.profiles import Profile, command_line
+
+# What each CLI hook says, in the notify channel's vocabulary.
+CLAUDE_HOOKS = {
+    "Notification": "waiting",
+    "Stop": "turn-complete",
+    "UserPromptSubmit": "running",
+    "PostToolUse": "running",
+}
+
+
+@dataclass
+class Prepared:
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    ro_binds: list[str] = field(default_factory=list)
+    pass_env: list[str] = field(default_factory=list)
+
+
+def real_home() -> Path:
+    return Path(os.path.expanduser("~"))
+
+
+def notify_shell(notify_path: str, event: str) -> str:
+    """A /bin/sh command line that writes one event to the notify channel."""
+    return f"printf '%s\\n' {shlex.quote(event)} > {shlex.quote(notify_path)}"
+
+
+def link_credentials(profile: Profile, home: Path) -> tuple[list[str], list[str]]:
+    """Bind each existing credential file read-only; link `~/X` from the private home.
+
+    Returns (ro_binds, missing paths)."""
+    binds: list[str] = []
+    missing: list[str] = []
+    rhome = real_home()
+    for raw in profile.credential_paths:
+        path = Path(os.path.expanduser(raw))
+        if not path.exists():
+            missing.append(raw)
+            continue
+        real = path.resolve()
+        binds.append(str(real))
+        if raw.startswith("~/"):
+            link = home / raw[2:]
+            if path.absolute().is_relative_to(rhome) and not (link.exists() or link.is_symlink()):
+                link.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                link.symlink_to(real)
+    return binds, missing
+
+
+def approval_flags(profile: Profile, approval: str) -> list[str]:
+    if profile.hooks == "claude":
+        mode = {"suggest": "default", "auto-edit": "acceptEdits", "full-auto": "bypassPermissions"}
+        return ["--permission-mode", mode.get(approval, "default")]
+    return []
+
+
+def _load_user_codex(path: Path) -> tomlkit.TOMLDocument:
+    if not path.is_file():
+        return tomlkit.document()
+    try:
+        text = path.read_text(encoding="utf-8")
+        tomllib.loads(text)  # tomlkit's errors are vaguer; validate with the stdlib first
+        return tomlkit.parse(text)
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise ConfigError(f"{path}: cannot read the Codex config: {e}") from None
+
+
+def codex_config(s: Session, notify_path: str, user_config: Path) -> tuple[str, list[str]]:
+    """The session's Codex config.toml text (the user's, plus ours), and env keys it needs."""
+    doc = _load_user_codex(user_config)
+    # Codex appends its JSON event as the last argument.
+    script = f"printf 'codex %s\\n' \"$1\" > {shlex.quote(notify_path)}"
+    doc["notify"] = ["/bin/sh", "-c", script, "workbench-notify"]
+    # The workbench sandbox already confines Codex; its own sandbox cannot nest inside
+    # bubblewrap, so escalations it asks for are what the human approves.
+    if s.approval == "full-auto":
+        doc["approval_policy"] = "never"
+        doc["sandbox_mode"] = "danger-full-access"
+    else:
+        doc["approval_policy"] = "on-request"
+        doc["sandbox_mode"] = "read-only" if s.approval == "suggest" else "workspace-write"
+    tui = doc.get("tui")
+    if not isinstance(tui, dict):
+        tui = tomlkit.table()
+        doc["tui"] = tui
+    tui["notifications"] = True
+    projects = doc.get("projects")
+    if not isinstance(projects, dict):
+        projects = tomlkit.table(is_super_table=True)
+        doc["projects"] = projects
+    trust = tomlkit.table()
+    trust["trust_level"] = "trusted"
+    projects[s.worktree] = trust
+    env_keys: list[str] = []
+    provider = doc.get("model_provider")
+    providers: Any = doc.get("model_providers") or {}
+    if isinstance(provider, str) and isinstance(providers, dict):
+        key = (providers.get(provider) or {}).get("env_key")
+        if isinstance(key, str):
+            env_keys.append(key)
+    return tomlkit.dumps(doc), env_keys
+
+
+def claude_settings(notify_path: str) -> dict[str, Any]:
+    hooks: dict[str, Any] = {}
+    for hook, event in CLAUDE_HOOKS.items():
+        cmd = notify_shell(notify_path, f"{event} claude:{hook}")
+        if hook == "Notification":
+            # The hook's JSON says why ("...needs your permission to use Bash"): pass its head on.
+            cmd = (f"printf '%s %s\\n' {shlex.quote(f'{event} claude:{hook}')} "
+                   f"\"$(head -c 300 | tr -d '\\n')\" > {shlex.quote(notify_path)}")
+        hooks[hook] = [{"hooks": [{"type": "command", "command": cmd}]}]
+    return {"hooks": hooks}
+
+
+def prepare(
+    profile: Profile,
+    s: Session,
+    *,
+    resume: bool,
+    home: Path,
+    notify_path: str,
+    shell: str | None = None,
+) -> Prepared:
+    """The command line, environment and binds for one launch of `profile` in session `s`."""
+    prep = Prepared(argv=[], env=dict(profile.env), pass_env=list(profile.pass_env))
+    prep.env["WORKBENCH_NOTIFY"] = notify_path
+    binds, _missing = link_credentials(profile, home)
+    prep.ro_binds += binds
+    flags = approval_flags(profile, s.approval)
+    if profile.hooks == "codex":
+        codex_home = home / ".codex"
+        codex_home.mkdir(parents=True, exist_ok=True, mode=0o700)
+        text, keys = codex_config(s, notify_path, real_home() / ".codex" / "config.toml")
+        (codex_home / "config.toml").write_text(text, encoding="utf-8")
+        prep.env["CODEX_HOME"] = str(codex_home)
+        prep.pass_env += [k for k in keys if k not in prep.pass_env]
+    elif profile.hooks == "claude":
+        claude_dir = home / ".claude"
+        claude_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        settings = home / ".workbench" / "claude-settings.json"
+        settings.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        settings.write_text(json.dumps(claude_settings(notify_path), indent=2), encoding="utf-8")
+        prep.env["CLAUDE_CONFIG_DIR"] = str(claude_dir)
+        flags += ["--settings", str(settings)]
+    elif profile.hooks == "aider":
+        flags += ["--notifications", "--notifications-command",
+                  notify_shell(notify_path, "turn-complete aider")]
+    prep.argv = command_line(profile, s.prompt, resume=resume, flags=flags)
+    if not prep.argv:
+        prep.argv = [shell or "/bin/sh"]
+        if prep.argv[0].endswith("bash"):
+            prep.argv.append("-i")
+    return prep

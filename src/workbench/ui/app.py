@@ -1,0 +1,416 @@
+"""The Textual app: a client of the daemon. Quitting leaves every session running."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import traceback
+from pathlib import Path
+from typing import Any
+
+from textual.app import App
+from textual.binding import Binding
+from textual.screen import Screen
+
+from workbench import config as config_mod
+from workbench import paths
+from workbench.core.escapes import one_line
+from workbench.errors import WorkbenchError
+from workbench.ui import layout_state, model
+from workbench.ui.commands import WorkbenchCommands
+from workbench.ui.daemon_link import DaemonLink, NotAvailable
+from workbench.ui.keymap import DEFAULT_KEYS, detach_key, resolve_keymap
+from workbench.ui.messages import DaemonDown, DaemonEvent, DaemonUp, FrameEvent
+from workbench.ui.screens.help import HelpScreen
+from workbench.ui.screens.main import MainScreen
+from workbench.ui.screens.new_session import NewSessionForm, NewSessionScreen
+from workbench.ui.term_model import TermState
+from workbench.ui.themes import APP_VARIABLES, DEFAULT_THEME, load_themes
+from workbench.ui.widgets.diff_summary import parse_git_stat
+
+log = logging.getLogger(__name__)
+
+
+class WorkbenchApp(App[None], inherit_bindings=False):
+    CSS_PATH = str(Path(__file__).with_name("app.tcss"))  # absolute: subclasses live elsewhere
+    TITLE = "workbench"
+    ESCAPE_TO_MINIMIZE = False  # escape belongs to the program in a zoomed terminal
+    COMMANDS = App.COMMANDS | {WorkbenchCommands}
+    BINDINGS = [
+        Binding("ctrl+q", "quit", "Quit", id="app.quit"),
+        Binding("ctrl+p", "command_palette", "Commands", id="app.palette"),
+        Binding("question_mark,f1", "help", "Keys", id="app.help"),
+        Binding("ctrl+space,ctrl+@", "attention", "Needs you", id="app.attention"),
+        Binding("ctrl+n", "new_session", "New", id="app.new_session"),
+        Binding("f9", "next_theme", "Theme", id="app.theme"),
+        Binding("f5", "restart_daemon", "Daemon", id="app.restart_daemon"),
+    ]
+
+    def __init__(self, focus_session: str | None = None, *, strict: bool = False,
+                 cfg: config_mod.Config | None = None) -> None:
+        super().__init__()
+        self.attach_to = focus_session
+        self.strict = strict or bool(os.environ.get("WORKBENCH_UI_STRICT"))
+        self.notices: list[str] = []
+        if cfg is None:
+            try:
+                cfg = config_mod.load()
+            except WorkbenchError as e:
+                self.notices.append(f"config ignored: {e}")
+                cfg = config_mod.Config()
+        self.cfg = cfg
+        self.user_keymap, notes = resolve_keymap(cfg.keymap)
+        self.notices += notes
+        self.detach_key, note = detach_key(cfg.ui.detach_key, self.user_keymap)
+        if note:
+            self.notices.append(note)
+        self.approval_arm_ms = cfg.ui.approval_arm_ms
+        self.layout = layout_state.load()
+        self.sessions: dict[str, dict[str, Any]] = {}
+        self.terms: dict[str, TermState] = {}
+        self.diff_cache: dict[str, tuple[int, int]] = {}
+        self.link = DaemonLink(self.post_message)
+        self.daemon_label = "connecting…"
+        self.wb_themes: list[str] = []
+        self.main = MainScreen()
+        self._save_timer: Any = None
+        try:
+            self.model_name = cfg.provider().model or ""
+        except WorkbenchError:
+            self.model_name = ""
+
+    # setup
+
+    def get_theme_variable_defaults(self) -> dict[str, str]:
+        return dict(APP_VARIABLES)
+
+    def get_default_screen(self) -> Screen[Any]:
+        return self.main
+
+    def on_mount(self) -> None:
+        themes, notes = load_themes()
+        self.notices += notes
+        for theme in themes.values():
+            self.register_theme(theme)
+        self.wb_themes = sorted(themes)
+        wanted = self.layout.theme or self.cfg.ui.theme
+        if wanted not in themes:
+            self.notices.append(f"theme {one_line(wanted, 40)!r} not found; using {DEFAULT_THEME}")
+            wanted = DEFAULT_THEME
+        self.theme = wanted
+        self.set_keymap(self.user_keymap)
+        for note in self.notices:
+            self.notify(note, severity="warning", timeout=8)
+        self.set_interval(1.0, self._tick)
+        self.set_interval(5.0, self._poll_status)
+        self.run_worker(self._connect(autostart=True), exclusive=True, group="connect", exit_on_error=False)
+
+    async def _connect(self, autostart: bool) -> None:
+        try:
+            await self.link.connect(autostart=autostart)
+        except (WorkbenchError, OSError) as e:
+            self.daemon_label = f"down: {one_line(str(e), 60)} (F5 starts it)"
+            self.main.refresh_status()
+            self.notify(f"cannot reach the daemon: {one_line(str(e), 200)}", severity="error")
+            self.link.start_reconnecting()
+
+    # PaneHost
+
+    def term_state(self, session_id: str) -> TermState:
+        st = self.terms.get(session_id)
+        if st is None:
+            st = self.terms[session_id] = TermState(session_id)
+        return st
+
+    async def fetch_log(self, session_id: str, after: int) -> list[dict[str, Any]]:
+        s = self.sessions.get(session_id, {})
+        if model.is_builtin(s):
+            try:
+                return list(await self.link.call("log", id=session_id, after=after))
+            except NotAvailable:
+                pass
+        return list(await self.link.call("events", id=session_id, after=after))
+
+    async def fetch_diff(self, session: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        sid = str(session["id"])
+        try:
+            result = await self.link.call("diff", id=sid, stat=True)
+            note = ""
+        except NotAvailable:
+            result = await self._git_stat(session)
+            note = "summary from git diff --stat; hunk review arrives with the daemon's diff method"
+        totals = model.stat_totals(result)
+        if totals is not None:
+            self.diff_cache[sid] = totals
+        return result, note
+
+    async def _git_stat(self, session: dict[str, Any]) -> dict[str, Any]:
+        """Interim, read-only: until the daemon's `diff` lands, ask git for numbers only."""
+        worktree, base = str(session.get("worktree", "")), str(session.get("base_commit", ""))
+        if not Path(worktree).is_dir() or not base:
+            raise WorkbenchError("the worktree is missing")
+        proc = await asyncio.create_subprocess_exec(
+            "git", "-C", worktree, "diff", "--numstat", base, "--",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+            stdin=asyncio.subprocess.DEVNULL)
+        out, _ = await asyncio.wait_for(proc.communicate(), 10)
+        result = parse_git_stat(out.decode("utf-8", "replace"))
+        result["base"] = str(session.get("base_ref") or base[:12])
+        return result
+
+    async def fetch_scrollback(self, session_id: str, start: int, count: int) -> dict[str, Any]:
+        return dict(await self.link.call("scrollback", id=session_id, start=start, count=count))
+
+    # daemon events
+
+    async def on_daemon_up(self, message: DaemonUp) -> None:
+        first = self.daemon_label == "connecting…"
+        self.daemon_label = f"ok · pid {message.info.get('pid', '?')}"
+        if not first:
+            self.notify("reconnected to the daemon", timeout=3)
+        try:
+            listing = await self.link.call("ls")
+        except WorkbenchError as e:
+            self.report_error(e)
+            return
+        self.sessions = {s["id"]: s for s in listing}
+        self._prev_states = {sid: model.state_of(s) for sid, s in self.sessions.items()}
+        self.layout.prune(set(self.sessions))
+        target = self._resolve(self.attach_to) if self.attach_to else None
+        if self.attach_to and target is None:
+            self.notify(f"no session {one_line(self.attach_to, 40)!r}", severity="error")
+        self.main.sessions_changed()
+        self.main.rebuild(force=True)
+        if target is not None:
+            self.attach_to = None
+            self.main.show_session(target)
+            self.call_after_refresh(self.main.action_attach)
+
+    def _resolve(self, key: str) -> str | None:
+        if key in self.sessions:
+            return key
+        for s in self.sessions.values():
+            if s.get("name") == key:
+                return str(s["id"])
+        hits = [sid for sid in self.sessions if sid.startswith(key)]
+        return hits[0] if len(hits) == 1 else None
+
+    def on_daemon_down(self, message: DaemonDown) -> None:
+        self.daemon_label = "down: reconnecting… (F5 starts it)"
+        self.notify(f"lost the daemon ({one_line(message.reason, 80)}); reconnecting when it is back",
+                    severity="error", timeout=6)
+        self.main.refresh_status()
+
+    def on_frame_event(self, message: FrameEvent) -> None:
+        sid = str(message.data.get("session", ""))
+        if not sid:
+            return
+        changed = self.term_state(sid).apply(message.data)
+        self.main.frame_applied(sid, changed)
+
+    def on_daemon_event(self, message: DaemonEvent) -> None:
+        data = message.data
+        if message.event == "session" and "id" in data:
+            sid = str(data["id"])
+            before = getattr(self, "_prev_states", {}).get(sid)
+            self.sessions[sid] = data
+            state = model.state_of(data)
+            self._prev_states = {**getattr(self, "_prev_states", {}), sid: state}
+            if state == "waiting" and before not in (None, "waiting"):
+                self.announce(data)
+            self.main.sessions_changed()
+        elif message.event == "removed":
+            sid = str(data.get("id", ""))
+            self.sessions.pop(sid, None)
+            self.terms.pop(sid, None)
+            self.layout.prune(set(self.sessions))
+            self.main.sessions_changed()
+        elif message.event in ("log", "delta", "diff"):
+            sid = str(data.get("session", ""))
+            pane = self.main.panes.get(sid)
+            if message.event == "diff":
+                totals = model.stat_totals(data.get("stat"))
+                if totals is not None:
+                    self.diff_cache[sid] = totals
+                if pane is not None and pane.view in ("diff", "split"):
+                    pane.load_diff()
+            elif pane is not None and message.event == "log":
+                pane.add_log(data)
+            elif pane is not None:
+                pane.transcript.add_delta(str(data.get("text", "")))
+
+    def announce(self, s: dict[str, Any]) -> None:
+        """A session started waiting: toast, bell and a desktop notification, unless in view."""
+        if s["id"] == self.layout.focus and self.screen is self.main:
+            return
+        name = model.name_of(s)
+        reason = one_line(str(s.get("reason") or "needs you"), 80)
+        self.notify(f"{name}: {reason}", title="needs you", severity="warning", timeout=6)
+        if self.cfg.ui.bell:
+            self.bell()
+        kind = self.cfg.ui.notify
+        text = one_line(f"{name}: {reason}", 120).replace(";", ",")
+        seq = {"osc9": f"\x1b]9;workbench: {text}\x07",
+               "osc777": f"\x1b]777;notify;workbench;{text}\x07"}.get(kind)
+        driver = getattr(self, "_driver", None)
+        if seq and driver is not None and not self.is_headless:
+            driver.write(seq)
+
+    # helpers used by screens
+
+    def report_error(self, e: BaseException) -> None:
+        self.notify(one_line(str(e), 300), severity="error", timeout=6)
+
+    def watch_frames(self, ids: set[str]) -> None:
+        self.run_worker(self.link.set_frame_ids(ids), group="frames", exit_on_error=False)
+
+    def resize_session(self, sid: str, cols: int, rows: int) -> None:
+        async def go() -> None:
+            try:
+                await self.link.call("resize", id=sid, size=f"{cols}x{rows}")
+            except WorkbenchError as e:
+                log.debug("resize %s failed: %s", sid, e)
+
+        self.run_worker(go(), group=f"resize-{sid}", exclusive=True, exit_on_error=False)
+
+    def key_for(self, binding_id: str, default: str) -> str:
+        return self.user_keymap.get(binding_id) or DEFAULT_KEYS.get(binding_id, default)
+
+    def save_layout(self) -> None:
+        if self._save_timer is not None:
+            self._save_timer.stop()
+        self._save_timer = self.set_timer(0.3, self.save_layout_now)
+
+    def save_layout_now(self) -> None:
+        self.layout.theme = self.theme
+        try:
+            layout_state.save(self.layout)
+        except OSError as e:
+            log.warning("cannot save the layout: %s", e)
+
+    def _tick(self) -> None:
+        if self.sessions:
+            self.main.tick()
+
+    async def _poll_status(self) -> None:
+        if not self.link.up:
+            return
+        try:
+            st = await self.link.call("status")
+        except WorkbenchError:
+            return
+        self.daemon_label = f"ok · pid {st.get('pid', '?')} · lag {st.get('loop_lag_ms', 0):.0f}ms"
+        self.main.refresh_status()
+
+    # actions
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.user_keymap, self.detach_key))
+
+    def action_attention(self) -> None:
+        if self.screen is not self.main:
+            return
+        nxt = model.next_in_queue(list(self.sessions.values()), self.layout.focus)
+        if nxt is None:
+            self.notify("nobody needs you right now", timeout=2)
+            return
+        self.main.show_session(nxt["id"])
+        if isinstance(nxt.get("approval_pending"), dict) and nxt["id"] in self.main.panes:
+            self.call_after_refresh(self.main.panes[nxt["id"]].card.focus)
+        else:
+            self.main.session_list.focus()
+
+    def goto_session(self, sid: str) -> None:
+        if sid in self.sessions:
+            self.main.show_session(sid)
+            self.main.session_list.focus()
+
+    def run_palette_action(self, scope: str, action: str) -> None:
+        self.call_later(self.run_action, action, self.main if scope == "main" else self)
+
+    def switch_theme(self, name: str) -> None:
+        if name in self.wb_themes:
+            self.theme = name
+            self.save_layout()
+            self.notify(f"theme: {name}", timeout=2)
+
+    def action_next_theme(self) -> None:
+        names = self.wb_themes
+        cur = names.index(self.theme) if self.theme in names else -1
+        self.switch_theme(names[(cur + 1) % len(names)])
+
+    async def action_restart_daemon(self) -> None:
+        self.daemon_label = "starting the daemon…"
+        self.main.refresh_status()
+        self.run_worker(self._restart(), exclusive=True, group="connect", exit_on_error=False)
+
+    async def _restart(self) -> None:
+        try:
+            await self.link.restart()
+        except (WorkbenchError, OSError) as e:
+            self.daemon_label = "down (F5 starts it)"
+            self.main.refresh_status()
+            self.report_error(e)
+
+    async def action_new_session(self, form: NewSessionForm | None = None, error: str = "") -> None:
+        if self.screen is not self.main and form is None:
+            return
+        if form is None:
+            recent: list[str] = []
+            try:
+                recent = [str(r) for r in await self.link.call("recent_repos")]
+            except WorkbenchError:
+                pass
+            cur = self.sessions.get(self.layout.focus or "")
+            cwd = Path.cwd()
+            repo = str(cur["repo"]) if cur else recent[0] if recent else (
+                str(cwd) if (cwd / ".git").exists() else "")
+            d = self.cfg.session
+            form = NewSessionForm(repo=repo, agent=d.agent, approval=d.approval, sandbox=d.sandbox,
+                                  network=d.network, recent=recent)
+        self.push_screen(NewSessionScreen(form, error), self._create)
+
+    def _create(self, form: NewSessionForm | None) -> None:
+        if form is not None:
+            self.run_worker(self._create_session(form), group="new", exit_on_error=False)
+
+    async def _create_session(self, form: NewSessionForm) -> None:
+        right = self.main.right.size
+        params = form.params()
+        if right.width >= 20 and right.height >= 8:
+            params["cols"], params["rows"] = right.width - 2, right.height - 3
+        try:
+            s = await self.link.call("new", **params)
+        except WorkbenchError as e:
+            await self.action_new_session(form, one_line(str(e), 300))
+            return
+        self.sessions[s["id"]] = s
+        for w in s.get("warnings") or []:
+            self.notify(one_line(str(w), 200), severity="warning", timeout=6)
+        self.notify(f"started {model.name_of(s)}", timeout=3)
+        self.main.sessions_changed()
+        self.main.show_session(s["id"])
+
+    async def action_quit(self) -> None:
+        self.exit()
+
+    async def on_unmount(self) -> None:
+        self.save_layout_now()
+        await self.link.close()
+
+    def _handle_exception(self, error: Exception) -> None:
+        # Never a traceback on the user's screen: log it, say so, keep running.
+        if self.strict:
+            super()._handle_exception(error)
+            return
+        try:
+            path = paths.state_dir() / "ui.log"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("a", encoding="utf-8") as f:
+                f.write("".join(traceback.format_exception(error)))
+            self.notify(f"internal error: {one_line(str(error), 120)} (details in {path})",
+                        severity="error", timeout=10)
+        except Exception:
+            super()._handle_exception(error)

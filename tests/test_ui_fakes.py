@@ -1,0 +1,139 @@
+"""Fakes for UI tests: a daemon link fed with canned sessions and frames (no daemon).
+
+Snapshot tests use these so that SVGs are the same on every run.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from workbench.ui.app import WorkbenchApp
+from workbench.ui.daemon_link import NotAvailable
+from workbench.ui.messages import DaemonUp, FrameEvent
+
+
+def session(sid: str, name: str, state: str = "running", repo: str = "/work/api", **extra: Any) -> dict[str, Any]:
+    now = time.time()  # per call: snapshots must not age while a long worker runs
+    return {
+        "id": sid, "name": name, "repo": repo, "agent": extra.pop("agent", "shell"), "state": state,
+        "created_at": now - extra.pop("age", 300), "state_since": now - extra.pop("since", 60),
+        "reason": extra.pop("reason", ""), "tokens_in": 0, "tokens_out": 0, "cost_usd": 0.0,
+        "branch": f"wb/{name}", "worktree": f"/tmp/none/{name}", "base_commit": "0" * 40,
+        "needs_attention": state in ("waiting", "error", "review"), **extra,
+    }
+
+
+def frame(sid: str, lines: list[str], cols: int = 60, rows: int = 12,
+          cursor: tuple[int, int] = (0, 0)) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for i in range(rows):
+        text = lines[i] if i < len(lines) else ""
+        if text.startswith("!"):
+            out[str(i)] = [[text[1:], 1, -1, 1]]  # bold red
+        else:
+            out[str(i)] = [[text, -1, -1, 0]] if text else []
+    return {"session": sid, "rows": out, "cursor": [cursor[0], cursor[1], True], "size": [cols, rows],
+            "alt": False, "title": "", "full": True, "bracketed_paste": True, "mouse": False,
+            "app_cursor": False}
+
+
+def sample_sessions() -> list[dict[str, Any]]:
+    return [
+        session("a1", "fix-login", "waiting", approval_pending={
+            "call_id": "c1", "kind": "command", "describe": "pytest -q tests/test_login.py",
+            "requested_at": time.time() - 30}, reason="approval: pytest -q", age=1500, tokens_in=12000,
+            tokens_out=3400, cost_usd=0.42, added=37, removed=5),
+        session("b2", "docs-pass", "running", age=720, added=120, removed=8),
+        session("c3", "flaky-test", "error", reason="process exited with code 1", age=3700),
+        session("d4", "refactor-db", "review", repo="/work/web", age=90000, added=210, removed=140),
+    ]
+
+SCREENS = {
+    "a1": ["$ make test", "!FAILED tests/test_login.py::test_expired", "1 failed, 41 passed", "$ "],
+    "b2": ["writing docs/index.md", "wrote 3 files", "$ "],
+    "c3": ["Traceback (most recent call last):", "!AssertionError: flaky", "$ "],
+    "d4": ["diff ready for review", "$ "],
+}
+
+
+class FakeLink:
+    """Answers the methods the UI calls, from canned data; records every call."""
+
+    def __init__(self, post: Any, sessions: list[dict[str, Any]], screens: dict[str, list[str]]) -> None:
+        self.post = post
+        self.up = True
+        self.sessions = sessions
+        self.screens = screens
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.frame_ids: set[str] = set()
+        self.keys: list[tuple[str, bytes]] = []
+        self.unavailable = {"approve", "deny", "send", "diff", "log", "interrupt"}
+
+    async def connect(self, autostart: bool = True) -> None:
+        self.post(DaemonUp({"pid": 4242, "protocol": 1}))
+
+    def start_reconnecting(self) -> None:
+        pass
+
+    async def restart(self) -> None:
+        await self.connect()
+
+    async def call(self, method: str, **params: Any) -> Any:
+        self.calls.append((method, params))
+        if method in self.unavailable:
+            raise NotAvailable(method)
+        if method == "ls":
+            return [dict(s) for s in self.sessions]
+        if method == "status":
+            return {"pid": 4242, "loop_lag_ms": 0.0}
+        if method == "events":
+            return [{"seq": 1, "ts": time.time(), "kind": "state", "data": {"from": "starting", "to": "running"}}]
+        if method == "recent_repos":
+            return ["/work/api", "/work/web"]
+        if method == "diff":
+            return {"base": "main", "files": []}
+        if method == "scrollback":
+            total = 50
+            start = min(total, int(params.get("start", 0)))
+            count = min(int(params.get("count", 1)), total - start)
+            return {"total": total, "start": start,
+                    "rows": [[[f"old line {i}", -1, -1, 0]] for i in range(start, start + count)]}
+        return {}
+
+    def send_keys(self, session_id: str, data: bytes, on_error: Any) -> None:
+        self.keys.append((session_id, data))
+
+    async def set_frame_ids(self, ids: set[str]) -> None:
+        for sid in sorted(ids - self.frame_ids):
+            if sid in self.screens:
+                self.post(FrameEvent(frame(sid, self.screens[sid], cursor=(2, len(self.screens[sid]) - 1))))
+        self.frame_ids = set(ids)
+
+    async def close(self) -> None:
+        self.up = False
+
+
+class HarnessApp(WorkbenchApp):
+    """The real app over the fake link."""
+
+    def __init__(self, sessions: list[dict[str, Any]] | None = None,
+                 screens: dict[str, list[str]] | None = None, theme: str | None = None,
+                 **kw: Any) -> None:
+        super().__init__(strict=True, **kw)
+        self.link = FakeLink(self.post_message, sample_sessions() if sessions is None else sessions,
+                             SCREENS if screens is None else screens)  # type: ignore[assignment]
+        self.model_name = "gpt-test"
+        self.notes: list[tuple[str, str]] = []
+        if theme:
+            self.layout.theme = theme
+
+    def notify(self, message: str, *, title: str = "", severity: Any = "information",
+               timeout: float | None = None, markup: bool = True) -> None:
+        self.notes.append((str(severity), message))
+
+    def _tick(self) -> None:  # elapsed times stay put in snapshots
+        pass
+
+    async def _poll_status(self) -> None:  # so does the status line, however slow the run
+        pass

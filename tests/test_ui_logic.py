@@ -1,0 +1,132 @@
+"""The UI's headless parts: frames, keys, attention, layout state, themes, keymap."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.test_ui_fakes import session
+from workbench.ui import layout_state, model
+from workbench.ui.keymap import DEFAULT_DETACH, detach_key, key_to_bytes, paste_bytes, resolve_keymap
+from workbench.ui.term_model import TermState
+from workbench.ui.themes import ThemeFileError, load_theme_file, load_themes, shipped_dirs
+
+
+def test_full_frame_then_delta_reports_changed_rows() -> None:
+    st = TermState("s")
+    full = {"rows": {"0": [["$ ", -1, -1, 0]], "1": []}, "cursor": [2, 0, True], "size": [20, 3],
+            "full": True, "bracketed_paste": True}
+    assert st.apply(full) is None
+    assert st.text_lines() == ["$ ", "", ""] and st.bracketed_paste
+    v0 = list(st.versions)
+    changed = st.apply({"rows": {"1": [["out", 1, -1, 1]]}, "cursor": [0, 2, True], "full": False})
+    assert changed == {0, 1, 2}  # row 1 changed; the cursor left row 0 for row 2
+    assert st.versions[1] > v0[1] and st.versions[0] == v0[0]
+    assert st.text_lines()[1] == "out"
+    # a resize is a full repaint
+    assert st.apply({"rows": {}, "size": [30, 5], "full": False}) is None
+    assert len(st.rows) == 5
+
+
+@pytest.mark.parametrize("key,char,app_cursor,want", [
+    ("enter", "\r", False, b"\r"),
+    ("backspace", "\x7f", False, b"\x7f"),
+    ("up", None, False, b"\x1b[A"),
+    ("up", None, True, b"\x1bOA"),
+    ("ctrl+left", None, False, b"\x1b[1;5D"),
+    ("shift+up", None, True, b"\x1b[1;2A"),
+    ("ctrl+a", "\x01", False, b"\x01"),
+    ("ctrl+c", "\x03", False, b"\x03"),
+    ("alt+x", "x", False, b"\x1bx"),
+    ("f1", None, False, b"\x1bOP"),
+    ("f5", None, False, b"\x1b[15~"),
+    ("delete", None, False, b"\x1b[3~"),
+    ("pageup", None, False, b"\x1b[5~"),
+    ("shift+tab", None, False, b"\x1b[Z"),
+    ("ctrl+space", None, False, b"\x00"),
+    ("a", "a", False, b"a"),
+    ("é", "é", False, "é".encode()),
+    ("plus", "+", False, b"+"),
+    ("escape", "\x1b", False, b"\x1b"),
+])
+def test_keys_become_terminal_bytes(key: str, char: str | None, app_cursor: bool, want: bytes) -> None:
+    assert key_to_bytes(key, char, app_cursor) == want
+
+
+def test_paste_cannot_end_the_bracket_early() -> None:
+    assert paste_bytes("a\nb", False) == b"a\rb"
+    evil = "x\x1b[201~rm -rf /\n"
+    assert paste_bytes(evil, True) == b"\x1b[200~xrm -rf /\r\x1b[201~"
+
+
+def test_attention_queue_order() -> None:
+    s = [session("r", "rev", "review", since=500), session("w2", "w2", "waiting", since=10),
+         session("e", "err", "error", since=900), session("w1", "w1", "waiting", since=100),
+         session("ok", "ok", "running")]
+    assert [x["id"] for x in model.attention_queue(s)] == ["w1", "w2", "e", "r"]
+    assert model.next_in_queue(s, None)["id"] == "w1"  # type: ignore[index]
+    assert model.next_in_queue(s, "w1")["id"] == "w2"  # type: ignore[index]
+    assert model.next_in_queue([session("ok", "ok")], None) is None
+
+
+def test_labels() -> None:
+    assert model.elapsed(59) == "59s" and model.elapsed(3700) == "1h01" and model.elapsed(90000) == "1d"
+    s = session("a", "n\x1b]0;evil\x07ame", tokens_in=1500, tokens_out=500, cost_usd=0.5)
+    assert model.name_of(s) == "name"
+    assert model.usage_label(s) == "2.0k $0.50"
+    assert model.diff_counts(session("b", "b"), {"b": (3, 4)}) == (3, 4)
+    assert model.stat_totals({"files": [{"added": 2, "removed": 1}, {"added": 3, "removed": 0}]}) == (5, 1)
+
+
+def test_layout_state_round_trip_and_prune(tmp_path: Path) -> None:
+    path = tmp_path / "ui.json"
+    st = layout_state.LayoutState(grid=True, focus="a", panes=["a", "b", "c"], views={"a": "diff"},
+                                  weights={"a": 3}, zoomed=True, theme="workbench-light")
+    layout_state.save(st, path)
+    back = layout_state.load(path)
+    assert back == st
+    back.prune({"b"})
+    assert back.panes == ["b"] and back.focus is None and back.views == {}
+    path.write_text("{not json")
+    assert layout_state.load(path) == layout_state.LayoutState()
+    path.write_text(json.dumps({"grid": "yes", "panes": [1, "x"], "views": {"x": "bogus"}}))
+    bad = layout_state.load(path)
+    assert bad.grid is False and bad.panes == ["x"] and bad.views == {}
+    assert not list(tmp_path.glob(".ui-*"))  # no temp files left
+
+
+def test_shipped_themes_load_with_app_variables() -> None:
+    themes, notices = load_themes(shipped_dirs())
+    assert notices == []
+    assert {"workbench-dark", "workbench-light", "workbench-high-contrast"} <= set(themes)
+    assert themes["workbench-light"].dark is False
+    for t in themes.values():
+        assert {"wb-waiting", "wb-diff-added", "wb-error"} <= set(t.variables)
+
+
+def test_bad_theme_files_are_reported(tmp_path: Path) -> None:
+    cases = {
+        "a.toml": ("name = 1\n", "missing `name`"),
+        "b.toml": ('name = "b"\n[colors]\nprimary = "nope"\n', "is not a colour"),
+        "c.toml": ('name = "c"\n[colors]\nprimery = "#fff"\n', "unknown colour 'primery'"),
+        "d.toml": ("name = [\n", "invalid TOML"),
+        "e.toml": ('name = "e"\n[colors]\naccent = "#fff"\n', "needs at least `primary`"),
+    }
+    for fname, (text, want) in cases.items():
+        (tmp_path / fname).write_text(text)
+        with pytest.raises(ThemeFileError, match=want):
+            load_theme_file(tmp_path / fname)
+    themes, notices = load_themes([tmp_path])
+    assert len(notices) == 5 and "workbench-dark" in themes  # the fallback is always there
+
+
+def test_keymap_and_detach_key() -> None:
+    good, notes = resolve_keymap({"main.grid": "G", "bogus": "x", "main.zoom": ""})
+    assert good == {"main.grid": "G"}
+    assert len(notes) == 2 and "bogus" in notes[0]
+    assert detach_key("ctrl+b", {}) == (DEFAULT_DETACH, detach_key("ctrl+b", {})[1])
+    assert detach_key("ctrl+b", {})[1] is not None  # tmux's prefix is refused
+    assert detach_key("ctrl+right_square_bracket", {"terminal.detach": "ctrl+g"}) == ("ctrl+g", None)
+    assert detach_key("x", {})[0] == DEFAULT_DETACH

@@ -1,0 +1,71 @@
+"""SVG snapshots of key screens, from the real app over canned data (no daemon).
+
+Update with `pytest tests/test_ui_snapshots.py --snapshot-update` and review the SVGs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from textual.pilot import Pilot
+
+from tests.test_ui_fakes import HarnessApp
+
+
+async def settle(pilot: Pilot[Any]) -> None:
+    """Wait until the panes are mounted and painted, however loaded the machine is."""
+    app = pilot.app
+    assert isinstance(app, HarnessApp)
+    for _ in range(100):
+        panes = list(app.main.panes.values())
+        if panes and all(p.terminal.state.received and p.is_mounted for p in panes):
+            break
+        await pilot.pause(0.05)
+    await pilot.pause(0.2)
+    await pilot.wait_for_scheduled_animations()
+    await pilot.pause()
+
+
+def test_main_screen(snap_compare: Any) -> None:
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await settle(pilot)
+        await pilot.press("down", "down")  # docs-pass
+        await settle(pilot)
+
+    assert snap_compare(HarnessApp(), terminal_size=(100, 30), run_before=run_before)
+
+
+def test_grid_mode(snap_compare: Any) -> None:
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await settle(pilot)
+        await pilot.press("g")
+        await settle(pilot)
+
+    assert snap_compare(HarnessApp(), terminal_size=(120, 32), run_before=run_before)
+
+
+def test_approval_card(snap_compare: Any) -> None:
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await settle(pilot)
+        await pilot.press("space")  # the waiting session, its card focused
+        await settle(pilot)
+
+    assert snap_compare(HarnessApp(), terminal_size=(100, 30), run_before=run_before)
+
+
+def test_new_session_dialog(snap_compare: Any) -> None:
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await settle(pilot)
+        await pilot.press("ctrl+n")
+        await settle(pilot)
+
+    assert snap_compare(HarnessApp(), terminal_size=(100, 30), run_before=run_before)
+
+
+@pytest.mark.parametrize("theme", ["workbench-dark", "workbench-light", "workbench-high-contrast"])
+def test_theme(snap_compare: Any, theme: str) -> None:
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await settle(pilot)
+
+    assert snap_compare(HarnessApp(theme=theme), terminal_size=(90, 24), run_before=run_before)
