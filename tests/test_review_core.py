@@ -173,7 +173,7 @@ def test_stale_hunk_id_is_a_clear_error(session: tuple[Path, str]) -> None:
     three_hunks(wt)
     st = rv.ReviewState("s7")
     old = compute_diff(wt, base).file("a.txt").hunks[0].id
-    (wt / "a.txt").write_text(text(["different"] + LINES[1:]))
+    (wt / "a.txt").write_text(text(["different", *LINES[1:]]))
     with pytest.raises(NotFound, match="no longer exists"):
         rv.reject(st, wt, base, old, "x")
     assert subprocess.run(["git", "status", "--porcelain"], cwd=wt, capture_output=True, text=True).stdout

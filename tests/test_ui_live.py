@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -80,3 +84,12 @@ def test_live_session_round_trip(wb: Wb, repo: Path) -> None:
     asyncio.run(scenario())
     # quitting the UI left the session in place
     assert wb.session(sid)["name"] == "alpha"
+    # The UI started this daemon (F5), so it is our child: stop it and reap it, or it lingers
+    # as a zombie that the fixture's teardown would wait for.
+    pid = wb.daemon_pid()
+    assert pid is not None
+    stopper = subprocess.Popen([sys.executable, "-m", "workbench", "daemon", "stop"], env=wb.env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
+    assert stopper.wait(30) == 0

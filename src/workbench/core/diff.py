@@ -226,14 +226,15 @@ class DiffLine:
 
 
 class Hunk:
-    """One hunk. Its `lines` are built on first use from the raw diff lines it was parsed
-    from: a large diff's file list and ids are ready long before every line is needed."""
+    """One hunk. Its lines (and its id) are worked out on first use from the raw diff text
+    it was parsed from: a large diff's file list is ready long before every line is needed."""
 
-    __slots__ = ("_lines", "_raw", "header", "id", "new_lines", "new_start", "old_lines", "old_start")
+    __slots__ = ("_changed", "_group", "_id", "_lines", "_raw", "_text", "header", "new_lines", "new_start",
+                 "old_lines", "old_start")
 
     def __init__(
         self,
-        id: str,
+        id: str | None,
         header: str,
         old_start: int,
         old_lines: int,
@@ -242,8 +243,9 @@ class Hunk:
         lines: list[DiffLine] | None = None,
         *,
         raw: list[str] | None = None,
+        text: str | None = None,
     ) -> None:
-        self.id = id
+        self._id = id
         self.header = header
         self.old_start = old_start
         self.old_lines = old_lines
@@ -251,19 +253,41 @@ class Hunk:
         self.new_lines = new_lines
         self._lines = lines
         self._raw = raw if lines is None else None
-        if lines is None and raw is None:
+        # The body as one string, lines joined by "\n", every line starting with one of
+        # " +-\\" (the fast parser checked): split only when needed.
+        self._text = text if lines is None and raw is None else None
+        self._group: _IdGroup | None = None  # set by the parser when the id is computed lazily
+        self._changed: str | None = None  # what the id hashes, if the parser already had it
+        if lines is None and raw is None and text is None:
             self._lines = []
+
+    @property
+    def id(self) -> str:
+        if self._id is None:
+            _resolve_ids(self)
+        assert self._id is not None
+        return self._id
+
+    @id.setter
+    def id(self, value: str) -> None:
+        self._id = value
+
+    def _raw_lines(self) -> list[str] | None:
+        if self._raw is None and self._text is not None:
+            self._raw = self._text.split("\n") if self._text else []
+            self._text = None
+        return self._raw
 
     @property
     def lines(self) -> list[DiffLine]:
         if self._lines is None:
-            self._lines = _build_lines(self._raw or [], self.old_start, self.new_start)
+            self._lines = _build_lines(self._raw_lines() or [], self.old_start, self.new_start)
             self._raw = None
         return self._lines
 
     @lines.setter
     def lines(self, value: list[DiffLine]) -> None:
-        self._lines, self._raw = value, None
+        self._lines, self._raw, self._text = value, None, None
 
     def __repr__(self) -> str:
         return f"Hunk(id={self.id!r}, header={self.header!r})"
@@ -279,6 +303,9 @@ class Hunk:
 
     def size_hint(self) -> int:
         """Rough size of this hunk's lines on the wire (JSON), without building them."""
+        if self._text is not None and self._lines is None and self._raw is None:
+            n = self._text.count("\n") + 1
+            return (len(self._text) if self._text.isascii() else 6 * len(self._text)) + 24 * n
         src = self._raw if self._lines is None else [ln.text for ln in self._lines]
         total = 0
         for x in src or ():
@@ -289,11 +316,13 @@ class Hunk:
         """The lines in wire form `[kind, text, old_no, new_no(, flags)]`."""
         if self._lines is not None:
             return [_line_json(ln) for ln in self._lines]
-        return _raw_rows(self._raw or [], self.old_start, self.new_start)
+        return _raw_rows(self._raw_lines() or [], self.old_start, self.new_start)
 
     def render(self) -> str:
         old, new = _range(self.old_start, self.old_lines), _range(self.new_start, self.new_lines)
         head = f"@@ -{old} +{new} @@{self.section}\n"
+        if self._lines is None and self._raw is None and self._text is not None:
+            return head + self._text + "\n" if self._text else head
         if self._lines is None and self._raw is not None:
             # The raw lines are already in patch form (with git's exact "\ No newline" text).
             return head + "".join(ln + "\n" if ln else " \n" for ln in self._raw)
@@ -735,16 +764,17 @@ class _FileBuilder:
 
 
 class _RawHunk:
-    """A parsed hunk before its id is known: header numbers, raw body lines, counts, and
-    the changed lines' text in the form the id hashes."""
+    """A parsed hunk before its id is known: header numbers, its body (raw lines, or one
+    string from the fast parser), counts, and (if known) the text its id hashes."""
 
-    __slots__ = ("added", "body", "changed", "header", "new_count", "new_start", "old_count", "old_start", "removed")
+    __slots__ = ("added", "body", "changed", "header", "new_count", "new_start", "old_count", "old_start",
+                 "removed", "text")
 
     def __init__(
         self, header: str, old_start: int, old_count: int, new_start: int, new_count: int,
-        body: list[str], added: int, removed: int, changed: str,
+        body: list[str] | None, added: int, removed: int, changed: str | None, text: str | None = None,
     ) -> None:
-        self.header, self.body, self.changed = header, body, changed
+        self.header, self.body, self.changed, self.text = header, body, changed, text
         self.old_start, self.old_count, self.new_start, self.new_count = old_start, old_count, new_start, new_count
         self.added, self.removed = added, removed
 
@@ -764,16 +794,56 @@ def _id_of(path: str, changed: str, n: int) -> str:
     return hashlib.sha1(text.encode("utf-8", "surrogateescape")).hexdigest()[:12]
 
 
+class _IdGroup:
+    """A file's hunks: identical hunks of one file are numbered, so ids are made together."""
+
+    __slots__ = ("hunks", "path")
+
+    def __init__(self, path: str, hunks: list[Hunk]) -> None:
+        self.path, self.hunks = path, hunks
+
+
 def _with_ids(path: str, raw: list[_RawHunk]) -> list[Hunk]:
-    seen: dict[str, int] = {}
+    """The file's hunks; their ids are computed (all at once) when one is first asked for."""
     out = []
     for h in raw:
-        first = _id_of(path, h.changed, 0)
+        hunk = Hunk(None, h.header, h.old_start, h.old_count, h.new_start, h.new_count, raw=h.body, text=h.text)
+        hunk._changed = h.changed
+        out.append(hunk)
+    group = _IdGroup(path, list(out))
+    for hunk in out:
+        hunk._group = group
+    return out
+
+
+def _changed_text(h: Hunk) -> str:
+    if h._changed is not None:
+        return h._changed
+    text = h._text
+    if text is not None and h._lines is None and h._raw is None and not text.startswith("\\") \
+            and "\n\\" not in text:
+        changed = _CHANGED_RE.findall(text)
+        return "\0" + "\0".join(changed) if changed else ""
+    parts: list[str] = []
+    for ln in h.lines:
+        if ln.kind != " ":
+            parts += ("\0", ln.kind, ln.raw(), "\\" if ln.no_newline else "")
+    return "".join(parts)
+
+
+def _resolve_ids(hunk: Hunk) -> None:
+    group = hunk._group
+    if group is None:
+        raise ValueError("a hunk without an id or a file to compute it from")
+    seen: dict[str, int] = {}
+    for h in group.hunks:
+        changed = _changed_text(h)
+        first = _id_of(group.path, changed, 0)
         n = seen.get(first, 0)
         seen[first] = n + 1
-        hid = first if n == 0 else _id_of(path, h.changed, n)
-        out.append(Hunk(hid, h.header, h.old_start, h.old_count, h.new_start, h.new_count, raw=h.body))
-    return out
+        h._id = first if n == 0 else _id_of(group.path, changed, n)
+        h._changed = None
+        h._group = None
 
 
 def parse_unified(text: str) -> list[FileDiff]:
@@ -782,6 +852,9 @@ def parse_unified(text: str) -> list[FileDiff]:
     Text before the first file header is ignored. A hunk whose body is cut short or a
     malformed hunk header raises UsageError naming the line.
     """
+    fast = _parse_git_fast(text)
+    if fast is not None:
+        return fast
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
@@ -832,6 +905,78 @@ def parse_unified(text: str) -> list[FileDiff]:
         i += 1
     finish()
     return _merge_typechanges(files)
+
+
+_CHANGED_RE = re.compile(r"^[+-].*", re.MULTILINE)
+
+
+def _parse_git_fast(text: str) -> list[FileDiff] | None:
+    """`git diff` output parsed with string searches that run in C: each hunk's lines are
+    counted with `str.count` and checked against its header, instead of a Python loop per
+    line, and its body is kept as one string until someone needs its lines. Returns None
+    for anything unusual (plain diffs, binary patches, a count that does not fit) so that
+    `parse_unified`'s line-by-line parser handles it, errors included."""
+    if not text.startswith("diff --git ") or "\nGIT binary patch\n" in text:
+        return None
+    end = len(text) - 1 if text.endswith("\n") else len(text)
+    files: list[FileDiff] = []
+    pos = 0
+    while pos < end:
+        nxt = text.find("\ndiff --git ", pos, end)
+        seg_end = end if nxt < 0 else nxt
+        hpos = text.find("\n@@ ", pos, seg_end)
+        head = text[pos : seg_end if hpos < 0 else hpos].split("\n")
+        cur = _FileBuilder(*_git_line_paths(head[0][11:]))
+        j = 1
+        while j < len(head):
+            line = head[j]
+            if line.startswith("--- ") and j + 1 < len(head) and head[j + 1].startswith("+++ "):
+                m, p = _header_path(line[4:], "a/"), _header_path(head[j + 1][4:], "b/")
+                cur.minus, cur.minus_null = m, m is None
+                cur.plus, cur.plus_null = p, p is None
+                j += 2
+                continue
+            if line.startswith("@@ "):
+                return None
+            _header_line(cur, line)
+            j += 1
+        while hpos >= 0:
+            nh = text.find("\n@@ ", hpos + 1, seg_end)
+            if not _fast_hunk(text, hpos + 1, seg_end if nh < 0 else nh, cur):
+                return None
+            hpos = nh
+        files.append(cur.build())
+        pos = seg_end + 1
+    return _merge_typechanges(files)
+
+
+def _fast_hunk(text: str, start: int, end: int, cur: _FileBuilder) -> bool:
+    """The hunk at text[start:end] (its "@@" line, then body lines, no final newline)."""
+    nl = text.find("\n", start, end)
+    header = text[start:end] if nl < 0 else text[start:nl]
+    m = _HUNK_RE.match(header)
+    if not m:
+        return False
+    old_start, new_start = int(m[1]), int(m[3])
+    old_count = int(m[2]) if m[2] is not None else 1
+    new_count = int(m[4]) if m[4] is not None else 1
+    if nl < 0:
+        nl = end
+    nlines = text.count("\n", nl, end)
+    plus, minus, ctx = text.count("\n+", nl, end), text.count("\n-", nl, end), text.count("\n ", nl, end)
+    if nlines != plus + minus + ctx:
+        marks = text.count("\n\\", nl, end)
+        if not marks or nlines != plus + minus + ctx + marks:
+            return False
+        # Rare (a missing final newline): the exact loop decides which line it marks.
+        body = text[nl + 1 : end].split("\n")
+        return _parse_hunk([header, *body], 0, m, cur) == len(body) + 1
+    if ctx + minus != old_count or ctx + plus != new_count:
+        return False
+    body_text = text[nl + 1 : end] if nl < end else ""
+    cur.hunks.append(_RawHunk(header, old_start, old_count, new_start, new_count, None, plus, minus, None,
+                              body_text))
+    return True
 
 
 def _header_line(cur: _FileBuilder, line: str) -> None:

@@ -96,6 +96,12 @@ class Inotify:
 
     @classmethod
     def shared(cls, loop: asyncio.AbstractEventLoop) -> Inotify:
+        for key, old in list(cls._instances.items()):
+            if old.loop.is_closed():  # a finished event loop's descriptor
+                old.fd, fd = -1, old.fd
+                if fd >= 0:
+                    os.close(fd)
+                del cls._instances[key]
         inst = cls._instances.get(id(loop))
         if inst is None or inst.loop is not loop or inst.fd < 0:
             inst = cls(loop)

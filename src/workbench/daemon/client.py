@@ -13,6 +13,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -59,6 +60,8 @@ def start_daemon(wait: float = START_TIMEOUT) -> None:
         )
     finally:
         log.close()
+    # A long-lived client (the UI) would otherwise keep a zombie if the daemon dies.
+    threading.Thread(target=proc.wait, name="reap-daemon", daemon=True).start()
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         if daemon_running():

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import builtins
 import json
+import math
 from typing import Any
 
 from workbench.errors import WorkbenchError
 
 PROTOCOL_VERSION = 1
 MAX_LINE = 4 * 1024 * 1024
+INT_LIMIT = 2**63
 
 
 class ProtocolError(WorkbenchError):
@@ -26,7 +28,9 @@ def decode(line: bytes) -> dict[str, Any]:
         raise ProtocolError(f"message too large ({len(line)} bytes; limit {MAX_LINE})")
     try:
         msg = json.loads(line)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    except RecursionError:
+        raise ProtocolError("malformed JSON: nested too deeply") from None
+    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError, an over-long integer
         raise ProtocolError(f"malformed JSON: {e}") from None
     if not isinstance(msg, dict):
         raise ProtocolError("a message must be a JSON object")
@@ -73,11 +77,23 @@ class Params:
         return v
 
     def int(self, key: builtins.str, default: builtins.int | None = None, *, required: bool = False) -> Any:
-        return self._get(key, (int,), default, required)
+        v = self._get(key, (int,), default, required)
+        # SQLite and most callers take 64-bit integers; a larger one is a usage error, not a crash.
+        if isinstance(v, int) and not -INT_LIMIT <= v < INT_LIMIT:
+            raise _usage(f"parameter '{key}' is out of range")
+        return v
 
     def float(self, key: builtins.str, default: builtins.float | None = None, *, required: bool = False) -> Any:
         v = self._get(key, (int, float), default, required)
-        return float(v) if v is not None else None
+        if v is None:
+            return None
+        try:
+            f = float(v)
+        except OverflowError:
+            raise _usage(f"parameter '{key}' is out of range") from None
+        if not math.isfinite(f):
+            raise _usage(f"parameter '{key}' must be a finite number")
+        return f
 
     def bool(self, key: builtins.str, default: builtins.bool = False) -> builtins.bool:
         return bool(self._get(key, (bool,), default, False))

@@ -71,7 +71,7 @@ class _HubListener(Client):
             except Exception:
                 log.exception("review: handling a %s event failed", event)
 
-    def send_frame(self, session_id: str, frame: dict[str, Any]) -> None:
+    def send_frame(self, session_id: str, frame: dict[str, Any], urgent: bool = False) -> None:
         pass
 
     def close(self) -> None:
@@ -93,6 +93,7 @@ class ReviewService:
         self._check_fp: dict[str, str] = {}
         self._last_state: dict[str, str] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.loop = asyncio.get_running_loop()
         self.listener = _HubListener(self._on_hub_event)
         daemon.hub.add(self.listener)
         self._spawn(self._startup())
@@ -100,7 +101,12 @@ class ReviewService:
     # plumbing
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # an event published from a worker thread
+            self.loop.call_soon_threadsafe(self._spawn, coro)
+            return
+        task = self.loop.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
 

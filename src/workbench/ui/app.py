@@ -9,6 +9,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from textual import work
 from textual.app import App
 from textual.binding import Binding
 from textual.screen import Screen
@@ -104,11 +105,12 @@ class WorkbenchApp(App[None], inherit_bindings=False):
             self.notify(note, severity="warning", timeout=8)
         self.set_interval(1.0, self._tick)
         self.set_interval(5.0, self._poll_status)
-        self.run_worker(self._connect(autostart=True), exclusive=True, group="connect", exit_on_error=False)
+        self._connect()
 
-    async def _connect(self, autostart: bool) -> None:
+    @work(exclusive=True, group="connect", exit_on_error=False)
+    async def _connect(self) -> None:
         try:
-            await self.link.connect(autostart=autostart)
+            await self.link.connect(autostart=True)
         except (WorkbenchError, OSError) as e:
             self.daemon_label = f"down: {one_line(str(e), 60)} (F5 starts it)"
             self.main.refresh_status()
@@ -262,17 +264,16 @@ class WorkbenchApp(App[None], inherit_bindings=False):
     def report_error(self, e: BaseException) -> None:
         self.notify(one_line(str(e), 300), severity="error", timeout=6)
 
-    def watch_frames(self, ids: set[str]) -> None:
-        self.run_worker(self.link.set_frame_ids(ids), group="frames", exit_on_error=False)
+    @work(group="frames", exit_on_error=False)
+    async def watch_frames(self, ids: set[str]) -> None:
+        await self.link.set_frame_ids(ids)
 
-    def resize_session(self, sid: str, cols: int, rows: int) -> None:
-        async def go() -> None:
-            try:
-                await self.link.call("resize", id=sid, size=f"{cols}x{rows}")
-            except WorkbenchError as e:
-                log.debug("resize %s failed: %s", sid, e)
-
-        self.run_worker(go(), group=f"resize-{sid}", exclusive=True, exit_on_error=False)
+    @work(group="resize", exit_on_error=False)
+    async def resize_session(self, sid: str, cols: int, rows: int) -> None:
+        try:
+            await self.link.call("resize", id=sid, size=f"{cols}x{rows}")
+        except WorkbenchError as e:
+            log.debug("resize %s failed: %s", sid, e)
 
     def key_for(self, binding_id: str, default: str) -> str:
         return self.user_keymap.get(binding_id) or DEFAULT_KEYS.get(binding_id, default)
@@ -344,8 +345,9 @@ class WorkbenchApp(App[None], inherit_bindings=False):
     async def action_restart_daemon(self) -> None:
         self.daemon_label = "starting the daemon…"
         self.main.refresh_status()
-        self.run_worker(self._restart(), exclusive=True, group="connect", exit_on_error=False)
+        self._restart()
 
+    @work(exclusive=True, group="connect", exit_on_error=False)
     async def _restart(self) -> None:
         try:
             await self.link.restart()
@@ -374,8 +376,9 @@ class WorkbenchApp(App[None], inherit_bindings=False):
 
     def _create(self, form: NewSessionForm | None) -> None:
         if form is not None:
-            self.run_worker(self._create_session(form), group="new", exit_on_error=False)
+            self._create_session(form)
 
+    @work(group="new", exit_on_error=False)
     async def _create_session(self, form: NewSessionForm) -> None:
         right = self.main.right.size
         params = form.params()

@@ -15,7 +15,7 @@ from typing import Any
 from rich.color import Color
 from rich.segment import Segment
 from rich.style import Style
-from textual import events
+from textual import events, work
 from textual.cache import LRUCache
 from textual.geometry import Region
 from textual.message import Message
@@ -297,8 +297,9 @@ class TerminalView(Widget, can_focus=True):
         if direction > 0:
             self.scroll_back = max(0, self.scroll_back - WHEEL_LINES)
         elif self.fetch_scrollback is not None:
-            self.run_worker(self._scroll_up(), exclusive=True, group="scrollback", exit_on_error=False)
+            self._scroll_up()
 
+    @work(exclusive=True, group="scrollback", exit_on_error=False)
     async def _scroll_up(self) -> None:
         assert self.fetch_scrollback is not None
         sid, height = self.state.session, self.size.height
