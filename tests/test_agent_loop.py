@@ -89,7 +89,7 @@ def test_multi_turn_task_reads_patches_and_tests(tmp_path: Path, wire: str) -> N
     assert host.status == "review"
     assert host.of("assistant")[-1]["text"] == "Fixed mean(): it divided by one too many."
     assert "Fixed mean()" in "".join(host.deltas)
-    assert [c["describe"] for c in host.of("tool_call")][0] == "cat calc.py"
+    assert next(c["describe"] for c in host.of("tool_call")) == "cat calc.py"
     assert fake.violations == []
     assert len(fake.requests) == 4
     assert fake.requests[0].path.endswith("/chat/completions" if wire == "chat" else "/responses")

@@ -207,13 +207,14 @@ def test_merge_strategies(wb: Wb, repo: Path, strategy: str) -> None:
         git(repo, "add", "other.txt")
         git(repo, "commit", "-qm", "other work")
     before = git(repo, "rev-parse", "HEAD").strip()
-    out = wb.run("merge", sid, f"--{strategy}", "-m", f"merge by {strategy}").stdout
+    message = ("-m", f"merge by {strategy}") if strategy != "ff" else ()
+    out = wb.run("merge", sid, f"--{strategy}", *message).stdout
     assert f"({strategy})" in out
     assert (repo / "feature.txt").read_text() == "feature\n"
     assert git(repo, "merge-base", "--is-ancestor", before, "HEAD") == ""
     assert git(repo, "status", "--porcelain") == ""
-    if strategy == "squash":
-        assert git(repo, "log", "-1", "--format=%s").strip() == f"merge by {strategy}"
+    subject = git(repo, "log", "-1", "--format=%s").strip()
+    assert subject == ("workbench: s" if strategy == "ff" else f"merge by {strategy}")
     # the session now starts from the merged commit: nothing left to review
     assert diff_json(wb, sid)["files"] == []
     ev = [e for e in events(wb, sid) if e["kind"] == "merge"]
@@ -349,6 +350,9 @@ def test_big_diff_comes_in_pages(wb: Wb, tmp_path: Path) -> None:
         first = c.call("diff", id=sid)
     assert first["next"] is not None and first["stat"]["files"] == 40
     assert first["files"][-1]["hunks"] is None and first["files"][0]["hunks"]
+    with Client("test") as c:
+        small = c.call("diff", id=sid, max_bytes=250_000)
+    assert 1 <= small["next"] <= 3 and len(small["files"]) == 40
     full = wb.json("diff", sid)  # the CLI follows the pages
     assert all(f["hunks"] and len(f["hunks"][0]["lines"]) == 1000 for f in full["files"])
     unified = wb.run("diff", sid).stdout

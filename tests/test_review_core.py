@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -130,6 +132,12 @@ def test_comments_validate_and_quote(session: tuple[Path, str]) -> None:
         rv.comment(st, wt, base, "../etc/passwd", 1, "x")
     with pytest.raises(NotFound):
         rv.comment(st, wt, base, "nope.txt", 1, "x")
+    outside = wt.parent / "secret"
+    outside.mkdir()
+    (outside / "key.txt").write_text("TOPSECRET\n")
+    os.symlink(outside, wt / "escape")
+    with pytest.raises(UsageError, match="outside"):
+        rv.comment(st, wt, base, "escape/key.txt", 1, "x")
     msg = rv.build_message(st)
     assert "\x1b" not in msg and "why red?" in msg
     assert "a.txt:2-3: comment:" in msg and "   > CHANGED 2" in msg and "gone.txt:2" in msg
@@ -177,3 +185,25 @@ def test_stale_hunk_id_is_a_clear_error(session: tuple[Path, str]) -> None:
     with pytest.raises(NotFound, match="no longer exists"):
         rv.reject(st, wt, base, old, "x")
     assert subprocess.run(["git", "status", "--porcelain"], cwd=wt, capture_output=True, text=True).stdout
+
+
+def test_merge_message_defaults_to_the_agents_last_answer(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from workbench.core.models import Session
+    from workbench.core.store import Store
+    from workbench.daemon.review_ext import _agent_summary
+
+    store = Store(tmp_path / "db.sqlite")
+    s = Session(id="x1", name="fix-bug", repo="", branch="", worktree="", base_commit="", base_ref="",
+                agent="builtin", command=[])
+    d: Any = SimpleNamespace(store=store)
+    assert _agent_summary(d, s) == "workbench: fix-bug"
+    store.add_event(s.id, "assistant", {"text": "Fixed the parser\n\nIt now handles CRLF."})
+    store.add_event(s.id, "tool_call", {"name": "shell"})
+    assert _agent_summary(d, s) == "Fixed the parser\n\nIt now handles CRLF."
+    store.add_event(s.id, "assistant", {"text": "x" * 100})
+    assert _agent_summary(d, s).startswith("workbench: fix-bug\n\nxxx")
+    s.agent = "claude"
+    assert _agent_summary(d, s) == "workbench: fix-bug"
+    store.close()

@@ -142,11 +142,13 @@ def daemon_run() -> None:
 @click.option("--prompt-file", type=click.Path(dir_okay=False), default=None, help="read the task from a file")
 @click.option("--in-place", is_flag=True, default=None, help="run in the main checkout, no worktree")
 @click.option("--size", default=None, help="terminal size COLSxROWS")
+@click.option("--auto-answer", is_flag=True, default=False,
+              help="let workbench answer an external agent's approval prompts (off by default)")
 @click.option("--json", "as_json", is_flag=True, help="print the session as JSON")
 def new(
     repo: str, agent: str | None, name: str | None, base: str | None, sandbox: str | None,
     network: bool | None, approval: str | None, prompt: str | None, prompt_file: str | None,
-    in_place: bool | None, size: str | None, as_json: bool,
+    in_place: bool | None, size: str | None, auto_answer: bool, as_json: bool,
 ) -> None:
     """Create a session: branch wb/<name>, a worktree, and its agent in a PTY."""
     if prompt_file:
@@ -157,7 +159,7 @@ def new(
     params: dict[str, Any] = {
         "repo": str(Path(repo).expanduser().absolute()), "agent": agent, "name": name, "base": base,
         "sandbox": sandbox, "network": network, "approval": approval, "prompt": prompt or "",
-        "in_place": in_place,
+        "in_place": in_place, "auto_answer": auto_answer or None,
     }
     if size:
         from workbench.daemon.methods import parse_size

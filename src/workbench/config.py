@@ -105,6 +105,16 @@ class ProfileSettings(_Section):
     allow_hosts: list[str] = Field(default_factory=list)
     waiting_patterns: list[str] = Field(default_factory=list)
     idle_patterns: list[str] = Field(default_factory=list)
+    busy_patterns: list[str] = Field(default_factory=list)
+    title_waiting: list[str] = Field(default_factory=list)
+    title_busy: list[str] = Field(default_factory=list)
+    notify_done: list[str] = Field(default_factory=list)
+    answers: dict[str, str] = Field(default_factory=dict)
+    prompt_mode: Literal["argv", "type"] = "argv"
+    hooks: str = ""
+    detect_silence: bool = True
+    install_hint: str = ""
+    description: str = ""
     silence_ms: int = Field(default=1500, ge=100)
     auto_answer: bool = False
 

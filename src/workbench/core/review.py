@@ -286,6 +286,9 @@ def comment(
     target = top / path
     excerpt: list[str]
     hunk: Hunk | None
+    if not target.resolve().is_relative_to(top.resolve()):
+        # A symlinked directory leading out of the worktree: never quote what is there.
+        raise UsageError(f"{path} lies outside the session's worktree")
     if not target.is_symlink() and target.is_file():
         lines = _read_lines(target)
         if end > len(lines):

@@ -18,6 +18,7 @@ import logging
 import os
 import struct
 import subprocess
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -286,9 +287,13 @@ class TreeWatcher:
     async def _poll(self, last: int | None) -> None:
         if last is None:
             last = await asyncio.to_thread(self._fingerprint)
+        cost = 0.0
         while not self._closed:
-            await asyncio.sleep(self.poll_interval)
+            # A big tree is walked less often: at most a tenth of the time goes to polling.
+            await asyncio.sleep(max(self.poll_interval, 10 * cost))
+            t0 = time.monotonic()
             cur = await asyncio.to_thread(self._fingerprint)
+            cost = time.monotonic() - t0
             if cur != last:
                 last = cur
                 self.poke()

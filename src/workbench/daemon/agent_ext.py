@@ -229,10 +229,6 @@ class AgentRuntime:
 
     def close(self) -> None:
         self.alive = False
-        if self.s.id in self.ext.manager.sessions:
-            self.ext.watch_stored(self.s)
-        else:
-            self.ext.manager._stats_providers.pop(self.s.id, None)
 
 
 # --------------------------------------------------------------------------- extension
@@ -297,7 +293,6 @@ class BuiltinAgents:
         )
         rt = AgentRuntime(self, s, agent)
         self.manager.runtimes[s.id] = rt
-        self.manager._stats_providers[s.id] = rt.stats
         self.store.save_session(s)
         if not items:
             self.manager.set_state(s, SessionState.RUNNING, "")
@@ -339,21 +334,18 @@ class BuiltinAgents:
 
     # -- recovery ------------------------------------------------------------------------
 
-    def watch_stored(self, s: Session) -> None:
-        """`approval_pending` for a built-in session that is not loaded, from the store."""
-        store = self.store
-        sid = s.id
-
-        def stats() -> dict[str, Any]:
-            return {"approval_pending": store.approval(sid), "turn_active": False}
-
-        self.manager._stats_providers[s.id] = stats
+    def stats(self, s: Session) -> dict[str, Any]:
+        """What a built-in session's description adds: the pending approval and more."""
+        rt = self.manager.runtimes.get(s.id)
+        if isinstance(rt, AgentRuntime) and rt.agent is not None:
+            return rt.stats()
+        # Not loaded (stopped, or finished before a restart): the store has the approval.
+        return {"approval_pending": self.store.approval(s.id), "turn_active": False}
 
     async def after_recover(self, to_resume: set[str]) -> None:
         for s in list(self.manager.sessions.values()):
             if not is_builtin(s):
                 continue
-            self.watch_stored(s)
             if s.id not in to_resume or not Path(s.worktree).is_dir():
                 continue
             try:
@@ -531,6 +523,13 @@ def setup(daemon: Daemon) -> None:
     daemon.manager.register_launcher(BUILTIN, ext.launch)
     recover = daemon.manager.recover
     shutdown = daemon.manager.shutdown
+    describe = daemon.manager.describe
+
+    def describe_builtin(s: Session) -> dict[str, Any]:
+        d = describe(s)
+        if is_builtin(s):
+            d.update(ext.stats(s))
+        return d
 
     async def recover_then_resume() -> None:
         # Which built-in sessions were live before recover() marks them stopped.
@@ -545,6 +544,8 @@ def setup(daemon: Daemon) -> None:
         await shutdown()
         ext.shutdown()
 
-    # SessionManager has no hooks for these yet; wrap the bound methods on this instance.
+    # SessionManager has no hooks for these yet (and `_stats_providers` holds one function
+    # per session, which the review extension uses); wrap the bound methods on this instance.
+    setattr(daemon.manager, "describe", describe_builtin)  # noqa: B010
     setattr(daemon.manager, "recover", recover_then_resume)  # noqa: B010
     setattr(daemon.manager, "shutdown", shutdown_then_demo)  # noqa: B010

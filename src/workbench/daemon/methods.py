@@ -85,6 +85,7 @@ async def new(d: Daemon, c: Client, p: Params) -> dict[str, Any]:
         cols=p.int("cols"),
         rows=p.int("rows"),
         provider=p.str("provider"),
+        extra={"auto_answer": True} if p.bool("auto_answer") else {},
     )
     if req.cols is not None or req.rows is not None:
         parse_size(f"{req.cols or 120}x{req.rows or 40}")

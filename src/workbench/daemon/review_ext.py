@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 REPLY_BUDGET = 2_500_000  # bytes of hunk lines in one reply (the wire limit is 4 MiB)
+MIN_BUDGET = 32_000
 TAIL_IN_DESCRIBE = 1500
 MAX_ATTEMPTS = 10
 
@@ -369,7 +370,9 @@ def _file_size(f: FileDiff) -> int:
     return sum(h.size_hint() for h in f.hunks) + 200
 
 
-def diff_reply(diff: Diff, st: rv.ReviewState, *, stat_only: bool, unified: bool, offset: int) -> dict[str, Any]:
+def diff_reply(
+    diff: Diff, st: rv.ReviewState, *, stat_only: bool, unified: bool, offset: int, budget_bytes: int = REPLY_BUDGET
+) -> dict[str, Any]:
     """The `diff` result; over the budget, files from `next` on come without hunks."""
     files, added, removed = diff.stat()
     out: dict[str, Any] = {
@@ -385,7 +388,7 @@ def diff_reply(diff: Diff, st: rv.ReviewState, *, stat_only: bool, unified: bool
         out["files"] = [_file_json(f, st, False, [0]) for f in diff.files]
         out["text"] = diff_stat_text(diff)
         return out
-    budget = [REPLY_BUDGET]
+    budget = [budget_bytes]
     chosen: list[int] = []
     for i, f in enumerate(diff.files[offset:], offset):
         size = _file_size(f)
@@ -400,7 +403,7 @@ def diff_reply(diff: Diff, st: rv.ReviewState, *, stat_only: bool, unified: bool
         out["files"] = [_file_json(f, st, False, [0]) for f in diff.files]
         return out
     window = set(chosen)
-    budget = [REPLY_BUDGET]
+    budget = [budget_bytes]
     out["files"] = [_file_json(f, st, i in window, budget) for i, f in enumerate(diff.files)]
     return out
 
@@ -469,7 +472,7 @@ def _after_merge(wt: Path, new: str) -> str | None:
 
 @method("diff")
 async def diff_method(d: Daemon, c: Client, p: Params) -> dict[str, Any]:
-    """`{id, stat?, format?: json|unified, offset?, paths?}` -> see docs/review.md."""
+    """`{id, stat?, format?: json|unified, offset?, paths?, max_bytes?}` -> see docs/review.md."""
     svc = service(d)
     s = _session(d, p)
     fmt = p.str("format", "json")
@@ -478,6 +481,7 @@ async def diff_method(d: Daemon, c: Client, p: Params) -> dict[str, Any]:
     offset = p.int("offset", 0) or 0
     if offset < 0:
         raise UsageError("offset must be 0 or more")
+    budget = max(MIN_BUDGET, min(REPLY_BUDGET, p.int("max_bytes", REPLY_BUDGET) or REPLY_BUDGET))
     paths = p.list_str("paths")
     for path in paths or []:
         check_path(path)
@@ -487,7 +491,7 @@ async def diff_method(d: Daemon, c: Client, p: Params) -> dict[str, Any]:
         svc._store_stat(s, diff)
     st = svc.state(s.id)
     out = await asyncio.to_thread(diff_reply, diff, st, stat_only=p.bool("stat"), unified=fmt == "unified",
-                                  offset=offset)
+                                  offset=offset, budget_bytes=budget)
     out["session"] = s.id
     return out
 
