@@ -261,3 +261,14 @@ def test_log_follow_pty_send_and_clear_errors(wb: Wb, calc_repo: Path, fake_fact
     for cmd in (("interrupt", shell_id), ("compact", shell_id), ("approve", shell_id)):
         res = wb.run(*cmd, check=False)
         assert res.returncode == 2 and res.stderr.startswith("error:"), cmd
+
+
+def test_session_without_prompt_idles_until_send(wb: Wb, calc_repo: Path, fake_factory: Factory) -> None:
+    fake = fake_factory([Script("hello there", [Turn(text="hi!")])])
+    point(wb, fake)
+    sid = wb.new(calc_repo, "--agent", "builtin", *OFF)
+    wb.run("send", sid, "hello there")  # may arrive while the session is still starting
+    wait_for(lambda: any(e["kind"] == "assistant" for e in log_of(wb, sid)), 10, what="the reply")
+    assert [e["kind"] for e in log_of(wb, sid)][:2] == ["agent", "user"]
+    assert wb.session(sid)["state"] == "running" and len(fake.requests) == 1
+    assert fake.requests[0].body["messages"][0]["role"] == "system"

@@ -429,3 +429,26 @@ def test_loop_overhead_per_turn_is_small(tmp_path: Path) -> None:
     ours = (total - model - commands) / (n + 1)
     assert len(host.of("tool_output")) == n and host.status == "running"
     assert ours < 0.02, f"{ours * 1000:.2f} ms per turn in the loop itself"
+
+
+def test_interrupt_while_waiting_for_approval_withdraws_it(tmp_path: Path) -> None:
+    root = repo(tmp_path)
+    script = [Script("", [calls(shell(["touch", "x"])), Turn(text="fine")])]
+    host = MemoryHost(root)
+    with FakeOpenAI(script) as fake:
+        async def main() -> None:
+            agent = make_agent(fake, root, host, approval="suggest")
+            agent.begin("touch x")
+            await until(lambda: host.status == "waiting")
+            assert await agent.interrupt() is True
+            assert agent.pending is None and host.approval is None and host.status == "running"
+            with pytest.raises(Exception, match="no approval is pending"):
+                agent.answer("approve")
+            agent.send("skip it")
+            await idle(agent, host)
+            await agent.provider.close()
+
+        run(main())
+    assert not (root / "x").exists()
+    assert host.of("tool_output")[0]["output"] == INTERRUPT_RESULT
+    assert fake.violations == []

@@ -144,11 +144,13 @@ def daemon_run() -> None:
 @click.option("--size", default=None, help="terminal size COLSxROWS")
 @click.option("--auto-answer", is_flag=True, default=False,
               help="let workbench answer an external agent's approval prompts (off by default)")
+@click.option("--attempts", type=click.IntRange(1, 10), default=1, show_default=True,
+              help="start N sessions on the same prompt (NAME-1..N) to compare")
 @click.option("--json", "as_json", is_flag=True, help="print the session as JSON")
 def new(
     repo: str, agent: str | None, name: str | None, base: str | None, sandbox: str | None,
     network: bool | None, approval: str | None, prompt: str | None, prompt_file: str | None,
-    in_place: bool | None, size: str | None, auto_answer: bool, as_json: bool,
+    in_place: bool | None, size: str | None, auto_answer: bool, attempts: int, as_json: bool,
 ) -> None:
     """Create a session: branch wb/<name>, a worktree, and its agent in a PTY."""
     if prompt_file:
@@ -165,6 +167,15 @@ def new(
         from workbench.daemon.methods import parse_size
 
         params["cols"], params["rows"] = parse_size(size)
+    if attempts > 1:
+        res = _call("new_attempts", attempts=attempts, **{k: v for k, v in params.items() if v is not None})
+        for w in res["warnings"]:
+            _warn(w)
+        if as_json:
+            _json(res)
+        else:
+            click.echo("\n".join(s["id"] for s in res["sessions"]))
+        return
     s = _call("new", **{k: v for k, v in params.items() if v is not None})
     for w in s.pop("warnings", []):
         _warn(w)
@@ -190,12 +201,13 @@ def ls_cmd(as_json: bool) -> None:
         click.echo("no sessions; create one with `workbench new --repo PATH`")
         return
     color = sys.stdout.isatty()
-    rows = [("ID", "NAME", "STATE", "AGENT", "SANDBOX", "BRANCH", "DISK", "AGE", "REPO")]
+    rows = [("ID", "NAME", "STATE", "AGENT", "SANDBOX", "BRANCH", "CHANGES", "CHECK", "DISK", "AGE", "REPO")]
     for s in sessions:
+        changes = f"+{s.get('added', 0)} -{s.get('removed', 0)}" if "added" in s else "-"
         rows.append((
             s["id"], one_line(s["name"], 30), one_line(s["state"], 10), one_line(s["agent"], 20),
-            s["sandbox"], one_line(s["branch"], 40), human_bytes(s.get("disk_bytes")),
-            human_age(s["created_at"]), one_line(s["repo"], 60),
+            s["sandbox"], one_line(s["branch"], 40), changes, one_line(str(s.get("check", "none")), 8),
+            human_bytes(s.get("disk_bytes")), human_age(s["created_at"]), one_line(s["repo"], 60),
         ))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:

@@ -332,7 +332,8 @@ class Agent:
             self.host.set_status("error", msg)
 
     async def _work(self) -> None:
-        self.host.set_status("running")
+        if self.pending is None:  # a restored approval goes straight back to waiting
+            self.host.set_status("running")
         await self._run_calls(self.dangling_calls())
         turns = 0
         while True:

@@ -91,6 +91,13 @@ def _run(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProc
 def inspect_repo(path: Path) -> RepoInfo:
     """Validate that `path` is a usable repo and describe its main checkout."""
     path = Path(path).expanduser()
+    if not path.is_absolute():
+        # The daemon's working directory is wherever it happened to be started: a relative
+        # path from a socket client would name some other repository.
+        raise UsageError(
+            f"repo path must be absolute: {str(path)!r}",
+            hint="the CLI resolves --repo for you; other clients must send an absolute path",
+        )
     if not path.exists():
         raise UsageError(f"repo path does not exist: {path}")
     if not path.is_dir():

@@ -43,6 +43,7 @@ TRANSCRIPT_KINDS = frozenset({
     "approval", "error", "usage", "compaction", "retry", "interrupted", "send",
 })  # fmt: skip
 MAX_CAPTURE_BYTES = 8 * 1024 * 1024
+STARTING_WAIT_S = 30.0
 
 _EXTS: weakref.WeakKeyDictionary[Daemon, BuiltinAgents] = weakref.WeakKeyDictionary()
 
@@ -325,7 +326,17 @@ class BuiltinAgents:
         if isinstance(rt, AgentRuntime) and rt.alive:
             return rt.agent
         if s.state == SessionState.STARTING:
-            raise UsageError(f"session {s.name} is still starting; try again in a moment")
+            # Just created (or running its set-up command): the launcher is on its way.
+            deadline = time.monotonic() + STARTING_WAIT_S
+            while s.state == SessionState.STARTING and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+                rt = self.manager.runtimes.get(s.id)
+                if isinstance(rt, AgentRuntime) and rt.alive:
+                    return rt.agent
+            if s.state == SessionState.STARTING:
+                raise UsageError(f"session {s.name} is still starting; try again in a moment")
+            if s.state == SessionState.ERROR and s.id not in self.manager.runtimes:
+                raise WorkbenchError(f"session {s.name} failed to start: {s.reason}")
         await self.manager.launch(s, resume=True)
         rt = self.manager.runtimes.get(s.id)
         if not isinstance(rt, AgentRuntime):

@@ -11,6 +11,7 @@ import contextlib
 import logging
 from typing import Any
 
+from workbench.core.escapes import one_line
 from workbench.daemon.protocol import encode
 
 log = logging.getLogger(__name__)
@@ -48,8 +49,9 @@ class Client:
         if self.closed:
             return
         if len(self.outbox) >= MAX_OUTBOX:
-            log.warning("client %s is not reading; disconnecting it", self.name)
-            self.close()
+            log.warning("client %s is not reading; disconnecting it", one_line(self.name, 40))
+            self.outbox.clear()
+            self.close(abort=True)
             return
         self.outbox.append(encode(msg))
         self.wake.set()
@@ -87,10 +89,18 @@ class Client:
         except asyncio.CancelledError:
             raise
 
-    def close(self) -> None:
+    def close(self, abort: bool = False) -> None:
+        """Close the connection; replies still queued (e.g. to `shutdown`) go out first,
+        unless `abort` (a peer that does not read would hold the buffer forever)."""
         self.closed = True
         self.wake.set()
         with contextlib.suppress(Exception):
+            if abort:
+                self.writer.transport.abort()
+                return
+            if self.outbox:
+                self.writer.write(b"".join(self.outbox))
+                self.outbox.clear()
             self.writer.close()
 
 
