@@ -7,6 +7,9 @@ each (`true`) and a last turn with plain text. The session runs `--agent builtin
 - server: the fake server handling the request, first byte read to last byte written;
 - command: the sandboxed command, from the `tool_call` to the `tool_output` entry in the
   session's transcript (spawning bubblewrap, running `true`, collecting output);
+The clock runs from the first request reaching the server to the transcript entry of
+the final answer (the daemon's own timestamp).
+
 - workbench's own: everything else (building the request, parsing the stream, the
   transcript and store writes, pushing events).
 
@@ -38,7 +41,7 @@ from benchlib import (
     sandbox_ok,
 )
 
-DONE_STATES = {"review", "waiting", "stopped", "error", "idle"}
+FINAL = "All done, bench."
 
 
 def builtin_available() -> str:
@@ -64,7 +67,7 @@ class TimedFake:
             Turn(tool_calls=[ScriptedToolCall("shell", json.dumps({"command": ["true"]}))])
             for _ in range(turns - 1)
         ]
-        script.append(Turn(text="All done."))
+        script.append(Turn(text=FINAL))
         self.fake = FakeOpenAI([Script(match="", turns=script)])
         self.spans: list[tuple[float, float]] = []
         self._lock = threading.Lock()
@@ -94,17 +97,18 @@ def run_task(d: Daemon, repo: Path, fake: TimedFake, turns: int, sandbox: str) -
         s = c.call("new", repo=str(repo), agent="builtin", approval="full-auto",
                    sandbox=sandbox, prompt="run true many times", name=f"agent-{sandbox}")
         sid = s["id"]
-        deadline = time.monotonic() + 600
-        state = s.get("state")
-        while time.monotonic() < deadline:
-            if len(fake.spans) >= turns and state in DONE_STATES:
-                break
+        deadline = time.monotonic() + (60 + turns * 2)
+        end: float | None = None
+        while end is None:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the agent did not finish ({len(fake.spans)} requests)")
             ev = c.next_event(timeout=1)
-            if ev and ev.get("event") == "session" and ev["data"].get("id") == sid:
-                state = ev["data"].get("state")
-        else:
-            raise RuntimeError(f"the agent did not finish ({len(fake.spans)} requests, {state})")
-        end = time.time()
+            if not ev or ev.get("event") != "log":
+                continue
+            data = ev["data"]
+            if data.get("session") == sid and data.get("kind") == "assistant" \
+                    and FINAL in str(data["data"].get("text")):
+                end = float(data["ts"])
         log = c.call("log", id=sid)
     spans = sorted(fake.spans)
     calls = {e["data"].get("call_id"): e["ts"] for e in log if e["kind"] == "tool_call"}

@@ -61,9 +61,12 @@ class Watcher:
             text=True,
         )
         self.frames = 0
+        self.started = time.monotonic()
+        self.seconds = 0.0
 
     def close(self) -> None:
         assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.seconds = time.monotonic() - self.started
         self.proc.stdin.close()
         with contextlib.suppress(ValueError):
             self.frames = int(self.proc.stdout.read().strip() or 0)
@@ -76,7 +79,12 @@ def watch(ids: list[str]) -> None:
 
     frames = 0
     done = threading.Event()
-    threading.Thread(target=lambda: (sys.stdin.read(), done.set()), daemon=True).start()
+
+    def until_eof() -> None:
+        sys.stdin.read()
+        done.set()
+
+    threading.Thread(target=until_eof, daemon=True).start()
     with Client("bench-watcher", autostart=False) as c:
         c.call("subscribe", ids=ids, frames=True)
         while not done.is_set():
@@ -187,16 +195,20 @@ def measure(d: Daemon, repo: Path, stream_cmd: str | None, sandbox: str, keys: i
         t0 = time.monotonic()
         latencies = typist.type(keys, random.Random(7))
         elapsed = time.monotonic() - t0
+        watcher.close()
         return {
             "latencies": latencies,
             "lag": list(lag.samples),
             "frames": watcher.frames,
+            "watch_seconds": watcher.seconds,
             "seconds": elapsed,
         }
     finally:
-        for obj in (typist, watcher, lag):
+        for obj in (typist, lag):
             if obj is not None:
                 obj.close()
+        if watcher is not None and watcher.proc.poll() is None:
+            watcher.close()
         for sid in [*ids, *([target] if "target" in locals() else [])]:
             with contextlib.suppress(Exception):
                 d.call("rm", id=sid)
@@ -238,7 +250,7 @@ def main() -> None:
                 percentile(idle["lag"], 99), "idle sessions"))
     res.add(Row("daemon event-loop lag max under load", max(load["lag"], default=float("nan")),
                 "ms", max(idle["lag"], default=float("nan")), "idle sessions"))
-    fps = load["frames"] / load["seconds"] / STREAMS if load["seconds"] else 0.0
+    fps = load["frames"] / load["watch_seconds"] / STREAMS if load["watch_seconds"] else 0.0
     res.add(Row("frames/s per streaming session received by the watcher", fps, "frames/s"))
     res.notes.append(
         f"{keys} keystrokes per phase, {LINE} per line, 10-40 ms apart; sandbox={sandbox}; "

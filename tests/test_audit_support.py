@@ -96,8 +96,7 @@ def builtin_config(base_url: str, *, timeout_s: float = 30, max_retries: int = 2
         'wire_api = "chat"\n'
         f"timeout_s = {timeout_s}\n"
         f"max_retries = {max_retries}\n" + extra
-    )
-    os.environ["WB_FAKE_KEY"] = "sk-fake"
+    )  # (no key is needed: the fake server accepts any; the daemon reads config per session)
 
 
 def log_kinds(sid: str) -> list[str]:

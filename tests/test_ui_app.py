@@ -172,6 +172,7 @@ async def test_paste_is_bracketed_when_the_program_asks() -> None:
     app = HarnessApp()
     async with app.run_test(size=SIZE) as pilot:
         await started(app, pilot)
+        app.main.show_session("b2")  # a running one: c3's process has exited
         await pilot.press("enter")
         await pilot.pause(0.05)
         term = app.focused
@@ -186,6 +187,7 @@ async def test_attach_resizes_the_pty_to_the_pane() -> None:
     app = HarnessApp()
     async with app.run_test(size=SIZE) as pilot:
         await started(app, pilot)
+        app.main.show_session("b2")
         await pilot.press("enter")
         await pilot.pause(0.2)
         term = app.focused
@@ -257,9 +259,10 @@ async def test_views_and_sidebar() -> None:
             assert pane.view == view and app.layout.views[sid] == view
             assert pane.has_class(f"-view-{view}")
         await pilot.press("3")
-        await pilot.pause(0.2)
-        # diff is not in this daemon yet: the git fallback reports the missing worktree
-        assert "worktree is missing" in str(pane.diff._body.render())
+        await pilot.pause(0.3)
+        # the diff comes from the daemon's `diff` method, on a connection of its own
+        assert pane.diff.loads >= 1 and len(pane.diff.doc.files) == 10
+        assert "diff" in app.link.apart  # type: ignore[attr-defined]
         await pilot.press("2")
         await pilot.pause(0.2)
         assert pane.transcript.entries == 1  # from `events`: the state change

@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from tests.test_ui_review_fakes import REVIEW_METHODS, FakeReview
 from workbench.ui.app import WorkbenchApp
 from workbench.ui.daemon_link import NotAvailable
 from workbench.ui.messages import DaemonUp, FrameEvent
@@ -68,7 +69,10 @@ class FakeLink:
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.frame_ids: set[str] = set()
         self.keys: list[tuple[str, bytes]] = []
-        self.unavailable = {"approve", "deny", "send", "diff", "log", "interrupt"}
+        self.unavailable = {"approve", "deny", "send", "log", "interrupt"}
+        self.review = FakeReview()
+        self.compare: dict[str, Any] = {"group": "g1", "sessions": []}
+        self.apart: list[str] = []  # methods called on a connection of their own
 
     async def connect(self, autostart: bool = True) -> None:
         self.post(DaemonUp({"pid": 4242, "protocol": 1}))
@@ -91,8 +95,13 @@ class FakeLink:
             return [{"seq": 1, "ts": time.time(), "kind": "state", "data": {"from": "starting", "to": "running"}}]
         if method == "recent_repos":
             return ["/work/api", "/work/web"]
-        if method == "diff":
-            return {"base": "main", "files": []}
+        if method in REVIEW_METHODS:
+            return self.review.handle(method, params)
+        if method == "compare":
+            return self.compare
+        if method == "pick":
+            removed = [{"id": e["id"], "name": e["name"]} for e in self.compare["sessions"] if e["id"] != params["id"]]
+            return {"winner": params["id"], "group": self.compare["group"], "removed": removed}
         if method == "scrollback":
             total = 50
             start = min(total, int(params.get("start", 0)))
@@ -100,6 +109,10 @@ class FakeLink:
             return {"total": total, "start": start,
                     "rows": [[[f"old line {i}", -1, -1, 0]] for i in range(start, start + count)]}
         return {}
+
+    async def call_apart(self, method: str, **params: Any) -> Any:
+        self.apart.append(method)
+        return await self.call(method, **params)
 
     def send_keys(self, session_id: str, data: bytes, on_error: Any) -> None:
         self.keys.append((session_id, data))
@@ -128,8 +141,8 @@ class HarnessApp(WorkbenchApp):
         if theme:
             self.layout.theme = theme
 
-    def notify(self, message: str, *, title: str = "", severity: Any = "information",
-               timeout: float | None = None, markup: bool = True) -> None:
+    def show_notification(self, message: str, *, title: str = "", severity: Any = "information",
+                          timeout: float | None = None) -> None:
         self.notes.append((str(severity), message))
 
     def _tick(self) -> None:  # elapsed times stay put in snapshots

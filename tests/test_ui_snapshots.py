@@ -69,3 +69,36 @@ def test_theme(snap_compare: Any, theme: str) -> None:
         await settle(pilot)
 
     assert snap_compare(HarnessApp(theme=theme), terminal_size=(90, 24), run_before=run_before)
+
+
+async def diff_ready(pilot: Pilot[Any], keys: tuple[str, ...]) -> None:
+    """docs-pass's diff, focused, the cursor moved by `keys`."""
+    await settle(pilot)
+    await pilot.press("down", "down", "3")
+    app = pilot.app
+    assert isinstance(app, HarnessApp)
+    panel = app.main.panes["b2"].diff
+    for _ in range(100):
+        if panel.loads:
+            break
+        await pilot.pause(0.05)
+    await pilot.press("enter", *keys)
+    for _ in range(100):
+        if panel.loads >= 1 and panel.view.split == ("v" in keys):
+            break
+        await pilot.pause(0.05)
+    await settle(pilot)
+
+
+def test_diff_unified(snap_compare: Any) -> None:
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await diff_ready(pilot, ("right_square_bracket",) * 3 + ("n", "j", "j", "j"))
+
+    assert snap_compare(HarnessApp(), terminal_size=(120, 34), run_before=run_before)
+
+
+def test_diff_split(snap_compare: Any) -> None:
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await diff_ready(pilot, ("b",) + ("right_square_bracket",) * 3 + ("v",))
+
+    assert snap_compare(HarnessApp(), terminal_size=(140, 34), run_before=run_before)

@@ -301,8 +301,11 @@ class Agent:
                 raise WorkbenchError(f"compaction failed: {res}")
             result.update(res)
 
-        self._task = asyncio.get_running_loop().create_task(standalone())
-        await self._task
+        task = self._task = asyncio.get_running_loop().create_task(standalone())
+        await asyncio.wait([task])  # an interrupt cancels the task, not our caller
+        if task.cancelled():
+            raise WorkbenchError("compaction was interrupted")
+        task.result()
         return result
 
     async def _cancel(self) -> None:

@@ -5,6 +5,7 @@ Every write commits at once: after `kill -9` of the daemon the next one sees all
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.core.models import Session
+from workbench.errors import WorkbenchError
 
 SCHEMA_VERSION = 1
 
@@ -52,6 +54,24 @@ CREATE TABLE IF NOT EXISTS repos (
 """
 
 
+class StoreError(WorkbenchError):
+    """The store could not be written (disk full, read-only, damaged): nothing of the change was saved."""
+
+
+def store_error(e: sqlite3.Error, path: Path) -> StoreError:
+    text = str(e)
+    if "full" in text or getattr(e, "sqlite_errorcode", None) == 13:  # SQLITE_FULL
+        return StoreError(
+            f"the disk holding the workbench store ({path.parent}) is full; the change was not saved",
+            hint="free some space there and try again",
+        )
+    if "readonly" in text or "read-only" in text:
+        return StoreError(f"the workbench store {path} is read-only; the change was not saved",
+                          hint="check the permissions and free space of its directory")
+    return StoreError(f"the workbench store {path} failed: {text}",
+                      hint="see `workbench doctor`; docs/runbook.md explains how to recover")
+
+
 class Store:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -72,14 +92,20 @@ class Store:
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as e:
+                raise store_error(e, self.path) from None
             try:
                 yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            else:
                 self._db.execute("COMMIT")
+            except BaseException as e:
+                # After a failed COMMIT (disk full) SQLite may have rolled back already.
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+                if isinstance(e, sqlite3.Error):
+                    raise store_error(e, self.path) from None
+                raise
 
     def close(self) -> None:
         with self._lock:

@@ -110,17 +110,21 @@ def inspect_repo(path: Path) -> RepoInfo:
         ) from None
     except git.NoSuchPathError:
         raise UsageError(f"repo path does not exist: {path}") from None
-    if repo.bare or repo.working_tree_dir is None:
-        raise UsageError(f"{path} is a bare repository; sessions need a checkout")
-    root = Path(repo.working_tree_dir).resolve()
     try:
-        head = repo.head.commit.hexsha
-    except ValueError:
-        raise UsageError(
-            f"the repository at {root} has no commits yet",
-            hint="make a first commit, e.g. `git commit --allow-empty -m init`",
-        ) from None
-    branch = None if repo.head.is_detached else repo.active_branch.name
+        if repo.bare or repo.working_tree_dir is None:
+            raise UsageError(f"{path} is a bare repository; sessions need a checkout")
+        root = Path(repo.working_tree_dir).resolve()
+        try:
+            head = repo.head.commit.hexsha
+        except ValueError:
+            raise UsageError(
+                f"the repository at {root} has no commits yet",
+                hint="make a first commit, e.g. `git commit --allow-empty -m init`",
+            ) from None
+        branch = None if repo.head.is_detached else repo.active_branch.name
+    finally:
+        # GitPython keeps `git cat-file --batch-check` running until the Repo is closed.
+        repo.close()
     status = _run(root, "status", "--porcelain", "-z", "--untracked-files=no").stdout
     dirty = [e[3:] for e in status.split("\0") if len(e) > 3]
     return RepoInfo(root=root, head_commit=head, head_branch=branch, dirty=dirty)
@@ -156,7 +160,16 @@ def create(root: Path, dest: Path, branch: str, base_commit: str, base_ref: str)
     if dest.exists():
         raise GitError(f"worktree path already exists: {dest}")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    _run(root, "worktree", "add", "--quiet", "-b", branch, "--", str(dest), base_commit)
+    try:
+        _run(root, "worktree", "add", "--quiet", "-b", branch, "--", str(dest), base_commit)
+    except GitError:
+        # A failed add (disk full, ...) can leave the new branch and a partial checkout; the
+        # branch did not exist before, so it is ours to delete and the name stays usable.
+        shutil.rmtree(dest, ignore_errors=True)
+        _run(root, "worktree", "prune", check=False)
+        if branch_exists(root, branch):
+            _run(root, "branch", "-D", "--", branch, check=False)
+        raise
     return Worktree(path=dest, branch=branch, base_commit=base_commit, base_ref=base_ref)
 
 

@@ -9,8 +9,10 @@ Commands the model runs go through the session's sandbox (`SandboxRunner`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import re
 import subprocess
 import time
 import weakref
@@ -18,9 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.agent.conversation import AssistantMessage, Item, SystemMessage, item_from_dict
-from workbench.agent.loop import Agent, Decision, Grants, LoopOptions, Status
 from workbench.agent.prompts import PromptContext
-from workbench.agent.providers import Provider, ProviderConfig, make_provider_config
 from workbench.agent.tools import CommandResult, _Capture, _exited, _kill_group
 from workbench.config import Config
 from workbench.core.models import Session, SessionState
@@ -31,7 +31,10 @@ from workbench.daemon.sessions import LIVE_STATES, CreateRequest, SessionManager
 from workbench.errors import UsageError, WorkbenchError
 
 if TYPE_CHECKING:
+    # The loop pulls in the openai SDK (~0.3 s): imported on the first built-in launch.
     from workbench.agent.fake_server import FakeOpenAI
+    from workbench.agent.loop import Agent, Decision, Status
+    from workbench.agent.providers import ProviderConfig
     from workbench.daemon.server import Daemon
 
 log = logging.getLogger(__name__)
@@ -245,11 +248,16 @@ class BuiltinAgents:
     # -- launching -----------------------------------------------------------------------
 
     def provider_config(self, s: Session, cfg: Config) -> ProviderConfig:
+        from workbench.agent.providers import make_provider_config
+
         if s.extra.get("demo"):
             return self.demo.provider_config(s.id)
         return make_provider_config(cfg.provider(s.provider or None), os.environ)
 
     async def launch(self, s: Session, cfg: Config, resume: bool) -> None:
+        from workbench.agent.loop import Agent, Grants, LoopOptions
+        from workbench.agent.providers import Provider
+
         old = self.manager.runtimes.get(s.id)
         if isinstance(old, AgentRuntime) and old.alive:
             await old.stop()
@@ -263,6 +271,10 @@ class BuiltinAgents:
             items = [item_from_dict(d) for d in raw]
         except WorkbenchError as e:
             raise WorkbenchError(f"the stored conversation of session {s.name} is damaged: {e}") from None
+        if items:
+            stale = await asyncio.to_thread(remove_stale_patch_temps, Path(s.worktree))
+            if stale:
+                log.info("session %s: removed %d temporaries of a cut-off apply_patch", s.id, len(stale))
         provider = Provider(pcfg)
         s.model = pcfg.model
         s.pid = None
@@ -369,6 +381,27 @@ class BuiltinAgents:
 
     def shutdown(self) -> None:
         self.demo.stop_all()
+
+
+_PATCH_TEMP = re.compile(r"(?:^|/)\.[^/]+\.wb-patch-(\d+)\.tmp$")
+
+
+def remove_stale_patch_temps(worktree: Path) -> list[str]:
+    """Delete the temporaries of an apply_patch cut off by a killed daemon (their pid is
+    gone): they would show in the diff and be merged."""
+    res = subprocess.run(
+        ["git", "ls-files", "--others", "--exclude-standard", "-z"], cwd=worktree,
+        env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"}, capture_output=True, timeout=60, check=False,
+    )
+    removed: list[str] = []
+    for rel in res.stdout.decode("utf-8", "surrogateescape").split("\0"):
+        m = _PATCH_TEMP.search(rel)
+        if m is None or int(m.group(1)) == os.getpid() or Path(f"/proc/{m.group(1)}").exists():
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            (worktree / rel).unlink()
+            removed.append(rel)
+    return removed
 
 
 def _finished(items: list[Item]) -> bool:

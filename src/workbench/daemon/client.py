@@ -69,11 +69,24 @@ def start_daemon(wait: float = START_TIMEOUT) -> None:
         code = proc.poll()
         if code is not None and code != 3:  # 3: another daemon won the race; keep waiting
             raise DaemonError(
-                f"the daemon failed to start (exit {code}); see {paths.log_file()} "
+                f"the daemon failed to start (exit {code}): {_last_error_line()}; see {paths.log_file()} "
                 f"and {paths.state_dir() / 'daemon.out'}"
             )
         time.sleep(0.02)
     raise DaemonError(f"the daemon did not come up within {wait:.0f} s; see {paths.log_file()}")
+
+
+def _last_error_line() -> str:
+    """The most telling line the failed daemon left, so the user need not open the log."""
+    for f in (paths.state_dir() / "daemon.out", paths.log_file()):
+        try:
+            lines = [ln.strip() for ln in f.read_text(errors="replace").splitlines() if ln.strip()]
+        except OSError:
+            continue
+        for ln in reversed(lines[-50:]):
+            if "Error" in ln or "error:" in ln:
+                return ln[-300:]
+    return "no error message recorded"
 
 
 class Client:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
+import time
 import traceback
 from pathlib import Path
 from typing import Any
@@ -28,9 +28,14 @@ from workbench.ui.screens.main import MainScreen
 from workbench.ui.screens.new_session import NewSessionForm, NewSessionScreen
 from workbench.ui.term_model import TermState
 from workbench.ui.themes import APP_VARIABLES, DEFAULT_THEME, load_themes
-from workbench.ui.widgets.diff_summary import parse_git_stat
 
 log = logging.getLogger(__name__)
+
+# Methods that can take long (a check run, a merge, diffs of every attempt): each gets a
+# connection of its own so keystrokes never wait behind them.
+SLOW_METHODS = frozenset({"check", "merge", "discard", "compare", "pick", "diff", "send_check", "review"})
+NOTE_REPEAT_S = 5.0  # the same notice again within this many seconds is dropped
+NOTE_BURST = (5, 3.0)  # at most 5 notices in 3 seconds
 
 
 class WorkbenchApp(App[None], inherit_bindings=False):
@@ -72,6 +77,8 @@ class WorkbenchApp(App[None], inherit_bindings=False):
         self.terms: dict[str, TermState] = {}
         self.diff_cache: dict[str, tuple[int, int]] = {}
         self.link = DaemonLink(self.post_message)
+        self._recent_notes: dict[tuple[str, str, str], float] = {}
+        self._note_times: list[float] = []
         self.daemon_label = "connecting…"
         self.wb_themes: list[str] = []
         self.main = MainScreen()
@@ -134,32 +141,20 @@ class WorkbenchApp(App[None], inherit_bindings=False):
                 pass
         return list(await self.link.call("events", id=session_id, after=after))
 
-    async def fetch_diff(self, session: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    async def fetch_diff(self, session: dict[str, Any], **params: Any) -> dict[str, Any]:
+        """The daemon's `diff` (the UI never runs git itself), on a connection of its own."""
         sid = str(session["id"])
-        try:
-            result = await self.link.call("diff", id=sid, stat=True)
-            note = ""
-        except NotAvailable:
-            result = await self._git_stat(session)
-            note = "summary from git diff --stat; hunk review arrives with the daemon's diff method"
-        totals = model.stat_totals(result)
-        if totals is not None:
-            self.diff_cache[sid] = totals
-        return result, note
-
-    async def _git_stat(self, session: dict[str, Any]) -> dict[str, Any]:
-        """Interim, read-only: until the daemon's `diff` lands, ask git for numbers only."""
-        worktree, base = str(session.get("worktree", "")), str(session.get("base_commit", ""))
-        if not Path(worktree).is_dir() or not base:
-            raise WorkbenchError("the worktree is missing")
-        proc = await asyncio.create_subprocess_exec(
-            "git", "-C", worktree, "diff", "--numstat", base, "--",
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
-            stdin=asyncio.subprocess.DEVNULL)
-        out, _ = await asyncio.wait_for(proc.communicate(), 10)
-        result = parse_git_stat(out.decode("utf-8", "replace"))
-        result["base"] = str(session.get("base_ref") or base[:12])
+        result = dict(await self.link.call_apart("diff", id=sid, **params))
+        if not params.get("paths"):
+            totals = model.stat_totals(result.get("stat"))
+            if totals is not None:
+                self.diff_cache[sid] = totals
         return result
+
+    async def call(self, method: str, **params: Any) -> Any:
+        if method in SLOW_METHODS:
+            return await self.link.call_apart(method, **params)
+        return await self.link.call(method, **params)
 
     async def fetch_scrollback(self, session_id: str, start: int, count: int) -> dict[str, Any]:
         return dict(await self.link.call("scrollback", id=session_id, start=start, count=count))
@@ -263,6 +258,29 @@ class WorkbenchApp(App[None], inherit_bindings=False):
 
     def report_error(self, e: BaseException) -> None:
         self.notify(one_line(str(e), 300), severity="error", timeout=6)
+
+    def notify(self, message: str, *, title: str = "", severity: Any = "information",
+               timeout: float | None = None, markup: bool = False) -> None:
+        """A toast, unless the same one was just shown or too many came at once: a failure
+        that repeats (a key per keystroke, an event per second) must not stack toasts."""
+        now = time.monotonic()
+        key = (str(severity), title, message)
+        last = self._recent_notes.get(key)
+        self._recent_notes[key] = now
+        if len(self._recent_notes) > 200:
+            self._recent_notes = {k: t for k, t in self._recent_notes.items() if now - t < NOTE_REPEAT_S}
+        if last is not None and now - last < NOTE_REPEAT_S:
+            return
+        self._note_times = [t for t in self._note_times if now - t < NOTE_BURST[1]]
+        if len(self._note_times) >= NOTE_BURST[0]:
+            return
+        self._note_times.append(now)
+        # Never markup: notices carry session names, paths and daemon messages.
+        self.show_notification(message, title=title, severity=severity, timeout=timeout)
+
+    def show_notification(self, message: str, *, title: str = "", severity: Any = "information",
+                          timeout: float | None = None) -> None:
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
 
     @work(group="frames", exit_on_error=False)
     async def watch_frames(self, ids: set[str]) -> None:

@@ -131,6 +131,23 @@ class DaemonLink:
                 raise NotAvailable(method) from None
             raise
 
+    async def call_apart(self, method: str, **params: Any) -> Any:
+        """A call on a connection of its own. The daemon answers one request per connection
+        at a time, so a slow method (a check run, a merge, a large diff) must not hold up
+        keystrokes and the other calls on the main connection."""
+        if not self.up:
+            raise DaemonError("not connected to the daemon", hint="it reconnects by itself; F5 starts it")
+        client = AsyncClient("ui-slow")
+        try:
+            await client.connect(autostart=False)
+            return await client.call(method, **params)
+        except UsageError as e:
+            if str(e).startswith("unknown method"):
+                raise NotAvailable(method) from None
+            raise
+        finally:
+            await client.close()
+
     def send_keys(self, session_id: str, data: bytes, on_error: Callable[[Exception], None]) -> None:
         """Fire-and-forget keystrokes; requests are written in call order, so keys stay in order."""
         text = data.decode("utf-8", "surrogateescape")

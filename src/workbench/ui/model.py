@@ -123,6 +123,38 @@ def is_builtin(s: Session) -> bool:
     return str(s.get("agent", "")).split(" ")[0] in {"builtin", "workbench", "agent"}
 
 
+def unsandboxed(s: Session) -> bool:
+    """Sessions running without the sandbox are shown in red wherever they appear."""
+    return str(s.get("sandbox", "")) == "off"
+
+
+def accepts_keys(s: Session) -> bool:
+    """Whether the session has a live process for keystrokes to go to."""
+    if isinstance(s.get("alive"), bool):
+        return bool(s["alive"]) and state_of(s) != "stopped"
+    return state_of(s) not in ("stopped", "error", "starting")
+
+
+def keys_refused(s: Session, detach: str) -> str:
+    """The pane's notice when keys cannot be sent to the session."""
+    state = state_of(s)
+    if state == "starting":
+        return "starting — keys are sent once it runs"
+    return f"{STATE_ICONS[state]} {state}: keys are not sent — {detach} detaches, then r restarts it"
+
+
+def check_label(s: Session) -> tuple[str, str] | None:
+    """(label, style) of the session's last check for the list, or None."""
+    if s.get("check_running"):
+        return "checking", "$wb-running"
+    st = str(s.get("check") or "none")
+    if st == "passed":
+        return "✔ check", "$success"
+    if st == "failed":
+        return "✖ check", "bold $error"
+    return None
+
+
 def state_counts(sessions: list[Session]) -> dict[str, int]:
     counts = {st: 0 for st in STATES}
     for s in sessions:

@@ -16,7 +16,8 @@ from workbench.ui.keymap import DEFAULT_KEYS, DESCRIPTIONS
 def key_label(keys: str) -> str:
     names = {"question_mark": "?", "right_square_bracket": "]", "left_square_bracket": "[",
              "plus": "+", "minus": "-", "equals_sign": "=", "ctrl+right_square_bracket": "ctrl+]",
-             "ctrl+@": "ctrl+@"}
+             "ctrl+@": "ctrl+@", "shift+down": "shift+↓", "shift+up": "shift+↑", "down": "↓", "up": "↑",
+             "left": "←", "right": "→"}
     return ", ".join(names.get(k.strip(), k.strip()) for k in keys.split(","))
 
 
@@ -25,7 +26,9 @@ def help_content(effective: dict[str, str]) -> Content:
                                                  "\"main.grid\" = \"G\"", "dim")), Content("")]
     width = max(len(k) for k in effective)
     groups = {"app": "Anywhere", "main": "Main screen", "approval": "Approval card",
-              "terminal": "Terminal (attached)", "new": "New session dialog", "dialog": "Dialogs",
+              "list": "Session list", "diff": "Diff (focused)", "merge": "Merge dialog",
+              "compare": "Compare attempts", "terminal": "Terminal (attached)",
+              "new": "New session dialog", "dialog": "Dialogs",
               "confirm": "Confirmation",
               "help": "This screen"}
     for prefix, title in groups.items():

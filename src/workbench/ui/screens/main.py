@@ -16,6 +16,7 @@ from workbench.ui import model
 from workbench.ui.daemon_link import NotAvailable
 from workbench.ui.layout_state import MAX_PANES
 from workbench.ui.screens.dialogs import ConfirmScreen, LineInputScreen
+from workbench.ui.screens.review_actions import ReviewActions
 from workbench.ui.widgets.approval_card import ApprovalCard
 from workbench.ui.widgets.grid import PaneGrid
 from workbench.ui.widgets.session_list import SessionList
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from workbench.ui.app import WorkbenchApp
 
 
-class MainScreen(Screen[None]):
+class MainScreen(ReviewActions, Screen[None]):
     AUTO_FOCUS = "#sessions"
     DEFAULT_CSS = """
     MainScreen #body { height: 1fr; }
@@ -60,6 +61,13 @@ class MainScreen(Screen[None]):
         Binding("s", "stop", "Stop", id="main.stop"),
         Binding("r", "restart", "Restart", id="main.restart"),
         Binding("d", "remove", "Remove", id="main.remove"),
+        Binding("u", "undo", "Undo review", id="main.undo"),
+        Binding("S", "send_review", "Send review", id="main.send_review"),
+        Binding("M", "merge", "Merge", id="main.merge"),
+        Binding("D", "discard", "Discard", id="main.discard"),
+        Binding("C", "check", "Check", id="main.check"),
+        Binding("E", "send_check", "Send check", id="main.send_check"),
+        Binding("P", "compare", "Attempts", id="main.compare"),
     ]
 
     def __init__(self) -> None:
@@ -224,7 +232,28 @@ class MainScreen(Screen[None]):
 
     @on(TerminalView.Input)
     def _terminal_input(self, event: TerminalView.Input) -> None:
-        self.wb.link.send_keys(event.session_id, event.data, self.wb.report_error)
+        sid = event.session_id
+        s = self.wb.sessions.get(sid)
+        pane = self.panes.get(sid)
+        if s is not None and not model.accepts_keys(s):
+            # One notice in the pane, not an error per keystroke.
+            if pane is not None:
+                pane.show_notice(model.keys_refused(s, self._detach_label()))
+            return
+
+        def failed(e: Exception) -> None:
+            p = self.panes.get(sid)
+            if p is not None:
+                p.show_notice(f"keys not sent: {e}")
+            else:
+                self.wb.report_error(e)
+
+        self.wb.link.send_keys(sid, event.data, failed)
+
+    def _detach_label(self) -> str:
+        from workbench.ui.screens.help import key_label
+
+        return key_label(self.wb.detach_key)
 
     @on(TerminalView.Detached)
     def _detached(self, event: TerminalView.Detached) -> None:
@@ -288,11 +317,18 @@ class MainScreen(Screen[None]):
         pane = self.panes.get(s["id"])
         if pane is None:
             return
-        if pane.view in ("transcript", "diff") and not model.is_builtin(s):
+        if pane.view == "diff":
+            pane.focus_default()
+            return
+        if pane.view == "transcript" and not model.is_builtin(s):
             pane.view = "terminal"
             self.wb.layout.views[s["id"]] = "terminal"
         if model.is_builtin(s):
             pane.focus_default()
+        elif not model.accepts_keys(s):
+            state = model.state_of(s)
+            pane.show_notice("starting — attach again in a moment" if state == "starting"
+                             else f"{model.STATE_ICONS[state]} {state} — r restarts it")
         else:
             self.call_after_refresh(pane.terminal.focus)
 

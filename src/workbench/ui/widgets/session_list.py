@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from textual.binding import Binding
 from textual.content import Content
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
@@ -18,14 +19,20 @@ def entry(s: Session, now: float, diff_cache: dict[str, tuple[int, int]], width:
     state = model.state_of(s)
     mark = ("⚑ ", "bold $wb-attention") if model.needs_you(s) else ("  ", "")
     name = model.name_of(s)
+    name_style = "bold $error" if model.unsandboxed(s) else "bold"
     age = model.session_elapsed(s, now)
     pad = max(1, width - 4 - len(name) - len(age))
     line1 = Content.assemble(mark, (model.STATE_ICONS[state], f"$wb-{state}"), " ",
-                             (name, "bold"), " " * pad, (age, "dim"))
+                             (name, name_style), " " * pad, (age, "dim"))
     parts: list[tuple[str, str] | str] = ["    ", (model.agent_of(s), "$text-muted")]
     counts = model.diff_counts(s, diff_cache)
     if counts is not None:
         parts += [" ", (f"+{counts[0]}", "$wb-diff-added"), " ", (f"-{counts[1]}", "$wb-diff-removed")]
+    check = model.check_label(s)
+    if check is not None:
+        parts += [" ", check]
+    if model.unsandboxed(s):
+        parts += [" ", ("no sandbox", "bold $error")]
     usage = model.usage_label(s)
     if usage:
         parts += [" ", (usage, "dim")]
@@ -37,6 +44,11 @@ def entry(s: Session, now: float, diff_cache: dict[str, tuple[int, int]], width:
 
 
 class SessionList(OptionList):
+    BINDINGS = [
+        Binding("j", "cursor_down", "Down", show=False, id="list.down"),
+        Binding("k", "cursor_up", "Up", show=False, id="list.up"),
+    ]
+
     DEFAULT_CSS = """
     SessionList, SessionList:focus { width: 30%; min-width: 24; max-width: 40; height: 1fr;
                                      border: none; padding: 0; background: $surface; }

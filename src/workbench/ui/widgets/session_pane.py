@@ -16,7 +16,7 @@ from workbench.ui import model
 from workbench.ui.model import Session
 from workbench.ui.term_model import TermState
 from workbench.ui.widgets.approval_card import ApprovalCard
-from workbench.ui.widgets.diff_summary import DiffSummary
+from workbench.ui.widgets.diff_panel import DiffPanel
 from workbench.ui.widgets.terminal import TerminalView
 from workbench.ui.widgets.transcript import Transcript
 
@@ -29,16 +29,21 @@ class PaneHost(Protocol):
 
     def term_state(self, session_id: str) -> TermState: ...
     async def fetch_log(self, session_id: str, after: int) -> list[dict[str, Any]]: ...
-    async def fetch_diff(self, session: Session) -> tuple[dict[str, Any], str]: ...
+    async def fetch_diff(self, session: Session, **params: Any) -> dict[str, Any]: ...
     async def fetch_scrollback(self, session_id: str, start: int, count: int) -> dict[str, Any]: ...
+    async def call(self, method: str, **params: Any) -> Any: ...
+    def report_error(self, e: BaseException) -> None: ...
 
 
 def header_content(s: Session, title: str = "") -> Content:
     state = model.state_of(s)
+    unsandboxed = model.unsandboxed(s)
     parts: list[tuple[str, str] | str] = [
-        (f" {model.STATE_ICONS[state]} ", f"$wb-{state}"), (model.name_of(s), "bold"), " ",
-        (state, f"$wb-{state}"),
+        (f" {model.STATE_ICONS[state]} ", f"$wb-{state}"),
+        (model.name_of(s), "bold $error" if unsandboxed else "bold"), " ", (state, f"$wb-{state}"),
     ]
+    if unsandboxed:
+        parts += [("  ⚠ sandbox off", "bold $error")]
     reason = one_line(str(s.get("reason") or ""), 80)
     if reason:
         parts += [("  " + reason, "$text-muted")]
@@ -67,11 +72,14 @@ class SessionPane(Vertical):
     SessionPane.-current { border: round $primary; }
     SessionPane:focus-within { border: heavy $primary; }
     SessionPane > .pane-header { height: 1; background: $panel; }
+    SessionPane > .pane-notice { height: auto; background: $warning 25%; color: $foreground; padding: 0 1;
+                                 display: none; }
+    SessionPane.-notice > .pane-notice { display: block; }
     SessionPane #body { height: 1fr; }
     SessionPane #side { width: 1fr; }
     SessionPane.-view-terminal #side { display: none; }
     SessionPane.-view-transcript TerminalView, SessionPane.-view-diff TerminalView { display: none; }
-    SessionPane.-view-transcript DiffSummary { display: none; }
+    SessionPane.-view-transcript DiffPanel { display: none; }
     SessionPane.-view-diff Transcript { display: none; }
     SessionPane.-view-split TerminalView { width: 3fr; }
     SessionPane.-view-split #side { width: 2fr; border-left: vkey $panel-lighten-2; }
@@ -91,7 +99,8 @@ class SessionPane(Vertical):
                                      fetch_scrollback=host.fetch_scrollback,
                                      placeholder=placeholder_for(session))
         self.transcript = Transcript()
-        self.diff = DiffSummary()
+        self.notice = Static("", classes="pane-notice")
+        self.diff = DiffPanel(session, host)
         self.set_reactive(SessionPane.view, view)
         self.add_class(f"-view-{view}")
         self._log_loaded = False
@@ -99,6 +108,7 @@ class SessionPane(Vertical):
 
     def compose(self) -> Any:
         yield self.header
+        yield self.notice
         yield self.card
         with Horizontal(id="body"):
             yield self.terminal
@@ -123,6 +133,9 @@ class SessionPane(Vertical):
         self.header.update(header_content(s, self.host.term_state(self.session_id).title))
         self.terminal.placeholder = placeholder_for(s)
         self.card.show_pending(s.get("approval_pending") if isinstance(s.get("approval_pending"), dict) else None)
+        self.diff.update_session(s)
+        if self.has_class("-notice") and model.accepts_keys(s):
+            self.show_notice("")
         self.set_class(model.needs_you(s), "-attention")
         if not self.host.term_state(self.session_id).received:
             self.terminal.refresh()
@@ -155,14 +168,13 @@ class SessionPane(Vertical):
         else:
             self._early.append(entry)
 
-    @work(exclusive=True, group="diff", exit_on_error=False)
-    async def load_diff(self) -> None:
-        try:
-            result, note = await self.host.fetch_diff(self.session)
-        except WorkbenchError as e:
-            self.diff.show_error(f"diff unavailable: {e}")
-            return
-        self.diff.show_result(result, note)
+    def load_diff(self) -> None:
+        self.diff.load()
+
+    def show_notice(self, text: str) -> None:
+        """One line inside the pane (e.g. why keys are not sent), instead of a toast per key."""
+        self.notice.update(Content.assemble((one_line(text, 200), "bold")))
+        self.set_class(bool(text), "-notice")
 
     def focus_default(self) -> None:
         """Focus what the pane is about: the card if one waits, else the visible view."""
@@ -171,6 +183,6 @@ class SessionPane(Vertical):
         elif self.view == "transcript":
             self.transcript.focus()
         elif self.view == "diff":
-            self.diff.focus()
+            self.diff.view.focus()
         else:
             self.terminal.focus()

@@ -17,6 +17,9 @@ def status_content(sessions: list[Session], daemon: str, healthy: bool, model_na
     for state, n in counts.items():
         if n or state in ("running", "waiting"):
             parts += [(f"{model.STATE_ICONS[state]} {n} {state}", f"$wb-{state}"), "  "]
+    unsandboxed = sum(1 for s in sessions if model.unsandboxed(s))
+    if unsandboxed:
+        parts += [(f"⚠ {unsandboxed} sandbox off", "bold $error"), "  "]
     parts += [("daemon " + one_line(daemon, 60), "" if healthy else "bold $error"), "  "]
     if model_name:
         parts += [(one_line(model_name, 30), "$text-muted"), "  "]

@@ -1,0 +1,60 @@
+"""The session's check result beside the diff: passed / failed, the command, the output's tail."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.content import Content
+from textual.widgets import Static
+
+from workbench.core.escapes import one_line, strip_escapes
+
+TAIL_LINES = 12
+
+
+def check_summary(session: dict[str, Any], result: dict[str, Any] | None) -> tuple[str, str, str]:
+    """(status, headline, tail) from the full result when there is one, else the description."""
+    if session.get("check_running"):
+        return "running", "check running…", ""
+    chk = result if isinstance(result, dict) and result.get("status") else None
+    status = str(chk.get("status") if chk else session.get("check") or "none")
+    if status in ("none", "", "None"):
+        return "none", "no check yet · C runs the repo's [check] command", ""
+    tail = str((chk or {}).get("tail") or session.get("check_tail") or "")
+    code = (chk or {}).get("exit_code", session.get("check_exit_code"))
+    command = one_line(str((chk or {}).get("command") or ""), 60)
+    dur = (chk or {}).get("duration_s")
+    bits = [b for b in (command, f"exit {code}" if code is not None else "",
+                        f"{float(dur):.1f}s" if isinstance(dur, int | float) else "",
+                        one_line(str((chk or {}).get("reason") or ""), 60)) if b]
+    head = f"check {status}" + (f" ({', '.join(bits)})" if bits else "")
+    return status, head, tail
+
+
+def check_content(session: dict[str, Any], result: dict[str, Any] | None) -> Content:
+    status, head, tail = check_summary(session, result)
+    icon, style = {"passed": ("✔", "$success"), "failed": ("✖", "$error"), "running": ("◌", "$wb-running"),
+                   "timeout": ("✖", "$error"), "error": ("✖", "$error")}.get(status, ("·", "$text-muted"))
+    parts = [Content.assemble((f"{icon} {head}", f"bold {style}"))]
+    if status not in ("passed", "none", "running"):
+        parts.append(Content.assemble(("E sends the output to the agent · C runs it again", "dim")))
+    elif status == "passed":
+        parts.append(Content.assemble(("C runs it again", "dim")))
+    lines = strip_escapes(tail).splitlines()[-TAIL_LINES:]
+    parts += [Content(line) for line in lines]
+    return Content("\n").join(parts)
+
+
+class CheckPanel(Static):
+    DEFAULT_CSS = """
+    CheckPanel { height: auto; max-height: 50%; padding: 0 1; background: $surface;
+                 border-top: hkey $panel-lighten-2; overflow-y: auto; }
+    """
+
+    def __init__(self, id: str | None = None) -> None:
+        super().__init__("", id=id)
+        self.status = "none"
+
+    def show(self, session: dict[str, Any], result: dict[str, Any] | None) -> None:
+        self.status = check_summary(session, result)[0]
+        self.update(check_content(session, result))
