@@ -16,7 +16,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -293,7 +293,7 @@ def test_comment_lines_and_text_are_bounded(aud: Audit, changed: tuple[str, Path
 
 @pytest.mark.parametrize("method", ["merge"])
 def test_merge_strategy_and_message_injection(aud: Audit, changed: tuple[str, Path], method: str) -> None:
-    sid, wt = changed
+    sid, _ = changed
     for bad in payloads(aud.root):
         assert aud.attempt(method, id=sid, strategy=bad)[0] == "usage", bad
     aud.canary.assert_untouched()

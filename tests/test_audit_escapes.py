@@ -38,7 +38,9 @@ def assert_inert(text: str, what: str, *, allow_sgr: bool = False) -> None:
     if allow_sgr:
         text = _SGR.sub("", text)
     m = _BAD.search(text)
-    assert m is None, f"{what}: control character {m.group()!r} at {m.start()}: {text[max(0, m.start() - 40):m.end() + 40]!r}"
+    if m is not None:
+        around = text[max(0, m.start() - 40) : m.end() + 40]
+        raise AssertionError(f"{what}: control character {m.group()!r} at {m.start()}: {around!r}")
 
 
 def run(wb: Wb, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -174,9 +176,8 @@ def test_file_names_and_contents_in_review_output_are_inert(wb: Wb, repo: Path) 
 
 
 def test_check_output_is_inert(wb: Wb, repo: Path) -> None:
-    (repo / ".workbench.toml").write_text(
-        "[check]\ncommand = [\"sh\", \"-c\", \"printf 'fail \\\\033]0;PWNED\\\\007 \\\\033]52;c;UFdORUQ=\\\\007\\\\n'; exit 3\"]\n"
-    )
+    printf = r"printf 'fail \\033]0;PWNED\\007 \\033]52;c;UFdORUQ=\\007\\n'; exit 3"
+    (repo / ".workbench.toml").write_text(f'[check]\ncommand = ["sh", "-c", "{printf}"]\n')
     git(repo, "add", ".workbench.toml")
     git(repo, "commit", "-qm", "check")
     sid = wb.new(repo, "--sandbox", "off", "--name", "chk")

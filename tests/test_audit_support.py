@@ -123,9 +123,9 @@ def session(sid: str) -> dict[str, Any]:
 
 
 def wait_session(sid: str, pred: Any, timeout: float = 20, what: str = "") -> dict[str, Any]:
-    def probe() -> dict[str, Any] | None:
+    def probe() -> dict[str, Any]:
         s = session(sid)
-        return s if pred(s) else None
+        return s if pred(s) else {}
 
     return wait_for(probe, timeout, interval=0.1, what=what or f"session {sid}")
 

@@ -86,8 +86,26 @@ def test_real_ui_in_tmux(wb: Wb, repo: Path, tmux: Tmux) -> None:
     tmux.send("Enter")
     screen = tmux.wait("e2e-42")
     assert "e2e-42" in wb.screen(sid)
-    # detach from the terminal, then the grid with both sessions
+    # a change in the worktree, reviewed in the diff view with the keyboard
+    tmux.type("printf 'one\\ntwo\\n' > e2e-note.txt")
+    tmux.send("Enter")
     tmux.send("C-]")
+    time.sleep(0.3)
+    tmux.send("3")
+    tmux.wait("e2e-note.txt")
+    screen = tmux.wait("reviewed 0/1")
+    assert "+ two" in screen
+    tmux.send("Enter")
+    time.sleep(0.3)
+    tmux.send("n")
+    time.sleep(0.2)
+    tmux.send("a")
+    tmux.wait("reviewed 1/1")
+    assert any(e["kind"] == "review_mark" for e in wb.json("events", sid))
+    tmux.send("Escape")
+    time.sleep(0.2)
+    tmux.send("1")
+    # detach from the terminal, then the grid with both sessions
     time.sleep(0.3)
     tmux.send("g")
     screen = tmux.wait(f"● {second['name']} running")

@@ -25,7 +25,6 @@ from tests.conftest import git
 from tests.helpers import wait_for
 from tests.test_audit_support import fd_count, kill9_daemon, worktree_list
 from tests.wb import Wb
-from workbench import paths
 
 OFF = ("--sandbox", "off")
 
@@ -254,7 +253,8 @@ exec "$WB_REAL_GIT" "$@"
 """
 
 
-def test_kill9_of_the_daemon_during_a_merge(wb: Wb, repo: Path, tmp_path: Path) -> None:
+def _pause_merges(wb: Wb, repo: Path, tmp_path: Path) -> Path:
+    """Put the slow git first on the daemon's PATH; returns the file that marks the pause."""
     real_git = shutil.which("git")
     assert real_git
     shim = tmp_path / "shim"
@@ -264,15 +264,50 @@ def test_kill9_of_the_daemon_during_a_merge(wb: Wb, repo: Path, tmp_path: Path) 
     mark = tmp_path / "in-merge"
     wb.env.update(PATH=f"{shim}:{wb.env['PATH']}", WB_REAL_GIT=real_git, WB_SLOW_DIR=str(repo.resolve()),
                   WB_SLOW_MARK=str(mark))
+    return mark
+
+
+def _merge_in_background(wb: Wb, sid: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "workbench", "merge", sid, "--message", "feature"],
+                            env=wb.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_main_checkout_made_dirty_while_a_merge_runs(wb: Wb, repo: Path, tmp_path: Path) -> None:
+    mark = _pause_merges(wb, repo, tmp_path)
+    sid = wb.new(repo, *OFF, "--name", "racing-merge")
+    wt = Path(wb.wait_state(sid, "running")["worktree"])
+    (wt / "README.md").write_text("# demo\nfrom the session\n")
+    main_tip = git(repo, "rev-parse", "main").strip()
+    merge = _merge_in_background(wb, sid)
+    wait_for(mark.exists, 30, what="the merge to reach the main checkout")
+    (repo / "README.md").write_text("# demo\nthe user typed this meanwhile\n")  # while git is paused
+    _, err = merge.communicate(timeout=30)
+    assert merge.returncode == 1 and err.startswith("error:") and "Traceback" not in err, err
+    assert "README.md" in err, err  # says which file is in the way
+    # git refused to overwrite the edit: it is intact, main did not move, the session kept its work.
+    assert (repo / "README.md").read_text() == "# demo\nthe user typed this meanwhile\n"
+    assert git(repo, "rev-parse", "main").strip() == main_tip
+    assert (wt / "README.md").read_text() == "# demo\nfrom the session\n"
+    assert git(repo, "status", "--porcelain").strip() == "M README.md"
+    assert wb.session(sid)["state"] == "running"
+    # The user puts their edit away; the merge then goes through.
+    git(repo, "stash", "-q")
+    wb.env["PATH"] = wb.env["PATH"].split(":", 1)[1]
+    mark.unlink()
+    wb.run("merge", sid, "--message", "feature")
+    assert git(repo, "show", "main:README.md") == "# demo\nfrom the session\n"
+
+
+def test_kill9_of_the_daemon_during_a_merge(wb: Wb, repo: Path, tmp_path: Path) -> None:
+    mark = _pause_merges(wb, repo, tmp_path)
     sid = wb.new(repo, *OFF, "--name", "killed-merge")
     wt = Path(wb.wait_state(sid, "running")["worktree"])
     (wt / "feature.txt").write_text("feature\n")
     main_tip = git(repo, "rev-parse", "main").strip()
-    merge = subprocess.Popen([sys.executable, "-m", "workbench", "merge", sid, "--message", "feature"],
-                             env=wb.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    merge = _merge_in_background(wb, sid)
     wait_for(mark.exists, 30, what="the merge to reach the main checkout")
     dpid = kill9_daemon(wb)
-    out, err = merge.communicate(timeout=30)
+    _, err = merge.communicate(timeout=30)
     assert merge.returncode == 1 and err.startswith("error:") and "Traceback" not in err, err
     # Let the orphaned git finish: then the repository must be consistent.
     time.sleep(2.5)

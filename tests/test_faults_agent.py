@@ -9,6 +9,7 @@ shown is true, and the user can carry on (`send` gets an answer).
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,10 @@ def _new(wb: Wb, repo: Path, name: str, prompt: str, *args: str) -> str:
 
 def _texts(sid: str, kind: str = "assistant") -> list[str]:
     return [str(e["data"].get("text") or e["data"].get("message") or "") for e in log_entries(sid) if e["kind"] == kind]
+
+
+def _answered(sid: str, word: str) -> bool:
+    return any(word in t for t in _texts(sid))
 
 
 def _idle(s: dict[str, Any]) -> bool:
@@ -66,8 +71,7 @@ def test_model_endpoint_faults_are_retried_or_reported(wb: Wb, repo: Path) -> No
                                                                          "fault-cut", "fault-hang", "fault-forever")}
         for kind in ("fault-429", "fault-500", "fault-garbage", "fault-cut", "fault-hang"):
             sid = ids[kind]
-            wait_for(lambda sid=sid, kind=kind: any(kind.split("-")[1] in t for t in _texts(sid)), 40, interval=0.2,
-                     what=f"the answer after {kind}")
+            wait_for(partial(_answered, sid, kind.split("-")[1]), 40, interval=0.2, what=f"the answer after {kind}")
             kinds = [e["kind"] for e in log_entries(sid)]
             assert "retry" in kinds and "error" not in kinds, (kind, kinds)
             retry = next(e for e in log_entries(sid) if e["kind"] == "retry")["data"]

@@ -2,14 +2,16 @@
 parameter access, the escape-sequence filter, and a live daemon fed random lines and random
 PTY output. None may raise anything but a clear error, hang, or take the daemon down.
 
-The patch parser/applier, the diff parser and the emulator on its own are fuzzed next to
-their unit tests (tests/test_patch.py, tests/test_diff.py, tests/test_screen.py); here they
-are fuzzed through the daemon (tests/test_fuzz_daemon.py).
+The patch parser/applier, the diff parser and the emulator on their own are fuzzed next to
+their unit tests (tests/test_patch.py, tests/test_diff.py, tests/test_screen.py); the
+emulator inside the daemon is fuzzed here, the parsers on git's output and through the
+daemon in tests/test_fuzz_parsers.py.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 import socket
 import time
@@ -103,9 +105,9 @@ def test_params_accessors_raise_only_usage_errors(raw: Any) -> None:
         if getter is p.int and v is not None:
             assert isinstance(v, int) and not isinstance(v, bool) and -(2**63) <= v < 2**63
         if getter is p.float and v is not None:
-            assert v == v and abs(v) != float("inf")
+            assert isinstance(v, float) and math.isfinite(v)
         if getter is p.list_str and v is not None:
-            assert all(isinstance(x, str) and "\0" not in x for x in v)
+            assert isinstance(v, list) and all(isinstance(x, str) and "\0" not in x for x in v)
 
 
 def test_params_reject_out_of_range_and_non_finite_numbers() -> None:
@@ -272,7 +274,8 @@ def test_random_pty_output_never_breaks_the_session(wb: Any, repo: Any, tmp_path
     with Client("fuzz") as c:
         # CAN and ST end whatever string the random bytes left open (as a real terminal would
         # need too), then RIS; `data` is typed raw.
-        c.call("keys", id=sid, data=f"cat {tmp_path / 'blob'}; printf '\\030\\033\\\\\\033c'; echo; echo done-$((1+1))\r")
+        reset = "printf '\\030\\033\\\\\\033c'"
+        c.call("keys", id=sid, data=f"cat {tmp_path / 'blob'}; {reset}; echo; echo done-$((1+1))\r")
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             scr = c.call("screen", id=sid)

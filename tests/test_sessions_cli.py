@@ -314,10 +314,11 @@ def test_base_ref_that_does_not_exist(wb: Wb, repo: Path) -> None:
     assert git(repo, "branch", "--list", "wb/*").strip() == ""
 
 
-def test_base_ref_starting_with_dash_is_not_an_option(wb: Wb, repo: Path) -> None:
-    res = wb.run("new", "--repo", str(repo), "--base=--output=/tmp/x", *OFF, check=False)
+def test_base_ref_starting_with_dash_is_not_an_option(wb: Wb, repo: Path, tmp_path: Path) -> None:
+    target = tmp_path / "written-by-git"
+    res = wb.run("new", "--repo", str(repo), f"--base=--output={target}", *OFF, check=False)
     assert res.returncode == 2 and "may not" in res.stderr
-    assert not Path("/tmp/x").exists() or Path("/tmp/x").stat().st_mtime < time.time() - 60
+    assert not target.exists()
 
 
 def test_duplicate_session_name(wb: Wb, repo: Path) -> None:
@@ -393,3 +394,18 @@ def test_headless_core_does_not_import_textual() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "clean"
+
+
+def test_concurrent_new_in_one_repo(wb: Wb, repo: Path) -> None:
+    """Four `new` at once in one repo: git's worktree bookkeeping must not race."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    wb.run("daemon", "start")
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: wb.run("new", "--repo", str(repo), *OFF, check=False), range(4)))
+    assert [r.returncode for r in results] == [0, 0, 0, 0], [r.stderr for r in results]
+    ids = {r.stdout.strip() for r in results}
+    listed = wb.json("ls")
+    assert {s["id"] for s in listed} == ids
+    assert len({s["name"] for s in listed}) == 4
+    assert all(Path(s["worktree"]).is_dir() for s in listed)

@@ -5,6 +5,7 @@ where they started. Bounded: fails if it takes more than 90 s."""
 from __future__ import annotations
 
 import time
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ from workbench.daemon.client import Client
 TOTAL = 100
 BATCH = 10
 BUDGET_S = 90
-RSS_SLACK_KB = 40 * 1024  # CPython keeps freed arenas; a leak of 100 sessions' worth is far more
+RSS_SLACK_KB = 20 * 1024  # CPython keeps freed arenas; a leak of 100 sessions' worth is far more
 FD_SLACK = 2
 
 
@@ -30,13 +31,18 @@ def _cycle(c: Client, repo: Path, start: int, sandboxed: set[int]) -> None:
         mode = "workspace" if i in sandboxed else "off"
         s = c.call("new", repo=str(repo), name=f"soak-{i}", sandbox=mode, cols=80, rows=24)
         ids.append(s["id"])
+    def running(sid: str) -> bool:
+        return bool(c.call("get", id=sid)["state"] == "running")
+
+    def shows(sid: str, want: str) -> bool:
+        return any(want in ln for ln in c.call("screen", id=sid)["lines"])
+
     for n, sid in enumerate(ids):
-        wait_for(lambda sid=sid: c.call("get", id=sid)["state"] == "running", 20, what=f"{sid} running")
+        wait_for(partial(running, sid), 20, what=f"{sid} running")
         c.call("keys", id=sid, text=f"echo soak-out-$(({start + n}*2))\\r")
     for n, sid in enumerate(ids):
         want = f"soak-out-{(start + n) * 2}"
-        wait_for(lambda sid=sid, want=want: any(want in ln for ln in c.call("screen", id=sid)["lines"]), 20,
-                 what=f"{want} on {sid}")
+        wait_for(partial(shows, sid, want), 20, what=f"{want} on {sid}")
     c.call("subscribe", ids=ids[:3], frames=True)
     c.call("unsubscribe", ids=ids[:3])
     for sid in ids[::2]:

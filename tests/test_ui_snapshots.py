@@ -59,6 +59,11 @@ def test_new_session_dialog(snap_compare: Any) -> None:
         await settle(pilot)
         await pilot.press("ctrl+n")
         await settle(pilot)
+        from textual.widgets import Input
+
+        for field in pilot.app.screen.query(Input):
+            field.cursor_blink = False  # a blinking cursor makes the SVG differ run to run
+        await pilot.pause(0.1)
 
     assert snap_compare(HarnessApp(), terminal_size=(100, 30), run_before=run_before)
 

@@ -7,6 +7,8 @@ different XDG directories never share a file.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import platformdirs
@@ -53,6 +55,27 @@ def config_file() -> Path:
 
 def socket_path() -> Path:
     return runtime_dir() / "daemon.sock"
+
+
+# sun_path holds 108 bytes; a deep XDG_RUNTIME_DIR would not fit.
+_SUN_PATH_MAX = 100
+
+
+@contextmanager
+def socket_address(path: Path | None = None) -> Iterator[str]:
+    """An address for bind/connect that fits sun_path, however deep the runtime dir is.
+
+    A long path is reached through `/proc/self/fd/N/` of the directory, opened O_PATH.
+    """
+    path = path or socket_path()
+    if len(os.fsencode(path)) <= _SUN_PATH_MAX:
+        yield str(path)
+        return
+    fd = os.open(path.parent, os.O_PATH | os.O_DIRECTORY)
+    try:
+        yield f"/proc/self/fd/{fd}/{path.name}"
+    finally:
+        os.close(fd)
 
 
 def pid_file() -> Path:

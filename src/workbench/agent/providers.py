@@ -22,12 +22,13 @@ import time
 import uuid
 from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 import openai
-from openai import AsyncOpenAI
-from openai.types.chat import ChatCompletionMessageParam, ChatCompletionToolUnionParam
+from openai import AsyncOpenAI, AsyncStream
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from openai.types.responses import (
+    Response,
     ResponseCompletedEvent,
     ResponseErrorEvent,
     ResponseFailedEvent,
@@ -35,11 +36,10 @@ from openai.types.responses import (
     ResponseFunctionCallArgumentsDoneEvent,
     ResponseFunctionToolCall,
     ResponseIncompleteEvent,
-    ResponseInputParam,
     ResponseOutputItemAddedEvent,
     ResponseOutputItemDoneEvent,
+    ResponseStreamEvent,
     ResponseTextDeltaEvent,
-    ToolParam,
 )
 
 from workbench.agent.conversation import Item, to_chat_messages, to_responses_input
@@ -60,6 +60,9 @@ from workbench.errors import ConfigError
 # Sent when no key is configured: local servers (Ollama, vLLM, llama.cpp) ignore it, and the
 # SDK would otherwise refuse to build a client.
 PLACEHOLDER_KEY = "not-needed"
+
+# What the SDK's own `create()` sends: the API key as a bearer token.
+_BEARER: Any = {"security": {"bearer_auth": True}}
 
 # In-stream error codes worth another attempt (anything unknown is retried too).
 _FATAL_STREAM_CODES = {
@@ -311,12 +314,24 @@ class Provider:
     async def _attempt_chat(
         self, items: list[Item], tools: list[dict[str, Any]]
     ) -> AsyncGenerator[Event, None]:
-        stream = await self._client.chat.completions.create(
-            model=self.cfg.model,
-            messages=cast("list[ChatCompletionMessageParam]", to_chat_messages(items)),
-            tools=cast("list[ChatCompletionToolUnionParam]", tools) if tools else openai.omit,
+        body: dict[str, Any] = {
+            "model": self.cfg.model,
+            "messages": to_chat_messages(items),
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        if tools:
+            body["tools"] = tools
+        # `post` rather than `chat.completions.create`: our body is already plain JSON, and
+        # create()'s transform walks every message with type introspection on every turn,
+        # which made the cost of a turn grow with the conversation.
+        stream = await self._client.post(
+            "/chat/completions",
+            body=body,
+            options=_BEARER,
+            cast_to=ChatCompletion,
             stream=True,
-            stream_options={"include_usage": True},
+            stream_cls=AsyncStream[ChatCompletionChunk],
         )
         calls: list[_Call] = []
         by_index: dict[int, _Call] = {}
@@ -418,13 +433,24 @@ class Provider:
         self, items: list[Item], tools: list[dict[str, Any]]
     ) -> AsyncGenerator[Event, None]:
         instructions, input_items = to_responses_input(items)
-        stream = await self._client.responses.create(
-            model=self.cfg.model,
-            input=cast("ResponseInputParam", input_items),
-            instructions=instructions if instructions is not None else openai.omit,
-            tools=cast("list[ToolParam]", tools) if tools else openai.omit,
+        body: dict[str, Any] = {
+            "model": self.cfg.model,
+            "input": input_items,
+            "stream": True,
+            "store": False,  # we resend the whole conversation; nothing to keep server-side
+        }
+        if instructions is not None:
+            body["instructions"] = instructions
+        if tools:
+            body["tools"] = tools
+        # Plain JSON already: skip create()'s per-turn transform (see _attempt_chat).
+        stream = await self._client.post(
+            "/responses",
+            body=body,
+            options=_BEARER,
+            cast_to=Response,
             stream=True,
-            store=False,  # we resend the whole conversation; nothing to keep server-side
+            stream_cls=AsyncStream[ResponseStreamEvent],
         )
         calls: list[_Call] = []
         by_item: dict[str, _Call] = {}

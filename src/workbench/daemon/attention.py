@@ -31,7 +31,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-EVAL_INTERVAL = 0.05  # at most 20 screen scans a second
+# A screen scan decodes every row, so it waits for output to pause: a prompt is drawn
+# and then the CLI waits, so the scan after a short quiet catches it. A screen that never
+# stops changing is still scanned every EVAL_MAX_WAIT.
+EVAL_INTERVAL = 0.05  # at least this long between two scans
+EVAL_QUIET = 0.08  # scan once output has been quiet this long ...
+EVAL_MAX_WAIT = 0.5  # ... or this long after the first unscanned output at the latest
 DONE_GRACE = 0.15  # a "finished" signal waits this long and is dropped if the CLI is busy
 ANSWER_GRACE = 0.5  # after workbench answers a prompt, the CLI gets this long to close it
 SNAPSHOT_DELAY = 0.3  # after entering waiting/review, when the reference screen is taken
@@ -115,6 +120,7 @@ class AttentionObserver:
         self._eval: asyncio.TimerHandle | None = None
         self._silence: asyncio.TimerHandle | None = None
         self._last_eval = 0.0
+        self._eval_wanted = 0.0  # when the first output not yet scanned arrived
         self.cause = ""  # "pattern" | "idle" | "hook" | "notify" | "answered" | ""
         self.signal = ""
         self.snapshot: str | None = None
@@ -206,13 +212,33 @@ class AttentionObserver:
     # screen evaluation
 
     def _schedule_eval(self) -> None:
+        # One timer per burst of output: on_output runs for every PTY read, so pushing the
+        # timer back on each read would cost more than it saves.
         if self._eval is not None:
             return
-        delay = max(0.0, self._last_eval + EVAL_INTERVAL - time.monotonic())
-        self._eval = self.loop.call_later(delay, self._run_eval)
+        now = time.monotonic()
+        self._eval_wanted = now
+        delay = max(EVAL_QUIET, self._last_eval + EVAL_INTERVAL - now)
+        self._eval = self.loop.call_later(delay, self._eval_due)
+
+    def _eval_due(self) -> None:
+        self._eval = None
+        if self.closed:
+            return
+        now = time.monotonic()
+        quiet = now - self.rt.last_output
+        waited = now - self._eval_wanted
+        if quiet < EVAL_QUIET and waited < EVAL_MAX_WAIT:
+            # Still streaming: wait for the pause, but not past the deadline.
+            delay = min(EVAL_QUIET - quiet, EVAL_MAX_WAIT - waited)
+            self._eval = self.loop.call_later(max(0.005, delay), self._eval_due)
+            return
+        self._run_eval()
 
     def _run_eval(self) -> None:
-        self._eval = None
+        if self._eval is not None:  # a scan now makes the pending one redundant
+            self._eval.cancel()
+            self._eval = None
         self._last_eval = time.monotonic()
         try:
             self.evaluate()

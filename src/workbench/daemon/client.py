@@ -29,7 +29,8 @@ def _connect_raw(timeout: float = 5.0) -> socket.socket:
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.settimeout(timeout)
     try:
-        s.connect(str(paths.socket_path()))
+        with paths.socket_address() as addr:
+            s.connect(addr)
     except OSError:
         s.close()
         raise
@@ -205,16 +206,14 @@ class AsyncClient:
 
     async def connect(self, autostart: bool = True) -> None:
         try:
-            self._reader, self._writer = await asyncio.open_unix_connection(
-                str(paths.socket_path()), limit=MAX_LINE + 1
-            )
+            with paths.socket_address() as addr:
+                self._reader, self._writer = await asyncio.open_unix_connection(addr, limit=MAX_LINE + 1)
         except OSError:
             if not autostart:
                 raise DaemonError("the daemon is not running") from None
             await asyncio.to_thread(start_daemon)
-            self._reader, self._writer = await asyncio.open_unix_connection(
-                str(paths.socket_path()), limit=MAX_LINE + 1
-            )
+            with paths.socket_address() as addr:
+                self._reader, self._writer = await asyncio.open_unix_connection(addr, limit=MAX_LINE + 1)
         self._writer.write(encode(hello(self.name)))
         await self._writer.drain()
         line = await self._reader.readline()

@@ -79,9 +79,8 @@ class Daemon:
         load_extensions(self)
         self._probe_sandbox()
         await self.manager.recover()
-        self.server = await asyncio.start_unix_server(
-            self._on_connect, path=str(self.sock_path), limit=MAX_LINE + 1
-        )
+        with paths.socket_address(self.sock_path) as addr:
+            self.server = await asyncio.start_unix_server(self._on_connect, path=addr, limit=MAX_LINE + 1)
         os.chmod(self.sock_path, 0o600)
         paths.pid_file().write_text(f"{os.getpid()}\n")
         loop = asyncio.get_running_loop()

@@ -111,6 +111,9 @@ class SessionManager:
         self._disk_cache: dict[str, tuple[float, int]] = {}
         self._launchers: dict[str, Callable[..., Any]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        # git's worktree bookkeeping is not safe against concurrent `worktree add` in one repo.
+        self._repo_locks: dict[str, asyncio.Lock] = {}
+        self._reserved: set[str] = set()  # names of sessions being created right now
         self.sandbox_probe: Any = None
         self._stats_providers: dict[str, Callable[[], dict[str, Any]]] = {}
         self.command_resolvers: list[CommandResolver] = []
@@ -219,8 +222,17 @@ class SessionManager:
         cfg = config_mod.load(info.root)
         agent = req.agent or cfg.session.agent
         name = wt.validate_name(req.name) if req.name else self._free_name(agent)
-        if self.store.name_taken(name):
+        if self.store.name_taken(name) or name in self._reserved:
             raise UsageError(f"a session named {name!r} already exists", hint="pick another --name")
+        self._reserved.add(name)
+        try:
+            return await self._create(req, info, cfg, agent, name, warnings)
+        finally:
+            self._reserved.discard(name)
+
+    async def _create(
+        self, req: CreateRequest, info: wt.RepoInfo, cfg: Config, agent: str, name: str, warnings: list[str]
+    ) -> tuple[Session, list[str]]:
         sandbox = req.sandbox or cfg.session.sandbox
         if sandbox not in ("workspace", "strict", "off"):
             raise UsageError(f"unknown sandbox mode {sandbox!r} (workspace, strict or off)")
@@ -256,7 +268,9 @@ class SessionManager:
                 )
             branch = "wb/" + wt.slugify(name)
             path = paths.worktrees_dir() / f"{wt.slugify(name)}-{sid}"
-            await asyncio.to_thread(wt.create, info.root, path, branch, base_commit, base_ref)
+            lock = self._repo_locks.setdefault(str(info.root), asyncio.Lock())
+            async with lock:
+                await asyncio.to_thread(wt.create, info.root, path, branch, base_commit, base_ref)
         s = Session(
             id=sid,
             name=name,
@@ -301,7 +315,7 @@ class SessionManager:
     def _free_name(self, agent: str) -> str:
         base = wt.slugify(agent.split()[0].rsplit("/", 1)[-1]) or "session"
         n = 1
-        while self.store.name_taken(f"{base}-{n}"):
+        while self.store.name_taken(f"{base}-{n}") or f"{base}-{n}" in self._reserved:
             n += 1
         return f"{base}-{n}"
 

@@ -177,6 +177,8 @@ class WorkbenchApp(App[None], inherit_bindings=False):
         target = self._resolve(self.attach_to) if self.attach_to else None
         if self.attach_to and target is None:
             self.notify(f"no session {one_line(self.attach_to, 40)!r}", severity="error")
+        if target is not None and not model.is_builtin(self.sessions[target]):
+            self.layout.views[target] = "terminal"  # `attach` means its terminal
         self.main.sessions_changed()
         self.main.rebuild(force=True)
         if target is not None:

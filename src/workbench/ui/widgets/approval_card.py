@@ -6,6 +6,7 @@ keystroke meant for something else never approves a command.
 
 from __future__ import annotations
 
+import shlex
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,11 @@ def card_content(pending: dict[str, Any]) -> Content:
     parts: list[Content] = [
         Content.assemble(("$ " if kind == "command" else "", "dim"), (describe, "bold")),
     ]
+    argv = pending.get("argv")
+    if kind == "command" and isinstance(argv, list) and argv:
+        exact = shlex.join(strip_escapes(str(a)) for a in argv)
+        if exact != describe.strip():  # the summary is not the exact command: show what runs
+            parts.append(Content.assemble(("runs: ", "dim"), (exact, "bold")))
     patch = pending.get("patch")
     if isinstance(patch, str) and patch:
         for line in strip_escapes(patch).splitlines()[:400]:

@@ -31,6 +31,9 @@ def entry(s: Session, now: float, diff_cache: dict[str, tuple[int, int]], width:
     check = model.check_label(s)
     if check is not None:
         parts += [" ", check]
+    pending = s.get("review_pending")
+    if isinstance(pending, int) and pending:
+        parts += [" ", (f"✎{pending}", "$warning")]
     if model.unsandboxed(s):
         parts += [" ", ("no sandbox", "bold $error")]
     usage = model.usage_label(s)

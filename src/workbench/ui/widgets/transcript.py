@@ -32,6 +32,15 @@ def note_text(kind: str, data: dict[str, Any]) -> tuple[str, str]:
     if kind == "retry":
         return (f"retrying (attempt {data.get('attempt', '?')}) in {data.get('delay_s', '?')} s: "
                 f"{one_line(str(data.get('reason', '')))}", "$warning")
+    if kind == "agent":
+        bits = [f"{k} {one_line(str(data[k]), 60)}" for k in ("model", "approval", "sandbox") if data.get(k)]
+        return "agent: " + (" · ".join(bits) or "started"), "$text-muted"
+    if kind == "usage":
+        total = f"{data.get('tokens_in', 0)} in · {data.get('tokens_out', 0)} out"
+        ctx = (f" · context {data.get('context_tokens')}/{data.get('context_window')}"
+               if data.get("context_tokens") and data.get("context_window") else "")
+        cost = f" · ${float(data.get('cost_usd') or 0):.4f}" if data.get("cost_usd") else ""
+        return f"tokens {total}{ctx}{cost}", "dim"
     if kind == "state":
         reason = f": {one_line(str(data.get('reason')))}" if data.get("reason") else ""
         return f"state {data.get('from', '?')} → {data.get('to', '?')}{reason}", "$text-muted"
@@ -47,6 +56,7 @@ class Transcript(VerticalScroll, can_focus=True):
     Transcript > .streaming { margin-top: 1; color: $foreground 80%; }
     Transcript > .error { color: $error; text-style: bold; }
     Transcript > .note { color: $text-muted; }
+    Transcript > .usage { color: $text-muted; text-style: dim; text-align: right; }
     Transcript > .plan { border-left: thick $secondary; padding-left: 1; }
     Transcript Collapsible { border: none; padding: 0; margin: 0; background: $background; }
     Transcript Collapsible.-error CollapsibleTitle { color: $error; }
@@ -87,7 +97,9 @@ class Transcript(VerticalScroll, can_focus=True):
         elif kind == "tool_call":
             cid = str(data.get("call_id", ""))
             out = Static(Content(""), classes="output")
-            title = f"{data.get('name', 'tool')}: {one_line(str(data.get('describe', '')), 100)}"
+            name = one_line(str(data.get("name") or "tool"), 40)
+            describe = one_line(str(data.get("describe", "")), 100)
+            title = describe if describe.startswith(name) else f"{name}: {describe}"
             box = Collapsible(out, title=title, collapsed=True)
             self._outputs[cid], self._calls[cid] = out, box
             self._mount(box)
@@ -110,11 +122,9 @@ class Transcript(VerticalScroll, can_focus=True):
         elif kind == "error":
             self._end_stream()
             self._mount(Static(Content("error: " + _clean(data.get("message"), 2000)), classes="error"))
-        elif kind in ("usage",):
-            return
         else:
             text, style = note_text(kind, data)
-            self._mount(Static(Content.assemble((text, style)), classes="note"))
+            self._mount(Static(Content.assemble((text, style)), classes="usage" if kind == "usage" else "note"))
 
     def add_delta(self, text: str) -> None:
         self._stream_text += strip_escapes(text)
