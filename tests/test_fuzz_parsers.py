@@ -25,7 +25,7 @@ from workbench.errors import UsageError
 
 # --------------------------------------------------------------------------- the diff parser on git's output
 
-_NAME_CHARS = st.characters(blacklist_characters="/\x00", blacklist_categories=("Cs",))
+_NAME_CHARS = st.characters(codec="utf-8", blacklist_characters="/\x00")
 _NAMES = st.text(_NAME_CHARS, min_size=1, max_size=12).filter(lambda n: n not in (".", "..", ".git"))
 _CONTENT = st.one_of(
     st.text(max_size=200),

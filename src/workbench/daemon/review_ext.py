@@ -75,7 +75,7 @@ class _HubListener(Client):
     def send_frame(self, session_id: str, frame: dict[str, Any], urgent: bool = False) -> None:
         pass
 
-    def close(self) -> None:
+    def close(self, abort: bool = False) -> None:
         self.closed = True
 
 
