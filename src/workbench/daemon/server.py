@@ -38,6 +38,8 @@ from workbench.errors import DaemonError, UsageError, WorkbenchError
 
 log = logging.getLogger("workbench.daemon")
 
+MAX_INFLIGHT = 32  # concurrent requests per connection
+
 Handler = Callable[["Daemon", Client, Params], Awaitable[Any]]
 METHODS: dict[str, Handler] = {}
 
@@ -154,6 +156,8 @@ class Daemon:
             if not await self._handshake(reader, client):
                 return
             self.hub.add(client)
+            inflight = asyncio.Semaphore(MAX_INFLIGHT)
+            pending: set[asyncio.Task[None]] = set()
             while not client.closed:
                 try:
                     line = await reader.readline()
@@ -164,7 +168,16 @@ class Daemon:
                     break
                 if not line:
                     break
-                await self._dispatch(client, line)
+                # Requests run concurrently so a slow one (a check, a merge) never holds up
+                # keystrokes on the same connection; tasks start in arrival order, and
+                # handlers that write to a PTY do so before their first await.
+                await inflight.acquire()
+                task = asyncio.get_running_loop().create_task(self._dispatch(client, line))
+                pending.add(task)
+                task.add_done_callback(pending.discard)
+                task.add_done_callback(lambda _t: inflight.release())
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
         finally:
             self.hub.remove(client)
             # Let the pump send what is queued (e.g. an error) before closing.
