@@ -155,7 +155,7 @@ def test_file_names_and_contents_in_review_output_are_inert(wb: Wb, repo: Path) 
     # On a terminal the diff is made inert; into a pipe it is left as data (see docs/security.md).
     tty = run_tty(wb, "diff", sid)
     assert "PWNED" in tty and "\x1b" not in tty
-    assert "\x1b" not in wb.run("diff", sid, "--stat").stdout  # (C1: see the xfail below)
+    assert "\x1b" not in wb.run("diff", sid, "--stat").stdout
     data = assert_json_inert(wb, "diff", sid)
     names = {f["path"] for f in data["files"]}
     assert EVIL_NAME in names  # the real name travels in JSON, escaped
@@ -218,10 +218,6 @@ def test_model_text_tool_calls_and_approvals_are_inert(wb: Wb, repo: Path) -> No
         wb.run("stop", sid)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "core/diff.py quote_path (used by diff_stat_text) quotes ESC and BEL C-style but leaves C1 controls "
-    "(U+0080..U+009F, e.g. U+009B = 8-bit CSI) raw, and commands/review.py prints the stat text as is. "
-    "Fix: quote C1 like git does (\\302\\233), or strip_escapes() the text in the CLI"))
 def test_diff_stat_file_names_are_inert(wb: Wb, repo: Path) -> None:
     sid = wb.new(repo, "--sandbox", "off", "--name", "stat")
     wt = Path(wb.wait_state(sid, "running")["worktree"])
@@ -230,11 +226,6 @@ def test_diff_stat_file_names_are_inert(wb: Wb, repo: Path) -> None:
     run(wb, "diff", sid, "--stat")
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "daemon/server.py _setup_logging uses a plain logging.Formatter, and sessions.py logs every state "
-    "change with its reason (model text: 'approve <command>'), so the daemon log holds raw escapes that "
-    "`tail -f daemon.log` plays into the terminal. Fix: handler.setFormatter(InertLogFormatter(...)) "
-    "from workbench.core.escapes"))
 def test_daemon_log_is_inert(wb: Wb, repo: Path) -> None:
     from workbench.agent.fake_server import FakeOpenAI, Script, ScriptedToolCall, Turn
 

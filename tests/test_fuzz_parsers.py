@@ -96,11 +96,6 @@ def _hostile_hunk(n_ctx: int) -> str:
             + "-gone\n+new\n*** End Patch\n")
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "agent/patch.py _closest() scores every window of the file against the whole hunk (O(lines x hunk) "
-    "string compares) to suggest the nearest match: a 300-line hunk that matches nowhere in a 20,000-line "
-    "file takes ~18 s of CPU (in a worker thread, so the daemon still answers). Fix: cap the search (e.g. "
-    "compare only windows whose first non-blank line matches, or stop after N candidate windows)"))
 def test_a_non_matching_hunk_fails_fast(tmp_path: Path) -> None:
     (tmp_path / "big.txt").write_text("".join(f"line {i}\n" for i in range(6000)))
     t0 = time.monotonic()

@@ -327,14 +327,32 @@ def _closest(views: list[list[str]], pattern: list[str], start: int) -> tuple[in
     loose = views[-1]
     pat = [_norm_punct(p) for p in pattern]
     m = len(pat)
+    last = max(len(loose) - m, 0)
+    # Score windows from the positions of equal lines, not by sliding over every window:
+    # O(matches) instead of O(file x hunk), so a hostile hunk cannot pin a CPU.
+    where: dict[str, list[int]] = {}
+    for i, ln in enumerate(loose):
+        if ln:
+            where.setdefault(ln, []).append(i)
+    scores: dict[int, int] = {}
+    for j, p in enumerate(pat):
+        hits = where.get(p) if p else None
+        if not hits or len(hits) > _CLOSEST_MAX_HITS:
+            continue  # absent, or too common to say where the hunk belongs
+        for i in hits:
+            c = i - j
+            if 0 <= c <= last:
+                scores[c] = scores.get(c, 0) + 1
     best: tuple[int, int] | None = None
     best_key: tuple[int, bool, int] = (0, False, 0)
-    for c in range(0, max(len(loose) - m, 0) + 1):
-        score = sum(1 for a, b in zip(loose[c : c + m], pat, strict=False) if a == b and a)
+    for c, score in scores.items():
         key = (score, c >= start, -c)  # most lines equal, then after the cursor, then first
-        if score and key > best_key:
+        if key > best_key:
             best, best_key = (c, score), key
     return best
+
+
+_CLOSEST_MAX_HITS = 2000
 
 
 def _quote_block(lines: list[str], limit: int = 12) -> str:
@@ -477,9 +495,11 @@ def _mismatch_message(
         msg.append(f"Closest match at line {c + 1} ({score} of {len(old)} lines equal):")
     else:
         c = -1
-        for off, want in enumerate(old):
+        # Fuzzy search is costly (difflib over the whole file): try a few hunk lines only.
+        tries = [(off, want) for off, want in enumerate(old) if want.strip()][:3]
+        for off, want in tries:
             similar = difflib.get_close_matches(_norm_punct(want), loose, n=1, cutoff=0.6)
-            if want.strip() and similar:
+            if similar:
                 c = max(loose.index(similar[0]) - off, 0)
                 msg.append(f"No line matches exactly; the most similar text is at line {c + 1}:")
                 break

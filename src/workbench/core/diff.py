@@ -580,7 +580,7 @@ _C_UNESCAPES = {v: k for k, v in _C_ESCAPES.items()}
 def quote_path(path: str) -> str:
     """git's C-style quoting with core.quotePath=false: only specials and control bytes."""
     if not any(
-        c in _C_ESCAPES or ord(c) < 32 or ord(c) == 127 or 0xDC80 <= ord(c) <= 0xDCFF for c in path
+        c in _C_ESCAPES or ord(c) < 32 or 127 <= ord(c) <= 0x9F or 0xDC80 <= ord(c) <= 0xDCFF for c in path
     ):
         return path
     out = []
@@ -589,6 +589,8 @@ def quote_path(path: str) -> str:
             out.append("\\" + _C_ESCAPES[c])
         elif ord(c) < 32 or ord(c) == 127:
             out.append(f"\\{ord(c):03o}")
+        elif 0x80 <= ord(c) <= 0x9F:  # C1 controls (8-bit CSI...): their UTF-8 bytes, as git does
+            out.append("".join(f"\\{b:03o}" for b in c.encode()))
         elif 0xDC80 <= ord(c) <= 0xDCFF:  # an undecodable byte
             out.append(f"\\{ord(c) - 0xDC00:03o}")
         else:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench import __version__, paths
+from workbench.core.escapes import InertLogFormatter
 from workbench.core.store import Store
 from workbench.daemon.hub import Client, Hub
 from workbench.daemon.protocol import (
@@ -244,7 +245,8 @@ def _acquire_lock() -> int | None:
 def _setup_logging() -> None:
     paths.state_dir().mkdir(parents=True, exist_ok=True)
     handler = logging.handlers.RotatingFileHandler(paths.log_file(), maxBytes=5_000_000, backupCount=3)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    # Session reasons and model text reach the log: keep `tail -f` of it inert.
+    handler.setFormatter(InertLogFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO)
