@@ -17,8 +17,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.conftest import git, make_repo
 from tests.helpers import wait_for
 from tests.test_audit_support import builtin_config, wait_session

@@ -55,7 +55,7 @@ class Wb:
         return wait_for(probe, timeout, what=f"{text!r} on screen of {sid}")
 
     def wait_state(self, sid: str, state: str, timeout: float = 10) -> dict[str, Any]:
-        def probe() -> dict[str, Any] | None:
+        def probe() -> Any:
             s = self.session(sid)
             return s if s["state"] == state else None
 
