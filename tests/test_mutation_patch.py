@@ -510,3 +510,108 @@ def test_extract_refuses_non_string_argv_and_other_programs() -> None:
 def test_extract_returns_the_cd_directory_unquoted(prefix: str, cd: str) -> None:
     patch = P("*** Add File: a", "+x")
     assert extract_patch_with_cwd(["bash", "-lc", f"{prefix}apply_patch <<'EOF'\n{patch}\nEOF"]) == (patch, cd)
+
+
+# --------------------------------------------------------------------------- second round
+
+
+def test_parse_blank_before_first_hunk_delete_with_one_old_line_and_move_target() -> None:
+    ops = parse_patch(
+        P("*** Update File: f", "", "@@", "-a", "+b", "*** Delete File: g", "-old", "*** Add File: h", "+x")
+    )
+    assert ops == [UpdateFile("f", [Chunk(None, ["a"], ["b"], False, 4, [])]), DeleteFile("g"), AddFile("h", "x\n")]
+    with pytest.raises(PatchError, match=r"^move target '\.\./x' contains '\.\.'"):
+        parse_patch(P("*** Update File: f", "*** Move to: ../x", "@@", "-a"))
+    with pytest.raises(PatchError, match=r"^the patch contains no file operations$"):
+        parse_patch(P(""))
+    with pytest.raises(PatchError, match="first line"):
+        parse_patch("X" + P("*** Add File: a", "+x"))
+    with pytest.raises(PatchError) as info:
+        parse_patch(P("*** Update File: f", "@@", "-a", "*** End of File", "q" * 100))
+    assert str(info.value).endswith(f"got {'q' * 80!r}")
+
+
+def test_result_paths_lists_each_path_once() -> None:
+    from workbench.agent.patch import PatchResult
+
+    r = PatchResult(added=["a", "b"], modified=["a"], deleted=["d"], moved=[("m", "b"), ("m2", "n")])
+    assert r.paths() == ["a", "b", "m", "m2", "n", "d"]
+
+
+def test_bom_line_matched_by_the_first_hunk_line(ws: Path) -> None:
+    (ws / "f").write_bytes("\ufeffabc\ndef\n".encode())
+    apply_patch(P("*** Update File: f", "@@", "-abc", "+x"), ws)
+    assert (ws / "f").read_bytes() == "\ufeffx\ndef\n".encode()
+
+
+def test_prefix_header_is_searched_after_the_previous_hunk(ws: Path) -> None:
+    (ws / "f").write_text("def a():\n    x = 1\ndef b():\n    y = 1\ndef a_late():\n    x = 1\n")
+    apply_patch(
+        P("*** Update File: f", "@@ def b", "-    y = 1", "+    y = 2", "@@ def a", "-    x = 1", "+    x = 3"), ws
+    )
+    assert (ws / "f").read_text() == "def a():\n    x = 1\ndef b():\n    y = 2\ndef a_late():\n    x = 3\n"
+
+
+def test_trailing_space_context_after_two_lines_and_at_end_of_file(ws: Path) -> None:
+    (ws / "f").write_text("a\nb\n")
+    apply_patch(P("*** Update File: f", "@@", " a", " b", "+c", " "), ws)
+    assert (ws / "f").read_text() == "a\nb\nc\n"
+    (ws / "g").write_text("x\ny\nx\n")
+    apply_patch(P("*** Update File: g", "@@", "-x", "+X", " ", "*** End of File"), ws)
+    assert (ws / "g").read_text() == "x\ny\nX\n"
+
+
+def test_closest_match_edges(ws: Path) -> None:
+    (ws / "f").write_text("p\nq\nr\n")
+    with pytest.raises(PatchError) as info:  # a window may not run past the end of the file
+        apply_patch(P("*** Update File: f", "-r", "-zz"), ws)
+    assert "Closest match" not in str(info.value)
+    (ws / "g").write_text("q\na\n")
+    with pytest.raises(PatchError) as info:
+        apply_patch(P("*** Update File: g", "-a", "-x", "-y"), ws)
+    assert "Closest match" not in str(info.value)
+    (ws / "h").write_text("a\nb\nc\nd\n")
+    with pytest.raises(PatchError) as info:  # before the cursor still counts
+        apply_patch(P("*** Update File: h", "@@", "-c", "+C", "@@", "-a", "-zz"), ws)
+    assert "Closest match at line 1 (1 of 2 lines equal):" in str(info.value)
+    (ws / "u").write_text("say(\u201chi\u201d)\nw\n")
+    with pytest.raises(PatchError, match=r"Closest match at line 1 \(1 of 2 lines equal\)"):
+        apply_patch(P("*** Update File: u", '-say("hi")', "-nope"), ws)
+
+
+def test_closest_ignores_lines_too_common_to_place_the_hunk(ws: Path) -> None:
+    (ws / "f").write_text("x\n" * 2000 + "end\n")
+    with pytest.raises(PatchError, match=r"Closest match at line 1 \(1 of 2 lines equal\)"):
+        apply_patch(P("*** Update File: f", "-x", "-nope"), ws)
+    (ws / "g").write_text("x\n" * 2001 + "end\n")
+    with pytest.raises(PatchError) as info:
+        apply_patch(P("*** Update File: g", "-x", "-nope"), ws)
+    assert "Closest match" not in str(info.value)
+
+
+def test_first_difference_is_counted_from_the_closest_window(ws: Path) -> None:
+    (ws / "f").write_text("w\nx\na\nq\nc\n")
+    with pytest.raises(PatchError) as info:
+        apply_patch(P("*** Update File: f", "-a", "-x", "-c"), ws)
+    msg = str(info.value)
+    assert "Closest match at line 3 (2 of 3 lines equal):" in msg
+    assert "First difference at line 4: expected 'x', found 'q'." in msg
+
+
+def test_fuzzy_search_tries_only_the_first_three_lines(ws: Path) -> None:
+    (ws / "f").write_text("alpha beta gamma delta\n")
+    with pytest.raises(PatchError) as info:
+        apply_patch(P("*** Update File: f", "-q1", "-q2", "-q3", "-alpha beta gamma delte"), ws)
+    assert "No line of the file resembles them." in str(info.value)
+
+
+def test_exactly_twelve_lines_are_quoted_without_a_remainder(ws: Path) -> None:
+    (ws / "f").write_text("x\n")
+    with pytest.raises(PatchError) as info:
+        apply_patch(P("*** Update File: f", *(f"-L{i}" for i in range(12))), ws)
+    assert "more lines" not in str(info.value)
+
+
+def test_extract_keeps_an_unquoted_cd_as_is() -> None:
+    patch = P("*** Add File: a", "+x")
+    assert extract_patch_with_cwd(["bash", "-lc", f"cd Xdir && apply_patch <<'EOF'\n{patch}\nEOF"]) == (patch, "Xdir")

@@ -27,6 +27,15 @@ class PlainCommand:
         pass
 
 
+# (session id, worktree) -> (git common dir, worktree gitdir), prepared for the sandbox.
+_PREPARED: dict[tuple[str, str], tuple[Path, Path]] = {}
+
+
+def forget(session_id: str) -> None:
+    for key in [k for k in _PREPARED if k[0] == session_id]:
+        del _PREPARED[key]
+
+
 def session_home(s: Session) -> Path:
     home = paths.data_dir() / "homes" / s.id
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -53,7 +62,8 @@ def sandbox_command(
     from workbench.core import worktree as wt
 
     cfg = config_mod.load(Path(s.repo) if Path(s.repo).is_dir() else None)
-    common, gitdir = wt.git_dirs(Path(s.worktree))
+    key = (s.id, s.worktree)
+    prepared = _PREPARED.get(key)
     others: list[Path] = []
     for o in mgr.sessions.values():
         if o.id == s.id:
@@ -64,9 +74,16 @@ def sandbox_command(
         if home.exists():
             others.append(home)
     home = session_home(s)
-    sandbox.prepare_home(home, Path(s.repo))
-    if not s.in_place:
-        sandbox.prepare_git(gitdir, git_common_dir=common, branch=s.branch)
+    if prepared is None or not home.exists():
+        # git subprocesses: once per session and daemon, not on every tool call.
+        common, gitdir = wt.git_dirs(Path(s.worktree))
+        sandbox.prepare_home(home, Path(s.repo))
+        if not s.in_place:
+            sandbox.prepare_git(gitdir, git_common_dir=common, branch=s.branch)
+        if len(_PREPARED) > 4096:
+            _PREPARED.clear()
+        _PREPARED[key] = prepared = (common, gitdir)
+    common, gitdir = prepared
     spec = sandbox.SandboxSpec(
         mode=s.sandbox,  # type: ignore[arg-type]
         worktree=Path(s.worktree),

@@ -530,6 +530,9 @@ class SessionManager:
         home = paths.data_dir() / "homes" / s.id
         if home.exists():
             await asyncio.to_thread(shutil.rmtree, home, True)
+        from workbench.daemon.sandboxing import forget
+
+        forget(s.id)
         self.record(s, "removed", {"keep_branch": keep_branch})
         self.store.mark_removed(s.id)
         self.store.set_approval(s.id, None)
