@@ -19,3 +19,16 @@ def wait_for(fn: Callable[[], T], timeout: float = 10.0, interval: float = 0.05,
         time.sleep(interval)
         last = fn()
     return last
+
+
+def sandbox_visible_binds() -> list[str]:
+    """The checkout and the Python running the tests, for sandboxed test programs.
+
+    The sandbox gives sessions a private /tmp; a checkout or venv under /tmp (as in a CI
+    clone) would otherwise be invisible to fake agents started inside it.
+    """
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    return sorted({str(root), sys.prefix, sys.base_prefix})

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import wait_for
+from tests.helpers import sandbox_visible_binds, wait_for
 from tests.wb import Wb
 from workbench.daemon.client import Client
 
@@ -39,7 +39,8 @@ def write_config(env_root: Path, extra: str = "") -> None:
     parts.append(f"[profiles.oscbot]\ncommand = {_argv('osc')}\nsilence_ms = 400\n")
     cfg = env_root / "config" / "workbench" / "config.toml"
     cfg.parent.mkdir(parents=True, exist_ok=True)
-    cfg.write_text("\n".join(parts) + extra)
+    binds = json.dumps(sandbox_visible_binds())
+    cfg.write_text(f"[sandbox]\nextra_ro_binds = {binds}\n\n" + "\n".join(parts) + extra)
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -79,7 +80,10 @@ def audit_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Audit]:
     for key, name in zip(_ENV_KEYS, ("config", "data", "state", "cache", "runtime", "home"), strict=True):
         (root / name).mkdir()
         env[key] = str(root / name)
-    (root / "runtime").chmod(0o700)
+    # The runtime dir sits outside pytest's 0700 temp tree, so the peer-uid test never has to
+    # loosen directories that other pytest processes share.
+    runtime = Path(tempfile.mkdtemp(prefix="wb-audit-", dir="/tmp"))
+    env["XDG_RUNTIME_DIR"] = str(runtime)
     env.update(SHELL="/bin/bash", GIT_AUTHOR_NAME="Test", GIT_AUTHOR_EMAIL="t@example.com",
                GIT_COMMITTER_NAME="Test", GIT_COMMITTER_EMAIL="t@example.com", GIT_CONFIG_NOSYSTEM="1")
     for k in ("GIT_DIR", "GIT_WORK_TREE", "OPENAI_API_KEY", "OPENAI_BASE_URL"):
@@ -99,6 +103,7 @@ def audit_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Audit]:
     finally:
         mp.undo()
         Wb(env).stop()
+        shutil.rmtree(runtime, ignore_errors=True)
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import wait_for
+from tests.helpers import sandbox_visible_binds, wait_for
 from tests.test_attention import call, detects, in_order, screen, state, wait_state
 from tests.wb import Wb
 from workbench.agent.fake_server import FakeOpenAI, Script, ScriptedToolCall, Turn
@@ -132,7 +132,8 @@ def test_real_codex_asks_gets_approved_edits_and_finishes(
         wrap = [sys.executable, str(BRIDGE), str(bridge_dir / "api.sock"), str(PORT), "--", codex]
         cfg = isolated_env / "config" / "workbench" / "config.toml"
         cfg.write_text(
-            f"[sandbox]\nextra_rw_binds = [{json.dumps(str(bridge_dir))}]\n\n"
+            f"[sandbox]\nextra_rw_binds = [{json.dumps(str(bridge_dir))}]\n"
+            f"extra_ro_binds = {json.dumps(sandbox_visible_binds())}\n\n"
             "[profiles.codex]\n"
             f"command = {json.dumps([*wrap, '--no-daemon'])}\n"
             f"resume = {json.dumps([*wrap, '--no-daemon', 'resume', '--last'])}\n"

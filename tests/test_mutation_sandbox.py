@@ -6,9 +6,11 @@ tests/test_sandbox_policy.py); the real-bwrap attack suite is tests/test_sandbox
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import stat
+import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -596,7 +598,9 @@ def test_diagnose_more_knobs(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sandbox, "_read_sysctl", knobs.get)
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     reason, fix = sandbox._diagnose("bwrap: No permissions\n")
-    assert reason == "unprivileged user namespaces are disabled (kernel.unprivileged_userns_clone=0): bwrap: No permissions"
+    assert reason == (
+        "unprivileged user namespaces are disabled (kernel.unprivileged_userns_clone=0): bwrap: No permissions"
+    )
     assert fix == ("sudo sysctl -w kernel.unprivileged_userns_clone=1, and persist it in "
                    "/etc/sysctl.d/99-userns.conf")
     monkeypatch.setattr(os, "geteuid", lambda: 0)
@@ -684,8 +688,6 @@ def test_secrets_sorted_shallow_first_and_protected_inside_the_repo(world: World
     spec = world.spec(protected_paths=(inner / "deep" / "key", inner), hidden_paths=())
     with wrap(spec, ["true"]) as c:
         a = opts(c)
-        first_dir = a.index("--tmpfs", a.index("--tmpfs", a.index("--tmpfs", 0) + 1) + 1)
-        assert first_dir >= 0
         shallow = [i for i, x in enumerate(a) if x == "--tmpfs" and a[i + 1] == str(inner)]
         deep = [i for i, x in enumerate(a) if x == "--ro-bind" and a[i + 2] == str(inner / "deep" / "key")]
         assert shallow and deep and shallow[0] < deep[0]
@@ -733,7 +735,6 @@ def test_find_dotenv_visits_a_bounded_number_of_dirs(tmp_path: Path, monkeypatch
 def test_expand_hidden_tilde_forms(monkeypatch: pytest.MonkeyPatch) -> None:
     home = Path(os.environ["HOME"])
     (home / "x").mkdir()
-    (home / "/x".lstrip("/")).exists()
     assert sandbox.expand_hidden(["~//x"]) == [home / "x"]
     (home / "lit[1]").mkdir()
     assert sandbox.expand_hidden(["~/lit[1]"]) == []  # a glob: matches "lit1", which does not exist
@@ -766,8 +767,6 @@ def _fake_slirp(d: Path, log: Path, *, ok: bool) -> Path:
 
 
 def test_net_helper_attaches_slirp_then_lets_the_command_go(tmp_path: Path) -> None:
-    import subprocess
-
     log = tmp_path / "slirp.log"
     slirp = _fake_slirp(tmp_path, log, ok=True)
     child = subprocess.Popen(["sleep", "30"])
@@ -790,13 +789,11 @@ def test_net_helper_attaches_slirp_then_lets_the_command_go(tmp_path: Path) -> N
         child.kill()
         child.wait()
         for fd in (info_r, info_w, ready_r, ready_w, go_r, go_w, exit_w):
-            with __import__("contextlib").suppress(OSError):
+            with contextlib.suppress(OSError):
                 os.close(fd)
 
 
 def test_net_helper_kills_the_sandbox_when_slirp_fails(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
-    import subprocess
-
     slirp = _fake_slirp(tmp_path, tmp_path / "log", ok=False)
     child = subprocess.Popen(["sleep", "30"])
     info_r, info_w = _pipes()
@@ -813,7 +810,7 @@ def test_net_helper_kills_the_sandbox_when_slirp_fails(tmp_path: Path, capfd: py
         child.kill()
         child.wait()
         for fd in (info_r, info_w, ready_r, ready_w, go_r, go_w, exit_w):
-            with __import__("contextlib").suppress(OSError):
+            with contextlib.suppress(OSError):
                 os.close(fd)
     ready_r, ready_w = _pipes()
     info_r, info_w = _pipes()
