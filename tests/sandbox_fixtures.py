@@ -64,8 +64,11 @@ class World:
         s = session or self.me
         other = self.sibling if s is self.me else self.me
         ro = [str(self.tmp)]
-        if Path(sys.prefix).resolve().is_relative_to("/tmp"):
-            ro.append(str(Path(sys.prefix).resolve()))
+        # The runner's Python and packages (a CI clone may sit in /tmp, which a session sees
+        # as its own empty /tmp), as a project's venv would be bound.
+        for p in (sys.prefix, *os.environ.get("PYTHONPATH", "").split(":")):
+            if p and Path(p).resolve().is_relative_to("/tmp"):
+                ro.append(str(Path(p).resolve()))
         base: dict[str, Any] = {
             "mode": "workspace",
             "worktree": s.worktree,

@@ -63,6 +63,7 @@ def changed_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "plain.txt": "".join(f"plain {i}\n" for i in range(20)),
         "empty": "",
         "rewrite.txt": "".join(f"old {i}\n" for i in range(20)),
+        "many.txt": "".join(f"line {i}\n" for i in range(60)),
         **{n: f"{n!r}\n" for n in ODD_NAMES},
     }
     make_repo(r, files)
@@ -90,6 +91,7 @@ def changed_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (r / "plain.txt").rename(r / "tab\tnow.txt")
     (r / "rewrite.txt").write_text("".join(f"brand new {i}\n" for i in range(20)))
     (r / "added.txt").write_text("new\n")
+    (r / "many.txt").write_text("".join(f"line {i}{'!' if i % 15 == 7 else ''}\n" for i in range(60)))
     (r / "\u00e9t\u00e9.txt").write_text("\u00e9t\u00e9\n")
     (r / os.fsdecode(LATIN1)).write_bytes(b"latin2\n")
     for n in ODD_NAMES:
@@ -551,3 +553,89 @@ def test_word_diff_spans_and_the_size_limit() -> None:
     many = " ".join(["t"] * 300)
     a, b = word_diff(many + " end", many + " END")
     assert [(many + " end")[s:e] for s, e in a] == ["end"] and [(many + " END")[s:e] for s, e in b] == ["END"]
+
+
+# --------------------------------------------------------------------------- second round
+
+
+@pytest.mark.parametrize("opts", [("-M",), ("-U0",)], ids=" ".join)
+def test_hunk_ids_do_not_depend_on_how_the_hunk_was_read(changed_repo: Path, opts: tuple[str, ...]) -> None:
+    raw = _git_diff(changed_repo, *opts)
+    direct = parse_unified(raw)
+    built_first = parse_unified(raw)
+    for f in built_first:
+        for h in f.hunks:
+            assert h.lines is not None  # lines before ids: the id comes from the DiffLine path
+    slow = _slow(raw)
+    ids = [[h.id for h in f.hunks] for f in direct]
+    assert ids == [[h.id for h in f.hunks] for f in built_first] == [[h.id for h in f.hunks] for f in slow]
+    assert max(len(f.hunks) for f in direct) >= 4  # the fast parser handled a many-hunk file
+    for f in direct:
+        for h in f.hunks:
+            assert h.id == d._hunk_id(f.path, h.lines, 0)  # no two hunks alike in this repo
+
+
+def test_git_env_drops_redirecting_variables_and_pins_editors(monkeypatch: pytest.MonkeyPatch) -> None:
+    for k in ("GIT_DIR", "GIT_CONFIG_COUNT", "GIT_CONFIG_KEY_0", "GIT_CONFIG_VALUE_0", "GIT_EXTERNAL_DIFF"):
+        monkeypatch.setenv(k, "x")
+    monkeypatch.setenv("GIT_AUTHOR_NAME", "kept")
+    monkeypatch.setenv("GIT_EDITOR", "vim")
+    env = d.git_env({"EXTRA": "1", "GIT_OPTIONAL_LOCKS": "1"})
+    for k in ("GIT_DIR", "GIT_CONFIG_COUNT", "GIT_CONFIG_KEY_0", "GIT_CONFIG_VALUE_0", "GIT_EXTERNAL_DIFF"):
+        assert k not in env
+    assert env["GIT_AUTHOR_NAME"] == "kept" and env["EXTRA"] == "1"
+    assert (env["GIT_TERMINAL_PROMPT"], env["GIT_EDITOR"], env["GIT_SEQUENCE_EDITOR"], env["GIT_MERGE_AUTOEDIT"]) == (
+        "0", ":", ":", "no"
+    )
+    assert env["GIT_OPTIONAL_LOCKS"] == "1"  # extra wins
+    assert d.git_env()["GIT_OPTIONAL_LOCKS"] == "0"
+
+
+def test_run_git_stdin_missing_git_and_missing_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = make_repo(tmp_path / "r")
+    empty_blob = "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391"
+    assert d.git_out(repo, "hash-object", "--stdin") == empty_blob  # stdin is /dev/null, never the terminal
+    assert run_git(repo, ["hash-object", "--stdin"], input=b"x\n").stdout.decode().strip() != empty_blob
+    assert run_git(repo, ["rev-parse", "--verify", "nope"], check=False).returncode != 0
+    with pytest.raises(NotFound, match=r"^directory .*missing does not exist$"):
+        run_git(tmp_path / "missing", ["status"])
+    monkeypatch.setenv("PATH", str(tmp_path / "nobin"))
+    with pytest.raises(GitError) as info:
+        run_git(repo, ["status"])
+    assert info.value.message == "git is not installed or not on PATH" and info.value.hint == "install git"
+
+
+def test_git_file_pointing_inside_is_refused_with_a_hint(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "r")
+    wt = tmp_path / "wt"
+    git(repo, "worktree", "add", "-q", "-b", "wb/x", str(wt), "HEAD")
+    real_gitdir = (wt / ".git").read_text().split(":", 1)[1].strip()
+    (wt / "inner").mkdir()
+    (wt / ".git").write_text("gitdir:inner\n")  # no space after the colon
+    with pytest.raises(GitError) as info:
+        d.worktree_root(wt)
+    top = wt.resolve()
+    assert info.value.message == f"{top}/.git points at a git directory inside the worktree ({top}/inner)"
+    assert info.value.hint == "the worktree's .git file was rewritten; recreate the session"
+    (wt / ".git").write_bytes(b"gitdir: /nonexistent/\xff\n")
+    with pytest.raises(GitError, match="is not a git checkout"):
+        d.worktree_root(wt)
+    (wt / ".git").write_text(f"gitdir: {real_gitdir}\n")
+    assert d.worktree_root(wt / "inner") == wt.resolve()
+
+
+def test_rename_and_copy_with_a_mode_change_and_binary_typechange() -> None:
+    text = (
+        "diff --git a/a b/b\nold mode 100644\nnew mode 100755\nsimilarity index 100%\nrename from a\nrename to b\n"
+        "diff --git a/c b/d\nold mode 100755\nnew mode 100644\nsimilarity index 100%\ncopy from c\ncopy to d\n"
+        "diff --git a/t b/t\ndeleted file mode 100644\nindex 1..0\nBinary files a/t and /dev/null differ\n"
+        "diff --git a/t b/t\nnew file mode 120000\nindex 0..2\n--- /dev/null\n+++ b/t\n@@ -0,0 +1 @@\n+x\n"
+        "\\ No newline at end of file\n"
+    )
+    ren, cp, tc = parse_unified(text)
+    assert (ren.status, ren.mode_change, ren.index) == ("renamed", ("100644", "100755"), None)
+    assert (cp.status, cp.mode_change) == ("copied", ("100755", "100644"))
+    assert (tc.status, tc.binary, tc.old_mode, tc.new_mode, tc.mode_change) == (
+        "typechange", True, "100644", "120000", ("100644", "120000")
+    )
+    assert (tc.added, tc.removed) == (1, 0)
