@@ -18,7 +18,7 @@ import shlex
 import signal
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -228,6 +228,44 @@ def _kill_group(pgid: int) -> None:
         os.killpg(pgid, signal.SIGKILL)
 
 
+async def collect_output(
+    proc: asyncio.subprocess.Process, timeout_ms: int, max_bytes: int, elapsed: Callable[[], int]
+) -> CommandResult:
+    """Wait for a command started in its own session (merged stdout/stderr on a pipe), keep
+    the head and tail of its output, and kill its whole process group when done or late."""
+    capture = _Capture(max_bytes)
+    assert proc.stdout is not None
+
+    async def pump() -> None:
+        assert proc.stdout is not None
+        while chunk := await proc.stdout.read(65536):
+            capture.feed(chunk)
+
+    reader = asyncio.create_task(pump())
+    timed_out = False
+    try:
+        await asyncio.wait_for(_exited(proc), timeout=max(timeout_ms, 0) / 1000)
+    except TimeoutError:
+        timed_out = True
+    except asyncio.CancelledError:
+        _kill_group(proc.pid)
+        reader.cancel()
+        raise
+    # The leader is done (or timed out); take any children still holding the pipe with it.
+    _kill_group(proc.pid)
+    await _exited(proc)
+    try:
+        await asyncio.wait_for(reader, timeout=1.0)
+    except TimeoutError:
+        # A child that left the group (setsid) still holds the pipe: keep what we have and
+        # close our end, which asyncio only exposes through the process transport.
+        transport = getattr(proc, "_transport", None)
+        if transport is not None:
+            transport.close()
+    code = None if timed_out else proc.returncode
+    return CommandResult(code, capture.text(), timed_out, elapsed())
+
+
 class LocalRunner:
     """Plain subprocess without a sandbox: its own process group, stdin /dev/null,
     stdout and stderr merged. On timeout, and after the command exits, the whole group is
@@ -266,37 +304,7 @@ class LocalRunner:
         except OSError as e:
             return CommandResult(126, f"cannot run {argv[0]}: {e.strerror or e}", False, elapsed())
 
-        capture = _Capture(self.max_capture_bytes)
-        assert proc.stdout is not None
-
-        async def pump() -> None:
-            assert proc.stdout is not None
-            while chunk := await proc.stdout.read(65536):
-                capture.feed(chunk)
-
-        reader = asyncio.create_task(pump())
-        timed_out = False
-        try:
-            await asyncio.wait_for(_exited(proc), timeout=max(timeout_ms, 0) / 1000)
-        except TimeoutError:
-            timed_out = True
-        except asyncio.CancelledError:
-            _kill_group(proc.pid)
-            reader.cancel()
-            raise
-        # The leader is done (or timed out); take any children still holding the pipe with it.
-        _kill_group(proc.pid)
-        await _exited(proc)
-        try:
-            await asyncio.wait_for(reader, timeout=1.0)
-        except TimeoutError:
-            # A child that left the group (setsid) still holds the pipe: keep what we have and
-            # close our end, which asyncio only exposes through the process transport.
-            transport = getattr(proc, "_transport", None)
-            if transport is not None:
-                transport.close()
-        code = None if timed_out else proc.returncode
-        return CommandResult(code, capture.text(), timed_out, elapsed())
+        return await collect_output(proc, timeout_ms, self.max_capture_bytes, elapsed)
 
 
 # --------------------------------------------------------------------------- calls

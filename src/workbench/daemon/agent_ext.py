@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from workbench.agent.conversation import AssistantMessage, Item, SystemMessage, item_from_dict
 from workbench.agent.prompts import PromptContext
-from workbench.agent.tools import CommandResult, _Capture, _exited, _kill_group
+from workbench.agent.tools import CommandResult, collect_output
 from workbench.config import Config
 from workbench.core.models import Session, SessionState
 from workbench.daemon.hub import Client
@@ -80,7 +80,7 @@ class SandboxRunner:
             # The sandbox starts in the worktree; a shell hop reaches the subdirectory.
             argv = ["/bin/sh", "-c", 'cd -- "$0" || exit 126; exec "$@"', str(cwd), *argv]
         try:
-            cmd = self.manager.sandboxed(self.session, argv)
+            cmd = self.manager.sandboxed(self.session, argv, new_session=True)
         except WorkbenchError as e:
             return CommandResult(126, f"the sandbox cannot run this command: {e}", False, elapsed())
         env = dict(cmd.env)
@@ -105,32 +105,7 @@ class SandboxRunner:
             return CommandResult(126, f"cannot run {argv[0]}: {e.strerror or e}", False, elapsed())
         finally:
             cmd.close()
-        capture = _Capture(MAX_CAPTURE_BYTES)
-
-        async def pump() -> None:
-            assert proc.stdout is not None
-            while chunk := await proc.stdout.read(65536):
-                capture.feed(chunk)
-
-        reader = asyncio.create_task(pump())
-        timed_out = False
-        try:
-            await asyncio.wait_for(_exited(proc), timeout=max(timeout_ms, 0) / 1000)
-        except TimeoutError:
-            timed_out = True
-        except asyncio.CancelledError:
-            _kill_group(proc.pid)
-            reader.cancel()
-            raise
-        _kill_group(proc.pid)
-        await _exited(proc)
-        try:
-            await asyncio.wait_for(reader, timeout=1.0)
-        except TimeoutError:
-            transport = getattr(proc, "_transport", None)
-            if transport is not None:
-                transport.close()
-        return CommandResult(None if timed_out else proc.returncode, capture.text(), timed_out, elapsed())
+        return await collect_output(proc, timeout_ms, MAX_CAPTURE_BYTES, elapsed)
 
 
 # --------------------------------------------------------------------------- host
