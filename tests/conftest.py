@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,14 +20,17 @@ if TYPE_CHECKING:
 def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """Private XDG dirs and HOME so tests (and their daemons) never see each other."""
     root = tmp_path / "env"
-    for name in ("config", "data", "state", "cache", "runtime", "home"):
+    for name in ("config", "data", "state", "cache", "home"):
         (root / name).mkdir(parents=True)
-    (root / "runtime").chmod(0o700)
+    # The socket path must fit sun_path (108 bytes): a short private dir, as /run/user/UID is;
+    # `env/runtime` points at it for tests that look there.
+    runtime = Path(tempfile.mkdtemp(prefix="wbrt-", dir="/tmp"))
+    (root / "runtime").symlink_to(runtime)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(root / "config"))
     monkeypatch.setenv("XDG_DATA_HOME", str(root / "data"))
     monkeypatch.setenv("XDG_STATE_HOME", str(root / "state"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(root / "cache"))
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(root / "runtime"))
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
     monkeypatch.setenv("HOME", str(root / "home"))
     monkeypatch.setenv("SHELL", "/bin/bash")
     monkeypatch.setenv("GIT_AUTHOR_NAME", "Test")
@@ -38,6 +43,7 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     yield root
+    shutil.rmtree(runtime, ignore_errors=True)
 
 
 def git(cwd: Path, *args: str) -> str:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -37,7 +38,8 @@ def test_paths_follow_xdg(isolated_env: Path) -> None:
     assert paths.data_dir() == isolated_env / "data" / "workbench"
     assert paths.state_dir() == isolated_env / "state" / "workbench"
     assert paths.cache_dir() == isolated_env / "cache" / "workbench"
-    assert paths.socket_path() == isolated_env / "runtime" / "workbench" / "daemon.sock"
+    assert paths.socket_path() == Path(os.environ["XDG_RUNTIME_DIR"]) / "workbench" / "daemon.sock"
+    assert (isolated_env / "runtime").resolve() == Path(os.environ["XDG_RUNTIME_DIR"])
 
 
 def test_config_unknown_key_names_line(tmp_path: Path) -> None:
