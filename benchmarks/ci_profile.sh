@@ -27,16 +27,17 @@ VENV_TMP=$(mktemp -d /tmp/wb-ci-venv.XXXXXX)
 trap 'rm -rf "$VENV_TMP"' EXIT
 
 section apt_check apt_check
-if [ "$(id -u)" = 0 ]; then section apt_update apt-get update -qq; fi
+section codex_check sh -c 'command -v codex >/dev/null && codex --version'
+# The Makefile's install, into throw-away venvs.
 section venv_create python3 -m venv "$VENV_TMP/venv"
+section pip_upgrade "$VENV_TMP/venv/bin/python" -m pip install --quiet --upgrade pip
 # Cold: nothing cached, as on a new machine. Warm: a second venv with pip's cache filled,
 # as on a machine that ran CI before.
 section pip_install_cold "$VENV_TMP/venv/bin/python" -m pip install --quiet --no-cache-dir -e '.[dev]'
 section venv_create_2 python3 -m venv "$VENV_TMP/venv2"
 section pip_install_warm "$VENV_TMP/venv2/bin/python" -m pip install --quiet -e '.[dev]'
 # The suite exactly as `make test` runs it, with per-test durations and a JUnit report.
-section pytest .venv/bin/python -m pytest -n auto --dist loadgroup -q --durations=25 \
-    --junitxml="$OUT/junit.xml"
+section pytest make test PYTEST_ARGS="-q --durations=25 --junitxml=$OUT/junit.xml"
 if [ -f tests/run_as_user.sh ] && [ "$(id -u)" = 0 ]; then
     section attacks_as_user bash tests/run_as_user.sh -q -n 2
 fi
@@ -51,7 +52,8 @@ from collections import Counter
 
 per_file: Counter[str] = Counter()
 for case in ET.parse(sys.argv[1]).iter("testcase"):
-    per_file[case.get("classname", "?").rsplit(".", 1)[0]] += float(case.get("time", 0))
+    per_file[".".join(case.get("classname", "?").split(".")[:2])] += float(case.get("time", 0))
 for name, secs in per_file.most_common(10):
     print(f"{secs:8.1f} s  {name}")
+print(f"{sum(per_file.values()):8.1f} s  all tests (summed over workers)")
 EOF
