@@ -122,6 +122,14 @@ class ReviewService:
             st = self.states[sid] = rv.ReviewState.load(sid)
         return st
 
+    async def edit(self, session_id: str, fn: Callable[..., Any], *args: Any) -> tuple[rv.ReviewState, Any]:
+        """Run one review edit `fn(state, *args)` off the loop under the session's lock, and save."""
+        async with self.lock(session_id):
+            st = self.state(session_id)
+            result = await asyncio.to_thread(fn, st, *args)
+            await asyncio.to_thread(st.save)
+        return st, result
+
     def lock(self, sid: str) -> asyncio.Lock:
         return self.locks.setdefault(sid, asyncio.Lock())
 
@@ -520,10 +528,7 @@ async def reject(d: Daemon, c: Client, p: Params) -> dict[str, Any]:
     s = _session(d, p)
     hunk = p.str("hunk", required=True)
     reason = p.str("reason", "") or ""
-    async with svc.lock(s.id):
-        st = svc.state(s.id)
-        rej = await asyncio.to_thread(rv.reject, st, _worktree(s), s.base_commit, hunk, reason)
-        await asyncio.to_thread(st.save)
+    st, rej = await svc.edit(s.id, rv.reject, _worktree(s), s.base_commit, hunk, reason)
     d.manager.record(s, "review_reject", {"hunk": hunk, "path": rej.path, "reason": rej.reason,
                                           "header": rej.header, "whole_file": rej.whole_file})
     svc.kick(s.id)
@@ -537,10 +542,7 @@ async def revert_file(d: Daemon, c: Client, p: Params) -> dict[str, Any]:
     s = _session(d, p)
     path = p.str("path", required=True)
     reason = p.str("reason", "") or ""
-    async with svc.lock(s.id):
-        st = svc.state(s.id)
-        rej = await asyncio.to_thread(rv.revert_file, st, _worktree(s), s.base_commit, path, reason)
-        await asyncio.to_thread(st.save)
+    st, rej = await svc.edit(s.id, rv.revert_file, _worktree(s), s.base_commit, path, reason)
     d.manager.record(s, "review_revert_file", {"path": rej.path, "old_path": rej.old_path, "reason": rej.reason})
     svc.kick(s.id)
     return {"rejection": _rej_json(rej), "review": st.summary()}
@@ -555,10 +557,7 @@ async def comment(d: Daemon, c: Client, p: Params) -> dict[str, Any]:
     line = p.int("line", required=True)
     end_line = p.int("end_line")
     text = p.str("text", required=True)
-    async with svc.lock(s.id):
-        st = svc.state(s.id)
-        cm = await asyncio.to_thread(rv.comment, st, _worktree(s), s.base_commit, path, line, text, end_line)
-        await asyncio.to_thread(st.save)
+    st, cm = await svc.edit(s.id, rv.comment, _worktree(s), s.base_commit, path, line, text, end_line)
     d.manager.record(s, "review_comment", {"path": cm.path, "line": cm.line, "end_line": cm.end_line,
                                            "text": cm.text, "hunk": cm.hunk})
     d.manager.publish_session(s)
@@ -570,10 +569,7 @@ async def undo(d: Daemon, c: Client, p: Params) -> dict[str, Any]:
     """`{id}`: undo the last review action not yet sent to the agent."""
     svc = service(d)
     s = _session(d, p)
-    async with svc.lock(s.id):
-        st = svc.state(s.id)
-        res = await asyncio.to_thread(rv.undo, st, _worktree(s))
-        await asyncio.to_thread(st.save)
+    st, res = await svc.edit(s.id, rv.undo, _worktree(s))
     d.manager.record(s, "review_undo", res)
     svc.kick(s.id)
     d.manager.publish_session(s)
