@@ -512,10 +512,20 @@ class Diff:
     base: str
     files: list[FileDiff]
     digest: str = ""  # hash of git's output: equal digests, equal diffs
+    # Files changed but not listed (a bounded diff of a huge change), and their line counts.
+    more_files: int = 0
+    more_added: int = 0
+    more_removed: int = 0
+    # What the diff leaves out and why ("too large to review: big.bin (2.0 GB)").
+    notes: list[str] = field(default_factory=list)
 
     def stat(self) -> tuple[int, int, int]:
         """(files changed, lines added, lines removed)."""
-        return len(self.files), sum(f.added for f in self.files), sum(f.removed for f in self.files)
+        return (
+            len(self.files) + self.more_files,
+            sum(f.added for f in self.files) + self.more_added,
+            sum(f.removed for f in self.files) + self.more_removed,
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {"base": self.base, "files": [f.to_json() for f in self.files]}
@@ -1156,7 +1166,7 @@ def check_path(path: str) -> str:
 def diff_stat_text(diff: Diff, width: int = 80) -> str:
     """A `git diff --stat` style summary."""
     if not diff.files:
-        return " 0 files changed\n"
+        return " 0 files changed\n" if not diff.more_files else f" {diff.more_files} files changed\n"
     names = [_stat_name(f) for f in diff.files]
     counts = ["Bin" if f.binary else str(f.added + f.removed) for f in diff.files]
     name_w = min(max(len(s) for s in names), max(20, width // 2))
@@ -1178,6 +1188,9 @@ def diff_stat_text(diff: Diff, width: int = 80) -> str:
                 minus = 1
         bar = "" if f.binary else "+" * plus + "-" * minus
         rows.append(f" {name.ljust(name_w)} | {count.rjust(count_w)} {bar}".rstrip() + "\n")
+    if diff.more_files:
+        rows.append(f" ... and {diff.more_files} more file{'s' if diff.more_files != 1 else ''}\n")
+    rows += [f" ({note})\n" for note in diff.notes]
     nfiles, added, removed = diff.stat()
     summary = f" {nfiles} file{'s' if nfiles != 1 else ''} changed"
     if added or not removed:

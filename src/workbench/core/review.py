@@ -1,13 +1,16 @@
 """Review state of one session: reviewed marks, comments, rejections with reasons, an undo
 stack, and the review message that carries the comments and rejections to the agent.
 
-Headless and synchronous (git and file I/O): the daemon runs these in a thread, one action
-per session at a time. The state is a JSON file under the data directory, outside every
+Headless and synchronous. Actions read the session's work only as imported objects (a
+`TreeReader`) and return an edit request that the daemon runs inside the session's
+sandbox (session_side/worktree_edit.py); one action per session at a time.
+The state is a JSON file under the data directory, outside every
 sandbox; whole-file snapshots kept for undo sit in a directory beside it.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import json
@@ -17,11 +20,10 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from workbench import paths
-from workbench.core import merge
-from workbench.core.diff import Diff, FileDiff, Hunk, check_path, compute_diff, worktree_root
+from workbench.core.diff import Diff, FileDiff, Hunk, check_path, quote_header_path, quote_path
 from workbench.core.escapes import strip_escapes
 from workbench.errors import GitError, NotFound, UsageError
 
@@ -220,12 +222,34 @@ def mark(
     return changed
 
 
-def reject(state: ReviewState, worktree: Path, base: str, hunk_id: str, reason: str = "") -> Rejection:
-    """Reverse one hunk in the worktree (a whole added, deleted or binary file goes back
-    to base); keeps what undo needs and what the review message will say."""
+class TreeReader(Protocol):
+    """The session's work as imported, verified objects (core/session_repo.py)."""
+
+    def entry(self, path: str) -> tuple[str, str] | None:
+        """(mode, blob id) of `path` in the snapshot, None when absent."""
+
+    def blob(self, sha: str) -> bytes: ...
+
+
+def hunk_patch(f: FileDiff, h: Hunk) -> str:
+    """A `git apply`-able patch of one hunk of a modified file."""
+    path = f.path
+    return (
+        f"diff --git {quote_path('a/' + path)} {quote_path('b/' + path)}\n"
+        f"--- {quote_header_path('a/' + path)}\n+++ {quote_header_path('b/' + path)}\n"
+        + h.render()
+    )
+
+
+def reject(
+    state: ReviewState, diff: Diff, hunk_id: str, reason: str, files: TreeReader
+) -> tuple[Rejection, dict[str, Any]]:
+    """Plan reversing one hunk (a whole added, deleted or binary file goes back to base).
+
+    Returns the rejection and the edit request that carries it out inside the session's
+    sandbox; `applied()` records it once the edit succeeded.
+    """
     reason = _clean_text(reason, "reason", required=False)
-    top = worktree_root(worktree)
-    diff = compute_diff(top, base, context=CONTEXT)
     f, h = diff.find_hunk(hunk_id)
     whole = f.status in ("added", "deleted", "typechange") or f.binary or f.is_symlink
     rej = Rejection(
@@ -234,44 +258,45 @@ def reject(state: ReviewState, worktree: Path, base: str, hunk_id: str, reason: 
         new_lines=h.new_lines, excerpt=_hunk_excerpt(h), where=_changed_lines(h),
     )
     if whole:
-        rej.snapshots = _snapshots(state, top, f)
-    else:
-        rej.patch = merge.hunk_patch(f, h)
-    merge.reject_hunk(top, base, hunk_id, context=CONTEXT, diff=diff)
-    if whole:
-        rej.after = {s["path"]: _digest(top, s["path"]) for s in rej.snapshots}
-    state.rejections.append(rej)
-    state.reviewed.pop(hunk_id, None)
-    state.undo.append({"kind": "reject", "ref": rej.id})
-    return rej
+        rej.snapshots = _snapshots(state, files, f)
+        return rej, {"op": "restore", "base": diff.base, "paths": [s["path"] for s in rej.snapshots]}
+    rej.patch = hunk_patch(f, h)
+    return rej, {"op": "apply", "patch": rej.patch, "reverse": True, "zero": CONTEXT == 0}
 
 
-def revert_file(state: ReviewState, worktree: Path, base: str, path: str, reason: str = "") -> Rejection:
-    """Put a whole file back as it is in base (both sides of a rename); undoable."""
+def revert_file(
+    state: ReviewState, diff: Diff, path: str, reason: str, files: TreeReader
+) -> tuple[Rejection, dict[str, Any]]:
+    """Plan putting a whole file back as it is in base (both sides of a rename); undoable."""
     check_path(path)
     reason = _clean_text(reason, "reason", required=False)
-    top = worktree_root(worktree)
-    diff = compute_diff(top, base, context=CONTEXT)
     f = diff.file(path)
     rej = Rejection(
         id=state._new_id(), hunk=None, path=f.path, old_path=f.old_path, status=f.status,
         header="", reason=reason, whole_file=True, new_start=0, new_lines=0,
         excerpt=[ln for h in f.hunks for ln in _hunk_excerpt(h)][:MAX_EXCERPT],
     )
-    rej.snapshots = _snapshots(state, top, f)
-    merge.revert_file(top, diff.base, path)
-    rej.after = {s["path"]: _digest(top, s["path"]) for s in rej.snapshots}
+    rej.snapshots = _snapshots(state, files, f)
+    return rej, {"op": "restore", "base": diff.base, "paths": [s["path"] for s in rej.snapshots]}
+
+
+def applied(state: ReviewState, rej: Rejection, reply: dict[str, Any]) -> None:
+    """The edit for `rej` succeeded: record it (and what undo must find to restore it)."""
+    if rej.whole_file:
+        rej.after = {str(k): str(v) for k, v in (reply.get("after") or {}).items()}
     state.rejections.append(rej)
-    state.undo.append({"kind": "revert_file", "ref": rej.id})
-    return rej
+    if rej.hunk:
+        state.reviewed.pop(rej.hunk, None)
+    state.undo.append({"kind": "reject" if rej.hunk else "revert_file", "ref": rej.id})
 
 
 def comment(
-    state: ReviewState, worktree: Path, base: str, path: str, line: int, text: str, end_line: int | None = None
+    state: ReviewState, diff: Diff, path: str, line: int, text: str, end_line: int | None,
+    files: TreeReader,
 ) -> Comment:
     """A note on a line or a line range of a changed (or existing) file.
 
-    Lines count in the file as it is in the worktree; for a deleted file, as it was in base.
+    Lines count in the file as the session has it; for a deleted file, as it was in base.
     """
     check_path(path)
     text = _clean_text(text, "comment")
@@ -280,17 +305,12 @@ def comment(
     end = line if end_line is None else end_line
     if not isinstance(end, int) or isinstance(end, bool) or end < line:
         raise UsageError(f"invalid line range {line}-{end}: the end must not be before the start")
-    top = worktree_root(worktree)
-    diff = compute_diff(top, base, context=CONTEXT, paths=[path])
     f = next((g for g in diff.files if path in (g.path, g.old_path)), None)
-    target = top / path
+    entry = files.entry(path)
     excerpt: list[str]
     hunk: Hunk | None
-    if not target.resolve().is_relative_to(top.resolve()):
-        # A symlinked directory leading out of the worktree: never quote what is there.
-        raise UsageError(f"{path} lies outside the session's worktree")
-    if not target.is_symlink() and target.is_file():
-        lines = _read_lines(target)
+    if entry is not None and entry[0] != "120000":
+        lines = files.blob(entry[1])[:MAX_READ].decode("utf-8", "replace").splitlines()
         if end > len(lines):
             raise UsageError(f"{path} has {len(lines)} line(s); line {end} is past its end")
         excerpt = lines[line - 1 : end][:MAX_EXCERPT]
@@ -312,9 +332,31 @@ def comment(
     return c
 
 
-def undo(state: ReviewState, worktree: Path) -> dict[str, Any]:
-    """Undo the last review action: re-apply a rejected hunk or restore a reverted file,
-    drop a comment, or put marks back. Refuses (and changes nothing) when the files moved on."""
+def undo_request(state: ReviewState) -> dict[str, Any] | None:
+    """The edit inside the session that undoing the last action needs (None: no edit)."""
+    if not state.undo:
+        raise UsageError("nothing to undo", hint="actions already sent to the agent cannot be undone")
+    act = state.undo[-1]
+    if act["kind"] not in ("reject", "revert_file"):
+        return None
+    rej = next((r for r in state.rejections if r.id == act["ref"]), None)
+    if rej is None:
+        return None
+    if rej.patch is not None:
+        return {"op": "apply", "patch": rej.patch, "reverse": False, "zero": CONTEXT == 0}
+    if any(s["kind"] == "other" for s in rej.snapshots):
+        raise GitError(f"cannot undo the revert of {rej.path}: it was not a plain file")
+    files = []
+    for snap in rej.snapshots:
+        item = dict(snap)
+        if snap["kind"] == "file":
+            item["data"] = base64.b64encode((state.blob_dir / snap["blob"]).read_bytes()).decode()
+        files.append(item)
+    return {"op": "put", "files": files, "expect": rej.after}
+
+
+def undo(state: ReviewState) -> dict[str, Any]:
+    """Pop the last review action (after `undo_request`'s edit, if any, succeeded)."""
     if not state.undo:
         raise UsageError("nothing to undo", hint="actions already sent to the agent cannot be undone")
     act = state.undo[-1]
@@ -333,11 +375,6 @@ def undo(state: ReviewState, worktree: Path) -> dict[str, Any]:
     elif kind in ("reject", "revert_file"):
         rej = next((r for r in state.rejections if r.id == act["ref"]), None)
         if rej is not None:
-            top = worktree_root(worktree)
-            if rej.patch is not None:
-                merge.apply_hunk(top, rej.patch, context=CONTEXT)
-            else:
-                _restore(state, top, rej)
             state.rejections = [r for r in state.rejections if r.id != rej.id]
             result.update(path=rej.path, hunk=rej.hunk)
     state.undo.pop()
@@ -463,69 +500,22 @@ def _hunk_at(f: FileDiff | None, line: int, end: int, *, new: bool) -> Hunk | No
     return None
 
 
-def _read_lines(p: Path) -> list[str]:
-    with p.open("rb") as fh:
-        data = fh.read(MAX_READ)
-    return data.decode("utf-8", "replace").splitlines()
-
-
-def _inside(top: Path, rel: str) -> Path:
-    target = top / rel
-    if not target.parent.resolve().is_relative_to(top.resolve()):
-        raise GitError(f"refusing to touch {rel}: it lies outside the worktree")
-    return target
-
-
-def _snapshots(state: ReviewState, top: Path, f: FileDiff) -> list[dict[str, Any]]:
+def _snapshots(state: ReviewState, files: TreeReader, f: FileDiff) -> list[dict[str, Any]]:
+    """What undo puts back, read from the imported snapshot (never from the worktree)."""
     out = []
     for rel in dict.fromkeys([f.path] + ([f.old_path] if f.old_path else [])):
-        target = _inside(top, rel)
+        entry = files.entry(rel)
         snap: dict[str, Any] = {"path": rel}
-        if target.is_symlink():
-            snap.update(kind="symlink", target=os.readlink(target))
-        elif target.is_file():
+        if entry is None:
+            snap.update(kind="absent")
+        elif entry[0] == "120000":
+            snap.update(kind="symlink", target=files.blob(entry[1]).decode("utf-8", "surrogateescape"))
+        elif entry[0] in ("100644", "100755"):
             state.blob_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
             blob = state.blob_dir / f"{state._new_id()}.blob"
-            shutil.copyfile(target, blob, follow_symlinks=False)
-            snap.update(kind="file", blob=blob.name, mode=target.stat().st_mode & 0o777)
-        elif target.exists():
-            snap.update(kind="other")
+            blob.write_bytes(files.blob(entry[1]))
+            snap.update(kind="file", blob=blob.name, mode=0o755 if entry[0] == "100755" else 0o644)
         else:
-            snap.update(kind="absent")
+            snap.update(kind="other")
         out.append(snap)
     return out
-
-
-def _digest(top: Path, rel: str) -> str:
-    target = top / rel
-    if target.is_symlink():
-        return "link:" + os.readlink(target)
-    if target.is_file():
-        h = hashlib.sha1()
-        with target.open("rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-        return "file:" + h.hexdigest()
-    return "other" if target.exists() else "absent"
-
-
-def _restore(state: ReviewState, top: Path, rej: Rejection) -> None:
-    changed = [p for p, d in rej.after.items() if _digest(top, p) != d]
-    if changed:
-        raise GitError(
-            f"cannot undo: {', '.join(changed)} changed since it was reverted; nothing changed",
-            hint="edit the file by hand",
-        )
-    if any(s["kind"] == "other" for s in rej.snapshots):
-        raise GitError(f"cannot undo the revert of {rej.path}: it was not a plain file")
-    for snap in rej.snapshots:
-        target = _inside(top, snap["path"])
-        if target.is_symlink() or target.is_file():
-            target.unlink()
-        if snap["kind"] == "symlink":
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.symlink(snap["target"], target)
-        elif snap["kind"] == "file":
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(state.blob_dir / snap["blob"], target)
-            os.chmod(target, int(snap["mode"]))

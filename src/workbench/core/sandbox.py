@@ -258,83 +258,6 @@ def _parse_bind(spec: str, what: str) -> tuple[Path, Path]:
     return src.resolve(), dst
 
 
-def is_own_branch(branch: str, name: str) -> bool:
-    """Whether ref `name` (e.g. 'wb/fix--try2') belongs to the session on `branch`."""
-    if name == branch:
-        return True
-    head = branch + EXTRA_BRANCH_SEP
-    return name.startswith(head) and not name[len(head):].startswith("-") and len(name) > len(head)
-
-
-def own_ref_dir(branch: str) -> str:
-    """The directory under refs/heads/ (and logs/refs/heads/) that a session writes."""
-    if not branch.startswith("wb/") or ".." in branch or branch.endswith("/"):
-        raise SandboxError(
-            f"session branch {branch!r} is not under wb/",
-            hint="sandboxed sessions commit only to their own wb/<slug> branch",
-        )
-    return branch.rsplit("/", 1)[0]
-
-
-def _shared_ref_dir(branch: str) -> bool:
-    """True when the session's ref directory also holds other sessions' refs (wb/<slug>)."""
-    return own_ref_dir(branch) == "wb"
-
-
-def ensure_git_layout(git_common_dir: Path, worktree_gitdir: Path, branch: str) -> None:
-    """Create the paths the policy binds, so none can be created later from inside.
-
-    A missing config.worktree could be created from inside the sandbox and, once the
-    repo enables extensions.worktreeConfig, set core.fsmonitor for git run on the host.
-    """
-    rel = own_ref_dir(branch)
-    (git_common_dir / "objects" / "info").mkdir(parents=True, exist_ok=True)
-    (git_common_dir / "refs" / "heads" / rel).mkdir(parents=True, exist_ok=True)
-    (git_common_dir / "logs" / "refs" / "heads" / rel).mkdir(parents=True, exist_ok=True)
-    cw = worktree_gitdir / "config.worktree"
-    if not cw.exists():
-        cw.touch()
-
-
-def prepare_git(
-    worktree_gitdir: Path, *, git_common_dir: Path | None = None, branch: str | None = None
-) -> None:
-    """Prepare a session's git dirs from outside the sandbox (idempotent).
-
-    Creates the paths the policy binds read-only, and sets gc.auto=0 in the session's
-    config.worktree when the repo reads per-worktree config. Sandboxed git also gets
-    gc.auto=0 through GIT_CONFIG_* in its environment, which needs no repo change.
-    """
-    gitdir = worktree_gitdir.resolve()
-    common = (git_common_dir or _read_commondir(gitdir)).resolve()
-    if branch:
-        ensure_git_layout(common, gitdir, branch)
-    else:
-        cw = gitdir / "config.worktree"
-        if not cw.exists():
-            cw.touch()
-        (common / "objects" / "info").mkdir(parents=True, exist_ok=True)
-    proc = subprocess.run(
-        ["git", "--git-dir", str(common), "config", "--type=bool", "--get",
-         "extensions.worktreeConfig"],
-        capture_output=True, text=True, check=False,
-    )
-    if proc.stdout.strip() == "true":
-        for key, value in SESSION_GIT_CONFIG:
-            subprocess.run(
-                ["git", "config", "--file", str(gitdir / "config.worktree"), key, value],
-                capture_output=True, check=True,
-            )
-
-
-def _read_commondir(gitdir: Path) -> Path:
-    try:
-        rel = (gitdir / "commondir").read_text().strip()
-    except OSError as e:
-        raise SandboxError(f"{gitdir} is not a worktree gitdir ({e.strerror})") from None
-    return (gitdir / rel) if not os.path.isabs(rel) else Path(rel)
-
-
 def prepare_home(home: Path, repo: Path | None = None) -> None:
     """Create a session's private $HOME with a .gitconfig carrying the user's identity."""
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -481,12 +404,11 @@ def _check_spec(spec: SandboxSpec) -> None:
     dotgit = spec.worktree / ".git"
     if not dotgit.exists():
         raise SandboxError(f"{spec.worktree} is not a git worktree (no .git)")
-    if spec.mode == "workspace":
-        own_ref_dir(spec.branch)
-        for what, p in (("git common dir", spec.git_common_dir),
-                        ("worktree gitdir", spec.worktree_gitdir)):
-            if not p.is_dir():
-                raise SandboxError(f"{what} {p} does not exist")
+    if spec.worktree.resolve() != spec.repo.resolve() and not (dotgit.is_dir() and not dotgit.is_symlink()):
+        raise SandboxError(
+            f"{spec.worktree} has no private repository (.git is not a directory)",
+            hint="sessions made by workbench 0.1 cannot be sandboxed; remove it and start it again",
+        )
 
 
 def wrap(
@@ -583,13 +505,14 @@ def _build(a: _Args, spec: SandboxSpec, workdir: Path, *, new_session: bool) -> 
     for p in rehide:
         a.hide(p)
 
-    if spec.mode == "workspace":
-        _git_writable(a, spec, common, gitdir)
-
+    # The worktree and its private repository (.git) are the session's own: the host
+    # never runs git in them (docs/security.md, "The host boundary"). Strict mode and
+    # in-place sessions keep .git read-only.
     a.add("--bind", str(worktree), str(worktree))
-    # The .git file names the gitdir host-side git trusts; it stays exactly as the
-    # workbench wrote it.
-    a.add("--ro-bind", str(worktree / ".git"), str(worktree / ".git"))
+    if spec.mode == "strict" or worktree == repo:
+        a.add("--ro-bind", str(gitdir), str(gitdir))
+        if _is_within(common, worktree) and common != gitdir:
+            a.add("--ro-bind", str(common), str(common))
     a.add("--bind", str(home), str(home))
     a.seal_hidden()
     a.add("--chdir", str(workdir))
@@ -613,35 +536,6 @@ def _seccomp_fd(a: _Args) -> int:
         raise SandboxError(str(e), hint="use sandbox 'off' on this machine") from None
     a.fds.append(fd)
     return fd
-
-
-def _git_writable(a: _Args, spec: SandboxSpec, common: Path, gitdir: Path) -> None:
-    """Re-expose, read-write, what a commit on the session's own branch writes."""
-    ensure_git_layout(common, gitdir, spec.branch)
-    objects = common / "objects"
-    a.add("--bind", str(objects), str(objects))
-    # alternates and commit-graph chains live here; host git would trust them.
-    a.add("--ro-bind", str(objects / "info"), str(objects / "info"))
-
-    rel = own_ref_dir(spec.branch)
-    shared = _shared_ref_dir(spec.branch)
-    for top in (common / "refs" / "heads", common / "logs" / "refs" / "heads"):
-        d = top / rel
-        a.add("--bind", str(d), str(d))
-        if not shared:
-            continue
-        # wb/ holds every session's branch: pin the others read-only. This only holds
-        # until their owner rewrites them (docs/security.md, "Known gaps").
-        with contextlib.suppress(OSError):
-            for e in sorted(os.scandir(d), key=lambda e: e.name):
-                if not is_own_branch(spec.branch, f"{rel}/{e.name}"):
-                    a.add("--ro-bind-try", e.path, e.path)
-
-    a.add("--bind", str(gitdir), str(gitdir))
-    for name in ("commondir", "gitdir", "config.worktree"):
-        p = gitdir / name
-        if p.exists():
-            a.add("--ro-bind", str(p), str(p))
 
 
 # ------------------------------------------------------------------------------ probe

@@ -23,14 +23,17 @@ from typing import TYPE_CHECKING, Any
 
 from workbench import config as config_mod
 from workbench.core import check as check_mod
-from workbench.core import merge
+from workbench.core import merge, session_repo
 from workbench.core import review as rv
-from workbench.core.diff import Diff, FileDiff, check_path, compute_diff, diff_stat_text, run_git, stderr_text
+from workbench.core.diff import Diff, FileDiff, check_path, diff_stat_text, run_git, stderr_text
+from workbench.core.escapes import strip_escapes
 from workbench.core.models import Session
+from workbench.core.tree_diff import digest_of
 from workbench.core.watch import TreeWatcher, ignored_dirs
 from workbench.daemon.hub import Client
 from workbench.daemon.protocol import Params
 from workbench.daemon.server import METHODS, method
+from workbench.daemon.session_git import SessionGit
 from workbench.daemon.sessions import CreateRequest
 from workbench.errors import GitError, UsageError, WorkbenchError
 
@@ -43,6 +46,7 @@ REPLY_BUDGET = 2_500_000  # bytes of hunk lines in one reply (the wire limit is 
 MIN_BUDGET = 32_000
 TAIL_IN_DESCRIBE = 1500
 MAX_ATTEMPTS = 10
+REFRESH_MIN_S = 0.3
 
 
 def setup(daemon: Daemon) -> None:
@@ -83,6 +87,7 @@ class ReviewService:
     def __init__(self, daemon: Daemon) -> None:
         self.d = daemon
         self.mgr = daemon.manager
+        self.git = SessionGit(daemon.manager)
         self.states: dict[str, rv.ReviewState] = {}
         self.locks: dict[str, asyncio.Lock] = {}
         self.watchers: dict[str, TreeWatcher] = {}
@@ -121,14 +126,6 @@ class ReviewService:
         if st is None:
             st = self.states[sid] = rv.ReviewState.load(sid)
         return st
-
-    async def edit(self, session_id: str, fn: Callable[..., Any], *args: Any) -> tuple[rv.ReviewState, Any]:
-        """Run one review edit `fn(state, *args)` off the loop under the session's lock, and save."""
-        async with self.lock(session_id):
-            st = self.state(session_id)
-            result = await asyncio.to_thread(fn, st, *args)
-            await asyncio.to_thread(st.save)
-        return st, result
 
     def lock(self, sid: str) -> asyncio.Lock:
         return self.locks.setdefault(sid, asyncio.Lock())
@@ -180,6 +177,7 @@ class ReviewService:
         if w is not None:
             w.close()
         self.mgr._stats_providers.pop(sid, None)
+        self.git.forget(sid)
         self.stats.pop(sid, None)
         self.states.pop(sid, None)
         self._last_state.pop(sid, None)
@@ -207,9 +205,13 @@ class ReviewService:
         try:
             while True:
                 self._dirty.discard(sid)
+                started = time.monotonic()
                 await self.refresh(sid)
                 if sid not in self._dirty:
                     return
+                # A snapshot runs a helper in the sandbox: while the agent keeps writing,
+                # refresh at most every REFRESH_MIN_S, or as often as one takes.
+                await asyncio.sleep(max(REFRESH_MIN_S, time.monotonic() - started))
         finally:
             self._refreshing.discard(sid)
 
@@ -218,7 +220,8 @@ class ReviewService:
         if s is None or not Path(s.worktree).is_dir():
             return None
         try:
-            diff = await asyncio.to_thread(compute_diff, Path(s.worktree), s.base_commit)
+            async with self.lock(sid):
+                diff = await self.git.diff(s)
         except WorkbenchError as e:
             log.info("review: diff of %s failed: %s", sid, e)
             return None
@@ -279,7 +282,7 @@ class ReviewService:
             self._check_again.add(sid)
             return
         try:
-            diff = await asyncio.to_thread(compute_diff, Path(s.worktree), s.base_commit)
+            diff = await self.git.diff(s)
         except WorkbenchError:
             return
         if not diff.files or self._check_fp.get(sid) == diff.digest:
@@ -436,7 +439,7 @@ def _agent_summary(d: Daemon, s: Session) -> str:
     return f"workbench: {s.name}"
 
 
-def _open_pr(s: Session, base_branch: str, message: str) -> dict[str, Any]:
+def _open_pr(s: Session, snap: session_repo.Snapshot, base_branch: str, message: str) -> dict[str, Any]:
     import subprocess
 
     gh = shutil.which("gh")
@@ -447,8 +450,9 @@ def _open_pr(s: Session, base_branch: str, message: str) -> dict[str, Any]:
     if not remotes:
         raise UsageError(f"{repo} has no remote; a pull request needs one", hint="merge without --pr")
     remote = "origin" if "origin" in remotes else remotes[0]
-    commit = merge.commit_worktree(Path(s.worktree), message)
-    proc = run_git(repo, ["push", "--quiet", "--set-upstream", remote, f"{s.branch}:{s.branch}"], check=False)
+    # What is pushed is the imported snapshot (verified objects), as the session's branch.
+    commit = merge.landing_commit(repo, snap.tip, snap.head, message)
+    proc = run_git(repo, ["push", "--quiet", remote, f"{commit}:refs/heads/{s.branch}"], check=False)
     if proc.returncode != 0:
         raise GitError(f"git push to {remote} failed: {stderr_text(proc)}")
     title, _, body = message.partition("\n")
@@ -463,16 +467,17 @@ def _open_pr(s: Session, base_branch: str, message: str) -> dict[str, Any]:
             "remote": remote}
 
 
-def _after_merge(wt: Path, new: str) -> str | None:
-    """Move the session branch onto the merged commit (squash) so its diff starts empty;
-    `--keep` refuses rather than overwrite files changed meanwhile. Returns a warning."""
-    head = run_git(wt, ["rev-parse", "HEAD"]).stdout.decode().strip()
-    if head == new:
+async def _after_merge(svc: ReviewService, s: Session, snap: session_repo.Snapshot, new: str) -> str | None:
+    """Move the session's branch onto the merged commit so its diff starts empty; inside
+    the sandbox, with `--keep`, which refuses rather than overwrite files changed meanwhile."""
+    if snap.head == new:
         return None
-    proc = run_git(wt, ["reset", "--quiet", "--keep", new], check=False)
-    if proc.returncode != 0:
-        return f"the session branch stays where it was ({stderr_text(proc)})"
-    return None
+    try:
+        reply = await svc.git.edit(s, {"op": "reset", "commit": new, "keep": True})
+    except WorkbenchError as e:
+        return f"the session branch stays where it was ({e})"
+    warning = reply.get("warning")
+    return f"the session branch stays where it was ({strip_escapes(str(warning))[:300]})" if warning else None
 
 
 # --------------------------------------------------------------------------- methods: diff
@@ -493,8 +498,8 @@ async def diff_method(d: Daemon, c: Client, p: Params) -> dict[str, Any]:
     paths = p.list_str("paths")
     for path in paths or []:
         check_path(path)
-    wt = _worktree(s)
-    diff = await asyncio.to_thread(compute_diff, wt, s.base_commit, paths=paths or None)
+    async with svc.lock(s.id):
+        diff = await svc.git.diff(s, paths=paths or None)
     if not paths:
         svc._store_stat(s, diff)
     st = svc.state(s.id)
@@ -512,7 +517,7 @@ async def mark_reviewed(d: Daemon, c: Client, p: Params) -> dict[str, Any]:
     hunk, path = p.str("hunk"), p.str("path")
     reviewed = p.bool("reviewed", True)
     async with svc.lock(s.id):
-        diff = await asyncio.to_thread(compute_diff, _worktree(s), s.base_commit)
+        diff = await svc.git.diff(s)
         st = svc.state(s.id)
         changed = rv.mark(st, diff, hunk=hunk, path=path, reviewed=reviewed)
         await asyncio.to_thread(st.save)
@@ -528,7 +533,7 @@ async def reject(d: Daemon, c: Client, p: Params) -> dict[str, Any]:
     s = _session(d, p)
     hunk = p.str("hunk", required=True)
     reason = p.str("reason", "") or ""
-    st, rej = await svc.edit(s.id, rv.reject, _worktree(s), s.base_commit, hunk, reason)
+    st, rej = await _review_edit(svc, s, rv.reject, hunk, reason)
     d.manager.record(s, "review_reject", {"hunk": hunk, "path": rej.path, "reason": rej.reason,
                                           "header": rej.header, "whole_file": rej.whole_file})
     svc.kick(s.id)
@@ -542,7 +547,7 @@ async def revert_file(d: Daemon, c: Client, p: Params) -> dict[str, Any]:
     s = _session(d, p)
     path = p.str("path", required=True)
     reason = p.str("reason", "") or ""
-    st, rej = await svc.edit(s.id, rv.revert_file, _worktree(s), s.base_commit, path, reason)
+    st, rej = await _review_edit(svc, s, rv.revert_file, path, reason)
     d.manager.record(s, "review_revert_file", {"path": rej.path, "old_path": rej.old_path, "reason": rej.reason})
     svc.kick(s.id)
     return {"rejection": _rej_json(rej), "review": st.summary()}
@@ -557,7 +562,14 @@ async def comment(d: Daemon, c: Client, p: Params) -> dict[str, Any]:
     line = p.int("line", required=True)
     end_line = p.int("end_line")
     text = p.str("text", required=True)
-    st, cm = await svc.edit(s.id, rv.comment, _worktree(s), s.base_commit, path, line, text, end_line)
+    _no_in_place_edits(s)
+    async with svc.lock(s.id):
+        snap = await svc.git.snapshot(s)
+        diff = await asyncio.to_thread(svc.git.tree_diff, s, snap, rv.CONTEXT, [path])
+        st = svc.state(s.id)
+        tree = session_repo.SnapshotTree(Path(s.repo), snap.tip)
+        cm = await asyncio.to_thread(rv.comment, st, diff, path, line, text, end_line, tree)
+        await asyncio.to_thread(st.save)
     d.manager.record(s, "review_comment", {"path": cm.path, "line": cm.line, "end_line": cm.end_line,
                                            "text": cm.text, "hunk": cm.hunk})
     d.manager.publish_session(s)
@@ -569,7 +581,14 @@ async def undo(d: Daemon, c: Client, p: Params) -> dict[str, Any]:
     """`{id}`: undo the last review action not yet sent to the agent."""
     svc = service(d)
     s = _session(d, p)
-    st, res = await svc.edit(s.id, rv.undo, _worktree(s))
+    async with svc.lock(s.id):
+        st = svc.state(s.id)
+        request = rv.undo_request(st)
+        if request is not None:
+            _no_in_place_edits(s)
+            await svc.git.edit(s, request)
+        res = rv.undo(st)
+        await asyncio.to_thread(st.save)
     d.manager.record(s, "review_undo", res)
     svc.kick(s.id)
     d.manager.publish_session(s)
@@ -602,6 +621,29 @@ async def review(d: Daemon, c: Client, p: Params) -> dict[str, Any]:
     return {**out, "sent": True, "via": how, "review": st.to_json()}
 
 
+def _no_in_place_edits(s: Session) -> None:
+    if s.in_place:
+        raise UsageError(f"session {s.name} works in the main checkout; edit the files there",
+                         hint="hunk rejection needs a session with its own worktree")
+
+
+async def _review_edit(
+    svc: ReviewService, s: Session, plan: Callable[..., tuple[rv.Rejection, dict[str, Any]]], *args: Any
+) -> tuple[rv.ReviewState, rv.Rejection]:
+    """Plan a rejection on the imported snapshot, carry it out inside the sandbox, record it."""
+    _no_in_place_edits(s)
+    async with svc.lock(s.id):
+        snap = await svc.git.snapshot(s)
+        diff = await asyncio.to_thread(svc.git.tree_diff, s, snap, rv.CONTEXT)
+        st = svc.state(s.id)
+        tree = session_repo.SnapshotTree(Path(s.repo), snap.tip)
+        rej, request = await asyncio.to_thread(plan, st, diff, *args, tree)
+        reply = await svc.git.edit(s, request)
+        rv.applied(st, rej, reply)
+        await asyncio.to_thread(st.save)
+    return st, rej
+
+
 def _rej_json(r: rv.Rejection) -> dict[str, Any]:
     return {k: v for k, v in vars(r).items() if k not in ("patch", "snapshots", "after")}
 
@@ -617,26 +659,29 @@ async def merge_method(d: Daemon, c: Client, p: Params) -> dict[str, Any]:
     if s.in_place:
         raise UsageError(f"session {s.name} works in the main checkout; there is no branch to merge",
                          hint=f"commit in {s.repo} with git")
-    wt = _worktree(s)
     cfg = await asyncio.to_thread(config_mod.load, Path(s.repo))
     strategy = p.str("strategy") or cfg.worktree.merge_strategy
     if strategy not in merge.STRATEGIES:
         raise UsageError(f"unknown merge strategy {strategy!r}: use one of {', '.join(merge.STRATEGIES)}")
     message = (p.str("message") or "").strip() or _agent_summary(d, s)
+    reviewed = p.str("digest")
     async with svc.lock(s.id):
         base_branch = await asyncio.to_thread(merge.base_branch_of, Path(s.repo))
         if base_branch is None:
             raise GitError(f"the main checkout {s.repo} has a detached HEAD; nothing changed",
                            hint="switch it to the branch to merge into, then merge again")
+        snap = await svc.git.snapshot(s)
+        _check_mergeable(s, snap, reviewed)
         if p.bool("pr"):
-            res = await asyncio.to_thread(_open_pr, s, base_branch, message)
+            res = await asyncio.to_thread(_open_pr, s, snap, base_branch, message)
             d.manager.record(s, "merge", {"pr": res["pr"], "branch": s.branch, "base_branch": base_branch,
                                           "message": message})
             return {**res, "branch": s.branch, "base_branch": base_branch, "message": message}
-        result = await asyncio.to_thread(merge.merge_session, Path(s.repo), wt, s.branch, base_branch,
+        result = await asyncio.to_thread(merge.merge_snapshot, Path(s.repo), snap.tip, snap.head, base_branch,
                                          strategy, message)
-        warning = await asyncio.to_thread(_after_merge, wt, result.commit)
+        warning = await _after_merge(svc, s, snap, result.commit)
         s.base_commit = result.commit
+        await asyncio.to_thread(session_repo.set_ref, Path(s.repo), session_repo.ref(s.id, "base"), result.commit)
         d.store.save_session(s)
         st = svc.state(s.id)
         st.reset()
@@ -651,6 +696,21 @@ async def merge_method(d: Daemon, c: Client, p: Params) -> dict[str, Any]:
     return data
 
 
+def _check_mergeable(s: Session, snap: session_repo.Snapshot, reviewed: str | None) -> None:
+    """Refuse a merge that would land something other than what the user saw."""
+    if snap.skipped_count:
+        names = ", ".join(strip_escapes(p) for p, _ in snap.skipped[:5])
+        raise UsageError(
+            f"{snap.skipped_count} file(s) are too large to import and review ({names}); nothing changed",
+            hint="remove them from the session's worktree (or add them to .gitignore), then merge again",
+        )
+    if reviewed and reviewed != digest_of(s.base_commit, snap.tip):
+        raise UsageError(
+            f"session {s.name} changed since the diff you reviewed; nothing changed",
+            hint="look at the diff again, then merge",
+        )
+
+
 @method("discard")
 async def discard(d: Daemon, c: Client, p: Params) -> dict[str, Any]:
     """`{id}`: drop every change of the session (worktree and branch back to its base)."""
@@ -659,10 +719,9 @@ async def discard(d: Daemon, c: Client, p: Params) -> dict[str, Any]:
     if s.in_place:
         raise UsageError(f"session {s.name} works in the main checkout; workbench will not reset it",
                          hint=f"use git in {s.repo}")
-    wt = _worktree(s)
     async with svc.lock(s.id):
-        before = await asyncio.to_thread(compute_diff, wt, s.base_commit)
-        await asyncio.to_thread(merge.discard_session, wt, s.base_commit)
+        before = await svc.git.diff(s)
+        await svc.git.edit(s, {"op": "reset", "commit": s.base_commit, "keep": False})
         st = svc.state(s.id)
         st.reset()
         await asyncio.to_thread(st.save)
@@ -776,7 +835,7 @@ async def compare(d: Daemon, c: Client, p: Params) -> dict[str, Any]:
         entry: dict[str, Any] = {"id": s.id, "name": s.name, "state": str(s.state), "check": s.check}
         if Path(s.worktree).is_dir():
             try:
-                diff = await asyncio.to_thread(compute_diff, Path(s.worktree), s.base_commit)
+                diff = await svc.git.diff(s)
             except WorkbenchError as e:
                 entry["error"] = str(e)
             else:

@@ -58,8 +58,7 @@ def sandbox_command(
         env = {**os.environ, **env_extra}
         env.pop("WORKBENCH_DAEMON", None)
         return PlainCommand(list(argv), env)
-    from workbench.core import sandbox
-    from workbench.core import worktree as wt
+    from workbench.core import sandbox, session_repo
 
     cfg = config_mod.load(Path(s.repo) if Path(s.repo).is_dir() else None)
     key = (s.id, s.worktree)
@@ -75,11 +74,11 @@ def sandbox_command(
             others.append(home)
     home = session_home(s)
     if prepared is None or not home.exists():
-        # git subprocesses: once per session and daemon, not on every tool call.
-        common, gitdir = wt.git_dirs(Path(s.worktree))
+        # git subprocesses: once per session and daemon, not on every tool call. Only the
+        # user's repository is asked (never the session's own, which it can write).
+        common = session_repo.common_dir(Path(s.repo))
+        gitdir = common if s.in_place else Path(s.worktree) / ".git"
         sandbox.prepare_home(home, Path(s.repo))
-        if not s.in_place:
-            sandbox.prepare_git(gitdir, git_common_dir=common, branch=s.branch)
         if len(_PREPARED) > 4096:
             _PREPARED.clear()
         _PREPARED[key] = prepared = (common, gitdir)

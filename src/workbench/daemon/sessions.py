@@ -23,7 +23,9 @@ from typing import Any
 from workbench import config as config_mod
 from workbench import paths
 from workbench.config import Config
+from workbench.core import session_repo
 from workbench.core import worktree as wt
+from workbench.core.diff import run_git, stderr_text
 from workbench.core.models import ATTENTION_ORDER, Session, SessionState
 from workbench.core.pty import process_start_time
 from workbench.core.screen import ScreenEvent
@@ -270,7 +272,7 @@ class SessionManager:
             path = paths.worktrees_dir() / f"{wt.slugify(name)}-{sid}"
             lock = self._repo_locks.setdefault(str(info.root), asyncio.Lock())
             async with lock:
-                await asyncio.to_thread(wt.create, info.root, path, branch, base_commit, base_ref)
+                await asyncio.to_thread(session_repo.create, info.root, path, sid, branch, base_commit)
         s = Session(
             id=sid,
             name=name,
@@ -300,7 +302,7 @@ class SessionManager:
             self.store.touch_repo(str(info.root))
         except Exception:
             if not in_place:
-                await asyncio.to_thread(wt.remove, info.root, path, branch, keep_branch=False)
+                await asyncio.to_thread(session_repo.remove, info.root, path, sid)
             raise
         self.sessions[s.id] = s
         self.record(s, "created", {"repo": s.repo, "branch": branch, "base": base_commit, "warnings": warnings})
@@ -524,9 +526,9 @@ class SessionManager:
         if rt is not None and hasattr(rt, "close"):
             rt.close()
         if not s.in_place:
-            await asyncio.to_thread(
-                wt.remove, Path(s.repo), Path(s.worktree), s.branch, keep_branch=keep_branch
-            )
+            if keep_branch:
+                await asyncio.to_thread(_keep_branch, s)
+            await asyncio.to_thread(session_repo.remove, Path(s.repo), Path(s.worktree), s.id)
         home = paths.data_dir() / "homes" / s.id
         if home.exists():
             await asyncio.to_thread(shutil.rmtree, home, True)
@@ -560,6 +562,7 @@ class SessionManager:
             await asyncio.to_thread(wt.prune, repo)
         return sorted(set(removed))
 
+
     async def shutdown(self) -> None:
         for s in list(self.sessions.values()):
             rt = self.runtimes.get(s.id)
@@ -568,3 +571,15 @@ class SessionManager:
                     await self.stop(s, "daemon stopped; `workbench restart` resumes it")
         for t in list(self._tasks):
             t.cancel()
+
+
+def _keep_branch(s: Session) -> None:
+    """`rm --keep-branch`: the last imported state becomes a branch of the user's repo
+    (never overwriting one that exists); the worktree itself is not read."""
+    repo = Path(s.repo)
+    if not repo.is_dir():
+        return
+    sha = session_repo.resolve(repo, session_repo.ref(s.id, "snapshot")) or s.base_commit
+    proc = run_git(repo, ["update-ref", f"refs/heads/{s.branch}", sha, ""], check=False)
+    if proc.returncode != 0:
+        log.warning("keeping branch %s of session %s failed: %s", s.branch, s.id, stderr_text(proc))

@@ -1,0 +1,148 @@
+"""Diffs between two commits of the user's repository, bounded in time and memory.
+
+A session's work is compared as imported, verified objects (core/session_repo.py): the
+base commit against the snapshot commit, both in the user's repository. Huge changes are
+summarised instead of read whole: past MAX_FULL_FILES changed files, or for a file with
+more than BIG_FILE_LINES changed lines, only git's line counts are kept; past
+MAX_LISTED_FILES files the rest is counted, not listed. So 200k changed files or a
+multi-gigabyte text file cost a few megabytes, not gigabytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+from workbench.core.diff import (
+    _DIFF_FLAGS,
+    ADD_OPTS,
+    SAFE_GIT,
+    Diff,
+    FileDiff,
+    FileStatus,
+    check_path,
+    git_env,
+    parse_unified,
+    run_git,
+    stderr_text,
+)
+from workbench.errors import GitError, UsageError
+
+MAX_FULL_FILES = 5000
+MAX_LISTED_FILES = 10_000
+BIG_FILE_LINES = 50_000
+MAX_DIFF_TEXT = 16 << 20
+_STATUS: dict[str, FileStatus] = {
+    "A": "added", "M": "modified", "D": "deleted", "R": "renamed", "C": "copied", "T": "typechange",
+}
+
+
+def _numstat(repo: Path, base: str, tip: str, paths: Sequence[str] | None) -> list[FileDiff]:
+    """Every changed file with its status and line counts, from git's `-z` output."""
+    args = [*ADD_OPTS, "diff", "--no-ext-diff", "--no-textconv", "-M", "--raw", "--numstat", "-z",
+            base, tip, "--"]
+    env = None
+    if paths:
+        env = {"GIT_LITERAL_PATHSPECS": "1"}
+        args += [check_path(p) for p in paths]
+    fields = run_git(repo, args, env=env).stdout.split(b"\0")
+    raw: list[tuple[str, str, str, str | None, str]] = []  # status, old mode, new mode, old path, path
+    i = 0
+    while i < len(fields) and fields[i].startswith(b":"):
+        meta = fields[i].decode().split()
+        status = meta[4][0]
+        if status in "RC":
+            raw.append((status, meta[0][1:], meta[1], _s(fields[i + 1]), _s(fields[i + 2])))
+            i += 3
+        else:
+            raw.append((status, meta[0][1:], meta[1], None, _s(fields[i + 1])))
+            i += 2
+    out: list[FileDiff] = []
+    for status, old_mode, new_mode, old_path, path in raw:
+        # numstat: "added\tremoved\tpath" or, for a rename, "added\tremoved\t" + 2 fields
+        if i >= len(fields):
+            break
+        counts = fields[i].decode("utf-8", "surrogateescape").split("\t")
+        i += 3 if status in "RC" else 1
+        binary = counts[0] == "-"
+        added = 0 if binary else int(counts[0])
+        removed = 0 if binary else int(counts[1])
+        out.append(FileDiff(
+            path, old_path if status in "RC" else None, _STATUS.get(status, "modified"), binary,
+            added, removed, [],
+            old_mode=None if old_mode == "000000" else old_mode,
+            new_mode=None if new_mode == "000000" else new_mode,
+        ))
+    return out
+
+
+def _s(raw: bytes) -> str:
+    return raw.decode("utf-8", "surrogateescape")
+
+
+def _full_text(repo: Path, base: str, tip: str, context: int, paths: list[str]) -> bytes | None:
+    """`git diff` of `paths`, or None when it would pass MAX_DIFF_TEXT bytes."""
+    args = ["git", *SAFE_GIT, *ADD_OPTS, "diff", *_DIFF_FLAGS, "-M", f"-U{context}", base, tip, "--",
+            *paths]
+    with subprocess.Popen(args, cwd=repo, env=git_env({"GIT_LITERAL_PATHSPECS": "1"}),
+                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        data = proc.stdout.read(MAX_DIFF_TEXT + 1)
+        if len(data) > MAX_DIFF_TEXT:
+            proc.kill()
+            return None
+        err = proc.stderr.read()
+        if proc.wait() != 0:
+            raise GitError(f"git diff failed in {repo}: {err.decode('utf-8', 'replace').strip()[-300:]}")
+    return data
+
+
+def compute_tree_diff(
+    repo: Path, base: str, tip: str, *, context: int = 3, paths: Sequence[str] | None = None,
+    notes: Sequence[str] = (),
+) -> Diff:
+    """The change from commit `base` to commit `tip`, both in `repo`; `paths` limits it."""
+    if not isinstance(context, int) or isinstance(context, bool) or not 0 <= context <= 10_000:
+        raise UsageError(f"invalid context {context!r}: use a number of lines from 0 up")
+    stat = _numstat(repo, base, tip, paths)
+    listed, rest = stat[:MAX_LISTED_FILES], stat[MAX_LISTED_FILES:]
+    all_notes = list(notes)
+    files = listed
+    if len(stat) <= MAX_FULL_FILES:
+        small = [f for f in stat if f.added + f.removed <= BIG_FILE_LINES or f.binary]
+        for f in stat:
+            if f not in small:
+                all_notes.append(f"too large to show line by line: {f.path} (+{f.added} -{f.removed})")
+        want = [p for f in small for p in ([f.old_path] if f.old_path else []) + [f.path]]
+        text = _full_text(repo, base, tip, context, want) if want else b""
+        if text is None:
+            all_notes.append("the change is too large to show line by line; line counts only")
+        else:
+            parsed = {f.path: f for f in parse_unified(text.decode("utf-8", "surrogateescape"))}
+            files = [parsed.get(f.path, f) for f in stat]
+    else:
+        all_notes.append(f"{len(stat)} files changed: line counts only")
+    diff = Diff(base=base, files=files, digest=digest_of(base, tip, context), notes=all_notes)
+    diff.more_files = len(rest)
+    diff.more_added = sum(f.added for f in rest)
+    diff.more_removed = sum(f.removed for f in rest)
+    return diff
+
+
+def digest_of(base: str, tip: str, context: int = 3) -> str:
+    """Equal digests, equal diffs: both ends are commits, named by their content."""
+    return hashlib.sha1(f"{base} {tip} {context}".encode()).hexdigest()
+
+
+def changed_paths(repo: Path, base: str, tip: str) -> int:
+    out = run_git(repo, ["diff", "--name-only", "-z", base, tip, "--"]).stdout
+    return len([p for p in out.split(b"\0") if p])
+
+
+def is_ancestor(repo: Path, a: str, b: str) -> bool:
+    proc = run_git(repo, ["merge-base", "--is-ancestor", a, b], check=False)
+    if proc.returncode not in (0, 1):
+        raise GitError(f"git merge-base failed: {stderr_text(proc)}")
+    return proc.returncode == 0

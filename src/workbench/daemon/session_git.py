@@ -1,0 +1,217 @@
+"""The daemon's only way into a session's repository: helpers run inside its sandbox.
+
+`SessionGit.snapshot` runs `session_side/snapshot.py` in the session's sandbox, checks
+its reply and imports the pack into the user's repository (verified by `git index-pack
+--strict`) under `refs/workbench/<id>/snapshot`; diffs, merges and PR pushes then read
+only that. `SessionGit.edit` runs `session_side/worktree_edit.py` for the review's edits
+(reject a hunk, revert a file, undo, discard). Neither runs git on session-writable state
+from the host (docs/security.md, "The host boundary").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import tempfile
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from workbench.core import session_repo
+from workbench.core.diff import Diff, compute_diff
+from workbench.core.escapes import strip_escapes
+from workbench.core.models import Session
+from workbench.core.tree_diff import compute_tree_diff
+from workbench.errors import GitError, WorkbenchError
+from workbench.session_side import launch
+
+if TYPE_CHECKING:
+    from workbench.daemon.sessions import SessionManager
+
+# Files over this size are not imported: the diff names them as too large to review.
+MAX_IMPORT_FILE = 50 << 20
+MAX_PACK = 4 << 30
+MAX_EDIT_REPLY = 8 << 20
+HELPER_TIMEOUT_S = 600
+
+
+def _human(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.1f} {unit}" if unit != "B" else f"{n} B"
+        size /= 1024
+    return f"{n} B"
+
+
+def _helper_error(what: str, err: bytes) -> GitError:
+    text = strip_escapes(err.decode("utf-8", "replace")).strip().splitlines()
+    return GitError(f"{what} failed inside the session: {(text[-1] if text else 'no message')[:300]}")
+
+
+class SessionGit:
+    def __init__(self, manager: SessionManager) -> None:
+        self.mgr = manager
+        self._locks: dict[str, threading.Lock] = {}
+
+    def _lock(self, sid: str) -> threading.Lock:
+        return self._locks.setdefault(sid, threading.Lock())
+
+    def forget(self, sid: str) -> None:
+        self._locks.pop(sid, None)
+
+    @staticmethod
+    def check_layout(s: Session) -> None:
+        if not Path(s.worktree).is_dir():
+            raise WorkbenchError(f"worktree missing: {s.worktree}",
+                                 hint=f"remove the session with `workbench rm {s.id}`")
+        if not s.in_place and not session_repo.is_private(Path(s.worktree)):
+            raise WorkbenchError(
+                f"session {s.name} was made by an older workbench (its .git points into your repository)",
+                hint=f"save what you need from {s.worktree}, then `workbench rm {s.id}` and start it again",
+            )
+
+    # ----------------------------------------------------------------- helpers in the sandbox
+
+    def _spawn(self, s: Session, module: str, args: Sequence[str]) -> tuple[subprocess.Popen[bytes], Any]:
+        cmd = self.mgr.sandboxed(s, launch.argv(module, *args), new_session=True)
+        err = tempfile.TemporaryFile(prefix="wb-helper-err-")  # noqa: SIM115  closed by the caller
+        try:
+            proc = subprocess.Popen(
+                cmd.argv, cwd=s.worktree, env=cmd.env, pass_fds=cmd.pass_fds,
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, start_new_session=True,
+            )
+        except BaseException:
+            err.close()
+            raise
+        finally:
+            cmd.close()
+        return proc, err
+
+    @staticmethod
+    def _reap(proc: subprocess.Popen[bytes]) -> int:
+        try:
+            return proc.wait(HELPER_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            with_pg = proc.pid
+            try:
+                os.killpg(with_pg, signal.SIGKILL)
+            except OSError:
+                proc.kill()
+            proc.wait()
+            raise GitError(f"a helper inside the session took over {HELPER_TIMEOUT_S} s and was stopped") from None
+
+    # ----------------------------------------------------------------- snapshot and diff
+
+    async def snapshot(self, s: Session) -> session_repo.Snapshot:
+        self.check_layout(s)
+        proc, err = self._spawn(s, "snapshot", self._snapshot_args(s))
+        return await asyncio.to_thread(self._import, s, proc, err)
+
+    def _snapshot_args(self, s: Session) -> list[str]:
+        args = ["--max-file", str(MAX_IMPORT_FILE), "--have", s.base_commit]
+        last = session_repo.resolve(Path(s.repo), session_repo.ref(s.id, "snapshot"))
+        if last:
+            args += ["--have", last]
+        return args
+
+    def _import(self, s: Session, proc: subprocess.Popen[bytes], err: Any) -> session_repo.Snapshot:
+        repo = Path(s.repo)
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.close()
+        with err, self._lock(s.id):
+            try:
+                line = proc.stdout.readline(session_repo.MAX_META)
+                if not line.endswith(b"\n"):
+                    proc.stdout.close()
+                    self._reap(proc)
+                    err.seek(0)
+                    raise _helper_error("taking a snapshot", err.read()[-4000:])
+                snap, has_pack = session_repo.parse_meta(line)
+                if has_pack:
+                    with tempfile.TemporaryFile(prefix="wb-pack-") as spool:
+                        total = 0
+                        stdout = proc.stdout
+                        for chunk in iter(lambda: stdout.read(1 << 16), b""):
+                            total += len(chunk)
+                            if total > MAX_PACK:
+                                raise GitError(f"the session's work is over {_human(MAX_PACK)}; not imported")
+                            spool.write(chunk)
+                        if self._reap(proc) != 0:
+                            err.seek(0)
+                            raise _helper_error("taking a snapshot", err.read()[-4000:])
+                        # git reads the file through its descriptor: flush, and rewind the
+                        # descriptor itself (a buffered seek may not move it).
+                        spool.flush()
+                        count = session_repo.pack_object_count(os.pread(spool.fileno(), 12, 0))
+                        os.lseek(spool.fileno(), 0, os.SEEK_SET)
+                        session_repo.import_pack(repo, spool, count)
+                elif self._reap(proc) != 0:
+                    err.seek(0)
+                    raise _helper_error("taking a snapshot", err.read()[-4000:])
+                known = [s.base_commit]
+                session_repo.check_connected(repo, snap.tip, known)
+                session_repo.set_ref(repo, session_repo.ref(s.id, "snapshot"), snap.tip)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+        return snap
+
+    async def diff(self, s: Session, *, context: int = 3, paths: Sequence[str] | None = None) -> Diff:
+        """The session's work against its base: a fresh snapshot, diffed in the user's repo."""
+        if s.in_place:
+            # The main checkout itself (strict sandbox: its .git is read-only to the session).
+            return await asyncio.to_thread(compute_diff, Path(s.worktree), s.base_commit,
+                                           context=context, paths=paths)
+        snap = await self.snapshot(s)
+        return await asyncio.to_thread(self.tree_diff, s, snap, context, paths)
+
+    @staticmethod
+    def tree_diff(s: Session, snap: session_repo.Snapshot, context: int = 3,
+                  paths: Sequence[str] | None = None) -> Diff:
+        notes = [f"too large to review (not imported): {strip_escapes(p)} ({_human(n)})" for p, n in snap.skipped]
+        if snap.skipped_count > len(snap.skipped):
+            notes.append(f"... and {snap.skipped_count - len(snap.skipped)} more files too large to review")
+        diff = compute_tree_diff(Path(s.repo), s.base_commit, snap.tip, context=context, paths=paths, notes=notes)
+        if snap.skipped_count:
+            diff.digest += f"+{snap.skipped_count}"
+        return diff
+
+    # ----------------------------------------------------------------- edits
+
+    async def edit(self, s: Session, request: dict[str, Any]) -> dict[str, Any]:
+        """Run one `worktree_edit` request inside the sandbox; a refusal raises GitError."""
+        self.check_layout(s)
+        proc, err = self._spawn(s, "worktree_edit", [])
+        return await asyncio.to_thread(self._edit, s, proc, err, json.dumps(request).encode())
+
+    def _edit(self, s: Session, proc: subprocess.Popen[bytes], err: Any, payload: bytes) -> dict[str, Any]:
+        with err, self._lock(s.id):
+            try:
+                out, _ = proc.communicate(payload, timeout=HELPER_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                raise GitError("an edit inside the session timed out") from None
+            if proc.returncode != 0 or len(out) > MAX_EDIT_REPLY:
+                err.seek(0)
+                raise _helper_error("editing the worktree", err.read()[-4000:])
+        try:
+            reply = json.loads(out)
+        except ValueError:
+            raise GitError("the session's edit helper sent a malformed reply") from None
+        if not isinstance(reply, dict):
+            raise GitError("the session's edit helper sent a malformed reply")
+        if not reply.get("ok"):
+            raise GitError(strip_escapes(str(reply.get("error") or "the edit failed"))[:500],
+                           hint="the file changed meanwhile; refresh the diff")
+        after = reply.get("after")
+        if after is not None and not (isinstance(after, dict) and all(
+                isinstance(k, str) and isinstance(v, str) for k, v in after.items())):
+            raise GitError("the session's edit helper sent a malformed reply")
+        return reply
