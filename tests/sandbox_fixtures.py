@@ -28,7 +28,7 @@ import ptyprocess
 
 from tests.conftest import git, make_repo
 from workbench import paths
-from workbench.core import sandbox
+from workbench.core import sandbox, session_repo
 from workbench.core.sandbox import SandboxSpec
 
 SECRET_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nwb-test-secret-key-material\n"
@@ -112,16 +112,14 @@ class World:
 
 
 def _add_session(repo: Path, slug: str) -> Session:
+    """A session as the daemon makes one: a private repository sharing the user's objects."""
     data = paths.data_dir()
     wt = data / "worktrees" / slug
-    wt.parent.mkdir(parents=True, exist_ok=True)
     branch = f"wb/{slug}"
-    git(repo, "worktree", "add", "-q", "-b", branch, str(wt), "main")
-    gitdir = Path(git(wt, "rev-parse", "--path-format=absolute", "--git-dir").strip())
+    session_repo.create(repo, wt, slug, branch, git(repo, "rev-parse", "main").strip())
     home = data / "sessions" / slug / "home"
     sandbox.prepare_home(home, repo)
-    sandbox.prepare_git(gitdir, git_common_dir=repo / ".git", branch=branch)
-    return Session(slug, branch, wt, gitdir, home)
+    return Session(slug, branch, wt, wt / ".git", home)
 
 
 def build_world(tmp: Path) -> World:

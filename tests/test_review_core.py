@@ -1,17 +1,20 @@
-"""core.review on real repos and worktrees: marks, rejections, comments, undo, the message."""
+"""core.review on real session repositories: marks, rejections, comments, undo, the message.
+
+Reviews plan on the imported snapshot and edit the worktree through the session-side
+helper, exactly as the daemon does (tests/session_git_fixtures.py runs them unsandboxed).
+"""
 
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import git, make_repo
+from tests.conftest import git
+from tests.session_git_fixtures import LocalSession
 from workbench.core import review as rv
-from workbench.core.diff import compute_diff
 from workbench.errors import GitError, NotFound, UsageError
 
 LINES = [f"line {i}" for i in range(1, 41)]
@@ -22,14 +25,9 @@ def text(lines: list[str]) -> str:
 
 
 @pytest.fixture
-def session(tmp_path: Path) -> tuple[Path, str]:
-    """A repo and a worktree of it on branch wb/t; returns (worktree, base commit)."""
-    repo = make_repo(tmp_path / "repo", {"a.txt": text(LINES), "gone.txt": "old\ncontent\n",
-                                         "img.bin": "\0\1\2old"})
-    base = git(repo, "rev-parse", "HEAD").strip()
-    wt = tmp_path / "wt"
-    git(repo, "worktree", "add", "-q", "-b", "wb/t", str(wt), base)
-    return wt, base
+def ls(tmp_path: Path) -> LocalSession:
+    return LocalSession.make(tmp_path, {"a.txt": text(LINES), "gone.txt": "old\ncontent\n",
+                                        "img.bin": "\0\1\2old"})
 
 
 def three_hunks(wt: Path) -> None:
@@ -38,64 +36,65 @@ def three_hunks(wt: Path) -> None:
     (wt / "a.txt").write_text(text(lines))
 
 
-def test_reject_middle_hunk_keeps_others_and_undo_reapplies(session: tuple[Path, str]) -> None:
-    wt, base = session
+def test_reject_middle_hunk_keeps_others_and_undo_reapplies(ls: LocalSession) -> None:
+    wt = ls.wt
     three_hunks(wt)
+    git(wt, "add", "a.txt")  # the agent's staged work: the review must not touch its index
+    staged = git(wt, "diff", "--cached", "--name-only")
     st = rv.ReviewState("s1")
-    f = compute_diff(wt, base).file("a.txt")
+    f = ls.diff().file("a.txt")
     assert len(f.hunks) == 3
-    rej = rv.reject(st, wt, base, f.hunks[1].id, "keep line 20")
+    rej = ls.review(rv.reject, st, f.hunks[1].id, "keep line 20")
     assert rej.where == "20" and rej.reason == "keep line 20" and not rej.whole_file
     now = (wt / "a.txt").read_text()
     assert "CHANGED 2\n" in now and "CHANGED 38\n" in now and "line 20\n" in now and "CHANGED 20" not in now
-    # the agent's index was not touched
-    assert git(wt, "diff", "--cached", "--name-only") == ""
-    res = rv.undo(st, wt)
+    assert git(wt, "diff", "--cached", "--name-only") == staged
+    res = ls.undo(st)
     assert res["undone"] == "reject" and not st.rejections
     assert "CHANGED 20\n" in (wt / "a.txt").read_text()
     with pytest.raises(UsageError, match="nothing to undo"):
-        rv.undo(st, wt)
+        ls.undo(st)
 
 
-def test_whole_file_rejections_restore_exactly(session: tuple[Path, str]) -> None:
-    wt, base = session
+def test_whole_file_rejections_restore_exactly(ls: LocalSession) -> None:
+    wt = ls.wt
     (wt / "new.py").write_text("print('new')\n")
     (wt / "gone.txt").unlink()
     (wt / "img.bin").write_bytes(b"\0\1\2new binary")
     st = rv.ReviewState("s2")
-    d = compute_diff(wt, base)
+    d = ls.diff()
     assert d.file("img.bin").binary and not d.file("img.bin").hunks
-    assert rv.reject(st, wt, base, d.file("new.py").hunks[0].id, "no").whole_file
-    assert rv.reject(st, wt, base, d.file("gone.txt").hunks[0].id, "keep it").whole_file
-    rv.revert_file(st, wt, base, "img.bin", "binary edits are not wanted")
+    assert ls.review(rv.reject, st, d.file("new.py").hunks[0].id, "no").whole_file
+    assert ls.review(rv.reject, st, d.file("gone.txt").hunks[0].id, "keep it").whole_file
+    ls.review(rv.revert_file, st, "img.bin", "binary edits are not wanted")
     assert not (wt / "new.py").exists()
     assert (wt / "gone.txt").read_text() == "old\ncontent\n"
     assert (wt / "img.bin").read_bytes() == b"\0\1\2old"
-    assert compute_diff(wt, base).files == []
+    assert ls.diff().files == []
     for _ in range(3):
-        rv.undo(st, wt)
+        ls.undo(st)
     assert (wt / "new.py").read_text() == "print('new')\n"
     assert not (wt / "gone.txt").exists()
     assert (wt / "img.bin").read_bytes() == b"\0\1\2new binary"
 
 
-def test_undo_of_revert_refuses_when_file_changed_since(session: tuple[Path, str]) -> None:
-    wt, base = session
+def test_undo_of_revert_refuses_when_file_changed_since(ls: LocalSession) -> None:
+    wt = ls.wt
     (wt / "new.py").write_text("v1\n")
     st = rv.ReviewState("s3")
-    rv.revert_file(st, wt, base, "new.py")
+    ls.review(rv.revert_file, st, "new.py", "")
     (wt / "new.py").write_text("the agent wrote this again\n")
-    with pytest.raises(GitError, match="changed since"):
-        rv.undo(st, wt)
+    with pytest.raises(GitError, match="changed"):
+        ls.undo(st)
     assert (wt / "new.py").read_text() == "the agent wrote this again\n"
     assert st.undo and st.rejections  # nothing changed, still undoable later
 
 
-def test_marks_follow_hunk_content(session: tuple[Path, str]) -> None:
-    wt, base = session
+def test_marks_follow_hunk_content(ls: LocalSession) -> None:
+    wt = ls.wt
     three_hunks(wt)
     st = rv.ReviewState("s4")
-    d = compute_diff(wt, base)
+    d = ls.diff()
     h0, h1, _h2 = d.file("a.txt").hunks
     assert rv.mark(st, d, hunk=h0.id) == [h0.id]
     assert rv.file_status(d.file("a.txt"), st) == "partial"
@@ -103,55 +102,54 @@ def test_marks_follow_hunk_content(session: tuple[Path, str]) -> None:
     lines = (wt / "a.txt").read_text().splitlines()
     lines[19] = "CHANGED 20 again"
     (wt / "a.txt").write_text(text(lines))
-    d2 = compute_diff(wt, base)
+    d2 = ls.diff()
     ids = [h.id for h in d2.file("a.txt").hunks]
     assert ids[0] == h0.id and h1.id not in ids
     assert h0.id in st.reviewed
     rv.mark(st, d2, path="a.txt")
     assert rv.file_status(d2.file("a.txt"), st) == "reviewed"
-    rv.undo(st, wt)
+    ls.undo(st)
     assert rv.file_status(d2.file("a.txt"), st) == "partial"
     with pytest.raises(NotFound):
         rv.mark(st, d2, hunk=h1.id)
 
 
-def test_comments_validate_and_quote(session: tuple[Path, str]) -> None:
-    wt, base = session
+def test_comments_validate_and_quote(ls: LocalSession) -> None:
+    wt = ls.wt
     three_hunks(wt)
     (wt / "gone.txt").unlink()
     st = rv.ReviewState("s5")
-    c = rv.comment(st, wt, base, "a.txt", 2, "why \x1b[31mred\x1b[0m?", end_line=3)
+    c = ls.comment(st, "a.txt", 2, "why \x1b[31mred\x1b[0m?", end_line=3)
     assert c.excerpt == ["CHANGED 2", "line 3"] and c.hunk is not None
-    deleted = rv.comment(st, wt, base, "gone.txt", 2, "keep this")
+    deleted = ls.comment(st, "gone.txt", 2, "keep this")
     assert deleted.excerpt == ["content"]
     with pytest.raises(UsageError, match="past its end"):
-        rv.comment(st, wt, base, "a.txt", 41, "x")
+        ls.comment(st, "a.txt", 41, "x")
     with pytest.raises(UsageError, match="empty"):
-        rv.comment(st, wt, base, "a.txt", 1, "   ")
+        ls.comment(st, "a.txt", 1, "   ")
     with pytest.raises(UsageError, match="invalid path"):
-        rv.comment(st, wt, base, "../etc/passwd", 1, "x")
+        ls.comment(st, "../etc/passwd", 1, "x")
     with pytest.raises(NotFound):
-        rv.comment(st, wt, base, "nope.txt", 1, "x")
+        ls.comment(st, "nope.txt", 1, "x")
+    # a symlink the session planted is quoted as the link it is, never followed on the host
     outside = wt.parent / "secret"
     outside.mkdir()
     (outside / "key.txt").write_text("TOPSECRET\n")
     os.symlink(outside, wt / "escape")
-    with pytest.raises(UsageError, match="outside"):
-        rv.comment(st, wt, base, "escape/key.txt", 1, "x")
+    with pytest.raises(NotFound):
+        ls.comment(st, "escape/key.txt", 1, "x")
     msg = rv.build_message(st)
-    assert "\x1b" not in msg and "why red?" in msg
+    assert "\x1b" not in msg and "why red?" in msg and "TOPSECRET" not in msg
     assert "a.txt:2-3: comment:" in msg and "   > CHANGED 2" in msg and "gone.txt:2" in msg
 
 
-def test_message_and_sent_state_persist(session: tuple[Path, str]) -> None:
-    wt, base = session
-    three_hunks(wt)
+def test_message_and_sent_state_persist(ls: LocalSession) -> None:
+    three_hunks(ls.wt)
     st = rv.ReviewState("s6")
-    d = compute_diff(wt, base)
-    hunks = d.file("a.txt").hunks
-    rv.reject(st, wt, base, hunks[0].id, "use the old wording")
-    rv.reject(st, wt, base, hunks[2].id, "")
-    rv.comment(st, wt, base, "a.txt", 20, "good")
+    hunks = ls.diff().file("a.txt").hunks
+    ls.review(rv.reject, st, hunks[0].id, "use the old wording")
+    ls.review(rv.reject, st, hunks[2].id, "")
+    ls.comment(st, "a.txt", 20, "good")
     st.save()
     again = rv.ReviewState.load("s6")
     assert [r.reason for r in again.rejections] == ["use the old wording", ""]
@@ -163,9 +161,21 @@ def test_message_and_sent_state_persist(session: tuple[Path, str]) -> None:
     rv.mark_sent(again)
     assert rv.build_message(again) == "" and again.summary()["pending_rejections"] == 0
     with pytest.raises(UsageError, match="nothing to undo"):
-        rv.undo(again, wt)
+        ls.undo(again)
     rv.ReviewState.delete("s6")
     assert rv.ReviewState.load("s6").rejections == []
+
+
+def test_stale_hunk_id_is_a_clear_error(ls: LocalSession) -> None:
+    wt = ls.wt
+    three_hunks(wt)
+    st = rv.ReviewState("s7")
+    old = ls.diff().file("a.txt").hunks[0].id
+    (wt / "a.txt").write_text(text(["different", *LINES[1:]]))
+    with pytest.raises(NotFound, match="no longer exists"):
+        ls.review(rv.reject, st, old, "x")
+    assert (wt / "a.txt").read_text().startswith("different\n")
+    assert st.rejections == [] and st.undo == []
 
 
 def test_damaged_state_file_starts_over() -> None:
@@ -174,17 +184,6 @@ def test_damaged_state_file_starts_over() -> None:
     path.write_text("{not json")
     assert rv.ReviewState.load("bad").comments == []
     assert path.with_suffix(".bad").exists()
-
-
-def test_stale_hunk_id_is_a_clear_error(session: tuple[Path, str]) -> None:
-    wt, base = session
-    three_hunks(wt)
-    st = rv.ReviewState("s7")
-    old = compute_diff(wt, base).file("a.txt").hunks[0].id
-    (wt / "a.txt").write_text(text(["different", *LINES[1:]]))
-    with pytest.raises(NotFound, match="no longer exists"):
-        rv.reject(st, wt, base, old, "x")
-    assert subprocess.run(["git", "status", "--porcelain"], cwd=wt, capture_output=True, text=True).stdout
 
 
 def test_merge_message_defaults_to_the_agents_last_answer(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import git
 from tests.helpers import wait_for
 from tests.sandbox_fixtures import (
     DOTENV_SECRET,
@@ -130,14 +131,13 @@ WRITE_TARGETS: dict[str, Callable[[World], Path]] = {
     "sibling-home": lambda w: w.sibling.home / ".bashrc",
     "repo-config": lambda w: w.common / "config",
     "hooks-pre-commit": lambda w: w.common / "hooks" / "pre-commit",
-    "sibling-branch-ref": lambda w: w.common / "refs" / "heads" / "wb" / "alpha",
+    "sibling-branch-ref": lambda w: w.sibling.gitdir / "refs" / "heads" / "wb" / "alpha",
+    "sibling-objects": lambda w: w.sibling.gitdir / "objects" / "info" / "alternates",
+    "user-objects-new-file": lambda w: w.common / "objects" / "planted",
+    "workbench-import-ref": lambda w: w.common / "refs" / "workbench" / "me" / "snapshot",
     "main-branch-ref": lambda w: w.common / "refs" / "heads" / "main",
     "packed-refs": lambda w: w.common / "packed-refs",
     "objects-info-alternates": lambda w: w.common / "objects" / "info" / "alternates",
-    "worktree-dotgit-file": lambda w: w.me.worktree / ".git",
-    "worktree-gitdir-commondir": lambda w: w.me.gitdir / "commondir",
-    "worktree-gitdir-gitdir": lambda w: w.me.gitdir / "gitdir",
-    "config-worktree": lambda w: w.me.gitdir / "config.worktree",
     "sibling-gitdir-head": lambda w: w.sibling.gitdir / "HEAD",
     "workbench-data-dir": lambda w: paths.data_dir() / "planted",
 }
@@ -183,33 +183,37 @@ def test_write_is_blocked(world: World, target: str) -> None:
             path.write_bytes(before)
 
 
-def test_sibling_branch_ref_via_git_is_blocked(world: World) -> None:
-    before = world.host_git("rev-parse", "refs/heads/wb/alpha")
-    (world.me.worktree / "x.txt").write_text("x\n")
-    proc = world.sh("git add x.txt && git commit -qm evil && git update-ref refs/heads/wb/alpha HEAD"
-                    " ; git branch -f wb/alpha HEAD ; git push . HEAD:wb/alpha")
-    assert proc.returncode != 0
-    assert world.host_git("rev-parse", "refs/heads/wb/alpha") == before
-    # Control: outside the sandbox the same update works.
-    ctl = world.sh("git update-ref refs/heads/wb/alpha HEAD", spec=world.spec(mode="off"))
-    assert ctl.returncode == 0
-    assert world.host_git("rev-parse", "refs/heads/wb/alpha") != before
-
-
-def test_other_branches_and_repo_config_via_git_are_blocked(world: World) -> None:
-    main = world.host_git("rev-parse", "refs/heads/main")
+def test_user_repo_refs_via_git_are_blocked(world: World) -> None:
+    """The session's git can reach the user's repository only to read it."""
+    refs = world.host_git("for-each-ref")
     config = (world.common / "config").read_bytes()
+    (world.me.worktree / "x.txt").write_text("x\n")
     proc = world.sh(
-        "git branch -f main HEAD~0 2>&1; git branch planted 2>&1; git tag planted 2>&1; "
-        "git config core.fsmonitor 'touch /tmp/pwned' 2>&1; "
-        "git config --worktree core.fsmonitor 'touch /tmp/pwned' 2>&1; true"
+        f"git add x.txt && git commit -qm evil; "
+        f"git push {world.repo} HEAD:refs/heads/main 2>&1; "
+        f"git push {world.repo} HEAD:refs/workbench/me/snapshot 2>&1; "
+        f"git --git-dir {world.common} update-ref refs/heads/main HEAD 2>&1; "
+        f"git --git-dir {world.common} config core.fsmonitor 'touch /tmp/pwned' 2>&1; true"
     )
-    assert "Read-only file system" in proc.stdout
-    assert world.host_git("rev-parse", "refs/heads/main") == main
+    assert "Read-only file system" in proc.stdout or "unable to" in proc.stdout
+    assert world.host_git("for-each-ref") == refs
+    assert (world.common / "config").read_bytes() == config
+    # Control: outside the sandbox the same update works.
+    ctl = world.sh(f"git push {world.repo} HEAD:refs/heads/planted", spec=world.spec(mode="off"))
+    assert ctl.returncode == 0
+    assert world.host_git("rev-parse", "refs/heads/planted") == git(world.me.worktree, "rev-parse", "HEAD").strip()
+
+
+def test_sessions_own_git_is_its_own(world: World) -> None:
+    """Branches, config and hooks inside the session's repository are the session's."""
+    proc = world.sh(
+        "set -e; git branch -f main HEAD; git branch planted; git tag planted; "
+        "git config core.fsmonitor false; git config --get core.fsmonitor"
+    )
+    assert proc.returncode == 0, proc.stderr
     assert world.host_git("branch", "--list", "planted") == ""
     assert world.host_git("tag", "--list", "planted") == ""
-    assert (world.common / "config").read_bytes() == config
-    assert (world.me.gitdir / "config.worktree").read_text() == ""
+    assert "fsmonitor" not in (world.common / "config").read_text()
 
 
 # -------------------------------------------------------------------------- secrets
@@ -551,8 +555,11 @@ def test_git_commit_on_session_branch_works(world: World) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert "add feature" in proc.stdout
-    assert world.host_git("log", "-1", "--format=%s", "wb/me") == "add feature"
-    assert world.host_git("reflog", "-1", "--format=%gs", "wb/me").startswith("commit")
+    own = world.me.worktree
+    assert git(own, "log", "-1", "--format=%s", "wb/me").strip() == "add feature"
+    assert git(own, "reflog", "-1", "--format=%gs", "wb/me").startswith("commit")
+    # the user's repository gained no branch and no objects of its own
+    assert world.host_git("branch", "--list", "wb/*") == ""
     # gc stays off for sessions (shared objects).
     assert world.sh("git config gc.auto").stdout.strip() == "0"
 
@@ -563,8 +570,7 @@ def test_new_branch_under_session_prefix_works(world: World) -> None:
         "git commit -qm spike; git switch -q wb/me; git branch --list 'wb/me*'"
     )
     assert proc.returncode == 0, proc.stderr
-    assert world.host_git("log", "-1", "--format=%s", "wb/me--spike") == "spike"
-    assert sandbox.is_own_branch("wb/me", "wb/me--spike")
+    assert git(world.me.worktree, "log", "-1", "--format=%s", "wb/me--spike").strip() == "spike"
 
 
 def test_project_tests_run(world: World) -> None:
@@ -635,10 +641,10 @@ def test_strict_mode_keeps_git_read_only(world: World) -> None:
     (world.me.worktree / "s.txt").write_text("s\n")
     st = world.sh("git status --short; git log --oneline -1", spec=spec)
     assert st.returncode == 0 and "s.txt" in st.stdout
-    head = world.host_git("rev-parse", "wb/me")
+    head = git(world.me.worktree, "rev-parse", "wb/me")
     proc = world.sh("git add s.txt && git commit -qm strict", spec=spec)
     assert proc.returncode != 0
-    assert world.host_git("rev-parse", "wb/me") == head
+    assert git(world.me.worktree, "rev-parse", "wb/me") == head
     objects = list((world.common / "objects").rglob("*"))
     assert world.sh(f"touch {world.common}/objects/planted", spec=spec).returncode != 0
     assert list((world.common / "objects").rglob("*")) == objects

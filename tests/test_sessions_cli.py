@@ -31,7 +31,12 @@ def test_create_list_type_read_stop_remove(wb: Wb, repo: Path) -> None:
     worktree = Path(s["worktree"])
     assert worktree.is_dir() and not worktree.is_relative_to(repo)
     assert (worktree / "src" / "app.py").read_text() == "print('hi')\n"
-    assert git(repo, "branch", "--list", "--format=%(refname:short)", "wb/first").strip() == "wb/first"
+    # the session's branch lives in its own repository; the user's has only workbench refs
+    assert git(worktree, "symbolic-ref", "--short", "HEAD").strip() == "wb/first"
+    assert git(repo, "branch", "--list", "--format=%(refname:short)", "wb/first").strip() == ""
+    refs = git(repo, "for-each-ref", "--format=%(refname)", f"refs/workbench/{sid}/").split()
+    assert f"refs/workbench/{sid}/base" in refs
+    assert set(refs) <= {f"refs/workbench/{sid}/base", f"refs/workbench/{sid}/snapshot"}
 
     wb.run("keys", sid, r"echo sum=$((40+2))\r")
     wb.wait_screen(sid, "sum=42")
@@ -49,13 +54,18 @@ def test_create_list_type_read_stop_remove(wb: Wb, repo: Path) -> None:
     assert all(x["id"] != sid for x in wb.json("ls"))
     assert not worktree.exists()
     assert git(repo, "branch", "--list", "--format=%(refname:short)", "wb/first").strip() == ""
+    assert git(repo, "for-each-ref", "refs/workbench/").strip() == ""
 
 
 def test_new_json_and_rm_keep_branch(wb: Wb, repo: Path) -> None:
     obj = json.loads(wb.run("new", "--repo", str(repo), "--name", "j", "--json", *OFF).stdout)
     assert obj["name"] == "j" and obj["branch"] == "wb/j"
+    wb.wait_state(obj["id"], "running")
+    (Path(obj["worktree"]) / "kept.txt").write_text("work in progress\n")
     wb.run("rm", obj["id"], "--keep-branch")
     assert git(repo, "branch", "--list", "--format=%(refname:short)", "wb/j").strip() == "wb/j"
+    # the branch carries the worktree's last state, read from an imported snapshot
+    assert git(repo, "show", "wb/j:kept.txt") == "work in progress\n"
     # the name is free again, but the kept branch blocks a session of the same name
     res = wb.run("new", "--repo", str(repo), "--name", "j", *OFF, check=False)
     assert res.returncode == 2 and "branch wb/j already exists" in res.stderr

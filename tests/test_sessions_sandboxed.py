@@ -35,7 +35,10 @@ def test_default_session_is_sandboxed_and_can_commit(wb: Wb, repo: Path) -> None
     assert not (repo / "escape.txt").exists()
     wb.run("keys", sid, r"echo new > feature.txt && git add feature.txt && git commit -qm feat && echo ok-$((3+3))\r")
     wb.wait_screen(sid, "ok-6", timeout=20)
-    assert git(repo, "log", "-1", "--format=%s", "wb/boxed").strip() == "feat"
+    assert git(Path(s["worktree"]), "log", "-1", "--format=%s", "wb/boxed").strip() == "feat"
+    # the diff is read from the imported snapshot, through a helper in the sandbox
+    assert "feature.txt" in wb.run("diff", sid, "--stat").stdout
+    assert git(repo, "branch", "--list", "wb/boxed").strip() == ""
 
 
 def test_daemon_socket_is_not_reachable_from_a_session(wb: Wb, repo: Path) -> None:

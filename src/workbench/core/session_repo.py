@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import IO
 
 from workbench.core.diff import git_env, git_out, run_git, stderr_text
-from workbench.errors import GitError, WorkbenchError
+from workbench.core.worktree import branch_exists, validate_ref
+from workbench.errors import GitError, UsageError, WorkbenchError
 
 REF_ROOT = "refs/workbench"
 SHA_RE = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
@@ -54,8 +55,15 @@ def common_dir(repo: Path) -> Path:
 def create(repo: Path, dest: Path, session_id: str, branch: str, base: str) -> None:
     """A private repository at `dest/.git` with `branch` at `base` checked out.
 
-    Runs before any sandbox exists, so `dest` holds only what this function writes.
+    Runs before any sandbox exists, so `dest` holds only what this function writes. The
+    branch name is kept free in the user's repository too, for `rm --keep-branch`.
     """
+    validate_ref(branch)
+    if branch_exists(repo, branch):
+        raise UsageError(
+            f"branch {branch} already exists in {repo}",
+            hint="pick another --name, or delete the branch with `git branch -D`",
+        )
     if dest.exists():
         raise GitError(f"worktree path already exists: {dest}")
     dest.parent.mkdir(parents=True, exist_ok=True)

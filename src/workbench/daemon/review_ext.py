@@ -468,12 +468,12 @@ def _open_pr(s: Session, snap: session_repo.Snapshot, base_branch: str, message:
 
 
 async def _after_merge(svc: ReviewService, s: Session, snap: session_repo.Snapshot, new: str) -> str | None:
-    """Move the session's branch onto the merged commit so its diff starts empty; inside
-    the sandbox, with `--keep`, which refuses rather than overwrite files changed meanwhile."""
+    """Move the session's branch onto the merged commit so its diff starts empty (inside
+    the sandbox; files the session changed since the snapshot are never overwritten)."""
     if snap.head == new:
         return None
     try:
-        reply = await svc.git.edit(s, {"op": "reset", "commit": new, "keep": True})
+        reply = await svc.git.edit(s, {"op": "reset", "commit": new, "keep": True, "from": snap.tip})
     except WorkbenchError as e:
         return f"the session branch stays where it was ({e})"
     warning = reply.get("warning")

@@ -527,6 +527,7 @@ class SessionManager:
             rt.close()
         if not s.in_place:
             if keep_branch:
+                await self._snapshot_quietly(s)
                 await asyncio.to_thread(_keep_branch, s)
             await asyncio.to_thread(session_repo.remove, Path(s.repo), Path(s.worktree), s.id)
         home = paths.data_dir() / "homes" / s.id
@@ -541,6 +542,15 @@ class SessionManager:
         del self.sessions[s.id]
         self._disk_cache.pop(s.id, None)
         self.hub.publish("removed", {"id": s.id})
+
+    async def _snapshot_quietly(self, s: Session) -> None:
+        """Import the worktree's last state (for `--keep-branch`); the last import stands if not."""
+        from workbench.daemon.session_git import SessionGit
+
+        try:
+            await SessionGit(self).snapshot(s)
+        except WorkbenchError as e:
+            log.warning("snapshot of %s before removal failed: %s", s.id, e)
 
     async def gc(self) -> list[str]:
         """Remove worktree directories that no live session owns; prune git's records."""
@@ -561,7 +571,6 @@ class SessionManager:
         for repo in repos:
             await asyncio.to_thread(wt.prune, repo)
         return sorted(set(removed))
-
 
     async def shutdown(self) -> None:
         for s in list(self.sessions.values()):

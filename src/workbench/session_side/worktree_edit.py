@@ -9,7 +9,7 @@ Ops:
   {"op": "restore", "base": sha, "paths": [str]}                  paths back as in base
   {"op": "put", "files": [snapshot], "expect": {path: digest}}    write saved contents back
   {"op": "digest", "paths": [str]}                                what each path holds now
-  {"op": "reset", "commit": sha, "keep": bool}                    discard (hard) / follow a merge (mixed)
+  {"op": "reset", "commit": sha, "keep": bool, "from": sha}       discard (hard) / follow a merge
 Each reply carries "after": {path: digest} for the paths it touched.
 """
 
@@ -121,15 +121,28 @@ def _put(req: dict[str, Any]) -> dict[str, Any]:
 def _reset(req: dict[str, Any]) -> dict[str, Any]:
     commit = str(req.get("commit") or "")
     if req.get("keep"):
-        # Follow a merge: HEAD and index move to the merged commit, the files stay, so
-        # what remains in the diff is exactly what changed since the merged snapshot.
-        proc = git(["reset", "--quiet", "--mixed", commit], check=False)
-        if proc.returncode != 0:
-            return {"warning": proc.stderr.decode("utf-8", "replace").strip()[-300:]}
-        return {}
+        return _follow(commit, str(req.get("from") or ""))
     git(["reset", "--quiet", "--hard", commit])
     git(["clean", "-f", "-d", "--quiet"])
     return {}
+
+
+def _follow(merged: str, snapshot: str) -> dict[str, Any]:
+    """Follow a merge: HEAD and index move to the merged commit, files the merge brought
+    in (the base branch's own changes) are checked out, and whatever the session changed
+    since the merged snapshot stays as it is, so the diff shows exactly that."""
+    if snapshot:
+        # From the snapshot, `--keep` updates only files that differ between the snapshot
+        # and the merge, and refuses (changing nothing) if the session edited one since.
+        step = git(["reset", "--quiet", "--mixed", snapshot], check=False)
+        if step.returncode == 0:
+            step = git(["reset", "--quiet", "--keep", merged], check=False)
+            if step.returncode == 0:
+                return {}
+    proc = git(["reset", "--quiet", "--mixed", merged], check=False)
+    if proc.returncode != 0:
+        return {"warning": proc.stderr.decode("utf-8", "replace").strip()[-300:]}
+    return {"warning": "files changed on the base branch were not checked out; the session changed them too"}
 
 
 OPS = {
