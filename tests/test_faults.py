@@ -84,7 +84,9 @@ def test_disk_full_under_the_store_and_worktrees(small_data_fs: Path, wb: Wb, re
     assert "space" in res.stderr.lower() or "full" in res.stderr.lower(), res.stderr
     assert [s["name"] for s in wb.json("ls")] == ["before-full"]
     assert git(repo, "branch", "--list", "wb/while-full").strip() == ""
-    assert len(worktree_list(repo)) == 2
+    made = sorted(p.name for p in (small_data_fs / "workbench" / "worktrees").iterdir())
+    assert len(made) == 1 and made[0].startswith("before-full-"), made
+    assert git(repo, "for-each-ref", "--format=%(refname)", "refs/workbench/").count("/base") == 1
 
     # Reading works, typing works; a state change that cannot be stored says why.
     assert wb.json("events", first)[: len(events_before)] == events_before
@@ -145,6 +147,8 @@ def test_worktree_deleted_behind_the_daemons_back(wb: Wb, repo: Path) -> None:
     (wt / "work.txt").write_text("unsaved work\n")
     git(wt, "add", "work.txt")
     git(wt, "commit", "-qm", "session work")
+    # Work survives what the last diff imported into the user's repository.
+    assert "work.txt" in wb.run("diff", sid, "--stat").stdout
     shutil.rmtree(wt)
     # The shell's cwd vanished under it; the session is still listed and says what is wrong.
     res = wb.run("restart", sid, check=False)
@@ -157,10 +161,11 @@ def test_worktree_deleted_behind_the_daemons_back(wb: Wb, repo: Path) -> None:
     # After a daemon restart the reason is on the session.
     wb.stop()
     assert "worktree missing" in wb.session(sid)["reason"]
-    # The commits were on the branch, not only in the worktree: keep the branch when removing.
+    # The imported commits outlive the worktree: keep them as a branch when removing.
     wb.run("rm", sid, "--keep-branch")
     assert git(repo, "show", "wb/gone:work.txt") == "unsaved work\n"
-    assert len(worktree_list(repo)) == 1  # git's record of the worktree was pruned
+    assert len(worktree_list(repo)) == 1
+    assert git(repo, "for-each-ref", "refs/workbench/").strip() == ""
     assert wb.json("ls") == []
 
 

@@ -57,7 +57,7 @@ def state(ls: LocalSession) -> tuple[object, ...]:
 
 def merge(ls: LocalSession, strategy: str, message: str = "work") -> merge_mod.MergeResult:
     snap = ls.snapshot()
-    return merge_snapshot(ls.repo, snap.tip, snap.head, "main", strategy, message)  # type: ignore[arg-type]
+    return merge_snapshot(ls.repo, ls.base, snap.tip, snap.head, "main", strategy, message)  # type: ignore[arg-type]
 
 
 def move_main(ls: LocalSession, name: str = "other.txt") -> str:
@@ -203,7 +203,7 @@ def test_merge_ff_refuses_when_base_moved(tmp_path: Path) -> None:
     snap = ls.snapshot()
     before = state(ls)
     with pytest.raises(GitError, match="--rebase or --squash"):
-        merge_snapshot(ls.repo, snap.tip, snap.head, "main", "ff", "work")
+        merge_snapshot(ls.repo, ls.base, snap.tip, snap.head, "main", "ff", "work")
     assert state(ls) == before
 
 
@@ -258,7 +258,7 @@ def test_merge_conflict_restores_everything(
     snap = ls.snapshot()
     before = state(ls)
     with pytest.raises(GitError, match=r"conflicts in: a\.txt; nothing changed"):
-        merge_snapshot(ls.repo, snap.tip, snap.head, "main", strategy, "work")  # type: ignore[arg-type]
+        merge_snapshot(ls.repo, ls.base, snap.tip, snap.head, "main", strategy, "work")  # type: ignore[arg-type]
     assert state(ls) == before
 
 
@@ -282,7 +282,7 @@ def test_merge_refuses_dirty_main_checkout(tmp_path: Path) -> None:
     snap = ls.snapshot()
     before = state(ls)
     with pytest.raises(GitError, match=r"uncommitted changes \(README\.md\); nothing changed"):
-        merge_snapshot(ls.repo, snap.tip, snap.head, "main", "ff", "work")
+        merge_snapshot(ls.repo, ls.base, snap.tip, snap.head, "main", "ff", "work")
     assert state(ls) == before
 
 
@@ -293,7 +293,7 @@ def test_merge_refuses_main_on_other_branch(tmp_path: Path) -> None:
     snap = ls.snapshot()
     before = state(ls)
     with pytest.raises(GitError, match="is on branch feature, not main"):
-        merge_snapshot(ls.repo, snap.tip, snap.head, "main", "squash", "work")
+        merge_snapshot(ls.repo, ls.base, snap.tip, snap.head, "main", "squash", "work")
     assert state(ls) == before
 
 
@@ -301,16 +301,16 @@ def test_merge_bad_arguments(tmp_path: Path) -> None:
     ls = session(tmp_path)
     snap = ls.snapshot()
     with pytest.raises(UsageError, match="strategy"):
-        merge_snapshot(ls.repo, snap.tip, snap.head, "main", "octopus", "m")  # type: ignore[arg-type]
+        merge_snapshot(ls.repo, ls.base, snap.tip, snap.head, "main", "octopus", "m")  # type: ignore[arg-type]
     with pytest.raises(UsageError, match="start with '-'"):
-        merge_snapshot(ls.repo, snap.tip, snap.head, "--upload-pack=x", "ff", "m")
+        merge_snapshot(ls.repo, ls.base, snap.tip, snap.head, "--upload-pack=x", "ff", "m")
     with pytest.raises(UsageError, match="message"):
-        merge_snapshot(ls.repo, snap.tip, snap.head, "main", "ff", "  ")
+        merge_snapshot(ls.repo, ls.base, snap.tip, snap.head, "main", "ff", "  ")
     with pytest.raises(GitError, match="nothing to merge"):
-        merge_snapshot(ls.repo, snap.tip, snap.head, "main", "ff", "m")
+        merge_snapshot(ls.repo, ls.base, snap.tip, snap.head, "main", "ff", "m")
     other = make_repo(tmp_path / "elsewhere")
     with pytest.raises(GitError):
-        merge_snapshot(other, snap.tip, snap.head, "main", "ff", "m")
+        merge_snapshot(other, ls.base, snap.tip, snap.head, "main", "ff", "m")
     assert git(other, "log", "--format=%s").strip() == "initial"
 
 
@@ -327,5 +327,25 @@ def test_failed_fast_forward_restores_everything(tmp_path: Path, strategy: Strat
     snap = ls.snapshot()
     before = state(ls)
     with pytest.raises(GitError, match=r"clash\.txt"):
-        merge_snapshot(ls.repo, snap.tip, snap.head, "main", strategy, "work")
+        merge_snapshot(ls.repo, ls.base, snap.tip, snap.head, "main", strategy, "work")
     assert state(ls) == before
+
+
+def test_squash_lands_the_reviewed_change_whatever_history_the_session_wrote(tmp_path: Path) -> None:
+    """A session that rewrites its history onto an unrelated root cannot make a squash
+    revert main's newer work: the change merged is base -> the snapshot's tree."""
+    ls = session(tmp_path)
+    main_before = move_main(ls)
+    git(ls.wt, "checkout", "-q", "--orphan", "rewritten")
+    edit(ls.wt / "a.txt", {1: "one\n"})
+    git(ls.wt, "add", "-A")
+    git(ls.wt, "commit", "-qm", "fabricated root")
+    snap = ls.snapshot()
+    for strategy in ("ff", "rebase"):
+        with pytest.raises(GitError, match="--squash"):
+            merge_snapshot(ls.repo, ls.base, snap.tip, snap.head, "main", strategy, "m")  # type: ignore[arg-type]
+    assert git(ls.repo, "rev-parse", "main").strip() == main_before
+    res = merge_snapshot(ls.repo, ls.base, snap.tip, snap.head, "main", "squash", "squashed")
+    assert git(ls.repo, "rev-parse", "HEAD~1").strip() == main_before
+    assert (ls.repo / "other.txt").exists() and (ls.repo / "a.txt").read_text().startswith("one\n")
+    assert res.files_changed == 1

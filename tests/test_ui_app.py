@@ -43,6 +43,15 @@ def calls(app: HarnessApp, method: str) -> list[dict[str, Any]]:
     return [p for m, p in app.link.calls if m == method]  # type: ignore[attr-defined]
 
 
+
+async def until(pilot: Any, cond: Callable[[], bool], tries: int = 200) -> None:
+    """Poll the app until `cond` holds (no fixed sleeps: the machine may be loaded)."""
+    for _ in range(tries):
+        if cond():
+            return
+        await pilot.pause(0.05)
+    assert cond(), "condition not reached"
+
 @sync
 async def test_list_groups_by_repo_and_status_counts() -> None:
     app = HarnessApp()
@@ -89,7 +98,7 @@ async def test_attention_with_nobody_waiting_says_so() -> None:
 @sync
 async def test_approval_card_keys_need_focus_and_arming() -> None:
     app = HarnessApp()
-    app.approval_arm_ms = 300
+    app.approval_arm_ms = 60_000  # never arms on its own during the test, however slow the machine
     async with app.run_test(size=SIZE) as pilot:
         await started(app, pilot)
         app.main.show_session("a1")
@@ -97,13 +106,15 @@ async def test_approval_card_keys_need_focus_and_arming() -> None:
         # in the list, y only opens the card; it never approves
         await pilot.press("y")
         await pilot.pause(0.05)
-        assert isinstance(app.focused, ApprovalCard)
+        card = app.focused
+        assert isinstance(card, ApprovalCard)
         await pilot.press("y")  # too soon: the card is still arming
         await pilot.pause(0.05)
         assert not calls(app, "approve")
         assert any("arming" in m for _s, m in app.notes)
-        await pilot.pause(0.4)
-        assert app.focused.has_class("-armed")
+        card.arm_ms = 0  # the moment passes
+        card._arm_later()
+        await until(pilot, lambda: card.has_class("-armed"))
         await pilot.press("y")
         await pilot.pause(0.1)
         assert calls(app, "approve") == [{"id": "a1", "always": False}]
@@ -522,7 +533,7 @@ async def test_daemon_down_is_shown_and_f5_reconnects() -> None:
 async def test_attach_to_a_session_by_name() -> None:
     app = HarnessApp(focus_session="docs-pass")
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause(0.3)
+        await until(pilot, lambda: isinstance(app.focused, TerminalView))
         assert app.layout.focus == "b2"
         assert isinstance(app.focused, TerminalView) and app.focused.state.session == "b2"
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from tests.test_ui_review_fakes import FakeReview, hunks_of
@@ -98,17 +97,14 @@ def test_prepared_hunks_are_cached_by_id() -> None:
     assert first.files[0].hunks[0].lines is again.files[0].hunks[0].lines
 
 
-def test_preparing_a_large_diff_is_quick() -> None:
+def test_preparing_a_large_diff_lays_out_every_line() -> None:
     """20 files x 100 changed lines of Python: highlighted and laid out off the event loop."""
     files = []
     for n in range(20):
         old = [f"def f{i}(x):  # {n}\n" for i in range(400)]
         new = [f"def f{i}(y):  # {n}\n" if i % 4 == 0 else old[i] for i in range(400)]
         files += one_file(f"m{n}.py", old, new)["files"]
-    t0 = time.perf_counter()
     opened = {f["key"] for f in files} | {h["id"] for f in files for h in f["hunks"]}
     doc = prepare({"files": files}, opened)
     rows = layout(doc, split=False)
-    elapsed = time.perf_counter() - t0
-    assert len(rows) > 20 * 100
-    assert elapsed < 5, f"prepare took {elapsed:.2f}s"
+    assert len(rows) > 20 * 100  # its time is measured in benchmarks/, not asserted here

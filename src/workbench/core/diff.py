@@ -1165,8 +1165,9 @@ def check_path(path: str) -> str:
 
 def diff_stat_text(diff: Diff, width: int = 80) -> str:
     """A `git diff --stat` style summary."""
+    notes = "".join(f" ({note})\n" for note in diff.notes)
     if not diff.files:
-        return " 0 files changed\n" if not diff.more_files else f" {diff.more_files} files changed\n"
+        return notes + (" 0 files changed\n" if not diff.more_files else f" {diff.more_files} files changed\n")
     names = [_stat_name(f) for f in diff.files]
     counts = ["Bin" if f.binary else str(f.added + f.removed) for f in diff.files]
     name_w = min(max(len(s) for s in names), max(20, width // 2))
@@ -1190,7 +1191,7 @@ def diff_stat_text(diff: Diff, width: int = 80) -> str:
         rows.append(f" {name.ljust(name_w)} | {count.rjust(count_w)} {bar}".rstrip() + "\n")
     if diff.more_files:
         rows.append(f" ... and {diff.more_files} more file{'s' if diff.more_files != 1 else ''}\n")
-    rows += [f" ({note})\n" for note in diff.notes]
+    rows.append(notes)
     nfiles, added, removed = diff.stat()
     summary = f" {nfiles} file{'s' if nfiles != 1 else ''} changed"
     if added or not removed:

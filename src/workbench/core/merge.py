@@ -59,14 +59,16 @@ def landing_commit(repo: Path, tip: str, head: str | None, message: str) -> str:
 
 
 def merge_snapshot(
-    repo: Path, tip: str, head: str | None, base_branch: str, strategy: Strategy, message: str
+    repo: Path, base: str, tip: str, head: str | None, base_branch: str, strategy: Strategy, message: str
 ) -> MergeResult:
-    """Land the session's imported work (`tip`, on top of the session's `head`) on
-    `base_branch`, checked out in the main checkout `repo`.
+    """Land the session's imported work (`tip`, on top of the session's `head`; the session
+    started at `base`) on `base_branch`, checked out in the main checkout `repo`.
 
     Runs only on verified objects of the user's repository: ff fast-forwards; squash makes
     one commit with `message`; rebase replays the session's commits in a temporary worktree
     the workbench owns. Any failure leaves `base_branch` and the main checkout as they were.
+    Squash merges the reviewed change (base -> tip's tree) whatever history the session
+    wrote; ff and rebase keep the session's commits, so they need `base` in that history.
     """
     if strategy not in STRATEGIES:
         raise UsageError(f"unknown merge strategy {strategy!r}: use one of {', '.join(STRATEGIES)}")
@@ -87,7 +89,15 @@ def merge_snapshot(
             f"the main checkout {main} has uncommitted changes ({shown}); nothing changed",
             hint="commit or stash them, then merge again",
         )
-    work = landing_commit(main, tip, head, message)
+    if strategy == "squash":
+        work = git_out(main, "commit-tree", f"{tip}^{{tree}}", "-p", base, "-m", message)
+    else:
+        work = landing_commit(main, tip, head, message)
+        if not _is_ancestor(main, base, work):
+            raise GitError(
+                "the session's history does not start at its base commit (it was rewritten)",
+                hint="merge with --squash, which lands the reviewed change as one commit",
+            )
     base_tip = git_out(main, "rev-parse", "--verify", f"refs/heads/{base_branch}")
     if _is_ancestor(main, work, base_tip):
         raise GitError(f"nothing to merge: the session has no changes that are not in {base_branch}")

@@ -97,6 +97,9 @@ class SandboxSpec:
     extra_ro_binds: Sequence[str] = ()
     extra_rw_binds: Sequence[str] = ()
     protected_paths: Sequence[Path] = ()
+    # Workbench's own helpers (session_side/) write the session's .git even in strict
+    # mode: they run our code, and strict only keeps the agent from committing.
+    helper: bool = False
 
     @classmethod
     def from_settings(cls, settings: SandboxSettings, **kw: object) -> SandboxSpec:
@@ -509,7 +512,7 @@ def _build(a: _Args, spec: SandboxSpec, workdir: Path, *, new_session: bool) -> 
     # never runs git in them (docs/security.md, "The host boundary"). Strict mode and
     # in-place sessions keep .git read-only.
     a.add("--bind", str(worktree), str(worktree))
-    if spec.mode == "strict" or worktree == repo:
+    if (spec.mode == "strict" and not spec.helper) or worktree == repo:
         a.add("--ro-bind", str(gitdir), str(gitdir))
         if _is_within(common, worktree) and common != gitdir:
             a.add("--ro-bind", str(common), str(common))

@@ -170,6 +170,16 @@ def check_connected(repo: Path, tip: str, known: list[str]) -> None:
         raise GitError(f"the session's work is incomplete and was not imported: {stderr_text(proc)}")
 
 
+def check_head(repo: Path, snap: Snapshot) -> None:
+    """`head` (the session's HEAD, the parent a landing commit gets) is the tip itself or
+    the tip's parent: never some other commit the session names."""
+    if snap.head is None or snap.head == snap.tip:
+        return
+    proc = run_git(repo, ["rev-parse", "--verify", "--quiet", f"{snap.tip}^1"], check=False)
+    if proc.returncode != 0 or proc.stdout.decode().strip() != snap.head:
+        raise GitError("the session's snapshot helper sent a head that is not the snapshot's parent")
+
+
 def set_ref(repo: Path, name: str, sha: str) -> None:
     run_git(repo, ["update-ref", name, sha])
 

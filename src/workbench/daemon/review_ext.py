@@ -390,6 +390,7 @@ def diff_reply(
         "base": diff.base,
         "digest": diff.digest,
         "stat": {"files": files, "added": added, "removed": removed},
+        "notes": list(diff.notes),
         "review": st.to_json(),
         "check": st.check,
         "offset": offset,
@@ -677,8 +678,8 @@ async def merge_method(d: Daemon, c: Client, p: Params) -> dict[str, Any]:
             d.manager.record(s, "merge", {"pr": res["pr"], "branch": s.branch, "base_branch": base_branch,
                                           "message": message})
             return {**res, "branch": s.branch, "base_branch": base_branch, "message": message}
-        result = await asyncio.to_thread(merge.merge_snapshot, Path(s.repo), snap.tip, snap.head, base_branch,
-                                         strategy, message)
+        result = await asyncio.to_thread(merge.merge_snapshot, Path(s.repo), s.base_commit, snap.tip, snap.head,
+                                         base_branch, strategy, message)
         warning = await _after_merge(svc, s, snap, result.commit)
         s.base_commit = result.commit
         await asyncio.to_thread(session_repo.set_ref, Path(s.repo), session_repo.ref(s.id, "base"), result.commit)
@@ -701,7 +702,8 @@ def _check_mergeable(s: Session, snap: session_repo.Snapshot, reviewed: str | No
     if snap.skipped_count:
         names = ", ".join(strip_escapes(p) for p, _ in snap.skipped[:5])
         raise UsageError(
-            f"{snap.skipped_count} file(s) are too large to import and review ({names}); nothing changed",
+            f"{snap.skipped_count} file(s) could not be imported for review, too large or unreadable"
+            f" ({names}); nothing changed",
             hint="remove them from the session's worktree (or add them to .gitignore), then merge again",
         )
     if reviewed and reviewed != digest_of(s.base_commit, snap.tip):

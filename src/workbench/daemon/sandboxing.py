@@ -99,5 +99,6 @@ def sandbox_command(
         extra_ro_binds=(*cfg.sandbox.extra_ro_binds, *(spec_in.ro_binds if spec_in else ())),
         extra_rw_binds=(*cfg.sandbox.extra_rw_binds, *(spec_in.rw_binds if spec_in else ())),
         protected_paths=(*others, paths.runtime_dir(), paths.data_dir(), paths.state_dir(), paths.config_dir()),
+        helper=spec_in.helper if spec_in else False,
     )
     return sandbox.wrap(spec, list(argv), cwd=Path(s.worktree), new_session=new_session)

@@ -78,7 +78,11 @@ class SessionGit:
     # ----------------------------------------------------------------- helpers in the sandbox
 
     def _spawn(self, s: Session, module: str, args: Sequence[str]) -> tuple[subprocess.Popen[bytes], Any]:
-        cmd = self.mgr.sandboxed(s, launch.argv(module, *args), new_session=True)
+        from workbench.daemon.sessions import LaunchSpec
+
+        argv = launch.argv(module, *args)
+        cmd = self.mgr.sandboxed(s, argv, LaunchSpec(argv, helper=True, ro_binds=launch.private_tmp_paths()),
+                                 new_session=True)
         err = tempfile.TemporaryFile(prefix="wb-helper-err-")  # noqa: SIM115  closed by the caller
         try:
             proc = subprocess.Popen(
@@ -155,6 +159,7 @@ class SessionGit:
                     raise _helper_error("taking a snapshot", err.read()[-4000:])
                 known = [s.base_commit]
                 session_repo.check_connected(repo, snap.tip, known)
+                session_repo.check_head(repo, snap)
                 session_repo.set_ref(repo, session_repo.ref(s.id, "snapshot"), snap.tip)
             finally:
                 if proc.poll() is None:
@@ -174,9 +179,11 @@ class SessionGit:
     @staticmethod
     def tree_diff(s: Session, snap: session_repo.Snapshot, context: int = 3,
                   paths: Sequence[str] | None = None) -> Diff:
-        notes = [f"too large to review (not imported): {strip_escapes(p)} ({_human(n)})" for p, n in snap.skipped]
+        notes = [f"too large to review (not imported): {strip_escapes(p)} ({_human(n)})" if n >= 0
+                 else f"could not be read inside the session (not imported): {strip_escapes(p)}"
+                 for p, n in snap.skipped]
         if snap.skipped_count > len(snap.skipped):
-            notes.append(f"... and {snap.skipped_count - len(snap.skipped)} more files too large to review")
+            notes.append(f"... and {snap.skipped_count - len(snap.skipped)} more files that could not be imported")
         diff = compute_tree_diff(Path(s.repo), s.base_commit, snap.tip, context=context, paths=paths, notes=notes)
         if snap.skipped_count:
             diff.digest += f"+{snap.skipped_count}"

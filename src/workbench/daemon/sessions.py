@@ -50,6 +50,8 @@ class LaunchSpec:
     rw_binds: list[str] = field(default_factory=list)
     pass_env: list[str] = field(default_factory=list)
     network: bool | None = None
+    # A workbench helper (session_side/), not the agent: may write the session's .git.
+    helper: bool = False
 
 
 # (session, config, resume) -> LaunchSpec | None; first non-None wins.

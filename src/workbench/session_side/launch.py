@@ -29,3 +29,15 @@ def bootstrap(module: str) -> str:
 def argv(module: str, *args: str) -> list[str]:
     """`[python, -I, -S, -B, -c, BOOT, *args]` for `workbench.session_side.<module>`."""
     return [sys.executable, "-I", "-S", "-B", "-c", bootstrap(module), *args]
+
+
+def private_tmp_paths() -> list[str]:
+    """The package and interpreter directories that lie under a sandbox's private tmpfs
+    (/tmp, /var/tmp, /run: a checkout or venv in /tmp), to bind read-only so helpers run."""
+    tmpfs = ("/tmp", "/var/tmp", "/run")
+    found = []
+    for p in (PACKAGE_ROOT, sys.prefix, sys.base_prefix):
+        real = str(Path(p).resolve())
+        if real.startswith(tuple(t + "/" for t in tmpfs)) and real not in found:
+            found.append(real)
+    return found

@@ -3,7 +3,8 @@
 The commit holds the worktree as `git add --all` would see it (commits, staged, unstaged
 and untracked files, minus ignored ones), made with a private index so the session's own
 index is untouched. Files over `--max-file` bytes are left out and listed, so a 2 GB file
-is never read. Output on stdout: one JSON line, then (if `"pack": true`) a git pack of the
+is never read; files git cannot read or store are listed the same way (size -1).
+Output on stdout: one JSON line, then (if `"pack": true`) a git pack of the
 objects reachable from the tip and not from any `--have` commit. The host verifies the
 pack with `git index-pack --strict` before any of it becomes a ref (daemon/session_git.py).
 
@@ -20,10 +21,11 @@ import subprocess
 import sys
 import tempfile
 
-from workbench.session_side.gitcmd import HelperError, fail, git, out
+from workbench.session_side.gitcmd import HelperError, fail, git, out, tail
 
 _SHA = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
 MAX_SKIPPED_LISTED = 200
+UNREADABLE = -1  # in "skipped", instead of a size: the file could not be read or stored
 # Deterministic: the same tree on the same parent gives the same commit, so an unchanged
 # worktree is recognised by its sha and nothing is sent again.
 _IDENT = {
@@ -93,11 +95,18 @@ def _snapshot_tree(head: str | None, max_file: int) -> tuple[str, list[tuple[str
                 git(["read-tree", head], env=env)
         big = _big_files(_status_paths(env), max_file)
         specs = ["."] + [":(exclude,literal)" + p for p, _ in big]
-        git(
+        added = git(
             ["-c", "core.safecrlf=false", "add", "--all", "--ignore-errors",
              "--pathspec-from-file=-", "--pathspec-file-nul"],
             env=env, input="\0".join(specs).encode("utf-8", "surrogateescape"), check=False,
         )
+        if added.returncode != 0:
+            # Files git could not read or store are not in the snapshot: say which, so the
+            # diff names them and a merge refuses, rather than showing them as unchanged.
+            left = set(_status_paths(env)) - {p for p, _ in big}
+            if not left:
+                raise HelperError(f"git add failed: {tail(added.stderr)}")
+            big += [(p, UNREADABLE) for p in sorted(left)]
         return out("write-tree", env=env), big
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
