@@ -349,10 +349,9 @@ def trust(repo: str, revoke: bool, list_: bool) -> None:
             st_text = {"missing": "no file"}.get(st_text, st_text)
             click.echo(f"{one_line(st_text, 60):<8} {one_line(key, 300)}  sha256:{rec.sha256[:16]}")
         return
-    if revoke and not Path(repo).expanduser().is_dir():  # a repository that is gone can still be forgotten
-        root = Path(repo).expanduser().absolute()
-    else:
-        root = _repo_root(repo)
+    given = Path(repo).expanduser()
+    # A repository that is gone can still be forgotten.
+    root = given.absolute() if revoke and not given.is_dir() else _repo_root(repo)
     if revoke:
         if trust_mod.revoke(root):
             click.echo(f"revoked trust in {root / trust_mod.FILE_NAME}")
