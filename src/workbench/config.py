@@ -348,8 +348,9 @@ class UntrustedRepoConfig(ConfigError):
         why = "changed since you trusted it" if rf.state == "changed" else "not trusted"
         n = len(rf.findings)
         keys = "keys" if n > 1 else "key"
+        # Names and the fix first: the CLI cuts an error line at 1000 characters.
         super().__init__(
             f"{rf.path}: {why}, and a repository file may not loosen your settings on its own; "
-            f"refused {keys}: " + "; ".join(parts),
-            hint=f"review the file, then run `workbench trust {rf.path.parent}`, or remove the {keys}",
+            f"refused {keys} {', '.join(f.key for f in rf.findings)}. Review the file, then run "
+            f"`workbench trust {rf.path.parent}` (or remove the {keys}). Details: " + "; ".join(parts)
         )
