@@ -123,11 +123,6 @@ def _save(records: dict[str, Record]) -> None:
         raise
 
 
-def is_trusted(repo: Path | str, sha256: str) -> bool:
-    rec = load_records().get(repo_key(repo))
-    return rec is not None and rec.sha256 == sha256
-
-
 def state(repo: Path | str) -> tuple[TrustState, str | None]:
     """(state of the repo's file, its sha256 or None when there is no file)."""
     path = Path(repo_key(repo)) / FILE_NAME
