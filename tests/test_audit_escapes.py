@@ -178,6 +178,7 @@ def test_check_output_is_inert(wb: Wb, repo: Path) -> None:
     (repo / ".workbench.toml").write_text(f'[check]\ncommand = ["sh", "-c", "{printf}"]\n')
     git(repo, "add", ".workbench.toml")
     git(repo, "commit", "-qm", "check")
+    wb.run("trust", str(repo))  # its check command runs without a sandbox here
     sid = wb.new(repo, "--sandbox", "off", "--name", "chk")
     wb.wait_state(sid, "running")
     res = wb.run("check", sid, check=False)

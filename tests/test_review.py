@@ -284,6 +284,10 @@ def test_live_diff_events_within_a_second(wb: Wb, repo: Path) -> None:
 
 def _write_check(repo: Path, command: str) -> None:
     (repo / ".workbench.toml").write_text(f"[check]\ncommand = {json.dumps(command)}\ntimeout_s = 30\n")
+    if SANDBOX:  # no bubblewrap: the check runs unsandboxed, which an untrusted repo file may not ask
+        from workbench.core import trust
+
+        trust.trust(repo)
 
 
 def test_check_on_demand_ls_and_send(wb: Wb, repo: Path) -> None:

@@ -237,6 +237,7 @@ def test_copy_files_setup_command_and_disk_use(wb: Wb, tmp_path: Path) -> None:
     (repo / ".workbench.toml").write_text(
         '[worktree]\ncopy_files = [".env"]\nsetup = "echo setup-ran > built.txt"\n'
     )
+    wb.run("trust", str(repo))  # the set-up command runs without a sandbox here (OFF)
     sid = wb.new(repo, *OFF)
     s = wb.wait_state(sid, "running")
     wt = Path(s["worktree"])
@@ -249,6 +250,7 @@ def test_copy_files_setup_command_and_disk_use(wb: Wb, tmp_path: Path) -> None:
 def test_failing_setup_command_is_an_error_state(wb: Wb, tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "r")
     (repo / ".workbench.toml").write_text('[worktree]\nsetup = ["sh", "-c", "echo boom; exit 3"]\n')
+    wb.run("trust", str(repo))
     sid = wb.new(repo, *OFF)
     s = wb.wait_state(sid, "error")
     assert "set-up command failed (exit 3)" in s["reason"] and "boom" in s["reason"]

@@ -311,6 +311,67 @@ def doctor() -> None:
     sys.exit(1 if failed else 0)
 
 
+def _repo_root(repo: str) -> Path:
+    """The top of the git checkout containing `repo` (or `repo` itself outside git)."""
+    import subprocess
+
+    path = Path(repo).expanduser().absolute()
+    if not path.is_dir():
+        raise UsageError(f"not a directory: {path}")
+    proc = subprocess.run(["git", "-C", str(path), "rev-parse", "--show-toplevel"],
+                          capture_output=True, text=True, check=False)
+    top = proc.stdout.strip()
+    return Path(top).resolve() if proc.returncode == 0 and top else path.resolve()
+
+
+@cli.command()
+@click.argument("repo", required=False, default=".")
+@click.option("--revoke", is_flag=True, help="forget the trust record of REPO")
+@click.option("--list", "list_", is_flag=True, help="list every trusted repository and its state")
+def trust(repo: str, revoke: bool, list_: bool) -> None:
+    """Trust REPO's .workbench.toml as it is now, so it may loosen your settings.
+
+    A repository's own file may only tighten the sandbox unless you trust that exact
+    file; any change to it needs trusting again. Review the file first.
+    """
+    from workbench import config
+    from workbench.core import trust as trust_mod
+
+    if list_:
+        records = trust_mod.load_records()
+        if not records:
+            click.echo("no trusted repositories")
+        for key, rec in sorted(records.items()):
+            try:
+                st_text: str = trust_mod.state(key)[0]
+            except WorkbenchError as e:
+                st_text = f"unreadable: {e}"
+            st_text = {"missing": "no file"}.get(st_text, st_text)
+            click.echo(f"{one_line(st_text, 60):<8} {one_line(key, 300)}  sha256:{rec.sha256[:16]}")
+        return
+    given = Path(repo).expanduser()
+    # A repository that is gone can still be forgotten.
+    root = given.absolute() if revoke and not given.is_dir() else _repo_root(repo)
+    if revoke:
+        if trust_mod.revoke(root):
+            click.echo(f"revoked trust in {root / trust_mod.FILE_NAME}")
+        else:
+            click.echo(f"{root} was not trusted")
+        return
+    # Refuse to trust a file that does not even load; show what trusting it allows.
+    rf = config.repo_file(root)
+    if rf is None:
+        raise UsageError(f"{root / trust_mod.FILE_NAME}: no such file; there is nothing to trust")
+    rec = trust_mod.trust(root, expect_sha256=rf.sha256)
+    click.echo(f"trusted {rf.path} (sha256 {rec.sha256[:16]})")
+    for f in rf.findings:
+        click.echo(f"  loosens {one_line(f.describe(), 300)}")
+    for key in rf.commands:
+        click.echo(f"  allows {key} to run in sessions without a sandbox")
+    if not rf.needs_trust:
+        click.echo("  (it only tightens your settings: it did not need trust)")
+
+
 @cli.command()
 @click.argument("session_id", required=False)
 def attach(session_id: str | None) -> None:

@@ -8,12 +8,14 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from workbench import paths
+from workbench.core import repo_policy, trust
 from workbench.errors import ConfigError
 
 SandboxMode = Literal["workspace", "strict", "off"]
@@ -132,6 +134,21 @@ class Config(BaseModel):
     profiles: dict[str, ProfileSettings] = Field(default_factory=dict)
     keymap: dict[str, str] = Field(default_factory=dict)
 
+    # Command keys (check.command, worktree.setup) an untrusted repo file set: they may run
+    # only inside a sandbox. See core/repo_policy.py.
+    _untrusted_commands: tuple[str, ...] = PrivateAttr(default=())
+    _repo_file: str = PrivateAttr(default="")
+
+    def require_sandboxed(self, key: str, sandbox_mode: str) -> None:
+        """Refuse to run the command at `key` on the host if an untrusted repo file chose it."""
+        if sandbox_mode == "off" and key in self._untrusted_commands:
+            repo = str(Path(self._repo_file).parent)
+            raise ConfigError(
+                f"{self._repo_file}: key '{key}' comes from a repository file you have not trusted, "
+                "and this session has no sandbox; it runs only in sandboxed sessions",
+                hint=f"review the file, then run `workbench trust {repo}`",
+            )
+
     def provider(self, name: str | None = None) -> ProviderSettings:
         """The named provider, with OPENAI_* environment defaults filled in for `default`."""
         name = name or self.session.provider
@@ -186,11 +203,17 @@ def _top_level_line(text: str, name: str) -> int | None:
 
 def _parse(path: Path) -> tuple[dict[str, Any], str]:
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise ConfigError(f"{path}: not UTF-8 text ({e.reason})") from None
+        raw = path.read_bytes()
     except OSError as e:
         raise ConfigError(f"{path}: cannot read ({e.strerror})") from None
+    return _parse_text(path, raw)
+
+
+def _parse_text(path: Path, raw: bytes) -> tuple[dict[str, Any], str]:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text ({e.reason})") from None
     try:
         return tomllib.loads(text), text
     except tomllib.TOMLDecodeError as e:
@@ -230,19 +253,42 @@ def load_user_raw(path: Path | None = None) -> tuple[dict[str, Any], Path, str]:
     return data, path, text
 
 
-def load(repo: Path | None = None, path: Path | None = None) -> Config:
-    """The user's config, with the repo's `.workbench.toml` layered on top when given."""
+@dataclass
+class RepoFile:
+    """A repository's `.workbench.toml` judged against the user's config."""
+
+    path: Path
+    text: str
+    sha256: str
+    config: Config  # the user's config with the file layered on top
+    findings: list[repo_policy.Finding]  # keys that loosen and need trust
+    commands: list[str]  # command keys it sets that may run only inside a sandbox
+    state: trust.TrustState  # trusted | untrusted | changed (since trusted)
+
+    @property
+    def needs_trust(self) -> bool:
+        return bool(self.findings or self.commands)
+
+
+def _load_user(path: Path | None) -> tuple[Config, dict[str, Any], Path, str]:
     data, upath, utext = load_user_raw(path)
     try:
-        cfg = Config.model_validate(data)
+        return Config.model_validate(data), data, upath, utext
     except ValidationError as e:
         raise _validation_error(upath, utext, e) from None
-    if repo is None:
-        return cfg
-    rpath = Path(repo) / ".workbench.toml"
-    if not rpath.is_file():
-        return cfg
-    rdata, rtext = _parse(rpath)
+
+
+def repo_file(repo: Path, path: Path | None = None) -> RepoFile | None:
+    """The repo's `.workbench.toml` (None without one), parsed, validated and judged.
+
+    Raises ConfigError for a file that is not valid, never for one that is untrusted.
+    """
+    user, data, upath, utext = _load_user(path)
+    rpath = Path(repo).absolute() / ".workbench.toml"
+    if not rpath.is_file() and not rpath.is_symlink():
+        return None
+    raw = trust.read_repo_file(rpath)
+    rdata, rtext = _parse_text(rpath, raw)
     bad = sorted(set(rdata) - set(REPO_SECTIONS))
     if bad:
         line = _top_level_line(rtext, bad[0])
@@ -253,9 +299,58 @@ def load(repo: Path | None = None, path: Path | None = None) -> Config:
         )
     merged = _deep_merge(data, rdata)
     try:
-        return Config.model_validate(merged)
+        out = Config.model_validate(merged)
     except ValidationError as e:
         # Report against the repo file if the bad key came from it, else the user file.
         loc = tuple(e.errors()[0]["loc"])
         src_path, src_text = (rpath, rtext) if _key_line(rtext, loc) else (upath, utext)
         raise _validation_error(src_path, src_text, e) from None
+    findings, commands = repo_policy.review(rdata, user, out)
+    sha = trust.digest(raw)
+    state: trust.TrustState = "untrusted"
+    if findings or commands:
+        rec = trust.load_records().get(trust.repo_key(repo))
+        if rec is not None:
+            state = "trusted" if rec.sha256 == sha else "changed"
+    return RepoFile(rpath, rtext, sha, out, findings, commands, state)
+
+
+def load(repo: Path | None = None, path: Path | None = None) -> Config:
+    """The user's config, with the repo's `.workbench.toml` layered on top when given.
+
+    A repo file may only tighten the user's settings unless the user trusted that exact
+    file (core/repo_policy.py, core/trust.py): a loosening key in an untrusted file stops
+    the command with `UntrustedRepoConfig`, which names each key and the fix.
+    """
+    if repo is None:
+        return _load_user(path)[0]
+    rf = repo_file(repo, path)
+    if rf is None:
+        return _load_user(path)[0]
+    if rf.state == "trusted" or not rf.needs_trust:
+        return rf.config
+    if rf.findings:
+        raise UntrustedRepoConfig(rf)
+    rf.config._untrusted_commands = tuple(rf.commands)
+    rf.config._repo_file = str(rf.path)
+    return rf.config
+
+
+class UntrustedRepoConfig(ConfigError):
+    """A repo file loosens the user's settings and the user has not trusted it (as it is now)."""
+
+    def __init__(self, rf: RepoFile) -> None:
+        self.findings = rf.findings
+        parts = []
+        for f in rf.findings:
+            line = _key_line(rf.text, tuple(f.key.split(".")))
+            parts.append((f"line {line}: " if line else "") + f.describe())
+        why = "changed since you trusted it" if rf.state == "changed" else "not trusted"
+        n = len(rf.findings)
+        keys = "keys" if n > 1 else "key"
+        # Names and the fix first: the CLI cuts an error line at 1000 characters.
+        super().__init__(
+            f"{rf.path}: {why}, and a repository file may not loosen your settings on its own; "
+            f"refused {keys} {', '.join(f.key for f in rf.findings)}. Review the file, then run "
+            f"`workbench trust {rf.path.parent}` (or remove the {keys}). Details: " + "; ".join(parts)
+        )

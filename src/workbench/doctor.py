@@ -89,6 +89,38 @@ def check_config() -> Check:
     return Check("config", "ok", str(p) if p.exists() else f"{p} (not present; defaults in use)")
 
 
+def check_repo_trust(cwd: str | None = None) -> Check:
+    """The trust state of the current repository's `.workbench.toml`."""
+    from pathlib import Path
+
+    from workbench import config
+    from workbench.errors import ConfigError
+
+    proc = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=cwd, capture_output=True, text=True)
+    if proc.returncode != 0 or not proc.stdout.strip():
+        return Check("repo config", "ok", "not in a git repository")
+    root = Path(proc.stdout.strip()).resolve()
+    try:
+        rf = config.repo_file(root)
+    except ConfigError as e:
+        return Check("repo config", "fail", str(e), "fix the file named above")
+    if rf is None:
+        return Check("repo config", "ok", f"{root}: no .workbench.toml")
+    loosens = [f.key for f in rf.findings] + [f"{k} (outside a sandbox)" for k in rf.commands]
+    what = ", ".join(loosens)
+    if not rf.needs_trust:
+        return Check("repo config", "ok", f"{rf.path}: only tightens your settings (no trust needed)")
+    if rf.state == "trusted":
+        return Check("repo config", "ok", f"{rf.path}: trusted (sha256 {rf.sha256[:16]}); it loosens {what}")
+    fix = f"review the file, then run `workbench trust {root}`"
+    if rf.state == "changed":
+        return Check("repo config", "warn" if not rf.findings else "fail",
+                     f"{rf.path}: changed since you trusted it; it loosens {what}", fix)
+    if rf.findings:
+        return Check("repo config", "fail", f"{rf.path}: untrusted; it loosens {what}", fix)
+    return Check("repo config", "warn", f"{rf.path}: untrusted; {what} will run only in sandboxed sessions", fix)
+
+
 def check_daemon() -> Check:
     from workbench.daemon.client import Client
     from workbench.errors import WorkbenchError
@@ -178,8 +210,8 @@ def check_agents() -> list[Check]:
 
 
 def run_checks() -> Iterator[Check]:
-    for fn in (check_config, check_git, check_pty, check_emulator, check_sandbox, check_daemon, check_model,
-               check_agents):
+    for fn in (check_config, check_repo_trust, check_git, check_pty, check_emulator, check_sandbox, check_daemon,
+               check_model, check_agents):
         try:
             res = fn()
             yield from (res if isinstance(res, list) else [res])

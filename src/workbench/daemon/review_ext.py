@@ -272,6 +272,8 @@ class ReviewService:
             return
         try:
             cfg = await asyncio.to_thread(config_mod.load, Path(s.repo))
+            if cfg.check.command:
+                cfg.require_sandboxed("check.command", s.sandbox)
         except WorkbenchError as e:
             log.info("review: no check for %s: %s", sid, e)
             return
@@ -297,6 +299,7 @@ class ReviewService:
         if cfg is None:
             cfg = await asyncio.to_thread(config_mod.load, Path(s.repo))
         argv = check_mod.check_argv(cfg.check.command)
+        cfg.require_sandboxed("check.command", s.sandbox)
         text = check_mod.command_text(cfg.check.command or "")
         if not Path(s.worktree).is_dir():
             raise WorkbenchError(f"worktree missing: {s.worktree}")

@@ -342,6 +342,7 @@ class SessionManager:
 
     async def _run_setup(self, s: Session, cfg: Config) -> None:
         setup = cfg.worktree.setup
+        cfg.require_sandboxed("worktree.setup", s.sandbox)
         argv = ["/bin/sh", "-c", setup] if isinstance(setup, str) else list(setup or [])
         cmd = self.sandboxed(s, argv, new_session=True)
         try:
