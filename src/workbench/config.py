@@ -53,7 +53,8 @@ class SandboxSettings(_Section):
 
 
 class WorktreeSettings(_Section):
-    copy_files: list[str] = Field(default_factory=lambda: [".env", ".env.local"])
+    # Nothing by default: `.env` files hold secrets the sandbox hides (hide_dotenv).
+    copy_files: list[str] = Field(default_factory=list)
     setup: list[str] | str | None = None
     in_place: bool = False
     merge_strategy: MergeStrategy = "squash"

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from workbench import paths
-from workbench.core import seccomp
+from workbench.core import safe_fs, seccomp
 from workbench.errors import SandboxError
 
 if TYPE_CHECKING:
@@ -259,10 +259,15 @@ def _parse_bind(spec: str, what: str) -> tuple[Path, Path]:
 
 
 def prepare_home(home: Path, repo: Path | None = None) -> None:
-    """Create a session's private $HOME with a .gitconfig carrying the user's identity."""
+    """Create a session's private $HOME with a .gitconfig carrying the user's identity.
+
+    The home is session-writable: the file goes through `safe_fs`, which replaces a
+    planted symlink instead of writing through it, and keeps a regular file the session
+    edited.
+    """
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
     cfg = home / ".gitconfig"
-    if cfg.exists():
+    if cfg.exists() and not cfg.is_symlink():
         return
     lines = []
     ident = {}
@@ -275,7 +280,7 @@ def prepare_home(home: Path, repo: Path | None = None) -> None:
         lines.append("[user]")
         lines += [f"\t{k} = {v}" for k, v in ident.items()]
     lines += ["[gc]", "\tauto = 0", "[maintenance]", "\tauto = false"]
-    cfg.write_text("\n".join(lines) + "\n")
+    safe_fs.write_text(home, ".gitconfig", "\n".join(lines) + "\n", mode=0o644)
 
 
 # ----------------------------------------------------------------------------- policy
