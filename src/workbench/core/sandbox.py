@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from workbench import paths
-from workbench.core import safe_fs, seccomp
+from workbench.core import limits, safe_fs, seccomp
 from workbench.errors import SandboxError
 
 if TYPE_CHECKING:
@@ -97,6 +97,11 @@ class SandboxSpec:
     extra_ro_binds: Sequence[str] = ()
     extra_rw_binds: Sequence[str] = ()
     protected_paths: Sequence[Path] = ()
+    # Caps (core/limits.py); 0 = none. `process_group` names the pids cgroup shared by
+    # every spawn of one session; without it only RLIMIT_NPROC applies.
+    tmp_size_mb: int = limits.DEFAULT_TMP_SIZE_MB
+    max_processes: int = limits.DEFAULT_MAX_PROCESSES
+    process_group: str | None = None
 
     @classmethod
     def from_settings(cls, settings: SandboxSettings, **kw: object) -> SandboxSpec:
@@ -107,6 +112,8 @@ class SandboxSpec:
             "hide_dotenv": settings.hide_dotenv,
             "extra_ro_binds": tuple(settings.extra_ro_binds),
             "extra_rw_binds": tuple(settings.extra_rw_binds),
+            "tmp_size_mb": settings.tmp_size_mb,
+            "max_processes": settings.max_processes,
         }
         base.update(kw)
         return cls(**base)  # type: ignore[arg-type]
@@ -447,8 +454,8 @@ def wrap(
         raise SandboxError(reason, hint=fix)
     a = _Args()
     try:
-        _build(a, spec, workdir, new_session=new_session)
-        argv = [bwrap, *a.args, "--", *command]
+        _build(a, spec, workdir, new_session=new_session, sized=limits.tmpfs_size_supported(bwrap))
+        argv = [bwrap, *a.args, "--", *limits.nproc_prefix(spec.max_processes), *command]
         outer_env = {"PATH": os.environ.get("PATH") or DEFAULT_PATH}
         if spec.network:
             problem = network_problem()
@@ -460,13 +467,16 @@ def wrap(
                     str(len(a.args)), "--", *argv]
             if os.environ.get("PYTHONPATH"):
                 outer_env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+        procs = limits.session_cgroup(spec.process_group, spec.max_processes) if spec.process_group else None
+        if procs is not None:
+            argv = [*limits.join_cgroup_prefix(procs), *argv]
         return SandboxCommand(argv=argv, env=outer_env, pass_fds=tuple(a.fds), cwd=workdir)
     except BaseException:
         a.close()
         raise
 
 
-def _build(a: _Args, spec: SandboxSpec, workdir: Path, *, new_session: bool) -> None:
+def _build(a: _Args, spec: SandboxSpec, workdir: Path, *, new_session: bool, sized: bool = False) -> None:
     worktree = spec.worktree.resolve()
     repo = spec.repo.resolve()
     home = spec.home.resolve()
@@ -478,7 +488,7 @@ def _build(a: _Args, spec: SandboxSpec, workdir: Path, *, new_session: bool) -> 
     for d in PRIVATE_TMPFS:
         p = Path(d)
         if p.is_dir() and not p.is_symlink():
-            a.add("--tmpfs", d)
+            a.add(*limits.tmpfs_args(d, spec.tmp_size_mb, sized))
     if spec.network:
         # slirp4netns serves DNS inside the namespace; the host's resolver may be on
         # loopback or a socket under /run, neither of which is reachable from here.
