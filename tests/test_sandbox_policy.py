@@ -270,7 +270,7 @@ def test_network_off_by_default_and_on_uses_slirp_without_host_loopback(
         inner = c.argv[c.argv.index("--") + 1 :]
         n_opts = int(c.argv[5])
         assert inner[0] == str(fake_bin / "bwrap") and "--share-net" not in inner
-        assert inner[1 + n_opts :] == ["--", "true"]
+        assert inner[1 + n_opts :] == ["--", *limits.nproc_prefix(world_spec_nproc()), "true"]
         fd = int(inner[idx(inner, "--ro-bind-data") + 1])
         assert os.pread(fd, 100, 0) == b"nameserver 10.0.2.3\n"
 
