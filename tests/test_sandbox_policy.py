@@ -19,7 +19,7 @@ import pytest
 from tests.conftest import git
 from tests.sandbox_fixtures import World, build_world
 from workbench import paths
-from workbench.core import sandbox, seccomp
+from workbench.core import limits, sandbox, seccomp
 from workbench.core.sandbox import SandboxCommand, SandboxSpec, wrap
 from workbench.errors import SandboxError
 
@@ -52,6 +52,10 @@ def cmd(world: World, fake_bin: Path) -> Iterator[SandboxCommand]:
     c = wrap(world.spec(), ["bash", "-l"])
     yield c
     c.close()
+
+
+def world_spec_nproc() -> int:
+    return SandboxSpec.__dataclass_fields__["max_processes"].default  # type: ignore[no-any-return]
 
 
 def idx(argv: list[str], *seq: str) -> int:
@@ -87,7 +91,9 @@ def test_privilege_and_namespace_flags(cmd: SandboxCommand, fake_bin: Path) -> N
     assert has(opts, "--cap-drop", "ALL")
     assert "--share-net" not in opts  # --unshare-all includes the network namespace
     assert "--new-session" not in opts  # PTY job control needs the controlling terminal
-    assert argv[argv.index("--") + 1 :] == ["bash", "-l"]
+    # The command runs under the RLIMIT_NPROC setter (core/limits.py), then as given.
+    inner = argv[argv.index("--") + 1 :]
+    assert inner[-2:] == ["bash", "-l"] and inner[:-2] == limits.nproc_prefix(world_spec_nproc())
 
 
 def test_new_session_for_non_interactive_commands(world: World, fake_bin: Path) -> None:
@@ -236,7 +242,7 @@ def test_network_off_by_default_and_on_uses_slirp_without_host_loopback(
         inner = c.argv[c.argv.index("--") + 1 :]
         n_opts = int(c.argv[5])
         assert inner[0] == str(fake_bin / "bwrap") and "--share-net" not in inner
-        assert inner[1 + n_opts :] == ["--", "true"]
+        assert inner[1 + n_opts :] == ["--", *limits.nproc_prefix(world_spec_nproc()), "true"]
         fd = int(inner[idx(inner, "--ro-bind-data") + 1])
         assert os.pread(fd, 100, 0) == b"nameserver 10.0.2.3\n"
 

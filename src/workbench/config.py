@@ -52,10 +52,15 @@ class SandboxSettings(_Section):
     hide_dotenv: bool = True
     extra_ro_binds: list[str] = Field(default_factory=list)
     extra_rw_binds: list[str] = Field(default_factory=list)
+    # Caps per sandbox (0 = none): size of each private tmpfs (/tmp, /var/tmp, /run),
+    # and tasks (processes and threads) of one session. docs/security.md, "Limits".
+    tmp_size_mb: int = Field(default=512, ge=0, le=1_048_576)
+    max_processes: int = Field(default=1024, ge=0, le=4_194_304)
 
 
 class WorktreeSettings(_Section):
-    copy_files: list[str] = Field(default_factory=lambda: [".env", ".env.local"])
+    # Nothing by default: `.env` files hold secrets the sandbox hides (hide_dotenv).
+    copy_files: list[str] = Field(default_factory=list)
     setup: list[str] | str | None = None
     in_place: bool = False
     merge_strategy: MergeStrategy = "squash"

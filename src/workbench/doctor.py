@@ -77,6 +77,24 @@ def check_sandbox() -> Check:
     return Check("bubblewrap", "ok", detail)
 
 
+def check_limits() -> Check:
+    """Which resource caps hold for sandboxes on this machine (size of /tmp, processes)."""
+    from workbench import config as config_mod
+    from workbench.core import limits, sandbox
+
+    try:
+        s = config_mod.load(None).sandbox
+    except Exception:  # check_config reports a bad file; describe the defaults meanwhile
+        s = config_mod.SandboxSettings()
+    rep = limits.describe(sandbox.find_bwrap(), s.tmp_size_mb, s.max_processes)
+    detail = f"{rep.tmp}; {rep.processes}"
+    if rep.ok:
+        return Check("limits", "ok", detail)
+    return Check("limits", "warn", detail,
+                 "install bubblewrap 0.7+ for tmpfs caps; as root, make a pids cgroup writable "
+                 "(or run workbench as an ordinary user, where RLIMIT_NPROC holds)")
+
+
 def check_config() -> Check:
     from workbench import config, paths
     from workbench.errors import ConfigError
@@ -210,8 +228,8 @@ def check_agents() -> list[Check]:
 
 
 def run_checks() -> Iterator[Check]:
-    for fn in (check_config, check_repo_trust, check_git, check_pty, check_emulator, check_sandbox, check_daemon,
-               check_model, check_agents):
+    for fn in (check_config, check_repo_trust, check_git, check_pty, check_emulator, check_sandbox, check_limits,
+               check_daemon, check_model, check_agents):
         try:
             res = fn()
             yield from (res if isinstance(res, list) else [res])

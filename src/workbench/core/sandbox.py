@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from workbench import paths
-from workbench.core import seccomp
+from workbench.core import limits, safe_fs, seccomp
 from workbench.errors import SandboxError
 
 if TYPE_CHECKING:
@@ -100,6 +100,11 @@ class SandboxSpec:
     # Workbench's own helpers (session_side/) write the session's .git even in strict
     # mode: they run our code, and strict only keeps the agent from committing.
     helper: bool = False
+    # Caps (core/limits.py); 0 = none. `process_group` names the pids cgroup shared by
+    # every spawn of one session; without it only RLIMIT_NPROC applies.
+    tmp_size_mb: int = limits.DEFAULT_TMP_SIZE_MB
+    max_processes: int = limits.DEFAULT_MAX_PROCESSES
+    process_group: str | None = None
 
     @classmethod
     def from_settings(cls, settings: SandboxSettings, **kw: object) -> SandboxSpec:
@@ -110,6 +115,8 @@ class SandboxSpec:
             "hide_dotenv": settings.hide_dotenv,
             "extra_ro_binds": tuple(settings.extra_ro_binds),
             "extra_rw_binds": tuple(settings.extra_rw_binds),
+            "tmp_size_mb": settings.tmp_size_mb,
+            "max_processes": settings.max_processes,
         }
         base.update(kw)
         return cls(**base)  # type: ignore[arg-type]
@@ -262,10 +269,15 @@ def _parse_bind(spec: str, what: str) -> tuple[Path, Path]:
 
 
 def prepare_home(home: Path, repo: Path | None = None) -> None:
-    """Create a session's private $HOME with a .gitconfig carrying the user's identity."""
+    """Create a session's private $HOME with a .gitconfig carrying the user's identity.
+
+    The home is session-writable: the file goes through `safe_fs`, which replaces a
+    planted symlink instead of writing through it, and keeps a regular file the session
+    edited.
+    """
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
     cfg = home / ".gitconfig"
-    if cfg.exists():
+    if cfg.exists() and not cfg.is_symlink():
         return
     lines = []
     ident = {}
@@ -278,7 +290,7 @@ def prepare_home(home: Path, repo: Path | None = None) -> None:
         lines.append("[user]")
         lines += [f"\t{k} = {v}" for k, v in ident.items()]
     lines += ["[gc]", "\tauto = 0", "[maintenance]", "\tauto = false"]
-    cfg.write_text("\n".join(lines) + "\n")
+    safe_fs.write_text(home, ".gitconfig", "\n".join(lines) + "\n", mode=0o644)
 
 
 # ----------------------------------------------------------------------------- policy
@@ -445,8 +457,8 @@ def wrap(
         raise SandboxError(reason, hint=fix)
     a = _Args()
     try:
-        _build(a, spec, workdir, new_session=new_session)
-        argv = [bwrap, *a.args, "--", *command]
+        _build(a, spec, workdir, new_session=new_session, sized=limits.tmpfs_size_supported(bwrap))
+        argv = [bwrap, *a.args, "--", *limits.nproc_prefix(spec.max_processes), *command]
         outer_env = {"PATH": os.environ.get("PATH") or DEFAULT_PATH}
         if spec.network:
             problem = network_problem()
@@ -458,13 +470,16 @@ def wrap(
                     str(len(a.args)), "--", *argv]
             if os.environ.get("PYTHONPATH"):
                 outer_env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+        procs = limits.session_cgroup(spec.process_group, spec.max_processes) if spec.process_group else None
+        if procs is not None:
+            argv = [*limits.join_cgroup_prefix(procs), *argv]
         return SandboxCommand(argv=argv, env=outer_env, pass_fds=tuple(a.fds), cwd=workdir)
     except BaseException:
         a.close()
         raise
 
 
-def _build(a: _Args, spec: SandboxSpec, workdir: Path, *, new_session: bool) -> None:
+def _build(a: _Args, spec: SandboxSpec, workdir: Path, *, new_session: bool, sized: bool = False) -> None:
     worktree = spec.worktree.resolve()
     repo = spec.repo.resolve()
     home = spec.home.resolve()
@@ -476,7 +491,7 @@ def _build(a: _Args, spec: SandboxSpec, workdir: Path, *, new_session: bool) -> 
     for d in PRIVATE_TMPFS:
         p = Path(d)
         if p.is_dir() and not p.is_symlink():
-            a.add("--tmpfs", d)
+            a.add(*limits.tmpfs_args(d, spec.tmp_size_mb, sized))
     if spec.network:
         # slirp4netns serves DNS inside the namespace; the host's resolver may be on
         # loopback or a socket under /run, neither of which is reachable from here.

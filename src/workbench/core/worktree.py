@@ -16,6 +16,7 @@ from pathlib import Path
 
 import git
 
+from workbench.core import safe_fs
 from workbench.errors import GitError, UsageError
 
 BRANCH_PREFIX = "wb/"
@@ -173,18 +174,32 @@ def create(root: Path, dest: Path, branch: str, base_commit: str, base_ref: str)
     return Worktree(path=dest, branch=branch, base_commit=base_commit, base_ref=base_ref)
 
 
-def copy_files(root: Path, dest: Path, names: list[str]) -> list[str]:
-    """Copy listed untracked files (e.g. `.env`) from the main checkout; never outside it."""
+def is_dotenv(name: str) -> bool:
+    """`.env`, `.env.local`, `config/.env.prod`: what `hide_dotenv` hides in the sandbox."""
+    return any(part.startswith(".env") for part in Path(name).parts)
+
+
+def copy_files(root: Path, dest: Path, names: list[str], *, skip_dotenv: bool = False) -> list[str]:
+    """Copy listed untracked files from the main checkout; never from outside it.
+
+    The worktree comes from the repository's tree, which may hold symlinks: targets are
+    written through `safe_fs`, so a committed `.env -> ~/.bashrc` link is replaced, not
+    followed. `skip_dotenv` leaves out `.env*` (the sandbox hides them: copying would
+    hand the secrets back).
+    """
     copied = []
+    root = root.resolve()
     for name in names:
-        src = (root / name).resolve()
-        target = (dest / name).resolve()
-        if not src.is_relative_to(root) or not target.is_relative_to(dest.resolve()):
+        if skip_dotenv and is_dotenv(name):
             continue
-        if src.is_file() and not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, target)
-            copied.append(name)
+        src = (root / name).resolve()
+        if not src.is_relative_to(root) or not src.is_file():
+            continue
+        try:
+            if safe_fs.copy_file_in(src, dest, name):
+                copied.append(name)
+        except safe_fs.UnsafePathError:
+            continue
     return copied
 
 

@@ -100,5 +100,8 @@ def sandbox_command(
         extra_rw_binds=(*cfg.sandbox.extra_rw_binds, *(spec_in.rw_binds if spec_in else ())),
         protected_paths=(*others, paths.runtime_dir(), paths.data_dir(), paths.state_dir(), paths.config_dir()),
         helper=spec_in.helper if spec_in else False,
+        tmp_size_mb=cfg.sandbox.tmp_size_mb,
+        max_processes=cfg.sandbox.max_processes,
+        process_group=f"{os.getuid()}-{s.id}",
     )
     return sandbox.wrap(spec, list(argv), cwd=Path(s.worktree), new_session=new_session)

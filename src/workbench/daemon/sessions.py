@@ -297,9 +297,15 @@ class SessionManager:
         )
         try:
             if not in_place:
-                copied = await asyncio.to_thread(wt.copy_files, info.root, path, cfg.worktree.copy_files)
+                # While the sandbox hides .env* files, copying them in would undo that.
+                skip_env = sandbox != "off" and cfg.sandbox.hide_dotenv
+                copied = await asyncio.to_thread(wt.copy_files, info.root, path, cfg.worktree.copy_files,
+                                                 skip_dotenv=skip_env)
                 if copied:
                     s.extra["copied_files"] = copied
+                skipped = [n for n in cfg.worktree.copy_files if skip_env and wt.is_dotenv(n)]
+                if skipped:
+                    warnings.append(f"not copied while sandbox.hide_dotenv is on: {', '.join(skipped)}")
             self.store.save_session(s)
             self.store.touch_repo(str(info.root))
         except Exception:

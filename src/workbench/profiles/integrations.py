@@ -18,6 +18,7 @@ from typing import Any
 
 import tomlkit
 
+from workbench.core import safe_fs
 from workbench.core.models import Session
 from workbench.errors import ConfigError
 from workbench.profiles import Profile, command_line
@@ -62,11 +63,9 @@ def link_credentials(profile: Profile, home: Path) -> tuple[list[str], list[str]
             continue
         real = path.resolve()
         binds.append(str(real))
-        if raw.startswith("~/"):
-            link = home / raw[2:]
-            if path.absolute().is_relative_to(rhome) and not (link.exists() or link.is_symlink()):
-                link.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-                link.symlink_to(real)
+        # The home is session-writable: no component of the link's path is followed.
+        if raw.startswith("~/") and path.absolute().is_relative_to(rhome):
+            safe_fs.symlink(home, raw[2:], str(real))
     return binds, missing
 
 
@@ -153,17 +152,18 @@ def prepare(
     flags = approval_flags(profile, s.approval)
     if profile.hooks == "codex":
         codex_home = home / ".codex"
-        codex_home.mkdir(parents=True, exist_ok=True, mode=0o700)
         text, keys = codex_config(s, notify_path, real_home() / ".codex" / "config.toml")
-        (codex_home / "config.toml").write_text(text, encoding="utf-8")
+        # Through dir fds that refuse links: the session may have planted one at
+        # .codex or .codex/config.toml pointing at a host file.
+        safe_fs.write_text(home, ".codex/config.toml", text)
         prep.env["CODEX_HOME"] = str(codex_home)
         prep.pass_env += [k for k in keys if k not in prep.pass_env]
     elif profile.hooks == "claude":
         claude_dir = home / ".claude"
-        claude_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        safe_fs.makedirs(home, ".claude")
         settings = home / ".workbench" / "claude-settings.json"
-        settings.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        settings.write_text(json.dumps(claude_settings(notify_path), indent=2), encoding="utf-8")
+        safe_fs.write_text(home, ".workbench/claude-settings.json",
+                           json.dumps(claude_settings(notify_path), indent=2))
         prep.env["CLAUDE_CONFIG_DIR"] = str(claude_dir)
         flags += ["--settings", str(settings)]
     elif profile.hooks == "aider":
