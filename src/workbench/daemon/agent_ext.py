@@ -10,25 +10,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import re
+import signal
 import subprocess
 import time
 import weakref
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from workbench.agent.conversation import AssistantMessage, Item, SystemMessage, item_from_dict
+from workbench.agent.patch import PatchError, PatchResult
 from workbench.agent.prompts import PromptContext
-from workbench.agent.tools import CommandResult, collect_output
+from workbench.agent.tools import CommandResult, PatchUnavailable, collect_output
 from workbench.config import Config
+from workbench.core.escapes import strip_escapes
 from workbench.core.models import Session, SessionState
 from workbench.daemon.hub import Client
 from workbench.daemon.protocol import Params
 from workbench.daemon.server import method
 from workbench.daemon.sessions import LIVE_STATES, CreateRequest, SessionManager
 from workbench.errors import UsageError, WorkbenchError
+from workbench.session_side import launch
 
 if TYPE_CHECKING:
     # The loop pulls in the openai SDK (~0.3 s): imported on the first built-in launch.
@@ -106,6 +111,73 @@ class SandboxRunner:
         finally:
             cmd.close()
         return await collect_output(proc, timeout_ms, MAX_CAPTURE_BYTES, elapsed)
+
+    async def apply_patch(self, patch: str, root: Path, cwd: Path) -> PatchResult:
+        """Apply a patch inside the session's sandbox (`session_side/apply_patch.py`), as the
+        session: it can write only where the session's own commands can."""
+        worktree = Path(os.path.realpath(self.session.worktree))
+        try:
+            workdir = Path(os.path.realpath(cwd)).relative_to(worktree).as_posix()
+        except ValueError:
+            raise PatchError(f"working directory {str(cwd)!r} is outside the workspace root") from None
+        try:
+            argv = launch.argv("apply_patch", "--cwd", workdir, "--tag", str(os.getpid()))
+            cmd = self.manager.sandboxed(self.session, argv, new_session=True)
+        except WorkbenchError as e:
+            raise PatchUnavailable(f"the sandbox cannot run it: {e}") from None
+        env = dict(cmd.env)
+        for name in self.hide_env:
+            env.pop(name, None)
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *cmd.argv, cwd=worktree, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, start_new_session=True, pass_fds=tuple(cmd.pass_fds),
+            )
+        except OSError as e:
+            raise PatchUnavailable(f"cannot start the patch helper: {e.strerror or e}") from None
+        finally:
+            cmd.close()
+        try:
+            out, err = await asyncio.wait_for(
+                proc.communicate(patch.encode("utf-8", "surrogatepass")), PATCH_TIMEOUT_S)
+        except TimeoutError:
+            raise PatchUnavailable(f"the patch helper took over {PATCH_TIMEOUT_S} s and was stopped") from None
+        finally:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            if proc.returncode is None:
+                await proc.wait()
+        return _patch_reply(proc.returncode, out, err)
+
+
+# --------------------------------------------------------------------------- patches
+
+PATCH_TIMEOUT_S = 120
+MAX_PATCH_REPLY = 4 << 20
+
+
+def _patch_reply(code: int | None, out: bytes, err: bytes) -> PatchResult:
+    """The helper's JSON reply as a PatchResult; anything else is PatchUnavailable."""
+    if code != 0:
+        lines = strip_escapes(err.decode("utf-8", "replace")).strip().splitlines()
+        why = lines[-1] if lines else f"exit status {code}"
+        raise PatchUnavailable(f"the patch helper failed inside the sandbox: {why[:300]}")
+    try:
+        reply = json.loads(out) if len(out) <= MAX_PATCH_REPLY else None
+    except ValueError:
+        reply = None
+    if isinstance(reply, dict) and reply.get("ok") is False and isinstance(reply.get("error"), str):
+        raise PatchError(reply["error"])
+    if isinstance(reply, dict) and reply.get("ok") is True:
+        lists = [reply.get(k) for k in ("added", "modified", "deleted")]
+        moved = reply.get("moved")
+        if all(isinstance(x, list) and all(isinstance(p, str) for p in x) for x in lists) and (
+            isinstance(moved, list)
+            and all(isinstance(m, list) and len(m) == 2 and all(isinstance(p, str) for p in m) for m in moved)
+        ):
+            added, modified, deleted = (cast("list[str]", x) for x in lists)
+            return PatchResult(added, modified, deleted, [(a, b) for a, b in moved])
+    raise PatchUnavailable("the patch helper sent a malformed reply")
 
 
 # --------------------------------------------------------------------------- host
