@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -246,3 +247,17 @@ def test_a_session_racing_symlinks_cannot_make_a_patch_write_outside_its_worktre
         _stop(swapper)
     assert sum(counts) >= 10 and not counts[2], counts
     assert not list(outside.glob(".*"))
+
+
+def test_temporaries_of_a_killed_daemon_are_removed_inside_the_sandbox(tmp_path: Path) -> None:
+    s = _session(tmp_path, "off")
+    wt = Path(s.worktree)
+    (wt / "sub").mkdir()
+    stale = [".a.txt.wb-patch-999999.tmp", "sub/.b.wb-patch-1.tmp"]
+    mine = f".c.wb-patch-{os.getpid()}.tmp"  # this daemon's: a patch may be applying right now
+    for rel in [*stale, mine, ".d.wb-patch-x.tmp"]:
+        (wt / rel).write_text("partial")
+    removed = asyncio.run(SandboxRunner(_Manager(), s).remove_stale_patch_temps())  # type: ignore[arg-type]
+    assert sorted(removed) == stale
+    assert not any((wt / rel).exists() for rel in stale)
+    assert (wt / mine).exists() and (wt / ".d.wb-patch-x.tmp").exists()

@@ -807,6 +807,28 @@ def apply_patch(text: str, root: Path, *, cwd: Path | None = None, tag: int | No
     return result
 
 
+def remove_file(root: Path, rel: str) -> bool:
+    """Delete `root/rel` (a file), following no symlink on the way; False if not possible."""
+    try:
+        ws = _Workspace(root, None)
+    except PatchError:
+        return False
+    try:
+        rel = check_path(rel)
+        pfd = ws.parent(rel, rel)
+        if pfd is None:
+            return False
+        try:
+            os.unlink(_name(rel), dir_fd=pfd)
+            return True
+        finally:
+            os.close(pfd)
+    except (OSError, PatchError):
+        return False
+    finally:
+        ws.close()
+
+
 def _apply_ops(ops: list[FileOp], ws: _Workspace) -> PatchResult:
     result = PatchResult()
     for op in ops:

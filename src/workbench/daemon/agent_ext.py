@@ -13,7 +13,6 @@ import contextlib
 import json
 import logging
 import os
-import re
 import signal
 import subprocess
 import time
@@ -120,8 +119,28 @@ class SandboxRunner:
             workdir = Path(os.path.realpath(cwd)).relative_to(worktree).as_posix()
         except ValueError:
             raise PatchError(f"working directory {str(cwd)!r} is outside the workspace root") from None
+        code, out, err = await self._helper(["--cwd", workdir], patch.encode("utf-8", "surrogatepass"))
+        return _patch_reply(code, out, err)
+
+    async def remove_stale_patch_temps(self) -> list[str]:
+        """Delete, inside the sandbox, the temporaries of an apply_patch cut off by a killed
+        daemon (tagged with another daemon's pid): they would show in the diff and be merged."""
+        code, out, err = await self._helper(["--remove-stale"], b"")
         try:
-            argv = launch.argv("apply_patch", "--cwd", workdir, "--tag", str(os.getpid()))
+            reply = json.loads(out) if code == 0 else None
+        except ValueError:
+            reply = None
+        removed = reply.get("removed") if isinstance(reply, dict) else None
+        if not isinstance(removed, list) or not all(isinstance(p, str) for p in removed):
+            why = strip_escapes(err.decode("utf-8", "replace")).strip().splitlines() or ["malformed reply"]
+            raise PatchUnavailable(f"cleaning up after apply_patch failed: {why[-1][:300]}")
+        return removed
+
+    async def _helper(self, args: list[str], data: bytes) -> tuple[int | None, bytes, bytes]:
+        """Run `session_side/apply_patch.py ARGS` in the session's sandbox, `data` on stdin."""
+        worktree = Path(os.path.realpath(self.session.worktree))
+        try:
+            argv = launch.argv("apply_patch", *args, "--tag", str(os.getpid()))
             cmd = self.manager.sandboxed(self.session, argv, new_session=True)
         except WorkbenchError as e:
             raise PatchUnavailable(f"the sandbox cannot run it: {e}") from None
@@ -138,8 +157,7 @@ class SandboxRunner:
         finally:
             cmd.close()
         try:
-            out, err = await asyncio.wait_for(
-                proc.communicate(patch.encode("utf-8", "surrogatepass")), PATCH_TIMEOUT_S)
+            out, err = await asyncio.wait_for(proc.communicate(data), PATCH_TIMEOUT_S)
         except TimeoutError:
             raise PatchUnavailable(f"the patch helper took over {PATCH_TIMEOUT_S} s and was stopped") from None
         finally:
@@ -147,7 +165,7 @@ class SandboxRunner:
                 os.killpg(proc.pid, signal.SIGKILL)
             if proc.returncode is None:
                 await proc.wait()
-        return _patch_reply(proc.returncode, out, err)
+        return proc.returncode, out, err
 
 
 # --------------------------------------------------------------------------- patches
@@ -319,7 +337,11 @@ class BuiltinAgents:
         except WorkbenchError as e:
             raise WorkbenchError(f"the stored conversation of session {s.name} is damaged: {e}") from None
         if items:
-            stale = await asyncio.to_thread(remove_stale_patch_temps, Path(s.worktree))
+            try:
+                stale = await SandboxRunner(self.manager, s).remove_stale_patch_temps()
+            except PatchUnavailable as e:
+                stale = []
+                log.warning("session %s: %s", s.id, e)
             if stale:
                 log.info("session %s: removed %d temporaries of a cut-off apply_patch", s.id, len(stale))
         provider = Provider(pcfg)
@@ -428,27 +450,6 @@ class BuiltinAgents:
 
     def shutdown(self) -> None:
         self.demo.stop_all()
-
-
-_PATCH_TEMP = re.compile(r"(?:^|/)\.[^/]+\.wb-patch-(\d+)\.tmp$")
-
-
-def remove_stale_patch_temps(worktree: Path) -> list[str]:
-    """Delete the temporaries of an apply_patch cut off by a killed daemon (their pid is
-    gone): they would show in the diff and be merged."""
-    res = subprocess.run(
-        ["git", "ls-files", "--others", "--exclude-standard", "-z"], cwd=worktree,
-        env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"}, capture_output=True, timeout=60, check=False,
-    )
-    removed: list[str] = []
-    for rel in res.stdout.decode("utf-8", "surrogateescape").split("\0"):
-        m = _PATCH_TEMP.search(rel)
-        if m is None or int(m.group(1)) == os.getpid() or Path(f"/proc/{m.group(1)}").exists():
-            continue
-        with contextlib.suppress(FileNotFoundError):
-            (worktree / rel).unlink()
-            removed.append(rel)
-    return removed
 
 
 def _finished(items: list[Item]) -> bool:

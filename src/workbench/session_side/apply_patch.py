@@ -14,26 +14,37 @@ even with the sandbox off a session cannot race it out of the worktree.
 Temporary files carry `--tag` (the daemon passes its pid) instead of the helper's pid,
 which inside the sandbox's pid namespace means nothing to the host.
 
+With `--remove-stale` it applies nothing: it deletes the temporaries (`.NAME.wb-patch-TAG.tmp`,
+untracked) of a patch cut off by a killed daemon, those tagged other than `--tag`, and
+prints `{"ok": true, "removed": [...]}`.
+
 Usage: apply_patch [--cwd DIR] [--tag N] < PATCH
+       apply_patch --remove-stale --tag N
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
-from workbench.agent.patch import PatchError, apply_patch
+from workbench.agent.patch import PatchError, apply_patch, remove_file
+from workbench.session_side.gitcmd import git
+
+_TEMP = re.compile(r"(?:^|/)\.[^/]+\.wb-patch-(\d+)\.tmp$")
 
 MAX_PATCH = 64 << 20
 
 
-def _parse(argv: list[str]) -> tuple[str, int | None]:
-    cwd, tag = ".", None
+def _parse(argv: list[str]) -> tuple[str, int | None, bool]:
+    cwd, tag, remove_stale = ".", None, False
     it = iter(argv)
     for a in it:
-        if a == "--cwd":
+        if a == "--remove-stale":
+            remove_stale = True
+        elif a == "--cwd":
             cwd = next(it, "")
         elif a == "--tag":
             value = next(it, "")
@@ -44,11 +55,25 @@ def _parse(argv: list[str]) -> tuple[str, int | None]:
             raise SystemExit(f"apply_patch: unknown argument {a!r}")
     if not cwd or os.path.isabs(cwd) or ".." in cwd.split("/"):
         raise SystemExit(f"apply_patch: --cwd must be a relative path inside the worktree, not {cwd!r}")
-    return cwd, tag
+    return cwd, tag, remove_stale
+
+
+def _remove_stale(keep: int | None) -> list[str]:
+    """Delete `.NAME.wb-patch-TAG.tmp` files (untracked, not ignored) whose TAG is not `keep`."""
+    proc = git(["ls-files", "--others", "--exclude-standard", "-z"], check=False)
+    removed = []
+    for rel in proc.stdout.decode("utf-8", "surrogateescape").split("\0"):
+        m = _TEMP.search(rel)
+        if m and int(m.group(1)) != keep and remove_file(Path("."), rel):
+            removed.append(rel)
+    return removed
 
 
 def main(argv: list[str]) -> int:
-    cwd, tag = _parse(argv)
+    cwd, tag, remove_stale = _parse(argv)
+    if remove_stale:
+        sys.stdout.write(json.dumps({"ok": True, "removed": _remove_stale(tag)}) + "\n")
+        return 0
     data = sys.stdin.buffer.read(MAX_PATCH + 1)
     if len(data) > MAX_PATCH:
         reply: dict[str, object] = {"ok": False, "error": f"the patch is over {MAX_PATCH >> 20} MB"}
