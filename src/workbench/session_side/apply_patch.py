@@ -31,7 +31,6 @@ import sys
 from pathlib import Path
 
 from workbench.agent.patch import PatchError, apply_patch, remove_file
-from workbench.session_side.gitcmd import git
 
 _TEMP = re.compile(r"(?:^|/)\.[^/]+\.wb-patch-(\d+)\.tmp$")
 
@@ -60,6 +59,8 @@ def _parse(argv: list[str]) -> tuple[str, int | None, bool]:
 
 def _remove_stale(keep: int | None) -> list[str]:
     """Delete `.NAME.wb-patch-TAG.tmp` files (untracked, not ignored) whose TAG is not `keep`."""
+    from workbench.session_side.gitcmd import git  # subprocess: not loaded for every patch
+
     proc = git(["ls-files", "--others", "--exclude-standard", "-z"], check=False)
     removed = []
     for rel in proc.stdout.decode("utf-8", "surrogateescape").split("\0"):
