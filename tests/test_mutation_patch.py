@@ -630,3 +630,23 @@ def test_exactly_twelve_lines_are_quoted_without_a_remainder(ws: Path) -> None:
 def test_extract_keeps_an_unquoted_cd_as_is() -> None:
     patch = P("*** Add File: a", "+x")
     assert extract_patch_with_cwd(["bash", "-lc", f"cd Xdir && apply_patch <<'EOF'\n{patch}\nEOF"]) == (patch, "Xdir")
+
+
+def test_remove_file_follows_no_symlink(ws: Path, tmp_path: Path) -> None:
+    from workbench.agent.patch import remove_file
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / ".t.wb-patch-1.tmp").write_text("keep")
+    (ws / "sub").mkdir()
+    (ws / "sub" / ".t.wb-patch-1.tmp").write_text("stale")
+    os.symlink(outside, ws / "link")
+    assert remove_file(ws, "link/.t.wb-patch-1.tmp") is False
+    assert (outside / ".t.wb-patch-1.tmp").read_text() == "keep"
+    assert remove_file(ws, "sub/.t.wb-patch-1.tmp") is True
+    assert not (ws / "sub" / ".t.wb-patch-1.tmp").exists()
+    assert remove_file(ws, "sub/.t.wb-patch-1.tmp") is False  # gone already
+    assert remove_file(ws, "missing/x") is False
+    assert remove_file(ws, "../outside/.t.wb-patch-1.tmp") is False
+    assert remove_file(ws / "nope", "x") is False
+    assert (outside / ".t.wb-patch-1.tmp").exists()
