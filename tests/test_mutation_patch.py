@@ -458,28 +458,43 @@ def test_symlink_into_git_metadata_is_refused_in_any_case(ws: Path) -> None:
         with pytest.raises(PatchError) as info:
             apply_patch(P(f"*** Update File: alias{name}/config", "@@", "-[core]", "+[x]"), ws)
         assert str(info.value) == (
-            f"path 'alias{name}/config' leads into .git; apply_patch does not edit git metadata"
+            f"path 'alias{name}/config' goes through the symlink 'alias{name}'; apply_patch does not "
+            "follow symlinks (they can lead outside the workspace). Edit the file at its real path"
         )
         assert (ws / name / "config").read_text() == "[core]\n"
 
 
 def test_symlink_escape_message(ws: Path, tmp_path: Path) -> None:
-    os.symlink(tmp_path, ws / "out")
+    (ws / "sub").mkdir()
+    os.symlink(tmp_path, ws / "sub" / "out")
     with pytest.raises(PatchError) as info:
-        apply_patch(P("*** Add File: out/x", "+y"), ws)
+        apply_patch(P("*** Add File: out/x", "+y"), ws, cwd=ws / "sub")
     assert str(info.value) == (
-        "path 'out/x' resolves outside the workspace (through a symlink); edit files inside the workspace only"
+        "path 'out/x' goes through the symlink 'sub/out'; apply_patch does not follow symlinks "
+        "(they can lead outside the workspace). Edit the file at its real path"
     )
+    assert not (tmp_path / "x").exists()
 
 
-def test_moving_a_symlink_moves_the_link_not_its_target(ws: Path) -> None:
+def test_symlinks_are_neither_read_nor_replaced_but_can_be_deleted(ws: Path) -> None:
     (ws / "real.txt").write_text("r\n")
     os.symlink("real.txt", ws / "link")
-    result = apply_patch(P("*** Update File: link", "*** Move to: new.txt", "@@", "-r", "+R"), ws)
-    assert result.moved == [("link", "new.txt")]
-    assert (ws / "new.txt").read_text() == "R\n"
-    assert (ws / "real.txt").read_text() == "r\n"
-    assert not os.path.lexists(ws / "link")
+    for patch in (
+        P("*** Update File: link", "*** Move to: new.txt", "@@", "-r", "+R"),
+        P("*** Add File: link", "+x"),
+    ):
+        with pytest.raises(PatchError, match=r"^path 'link' goes through the symlink 'link'"):
+            apply_patch(patch, ws)
+    with pytest.raises(PatchError, match=r"^cannot move real.txt to link: the destination exists"):
+        apply_patch(P("*** Update File: real.txt", "*** Move to: link", "@@", "-r", "+R"), ws)
+    assert (ws / "real.txt").read_text() == "r\n" and os.readlink(ws / "link") == "real.txt"
+    assert not (ws / "new.txt").exists()
+    # A failed patch restores a link it deleted.
+    with pytest.raises(PatchError, match=r"^writing"):
+        apply_patch(P("*** Delete File: link", "*** Add File: " + "x" * 240, "+z"), ws)
+    assert os.readlink(ws / "link") == "real.txt"
+    assert apply_patch(P("*** Delete File: link"), ws).deleted == ["link"]
+    assert not os.path.lexists(ws / "link") and (ws / "real.txt").read_text() == "r\n"
 
 
 def test_root_that_is_not_a_directory(ws: Path) -> None:
@@ -615,3 +630,23 @@ def test_exactly_twelve_lines_are_quoted_without_a_remainder(ws: Path) -> None:
 def test_extract_keeps_an_unquoted_cd_as_is() -> None:
     patch = P("*** Add File: a", "+x")
     assert extract_patch_with_cwd(["bash", "-lc", f"cd Xdir && apply_patch <<'EOF'\n{patch}\nEOF"]) == (patch, "Xdir")
+
+
+def test_remove_file_follows_no_symlink(ws: Path, tmp_path: Path) -> None:
+    from workbench.agent.patch import remove_file
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / ".t.wb-patch-1.tmp").write_text("keep")
+    (ws / "sub").mkdir()
+    (ws / "sub" / ".t.wb-patch-1.tmp").write_text("stale")
+    os.symlink(outside, ws / "link")
+    assert remove_file(ws, "link/.t.wb-patch-1.tmp") is False
+    assert (outside / ".t.wb-patch-1.tmp").read_text() == "keep"
+    assert remove_file(ws, "sub/.t.wb-patch-1.tmp") is True
+    assert not (ws / "sub" / ".t.wb-patch-1.tmp").exists()
+    assert remove_file(ws, "sub/.t.wb-patch-1.tmp") is False  # gone already
+    assert remove_file(ws, "missing/x") is False
+    assert remove_file(ws, "../outside/.t.wb-patch-1.tmp") is False
+    assert remove_file(ws / "nope", "x") is False
+    assert (outside / ".t.wb-patch-1.tmp").exists()

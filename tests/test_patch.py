@@ -454,13 +454,23 @@ def test_symlink_pointing_outside_is_rejected(ws: Path, tmp_path: Path) -> None:
     assert (outside / "secret.txt").read_text() == "secret\n"
 
 
-def test_symlink_inside_workspace_is_followed(ws: Path) -> None:
+def test_symlink_inside_workspace_is_refused_too(ws: Path) -> None:
+    # Even a link that stays inside: it could be swapped for one that does not mid-patch.
     (ws / "real").mkdir()
     (ws / "real/f.txt").write_text("a\n")
     (ws / "alias").symlink_to("real")
-    apply_patch(P("*** Update File: alias/f.txt", "@@", "-a", "+b"), ws)
+    (ws / "g.txt").symlink_to("real/f.txt")
+    for patch in (
+        P("*** Update File: alias/f.txt", "@@", "-a", "+b"),
+        P("*** Add File: alias/new.txt", "+b"),
+        P("*** Update File: g.txt", "@@", "-a", "+b"),
+    ):
+        with pytest.raises(PatchError, match="does not follow symlinks"):
+            apply_patch(patch, ws)
+    assert (ws / "real/f.txt").read_text() == "a\n"
+    assert sorted(os.listdir(ws / "real")) == ["f.txt"]
+    apply_patch(P("*** Update File: real/f.txt", "@@", "-a", "+b"), ws)
     assert (ws / "real/f.txt").read_text() == "b\n"
-    assert (ws / "alias").is_symlink()
 
 
 def test_cwd_outside_root_is_rejected(ws: Path, tmp_path: Path) -> None:

@@ -12,13 +12,18 @@ Grammar, as models trained on it emit it:
     *** End of File             optional: the hunk ends at the end of the file
     *** End Patch
 
-Every path is checked to stay inside the workspace root, because the applier runs in the
-daemon, outside the sandbox the agent's commands run in.
+The built-in agent applies patches inside the session's sandbox, through
+`workbench.session_side.apply_patch`, which imports this module: it must need nothing but
+the standard library. The applier refuses absolute paths, `..`, `.git` and symlinks, and
+opens every path component relative to its parent directory with `O_NOFOLLOW`, so even a
+session without a sandbox cannot race it into writing outside the workspace.
 """
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import errno
 import os
 import re
 import stat
@@ -525,14 +530,33 @@ def _mismatch_message(
 @dataclass
 class _Entry:
     content: str | None  # None: delete
-    original: bytes | None  # None: did not exist
+    original: bytes | None  # None: did not exist (or was a symlink: see `link`)
     mode: int | None
+    link: str | None = None  # the target of a symlink this patch deletes, to restore it
+
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+
+def _symlink_error(path: str, link: str) -> PatchError:
+    return PatchError(
+        f"path {path!r} goes through the symlink {link!r}; apply_patch does not follow "
+        "symlinks (they can lead outside the workspace). Edit the file at its real path"
+    )
 
 
 class _Workspace:
-    """Resolves patch paths inside `root` and stages edits in memory."""
+    """Stages edits in memory for paths inside `root`, then writes them.
 
-    def __init__(self, root: Path, cwd: Path | None) -> None:
+    Paths are checked lexically (`check_path`) and then opened one component at a time,
+    each relative to its parent's descriptor with `O_NOFOLLOW`, from a descriptor of the
+    root: a symlink anywhere, including one swapped in while the patch applies, is refused
+    rather than followed, so no write can land outside the workspace.
+    """
+
+    def __init__(self, root: Path, cwd: Path | None, tag: int | None = None) -> None:
+        self.tag = os.getpid() if tag is None else tag
         try:
             self.root = Path(os.path.realpath(root))
             if not self.root.is_dir():
@@ -540,64 +564,90 @@ class _Workspace:
         except OSError as e:
             raise PatchError(f"workspace root {str(root)!r} is not usable: {e}") from e
         base = Path(os.path.realpath(cwd if cwd is not None else root))
-        if not self._inside(base):
+        if base != self.root and self.root not in base.parents:
             raise PatchError(f"working directory {str(cwd)!r} is outside the workspace root")
         self.base_rel = base.relative_to(self.root).as_posix()
-        self.staged: dict[Path, _Entry] = {}
+        self.staged: dict[str, _Entry] = {}
+        try:
+            self.root_fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError as e:
+            raise PatchError(f"workspace root {str(root)!r} is not usable: {e.strerror}") from e
 
-    def _inside(self, p: Path) -> bool:
-        return p == self.root or self.root in p.parents
+    def close(self) -> None:
+        os.close(self.root_fd)
 
     def rel(self, path: str) -> str:
         """The path relative to the root, for reports."""
         joined = f"{self.base_rel}/{path}" if self.base_rel != "." else path
         return check_path(joined)
 
-    def locate(self, path: str, *, follow: bool) -> Path:
-        """Absolute path with symlinks resolved (the last one only if `follow`), inside root."""
-        rel = self.rel(path)
-        lexical = self.root / rel
-        parent = Path(os.path.realpath(lexical.parent))
-        real = Path(os.path.realpath(lexical)) if follow else parent / lexical.name
-        if not self._inside(parent) or not self._inside(real):
-            raise PatchError(
-                f"path {path!r} resolves outside the workspace (through a symlink); "
-                "edit files inside the workspace only"
-            )
-        if real != self.root and any(
-            p.lower() == ".git" for p in real.relative_to(self.root).parts
-        ):
-            raise PatchError(
-                f"path {path!r} leads into .git; apply_patch does not edit git metadata"
-            )
-        return real
+    def locate(self, path: str) -> str:
+        """The root-relative path (lexically checked; never resolved through symlinks)."""
+        return self.rel(path)
 
-    def exists(self, real: Path) -> bool:
-        entry = self.staged.get(real)
+    def parent(self, rel: str, path: str, *, create: bool = False) -> int | None:
+        """A descriptor of `rel`'s directory, or None if a directory on the way is missing
+        (made instead when `create`). Refuses a symlink or a file on the way."""
+        parts = rel.split("/")[:-1]
+        fd = os.dup(self.root_fd)
+        try:
+            for i, name in enumerate(parts):
+                try:
+                    try:
+                        nxt = os.open(name, _DIR_FLAGS, dir_fd=fd)
+                    except FileNotFoundError:
+                        if not create:
+                            return None
+                        with contextlib.suppress(FileExistsError):
+                            os.mkdir(name, 0o777, dir_fd=fd)
+                        nxt = os.open(name, _DIR_FLAGS, dir_fd=fd)
+                except OSError as e:
+                    if e.errno in (errno.ELOOP, errno.ENOTDIR) and _is_link(fd, name):
+                        raise _symlink_error(path, "/".join(parts[: i + 1])) from None
+                    raise PatchError(f"cannot access {path}: {e.strerror}") from None
+                os.close(fd)
+                fd = nxt
+            result, fd = fd, -1
+            return result
+        finally:
+            if fd >= 0:
+                os.close(fd)
+
+    def _lstat(self, rel: str, path: str) -> os.stat_result | None:
+        fd = self.parent(rel, path)
+        if fd is None:
+            return None
+        try:
+            return os.stat(_name(rel), dir_fd=fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            raise PatchError(f"cannot access {path}: {e.strerror}") from None
+        finally:
+            os.close(fd)
+
+    def exists(self, rel: str, path: str) -> bool:
+        entry = self.staged.get(rel)
         if entry is not None:
             return entry.content is not None
-        return os.path.lexists(real)
+        return self._lstat(rel, path) is not None
 
-    def read(self, real: Path, path: str) -> str:
-        entry = self.staged.get(real)
+    def read(self, rel: str, path: str) -> str:
+        entry = self.staged.get(rel)
         if entry is not None:
             if entry.content is None:
                 raise PatchError(f"{path} was deleted earlier in this patch")
             return entry.content
-        try:
-            st = os.stat(real)
-        except FileNotFoundError:
-            raise PatchError(f"{path} does not exist; use '{ADD}{path}' to create it") from None
-        except OSError as e:
-            raise PatchError(f"cannot read {path}: {e.strerror}") from None
+        st = self._lstat(rel, path)
+        if st is None:
+            raise PatchError(f"{path} does not exist; use '{ADD}{path}' to create it")
+        if stat.S_ISLNK(st.st_mode):
+            raise _symlink_error(path, rel)
         if stat.S_ISDIR(st.st_mode):
             raise PatchError(f"{path} is a directory, not a file")
         if not stat.S_ISREG(st.st_mode):
             raise PatchError(f"{path} is not a regular file")
-        try:
-            data = real.read_bytes()
-        except OSError as e:
-            raise PatchError(f"cannot read {path}: {e.strerror}") from None
+        data = self._read_bytes(rel, path)
         try:
             return data.decode("utf-8")
         except UnicodeDecodeError:
@@ -605,129 +655,211 @@ class _Workspace:
                 f"{path} is not UTF-8 text; apply_patch only edits text files"
             ) from None
 
-    def stage(self, real: Path, content: str | None, path: str) -> None:
-        if real in self.staged:
-            self.staged[real].content = content
+    def _read_bytes(self, rel: str, path: str) -> bytes:
+        pfd = self.parent(rel, path)
+        if pfd is None:
+            raise PatchError(f"{path} does not exist; use '{ADD}{path}' to create it")
+        try:
+            fd = os.open(_name(rel), _FILE_FLAGS, dir_fd=pfd)
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise _symlink_error(path, rel) from None
+            raise PatchError(f"cannot read {path}: {e.strerror}") from None
+        finally:
+            os.close(pfd)
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise PatchError(f"{path} is not a regular file")
+            with os.fdopen(fd, "rb", closefd=False) as f:
+                return f.read()
+        except OSError as e:
+            raise PatchError(f"cannot read {path}: {e.strerror}") from None
+        finally:
+            os.close(fd)
+
+    def stage(self, rel: str, content: str | None, path: str) -> None:
+        if rel in self.staged:
+            self.staged[rel].content = content
             return
         original: bytes | None = None
         mode: int | None = None
-        try:
-            st = os.lstat(real)
-        except FileNotFoundError:
-            st = None
-        except OSError as e:
-            raise PatchError(f"cannot access {path}: {e.strerror}") from None
+        link: str | None = None
+        st = self._lstat(rel, path)
         if st is not None:
             if stat.S_ISDIR(st.st_mode):
                 raise PatchError(f"{path} is a directory, not a file")
-            mode = stat.S_IMODE(st.st_mode)
+            if stat.S_ISLNK(st.st_mode):
+                if content is not None:
+                    raise _symlink_error(path, rel)
+                link = self._readlink(rel, path)  # deleting the link itself is harmless
+            else:
+                mode = stat.S_IMODE(st.st_mode)
             if stat.S_ISREG(st.st_mode):
-                try:
-                    original = real.read_bytes()
-                except OSError as e:
-                    raise PatchError(f"cannot read {path}: {e.strerror}") from None
+                original = self._read_bytes(rel, path)
         elif content is not None:
-            self._check_parents(real, path)
-        self.staged[real] = _Entry(content, original, mode)
+            self._check_parents(rel, path)
+        self.staged[rel] = _Entry(content, original, mode, link)
 
-    def _check_parents(self, real: Path, path: str) -> None:
-        for parent in real.parents:
-            if parent == self.root or not self._inside(parent):
-                return
-            staged = self.staged.get(parent)
-            if (staged is not None and staged.content is not None) or (
-                os.path.lexists(parent) and not os.path.isdir(parent)
-            ):
-                raise PatchError(
-                    f"cannot create {path}: {parent.name!r} is a file, not a directory"
-                )
+    def _readlink(self, rel: str, path: str) -> str:
+        pfd = self.parent(rel, path)
+        if pfd is None:
+            raise PatchError(f"cannot delete {path}: it does not exist")
+        try:
+            return os.readlink(_name(rel), dir_fd=pfd)
+        except OSError as e:
+            raise PatchError(f"cannot access {path}: {e.strerror}") from None
+        finally:
+            os.close(pfd)
+
+    def _check_parents(self, rel: str, path: str) -> None:
+        parts = rel.split("/")
+        for i in range(len(parts) - 1, 0, -1):
+            staged = self.staged.get("/".join(parts[:i]))
+            if staged is not None and staged.content is not None:
+                raise PatchError(f"cannot create {path}: {parts[i - 1]!r} is a file, not a directory")
+
+    def _write(self, rel: str, entry: _Entry, content: bytes | None) -> None:
+        """Write (None: delete) one path, opening its directories again without following."""
+        pfd = self.parent(rel, rel, create=content is not None)
+        if pfd is None:
+            return  # deleting, and the directory is gone already
+        try:
+            name = _name(rel)
+            if content is None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(name, dir_fd=pfd)
+            else:
+                _write_atomic(pfd, name, content, entry.mode, self.tag)
+        finally:
+            os.close(pfd)
+
+    def _restore(self, rel: str, entry: _Entry) -> None:
+        if entry.link is not None:
+            pfd = self.parent(rel, rel)
+            if pfd is not None:
+                try:
+                    os.symlink(entry.link, _name(rel), dir_fd=pfd)
+                finally:
+                    os.close(pfd)
+        else:
+            self._write(rel, entry, entry.original)
 
     def commit(self) -> None:
-        done: list[tuple[Path, _Entry]] = []
-        real = self.root
+        done: list[tuple[str, _Entry]] = []
+        rel = ""
         try:
-            for real, entry in self.staged.items():
-                # Re-check right before writing in case a directory was swapped for a symlink.
-                if not self._inside(Path(os.path.realpath(real.parent))):
-                    raise PatchError(f"{real.name}: parent directory moved outside the workspace")
-                if entry.content is None:
-                    if os.path.lexists(real):
-                        os.unlink(real)
-                else:
-                    _write_atomic(real, entry.content.encode("utf-8"), entry.mode)
-                done.append((real, entry))
-        except (OSError, PatchError) as e:
+            for rel, entry in self.staged.items():
+                data = entry.content.encode("utf-8") if entry.content is not None else None
+                self._write(rel, entry, data)
+                done.append((rel, entry))
+        except (OSError, PatchError, UnicodeError) as e:
             for undo, entry in reversed(done):
-                try:
-                    if entry.original is None:
-                        if os.path.lexists(undo):
-                            os.unlink(undo)
-                    else:
-                        _write_atomic(undo, entry.original, entry.mode)
-                except OSError:
-                    pass
+                with contextlib.suppress(OSError, PatchError):
+                    self._restore(undo, entry)
             why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-            rel = real.relative_to(self.root).as_posix() if self._inside(real) else real.name
             raise PatchError(f"writing {rel} failed: {why}; no files were changed") from e
 
 
-def _write_atomic(real: Path, data: bytes, mode: int | None) -> None:
-    real.parent.mkdir(parents=True, exist_ok=True)
-    tmp = real.parent / f".{real.name}.wb-patch-{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o666)
+def _name(rel: str) -> str:
+    return rel.rsplit("/", 1)[-1]
+
+
+def _is_link(dir_fd: int, name: str) -> bool:
+    try:
+        return stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+    except OSError:
+        return False
+
+
+def _write_atomic(dir_fd: int, name: str, data: bytes, mode: int | None, tag: int) -> None:
+    tmp = f".{name}.wb-patch-{tag}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666,
+                 dir_fd=dir_fd)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             if mode is not None:
                 os.fchmod(f.fileno(), mode)
-        os.replace(tmp, real)
+        # rename replaces whatever `name` is now (a symlink too) and never follows it.
+        os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        with contextlib.suppress(OSError):
+            os.unlink(tmp, dir_fd=dir_fd)
         raise
 
 
-def apply_patch(text: str, root: Path, *, cwd: Path | None = None) -> PatchResult:
+def apply_patch(text: str, root: Path, *, cwd: Path | None = None, tag: int | None = None) -> PatchResult:
     """Apply a patch to files under `root` (paths relative to `cwd`, default `root`).
 
+    Temporary files are named `.NAME.wb-patch-TAG.tmp`, TAG defaulting to this process's id
+    (the sandboxed helper is given the daemon's, so a restarted daemon can tell them stale).
+
     Every file's new content is computed before anything is written, so a hunk that does not
-    apply leaves the workspace untouched.
+    apply leaves the workspace untouched. Symlinks are never followed (see `_Workspace`).
     """
     ops = parse_patch(text)
-    ws = _Workspace(root, cwd)
+    ws = _Workspace(root, cwd, tag)
+    try:
+        result = _apply_ops(ops, ws)
+        ws.commit()
+    finally:
+        ws.close()
+    return result
+
+
+def remove_file(root: Path, rel: str) -> bool:
+    """Delete `root/rel` (a file), following no symlink on the way; False if not possible."""
+    try:
+        ws = _Workspace(root, None)
+    except PatchError:
+        return False
+    try:
+        rel = check_path(rel)
+        pfd = ws.parent(rel, rel)
+        if pfd is None:
+            return False
+        try:
+            os.unlink(_name(rel), dir_fd=pfd)
+            return True
+        finally:
+            os.close(pfd)
+    except (OSError, PatchError):
+        return False
+    finally:
+        ws.close()
+
+
+def _apply_ops(ops: list[FileOp], ws: _Workspace) -> PatchResult:
     result = PatchResult()
     for op in ops:
         if isinstance(op, AddFile):
-            real = ws.locate(op.path, follow=True)
-            existed = ws.exists(real)
-            ws.stage(real, op.content, op.path)
-            (result.modified if existed else result.added).append(ws.rel(op.path))
+            rel = ws.locate(op.path)
+            existed = ws.exists(rel, op.path)
+            ws.stage(rel, op.content, op.path)
+            (result.modified if existed else result.added).append(rel)
         elif isinstance(op, DeleteFile):
-            real = ws.locate(op.path, follow=False)
-            if not ws.exists(real):
+            rel = ws.locate(op.path)
+            if not ws.exists(rel, op.path):
                 raise PatchError(f"cannot delete {op.path}: it does not exist")
-            ws.stage(real, None, op.path)
-            result.deleted.append(ws.rel(op.path))
+            ws.stage(rel, None, op.path)
+            result.deleted.append(rel)
         else:
-            real = ws.locate(op.path, follow=True)
-            current = _Text.parse(ws.read(real, op.path))
+            rel = ws.locate(op.path)
+            current = _Text.parse(ws.read(rel, op.path))
             updated = _apply_chunks(current, op.chunks, op.path).render()
-            if op.move_to is None or ws.rel(op.move_to) == ws.rel(op.path):
-                ws.stage(real, updated, op.path)
-                result.modified.append(ws.rel(op.path))
+            if op.move_to is None or ws.rel(op.move_to) == rel:
+                ws.stage(rel, updated, op.path)
+                result.modified.append(rel)
                 continue
-            dest = ws.locate(op.move_to, follow=True)
-            if dest != real and ws.exists(dest):
+            dest = ws.locate(op.move_to)
+            if ws.exists(dest, op.move_to):
                 raise PatchError(
                     f"cannot move {op.path} to {op.move_to}: the destination exists; "
                     f"delete it first with '{DELETE}{op.move_to}'"
                 )
             ws.stage(dest, updated, op.move_to)
-            ws.stage(ws.locate(op.path, follow=False), None, op.path)
-            result.moved.append((ws.rel(op.path), ws.rel(op.move_to)))
-    ws.commit()
+            ws.stage(rel, None, op.path)
+            result.moved.append((rel, dest))
     return result
 
 

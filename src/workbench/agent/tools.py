@@ -27,6 +27,7 @@ from workbench.agent.patch import (
     AddFile,
     DeleteFile,
     PatchError,
+    PatchResult,
     apply_patch,
     extract_patch_with_cwd,
     parse_patch,
@@ -185,6 +186,20 @@ class CommandResult:
 
 class CommandRunner(Protocol):
     async def run(self, argv: list[str], cwd: Path, timeout_ms: int) -> CommandResult: ...
+
+
+class PatchRunner(Protocol):
+    """A runner that also applies patches itself (the daemon's, inside the session's sandbox).
+
+    Returns what was changed or raises `PatchError` (a message for the model) or
+    `PatchUnavailable`. Runners without it have patches applied in this process.
+    """
+
+    async def apply_patch(self, patch: str, root: Path, cwd: Path) -> PatchResult: ...
+
+
+class PatchUnavailable(Exception):
+    """The patch could not be applied for a reason other than the patch (no sandbox, a crash)."""
 
 
 class _Capture:
@@ -691,10 +706,16 @@ async def execute(
     if isinstance(cwd, str):
         return ToolOutcome(cwd, True)
     if parsed.kind == "apply_patch":
+        own = getattr(runner, "apply_patch", None)
         try:
-            result = await asyncio.to_thread(apply_patch, parsed.patch or "", root, cwd=cwd)
+            if own is not None:
+                result = await own(parsed.patch or "", root, cwd)
+            else:
+                result = await asyncio.to_thread(apply_patch, parsed.patch or "", root, cwd=cwd)
         except PatchError as e:
             return ToolOutcome(f"apply_patch failed, no files were changed:\n{e}", True)
+        except PatchUnavailable as e:
+            return ToolOutcome(f"apply_patch could not run: {e}", True)
         text = "Success. Updated the following files:\n" + result.summary()
         return ToolOutcome(text, False, changed_files=result.paths())
 

@@ -10,25 +10,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
-import re
+import signal
 import subprocess
 import time
 import weakref
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from workbench.agent.conversation import AssistantMessage, Item, SystemMessage, item_from_dict
+from workbench.agent.patch import PatchError, PatchResult
 from workbench.agent.prompts import PromptContext
-from workbench.agent.tools import CommandResult, collect_output
+from workbench.agent.tools import CommandResult, PatchUnavailable, collect_output
 from workbench.config import Config
+from workbench.core.escapes import strip_escapes
 from workbench.core.models import Session, SessionState
 from workbench.daemon.hub import Client
 from workbench.daemon.protocol import Params
 from workbench.daemon.server import method
 from workbench.daemon.sessions import LIVE_STATES, CreateRequest, SessionManager
 from workbench.errors import UsageError, WorkbenchError
+from workbench.session_side import launch
 
 if TYPE_CHECKING:
     # The loop pulls in the openai SDK (~0.3 s): imported on the first built-in launch.
@@ -106,6 +110,92 @@ class SandboxRunner:
         finally:
             cmd.close()
         return await collect_output(proc, timeout_ms, MAX_CAPTURE_BYTES, elapsed)
+
+    async def apply_patch(self, patch: str, root: Path, cwd: Path) -> PatchResult:
+        """Apply a patch inside the session's sandbox (`session_side/apply_patch.py`), as the
+        session: it can write only where the session's own commands can."""
+        worktree = Path(os.path.realpath(self.session.worktree))
+        try:
+            workdir = Path(os.path.realpath(cwd)).relative_to(worktree).as_posix()
+        except ValueError:
+            raise PatchError(f"working directory {str(cwd)!r} is outside the workspace root") from None
+        code, out, err = await self._helper(["--cwd", workdir], patch.encode("utf-8", "surrogatepass"))
+        return _patch_reply(code, out, err)
+
+    async def remove_stale_patch_temps(self) -> list[str]:
+        """Delete, inside the sandbox, the temporaries of an apply_patch cut off by a killed
+        daemon (tagged with another daemon's pid): they would show in the diff and be merged."""
+        code, out, err = await self._helper(["--remove-stale"], b"")
+        try:
+            reply = json.loads(out) if code == 0 else None
+        except ValueError:
+            reply = None
+        removed = reply.get("removed") if isinstance(reply, dict) else None
+        if not isinstance(removed, list) or not all(isinstance(p, str) for p in removed):
+            why = strip_escapes(err.decode("utf-8", "replace")).strip().splitlines() or ["malformed reply"]
+            raise PatchUnavailable(f"cleaning up after apply_patch failed: {why[-1][:300]}")
+        return removed
+
+    async def _helper(self, args: list[str], data: bytes) -> tuple[int | None, bytes, bytes]:
+        """Run `session_side/apply_patch.py ARGS` in the session's sandbox, `data` on stdin."""
+        worktree = Path(os.path.realpath(self.session.worktree))
+        try:
+            argv = launch.argv("apply_patch", *args, "--tag", str(os.getpid()))
+            cmd = self.manager.sandboxed(self.session, argv, new_session=True)
+        except WorkbenchError as e:
+            raise PatchUnavailable(f"the sandbox cannot run it: {e}") from None
+        env = dict(cmd.env)
+        for name in self.hide_env:
+            env.pop(name, None)
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *cmd.argv, cwd=worktree, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, start_new_session=True, pass_fds=tuple(cmd.pass_fds),
+            )
+        except OSError as e:
+            raise PatchUnavailable(f"cannot start the patch helper: {e.strerror or e}") from None
+        finally:
+            cmd.close()
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(data), PATCH_TIMEOUT_S)
+        except TimeoutError:
+            raise PatchUnavailable(f"the patch helper took over {PATCH_TIMEOUT_S} s and was stopped") from None
+        finally:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            if proc.returncode is None:
+                await proc.wait()
+        return proc.returncode, out, err
+
+
+# --------------------------------------------------------------------------- patches
+
+PATCH_TIMEOUT_S = 120
+MAX_PATCH_REPLY = 4 << 20
+
+
+def _patch_reply(code: int | None, out: bytes, err: bytes) -> PatchResult:
+    """The helper's JSON reply as a PatchResult; anything else is PatchUnavailable."""
+    if code != 0:
+        lines = strip_escapes(err.decode("utf-8", "replace")).strip().splitlines()
+        why = lines[-1] if lines else f"exit status {code}"
+        raise PatchUnavailable(f"the patch helper failed inside the sandbox: {why[:300]}")
+    try:
+        reply = json.loads(out) if len(out) <= MAX_PATCH_REPLY else None
+    except ValueError:
+        reply = None
+    if isinstance(reply, dict) and reply.get("ok") is False and isinstance(reply.get("error"), str):
+        raise PatchError(reply["error"])
+    if isinstance(reply, dict) and reply.get("ok") is True:
+        lists = [reply.get(k) for k in ("added", "modified", "deleted")]
+        moved = reply.get("moved")
+        if all(isinstance(x, list) and all(isinstance(p, str) for p in x) for x in lists) and (
+            isinstance(moved, list)
+            and all(isinstance(m, list) and len(m) == 2 and all(isinstance(p, str) for p in m) for m in moved)
+        ):
+            added, modified, deleted = (cast("list[str]", x) for x in lists)
+            return PatchResult(added, modified, deleted, [(a, b) for a, b in moved])
+    raise PatchUnavailable("the patch helper sent a malformed reply")
 
 
 # --------------------------------------------------------------------------- host
@@ -247,7 +337,11 @@ class BuiltinAgents:
         except WorkbenchError as e:
             raise WorkbenchError(f"the stored conversation of session {s.name} is damaged: {e}") from None
         if items:
-            stale = await asyncio.to_thread(remove_stale_patch_temps, Path(s.worktree))
+            try:
+                stale = await SandboxRunner(self.manager, s).remove_stale_patch_temps()
+            except PatchUnavailable as e:
+                stale = []
+                log.warning("session %s: %s", s.id, e)
             if stale:
                 log.info("session %s: removed %d temporaries of a cut-off apply_patch", s.id, len(stale))
         provider = Provider(pcfg)
@@ -356,27 +450,6 @@ class BuiltinAgents:
 
     def shutdown(self) -> None:
         self.demo.stop_all()
-
-
-_PATCH_TEMP = re.compile(r"(?:^|/)\.[^/]+\.wb-patch-(\d+)\.tmp$")
-
-
-def remove_stale_patch_temps(worktree: Path) -> list[str]:
-    """Delete the temporaries of an apply_patch cut off by a killed daemon (their pid is
-    gone): they would show in the diff and be merged."""
-    res = subprocess.run(
-        ["git", "ls-files", "--others", "--exclude-standard", "-z"], cwd=worktree,
-        env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"}, capture_output=True, timeout=60, check=False,
-    )
-    removed: list[str] = []
-    for rel in res.stdout.decode("utf-8", "surrogateescape").split("\0"):
-        m = _PATCH_TEMP.search(rel)
-        if m is None or int(m.group(1)) == os.getpid() or Path(f"/proc/{m.group(1)}").exists():
-            continue
-        with contextlib.suppress(FileNotFoundError):
-            (worktree / rel).unlink()
-            removed.append(rel)
-    return removed
 
 
 def _finished(items: list[Item]) -> bool:
