@@ -298,6 +298,7 @@ def _peak_rss_mb(pid: int) -> float:
     raise AssertionError("no VmHWM")
 
 
+@pytest.mark.timeout(900)
 def test_huge_file_and_many_files_keep_the_daemon_small(wb: Wb, tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "big-repo", {"README.md": "# big\n"})
     sid, wt = start(wb, repo, "workspace", name="big")

@@ -512,10 +512,8 @@ class Diff:
     base: str
     files: list[FileDiff]
     digest: str = ""  # hash of git's output: equal digests, equal diffs
-    # Files changed but not listed (a bounded diff of a huge change), and their line counts.
+    # Files changed but not listed (a bounded diff of a huge change; their lines not counted).
     more_files: int = 0
-    more_added: int = 0
-    more_removed: int = 0
     # What the diff leaves out and why ("too large to review: big.bin (2.0 GB)").
     notes: list[str] = field(default_factory=list)
 
@@ -523,8 +521,8 @@ class Diff:
         """(files changed, lines added, lines removed)."""
         return (
             len(self.files) + self.more_files,
-            sum(f.added for f in self.files) + self.more_added,
-            sum(f.removed for f in self.files) + self.more_removed,
+            sum(f.added for f in self.files),
+            sum(f.removed for f in self.files),
         )
 
     def to_json(self) -> dict[str, Any]:

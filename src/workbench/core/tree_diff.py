@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from workbench.core.diff import (
@@ -34,48 +34,91 @@ MAX_FULL_FILES = 5000
 MAX_LISTED_FILES = 10_000
 BIG_FILE_LINES = 50_000
 MAX_DIFF_TEXT = 16 << 20
+NUMSTAT_BATCH = 1000
 _STATUS: dict[str, FileStatus] = {
     "A": "added", "M": "modified", "D": "deleted", "R": "renamed", "C": "copied", "T": "typechange",
 }
 
 
-def _numstat(repo: Path, base: str, tip: str, paths: Sequence[str] | None) -> list[FileDiff]:
-    """Every changed file with its status and line counts, from git's `-z` output."""
-    args = [*ADD_OPTS, "diff", "--no-ext-diff", "--no-textconv", "-M", "--raw", "--numstat", "-z",
-            base, tip, "--"]
+class _Listing:
+    """Changed files from git's `-z` output, streamed: the first MAX_LISTED_FILES are kept
+    as FileDiffs with line counts, the rest only counted, so neither memory nor time grows
+    with the size of the change."""
+
+    def __init__(self) -> None:
+        self.files: list[FileDiff] = []
+        self.total = 0
+
+
+def _fields(repo: Path, args: list[str], env: dict[str, str] | None) -> Iterator[bytes]:
+    """NUL-separated fields of a git command's output, read in chunks."""
+    cmd = ["git", *SAFE_GIT, *args]
+    with subprocess.Popen(cmd, cwd=repo, env=git_env(env), stdin=subprocess.DEVNULL,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        rest = b""
+        for chunk in iter(lambda: proc.stdout.read(1 << 16), b""):  # type: ignore[union-attr]
+            parts = (rest + chunk).split(b"\0")
+            rest = parts.pop()
+            yield from parts
+        err = proc.stderr.read()
+        if proc.wait() != 0:
+            raise GitError(f"git diff failed in {repo}: {err.decode('utf-8', 'replace').strip()[-300:]}")
+
+
+def _numstat(repo: Path, base: str, tip: str, paths: Sequence[str] | None) -> _Listing:
+    """Every changed file's status and line counts: `--raw` then `--numstat`, both `-z`,
+    in the same order (git sorts both the same way)."""
+    common = [*ADD_OPTS, "diff", "--no-ext-diff", "--no-textconv", "-M", "-z"]
+    tail = [base, tip, "--"]
     env = None
     if paths:
         env = {"GIT_LITERAL_PATHSPECS": "1"}
-        args += [check_path(p) for p in paths]
-    fields = run_git(repo, args, env=env).stdout.split(b"\0")
+        tail += [check_path(p) for p in paths]
     raw: list[tuple[str, str, str, str | None, str]] = []  # status, old mode, new mode, old path, path
-    i = 0
-    while i < len(fields) and fields[i].startswith(b":"):
-        meta = fields[i].decode().split()
+    fields = _fields(repo, [*common, "--raw", *tail], env)
+    out = _Listing()
+    for meta_field in fields:
+        meta = meta_field.decode().split()
         status = meta[4][0]
-        if status in "RC":
-            raw.append((status, meta[0][1:], meta[1], _s(fields[i + 1]), _s(fields[i + 2])))
-            i += 3
-        else:
-            raw.append((status, meta[0][1:], meta[1], None, _s(fields[i + 1])))
-            i += 2
-    out: list[FileDiff] = []
+        first = _s(next(fields))
+        second = _s(next(fields)) if status in "RC" else None
+        out.total += 1
+        if len(raw) < MAX_LISTED_FILES:
+            raw.append((status, meta[0][1:], meta[1], first if second else None, second or first))
+    # Line counts read every blob: past MAX_LISTED_FILES only the listed files get them,
+    # asked for in batches of literal paths (a rename's both sides in the same batch).
+    counts: dict[str, tuple[int, int, bool]] = {}
+    if out.total <= len(raw):
+        _read_numstat(repo, [*common, "--numstat", *tail], env, counts)
+    else:
+        for k in range(0, len(raw), NUMSTAT_BATCH):
+            batch = [q for r in raw[k:k + NUMSTAT_BATCH] for q in ((r[3], r[4]) if r[3] else (r[4],))]
+            _read_numstat(repo, [*common, "--numstat", base, tip, "--", *batch],
+                          {"GIT_LITERAL_PATHSPECS": "1"}, counts)
     for status, old_mode, new_mode, old_path, path in raw:
-        # numstat: "added\tremoved\tpath" or, for a rename, "added\tremoved\t" + 2 fields
-        if i >= len(fields):
-            break
-        counts = fields[i].decode("utf-8", "surrogateescape").split("\t")
-        i += 3 if status in "RC" else 1
-        binary = counts[0] == "-"
-        added = 0 if binary else int(counts[0])
-        removed = 0 if binary else int(counts[1])
-        out.append(FileDiff(
+        added, removed, binary = counts.get(path, (0, 0, False))
+        out.files.append(FileDiff(
             path, old_path if status in "RC" else None, _STATUS.get(status, "modified"), binary,
             added, removed, [],
             old_mode=None if old_mode == "000000" else old_mode,
             new_mode=None if new_mode == "000000" else new_mode,
         ))
     return out
+
+
+def _read_numstat(repo: Path, args: list[str], env: dict[str, str] | None,
+                  into: dict[str, tuple[int, int, bool]]) -> None:
+    fields = _fields(repo, args, env)
+    for field in fields:
+        # "added\tremoved\tpath", or for a rename "added\tremoved\t" then old and new path
+        counts = field.decode("utf-8", "surrogateescape").split("\t")
+        path = counts[2]
+        if path == "":
+            next(fields)
+            path = _s(next(fields))
+        binary = counts[0] == "-"
+        into[path] = (0 if binary else int(counts[0]), 0 if binary else int(counts[1]), binary)
 
 
 def _s(raw: bytes) -> str:
@@ -106,11 +149,11 @@ def compute_tree_diff(
     """The change from commit `base` to commit `tip`, both in `repo`; `paths` limits it."""
     if not isinstance(context, int) or isinstance(context, bool) or not 0 <= context <= 10_000:
         raise UsageError(f"invalid context {context!r}: use a number of lines from 0 up")
-    stat = _numstat(repo, base, tip, paths)
-    listed, rest = stat[:MAX_LISTED_FILES], stat[MAX_LISTED_FILES:]
+    listing = _numstat(repo, base, tip, paths)
+    stat = listing.files
     all_notes = list(notes)
-    files = listed
-    if len(stat) <= MAX_FULL_FILES:
+    files = stat
+    if listing.total <= MAX_FULL_FILES:
         small = [f for f in stat if f.added + f.removed <= BIG_FILE_LINES or f.binary]
         for f in stat:
             if f not in small:
@@ -123,11 +166,11 @@ def compute_tree_diff(
             parsed = {f.path: f for f in parse_unified(text.decode("utf-8", "surrogateescape"))}
             files = [parsed.get(f.path, f) for f in stat]
     else:
-        all_notes.append(f"{len(stat)} files changed: line counts only")
+        all_notes.append(f"{listing.total} files changed: line counts only")
     diff = Diff(base=base, files=files, digest=digest_of(base, tip, context), notes=all_notes)
-    diff.more_files = len(rest)
-    diff.more_added = sum(f.added for f in rest)
-    diff.more_removed = sum(f.removed for f in rest)
+    diff.more_files = listing.total - len(stat)
+    if diff.more_files:
+        all_notes.append(f"line counts of the {diff.more_files} files past the first {len(stat)} were not read")
     return diff
 
 

@@ -13,6 +13,7 @@ Usage: snapshot --max-file BYTES [--have SHA]...
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -25,6 +26,9 @@ from workbench.session_side.gitcmd import HelperError, fail, git, out, tail
 
 _SHA = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
 MAX_SKIPPED_LISTED = 200
+# The last snapshot's index, kept in the session's .git as a stat cache: the session may
+# change it, which can only change what it shows for review (and so what can be merged).
+KEPT_INDEX = "workbench-snapshot-index"
 UNREADABLE = -1  # in "skipped", instead of a size: the file could not be read or stored
 # Deterministic: the same tree on the same parent gives the same commit, so an unchanged
 # worktree is recognised by its sha and nothing is sent again.
@@ -82,11 +86,14 @@ def _snapshot_tree(head: str | None, max_file: int) -> tuple[str, list[tuple[str
     try:
         index = os.path.join(tmp, "index")
         env = {"GIT_INDEX_FILE": index}
-        own = out("rev-parse", "--git-path", "index")
+        kept = out("rev-parse", "--git-path", KEPT_INDEX)
         copied = False
-        if os.path.isfile(own) and not os.path.islink(own):
-            # Keeps the stat cache: only files changed since the session's last add are read.
-            shutil.copy2(own, index)
+        for start in (kept, out("rev-parse", "--git-path", "index")):
+            if copied or not os.path.isfile(start) or os.path.islink(start):
+                continue
+            # Keeps the stat cache: only files changed since the last snapshot (or the
+            # session's last add) are read again.
+            shutil.copy2(start, index)
             copied = git(["ls-files", "--stage", "--", "nonexistent-probe"], env=env, check=False).returncode == 0
         if not copied:
             if os.path.exists(index):
@@ -107,7 +114,11 @@ def _snapshot_tree(head: str | None, max_file: int) -> tuple[str, list[tuple[str
             if not left:
                 raise HelperError(f"git add failed: {tail(added.stderr)}")
             big += [(p, UNREADABLE) for p in sorted(left)]
-        return out("write-tree", env=env), big
+        tree = out("write-tree", env=env)
+        with contextlib.suppress(OSError):  # only a cache: strict mode may not have it
+            shutil.copy2(index, kept + ".tmp")
+            os.replace(kept + ".tmp", kept)
+        return tree, big
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
