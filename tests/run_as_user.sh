@@ -66,7 +66,8 @@ EXTRA=""
 if [ $# -gt 0 ]; then EXTRA=$(printf ' %q' "$@"); fi
 set +e
 as_user "cd '$WORK' && PYTHONPATH='$WORK/src:$SITE_DIR' PYTHONDONTWRITEBYTECODE=1 '$USER_PY' -m pytest \
-    -p no:cacheprovider tests/test_sandbox_attacks.py tests/test_sandbox_policy.py$EXTRA"
+    -p no:cacheprovider tests/test_sandbox_attacks.py tests/test_sandbox_policy.py tests/test_host_boundary_attacks.py \
+    tests/test_safe_fs.py tests/test_limits.py tests/test_patch_sandboxed.py tests/test_repo_trust.py$EXTRA"
 status=$?
 set -e
 exit $status

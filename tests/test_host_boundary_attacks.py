@@ -108,19 +108,18 @@ def test_symlinked_git_state_files_never_receive_the_merge(
     before = canary.read_bytes()
     home_gitconfig = Path.home() / ".gitconfig"
     home_before = home_gitconfig.read_bytes() if home_gitconfig.exists() else None
-    sid, wt = start(wb, repo, mode)
+    sid, _wt = start(wb, repo, mode)
     inside(wb, sid, f"""
+        GD=$(git rev-parse --absolute-git-dir)
         echo feature > feature.txt
         for f in COMMIT_EDITMSG ORIG_HEAD MERGE_MSG SQUASH_MSG FETCH_HEAD AUTO_MERGE; do
-            rm -f .git/$f; ln -s {canary} .git/$f
+            rm -f $GD/$f; ln -s {canary} $GD/$f
         done
-        mkdir -p .git/logs/refs/heads/wb
-        rm -f .git/logs/HEAD .git/logs/refs/heads/wb/s
-        ln -s {canary} .git/logs/HEAD
-        ln -s {home_gitconfig} .git/logs/refs/heads/wb/s
+        mkdir -p $GD/logs/refs/heads/wb
+        rm -f $GD/logs/HEAD $GD/logs/refs/heads/wb/s
+        ln -s {canary} $GD/logs/HEAD
+        ln -s {home_gitconfig} $GD/logs/refs/heads/wb/s
     """)
-    if mode == "workspace":  # the plant worked: the session owns its .git
-        assert (wt / ".git" / "COMMIT_EDITMSG").is_symlink()
     message = "feature\n\n[core]\n\tfsmonitor = touch " + str(tmp_path / "pwned")
     out = wb.run("merge", sid, "--squash", "-m", message).stdout
     assert "(squash)" in out
@@ -140,7 +139,8 @@ def test_symlinked_index_is_never_written_by_the_host(
     before = canary.read_bytes()
     main = git(repo, "rev-parse", "main").strip()
     sid, _wt = start(wb, repo, mode)
-    inside(wb, sid, f"echo x > x.txt; rm -f .git/index; ln -s {canary} .git/index")
+    inside(wb, sid, f"GD=$(git rev-parse --absolute-git-dir); echo x > x.txt; rm -f $GD/index; "
+                    f"ln -s {canary} $GD/index")
     for args in (("diff", sid, "--stat"), ("reject", sid, "000000000000"), ("discard", sid)):
         res = wb.run(*args, check=False)
         assert "Traceback" not in res.stderr, res.stderr
@@ -153,26 +153,42 @@ def test_symlinked_index_is_never_written_by_the_host(
 
 @pytest.mark.parametrize("mode", MODES)
 def test_planted_rebase_state_cannot_move_main(wb: Wb, repo: Path, mode: str) -> None:
-    before = repo_state(repo)
     sid, _wt = start(wb, repo, mode)
+    before = repo_state(repo)
     # An unreviewed commit, and rebase state that would make `rebase --abort` reset to it.
     inside(wb, sid, """
+        GD=$(git rev-parse --absolute-git-dir)
         echo evil > evil.txt
         git add evil.txt && git commit -qm unreviewed
         evil=$(git rev-parse HEAD)
         git reset -q --hard HEAD~1
-        mkdir -p .git/rebase-merge .git/rebase-apply
-        echo refs/heads/main > .git/rebase-merge/head-name
-        echo $evil > .git/rebase-merge/orig-head
-        echo $evil > .git/rebase-merge/onto
-        echo $evil > .git/ORIG_HEAD
-        : > .git/index.lock
+        rm -f evil.txt  # (strict: the commit failed; the file must not ride along)
+        mkdir -p $GD/rebase-merge $GD/rebase-apply
+        echo refs/heads/main > $GD/rebase-merge/head-name
+        echo $evil > $GD/rebase-merge/orig-head
+        echo $evil > $GD/rebase-merge/onto
+        echo $evil > $GD/ORIG_HEAD
+        touch $GD/index.lock
     """)
     inside(wb, sid, "echo reviewed > ok.txt")
-    for args in (("diff", sid, "--stat"), ("revert", sid, "ok.txt"), ("discard", sid)):
+    for args in (("diff", sid, "--stat"), ("revert", sid, "ok.txt")):
         res = wb.run(*args, check=False)
         assert "Traceback" not in res.stderr, res.stderr
     assert repo_state(repo) == before
+    # The merge the user asks for lands the reviewed file and nothing else.
+    inside(wb, sid, "echo reviewed > ok.txt")
+    main = git(repo, "rev-parse", "main").strip()
+    res = wb.run("merge", sid, "--squash", "-m", "reviewed work", check=False)
+    assert "Traceback" not in res.stderr, res.stderr
+    assert "unreviewed" not in git(repo, "log", "--all", "--format=%s")
+    assert "evil.txt" not in git(repo, "ls-tree", "-r", "--name-only", "main")
+    if res.returncode == 0:
+        assert git(repo, "rev-parse", "main~1").strip() == main
+        assert git(repo, "show", "main:ok.txt") == "reviewed\n"
+    else:
+        assert git(repo, "rev-parse", "main").strip() == main
+    res = wb.run("discard", sid, check=False)
+    assert "Traceback" not in res.stderr, res.stderr
     assert "unreviewed" not in git(repo, "log", "--all", "--format=%s")
 
 
@@ -187,11 +203,12 @@ def test_head_pointed_at_main_cannot_touch_users_main(
     git(tmp_path, "init", "-q", "--bare", str(remote))
     git(repo, "remote", "add", "origin", str(remote))
     git(repo, "push", "-q", "origin", "main")
-    # The user's newest commit, which the old `discard` dropped.
+    sid, _wt = start(wb, repo, mode)
+    # The user's newest commit, made after the session started: the old `discard` (a
+    # reset to the session's base through its HEAD) dropped it from main.
     (repo / "user.txt").write_text("mine\n")
     git(repo, "add", "user.txt")
     git(repo, "commit", "-qm", "user's newest")
-    sid, _wt = start(wb, repo, mode)
     inside(wb, sid, """
         git symbolic-ref HEAD refs/heads/main
         echo agent > agent.txt
@@ -234,16 +251,18 @@ def test_object_dir_symlinks_never_make_the_host_write_elsewhere(
     before = tree_files(target)
     sid, _wt = start(wb, repo, mode)
     inside(wb, sid, f"""
+        OD=$(git rev-parse --git-path objects); LD=$(git rev-parse --git-path logs/refs/heads)
         for a in 0 1 2 3 4 5 6 7 8 9 a b c d e f; do for b in 0 1 2 3 4 5 6 7 8 9 a b c d e f; do
-            [ -e .git/objects/$a$b ] || ln -s {target} .git/objects/$a$b
+            [ -e $OD/$a$b ] || ln -s {target} $OD/$a$b
         done; done
-        mkdir -p .git/refs/heads/wb .git/logs/refs/heads
-        ln -s {target} .git/logs/refs/heads/wb2
+        mkdir -p $LD; ln -s {target} $LD/wb2
         echo new content > new.txt
     """)
     stat_out = wb.run("diff", sid, "--stat").stdout
     assert "new.txt" in stat_out
     merged = wb.run("merge", sid, "--squash", "-m", "new content", check=False)
+    assert tree_files(target) == before
+    assert git(repo, "fsck", "--connectivity-only", "--no-dangling").strip() == ""
     if mode == "workspace":
         # The session broke its own object store: its new file cannot be stored, the diff
         # says so, and what was not imported cannot be merged.
@@ -273,9 +292,9 @@ def test_session_git_config_and_hooks_never_run_on_the_host(
         git config filter.evil.clean 'touch {pwned}; cat'
         git config filter.evil.smudge 'touch {pwned}; cat'
         git config alias.status '!touch {pwned}'
-        mkdir -p .git/hooks
+        HD=$(git rev-parse --git-path hooks); mkdir -p $HD
         for h in pre-commit post-commit post-checkout post-merge reference-transaction; do
-            printf '#!/bin/sh\\ntouch {pwned}\\n' > .git/hooks/$h; chmod +x .git/hooks/$h
+            printf '#!/bin/sh\\ntouch {pwned}\\n' > $HD/$h; chmod +x $HD/$h
         done
         echo '* filter=evil' > .gitattributes
         echo change > change.txt
