@@ -39,6 +39,8 @@ LOOSENING = {
     "sandbox.extra_rw_binds": '["~"]',
     "worktree.copy_files": '[".env", ".env.local", ".env.production"]',
     "worktree.in_place": "true",
+    "sandbox.tmp_size_mb": "0",
+    "sandbox.max_processes": "100000",
 }
 
 

@@ -206,3 +206,21 @@ def test_merge_message_defaults_to_the_agents_last_answer(tmp_path: Path) -> Non
     s.agent = "claude"
     assert _agent_summary(d, s) == "workbench: fix-bug"
     store.close()
+
+
+def test_has_changes_reads_a_snapshot_not_the_sessions_git(ls: LocalSession, tmp_path: Path) -> None:
+    """Whether a session has work to review is never asked of git in its repository on the
+    host: its config is the session's (before: `git status` there ran its fsmonitor)."""
+    import asyncio
+
+    from workbench.daemon.session_git import has_changes
+
+    pwned = tmp_path / "pwned"
+    git(ls.wt, "config", "core.fsmonitor", f"touch {pwned}")
+    assert asyncio.run(has_changes(ls.git, ls.session)) is False
+    (ls.wt / "new.txt").write_text("n\n")
+    assert asyncio.run(has_changes(ls.git, ls.session)) is True
+    git(ls.wt, "-c", "core.fsmonitor=false", "add", "new.txt")  # (the session's own git)
+    git(ls.wt, "-c", "core.fsmonitor=false", "commit", "-qm", "work")
+    assert asyncio.run(has_changes(ls.git, ls.session)) is True
+    assert not pwned.exists()

@@ -179,6 +179,7 @@ def test_a_sandboxed_session_gets_no_dotenv_copy(wb: Wb, tmp_path: Path) -> None
     repo = make_repo(tmp_path / "r", {"README.md": "x\n", ".gitignore": ".env\n"})
     (repo / ".env").write_text("SECRET=1\n")
     (repo / ".workbench.toml").write_text('[worktree]\ncopy_files = [".env"]\n')
+    wb.run("trust", str(repo))  # copying more than the default needs the user's trust
     res = wb.run("new", "--repo", str(repo))
     assert "not copied while sandbox.hide_dotenv is on: .env" in res.stderr
     s = wb.wait_state(res.stdout.strip(), "running")

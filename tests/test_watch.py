@@ -93,3 +93,15 @@ def test_git_dir_and_ignored_dirs_are_not_watched(tmp_path: Path) -> None:
         w.close()
 
     asyncio.run(main())
+
+
+def test_ignored_dirs_reads_no_config_of_the_watched_repo(tmp_path: Path) -> None:
+    """The worktree's .git is the session's: only .gitignore patterns are read from it."""
+    repo = make_repo(tmp_path / "repo", {".gitignore": "build/\n", "src/a.py": "x\n"})
+    (repo / "build").mkdir()
+    (repo / "build" / "out.o").write_text("obj")
+    pwned = tmp_path / "pwned"
+    with (repo / ".git" / "config").open("a") as f:
+        f.write(f"[core]\n\tbare = true\n\tfsmonitor = touch {pwned}\n\texcludesFile = /nonexistent\n")
+    assert ignored_dirs(repo) == {"build"}
+    assert not pwned.exists()

@@ -72,6 +72,11 @@ def _superset(paths: bool = False) -> Callable[[Any, Any], bool]:
     return allows
 
 
+def _cap(repo: Any, user: Any) -> bool:
+    """A size or count cap where 0 means none: a repo may set one, or a lower one."""
+    return bool(repo) and (not user or repo <= user)
+
+
 def _only(value: Any) -> Callable[[Any, Any], bool]:
     def allows(repo: Any, user: Any) -> bool:
         return bool(repo == value)
@@ -99,6 +104,8 @@ RULES: dict[str, Rule] = {
     "sandbox.env_allowlist": Rule("tighten", "may only remove variables from yours", _subset()),
     "sandbox.hidden_paths": Rule("tighten", "may only add paths to yours", _superset(paths=True)),
     "sandbox.hide_dotenv": Rule("tighten", "may only turn it on", _only(True)),
+    "sandbox.tmp_size_mb": Rule("tighten", "may only lower the /tmp size cap (0 is none)", _cap),
+    "sandbox.max_processes": Rule("tighten", "may only lower the process cap (0 is none)", _cap),
     "sandbox.extra_ro_binds": Rule("tighten", "may not add host paths", _subset(paths=True)),
     "sandbox.extra_rw_binds": Rule("tighten", "may not add host paths", _subset(paths=True)),
     # [worktree]

@@ -10,14 +10,17 @@ change the diff. When inotify is unavailable or out of watches, the tree is poll
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import ctypes
 import ctypes.util
 import errno
 import logging
 import os
+import shutil
 import struct
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -55,15 +58,32 @@ SKIP_NAMES = frozenset({
 })
 
 
+_EMPTY_GITDIR: list[str] = []
+
+
+def _empty_gitdir() -> str:
+    """A bare repository of our own, so git reads no config of the session's (which it can
+    write); only the .gitignore files, as patterns."""
+    if not _EMPTY_GITDIR:
+        d = tempfile.mkdtemp(prefix="wb-ignore-")
+        subprocess.run(["git", "init", "--quiet", "--bare", "--template=", d], capture_output=True, check=True)
+        atexit.register(shutil.rmtree, d, True)
+        _EMPTY_GITDIR.append(d)
+    return _EMPTY_GITDIR[0]
+
+
 def ignored_dirs(root: Path) -> set[str]:
-    """Directories (relative, no trailing slash) that git ignores in the checkout at `root`."""
+    """Directories (relative, no trailing slash) that the .gitignore files under `root` ignore."""
     try:
+        gitdir = _empty_gitdir()
         proc = subprocess.run(
-            ["git", "-c", "core.fsmonitor=false", "ls-files", "--others", "--ignored",
-             "--exclude-standard", "--directory", "-z"],
+            ["git", "-c", "core.fsmonitor=false", "-c", "core.hooksPath=/dev/null", "--git-dir", gitdir,
+             "--work-tree", str(root), "ls-files", "--others", "--ignored", "--exclude-standard",
+             "--directory", "-z"],
             cwd=root, capture_output=True, stdin=subprocess.DEVNULL, timeout=30, check=False,
+            env={k: v for k, v in os.environ.items() if not k.startswith("GIT_")},
         )
-    except (OSError, subprocess.TimeoutExpired):
+    except (OSError, subprocess.SubprocessError):
         return set()
     if proc.returncode != 0:
         return set()

@@ -1,4 +1,5 @@
-"""Git worktrees and branches for sessions (GitPython over the git CLI).
+"""The user's repository as sessions start from it: discovery, base refs, names, copied
+files (GitPython over the git CLI). The session's own repository is core/session_repo.py.
 
 Every ref and path that comes from a user is validated before it reaches git, and git
 options are always separated from data with `--` where git allows it.
@@ -8,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import unicodedata
 from dataclasses import dataclass
@@ -31,14 +31,6 @@ class RepoInfo:
     head_commit: str
     head_branch: str | None  # None when HEAD is detached
     dirty: list[str]
-
-
-@dataclass(frozen=True)
-class Worktree:
-    path: Path
-    branch: str
-    base_commit: str
-    base_ref: str
 
 
 def validate_name(name: str) -> str:
@@ -150,30 +142,6 @@ def branch_exists(root: Path, branch: str) -> bool:
     return proc.returncode == 0
 
 
-def create(root: Path, dest: Path, branch: str, base_commit: str, base_ref: str) -> Worktree:
-    """`git worktree add -b BRANCH DEST BASE`; refuses to touch an existing branch or path."""
-    validate_ref(branch)
-    if branch_exists(root, branch):
-        raise UsageError(
-            f"branch {branch} already exists in {root}",
-            hint="pick another --name, or delete the branch with `git branch -D`",
-        )
-    if dest.exists():
-        raise GitError(f"worktree path already exists: {dest}")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        _run(root, "worktree", "add", "--quiet", "-b", branch, "--", str(dest), base_commit)
-    except GitError:
-        # A failed add (disk full, ...) can leave the new branch and a partial checkout; the
-        # branch did not exist before, so it is ours to delete and the name stays usable.
-        shutil.rmtree(dest, ignore_errors=True)
-        _run(root, "worktree", "prune", check=False)
-        if branch_exists(root, branch):
-            _run(root, "branch", "-D", "--", branch, check=False)
-        raise
-    return Worktree(path=dest, branch=branch, base_commit=base_commit, base_ref=base_ref)
-
-
 def is_dotenv(name: str) -> bool:
     """`.env`, `.env.local`, `config/.env.prod`: what `hide_dotenv` hides in the sandbox."""
     return any(part.startswith(".env") for part in Path(name).parts)
@@ -203,16 +171,6 @@ def copy_files(root: Path, dest: Path, names: list[str], *, skip_dotenv: bool = 
     return copied
 
 
-def remove(root: Path, path: Path, branch: str | None, *, keep_branch: bool) -> None:
-    if path.exists():
-        proc = _run(root, "worktree", "remove", "--force", "--force", "--", str(path), check=False)
-        if proc.returncode != 0 and path.exists():
-            shutil.rmtree(path, ignore_errors=True)
-    _run(root, "worktree", "prune", check=False)
-    if branch and not keep_branch and branch_exists(root, branch):
-        _run(root, "branch", "-D", "--", branch, check=False)
-
-
 def prune(root: Path) -> None:
     if root.is_dir():
         _run(root, "worktree", "prune", check=False)
@@ -237,15 +195,3 @@ def disk_usage(path: Path) -> int:
         except OSError:
             continue
     return total
-
-
-def git_dirs(worktree: Path) -> tuple[Path, Path]:
-    """(common .git dir, this worktree's gitdir) as absolute paths."""
-    proc = _run(worktree, "rev-parse", "--path-format=absolute", "--git-common-dir", "--git-dir")
-    common, gitdir = proc.stdout.strip().splitlines()
-    return Path(common), Path(gitdir)
-
-
-def head_commit(worktree: Path) -> str | None:
-    proc = _run(worktree, "rev-parse", "--verify", "--quiet", "HEAD", check=False)
-    return proc.stdout.strip() or None

@@ -30,6 +30,7 @@ from workbench.core.models import Session, SessionState
 from workbench.daemon.hub import Client
 from workbench.daemon.protocol import Params
 from workbench.daemon.server import method
+from workbench.daemon.session_git import has_changes
 from workbench.daemon.sessions import LIVE_STATES, CreateRequest, SessionManager
 from workbench.errors import UsageError, WorkbenchError
 from workbench.session_side import launch
@@ -250,23 +251,7 @@ class DaemonHost:
         self.manager.store.save_session(self.s)
 
     async def worktree_changed(self) -> bool:
-        return await asyncio.to_thread(worktree_changed, Path(self.s.worktree), self.s.base_commit)
-
-
-def worktree_changed(worktree: Path, base_commit: str) -> bool:
-    """Uncommitted changes, or commits on top of the session's base."""
-    env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0"}
-    st = subprocess.run(
-        ["git", "status", "--porcelain"], cwd=worktree, env=env, capture_output=True, text=True,
-        timeout=60, check=False,
-    )
-    if st.returncode != 0 or st.stdout.strip():
-        return st.returncode == 0
-    head = subprocess.run(
-        ["git", "rev-parse", "HEAD"], cwd=worktree, env=env, capture_output=True, text=True,
-        timeout=60, check=False,
-    )
-    return head.returncode == 0 and head.stdout.strip() != base_commit
+        return await has_changes(self.manager.git, self.s)
 
 
 class AgentRuntime:

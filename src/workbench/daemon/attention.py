@@ -15,15 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import subprocess
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.core.keys import decode_escapes
 from workbench.core.models import Session, SessionState
 from workbench.core.screen import ScreenEvent
+from workbench.daemon.session_git import has_changes
 from workbench.profiles import Profile
 
 if TYPE_CHECKING:
@@ -88,23 +87,6 @@ def normalize_event(event: str) -> str:
     if e not in EVENTS:
         raise ValueError(f"unknown event {event!r}; one of: {', '.join(sorted(EVENTS))}")
     return e
-
-
-def worktree_changed(s: Session) -> bool:
-    """Uncommitted changes, or commits past the session's base: there is something to review."""
-    wt = Path(s.worktree)
-    if not wt.is_dir():
-        return False
-    try:
-        st = subprocess.run(["git", "status", "--porcelain", "--untracked-files=normal"], cwd=wt,
-                            capture_output=True, text=True, timeout=20)
-        if st.returncode == 0 and st.stdout.strip():
-            return True
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=wt, capture_output=True, text=True,
-                              timeout=20)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return head.returncode == 0 and bool(s.base_commit) and head.stdout.strip() != s.base_commit
 
 
 class AttentionObserver:
@@ -346,7 +328,7 @@ class AttentionObserver:
         started = time.monotonic()
 
         async def decide() -> None:
-            dirty = await asyncio.to_thread(worktree_changed, self.s)
+            dirty = await has_changes(self.m.git, self.s)
             if self.closed or gen != self.gen or self.busy_at > started or self.s.state not in ACTIVE:
                 return
             if dirty:

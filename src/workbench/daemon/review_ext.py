@@ -33,7 +33,6 @@ from workbench.core.watch import TreeWatcher, ignored_dirs
 from workbench.daemon.hub import Client
 from workbench.daemon.protocol import Params
 from workbench.daemon.server import METHODS, method
-from workbench.daemon.session_git import SessionGit
 from workbench.daemon.sessions import CreateRequest
 from workbench.errors import GitError, UsageError, WorkbenchError
 
@@ -87,7 +86,7 @@ class ReviewService:
     def __init__(self, daemon: Daemon) -> None:
         self.d = daemon
         self.mgr = daemon.manager
-        self.git = SessionGit(daemon.manager)
+        self.git = daemon.manager.git
         self.states: dict[str, rv.ReviewState] = {}
         self.locks: dict[str, asyncio.Lock] = {}
         self.watchers: dict[str, TreeWatcher] = {}

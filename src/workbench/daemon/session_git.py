@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.core import session_repo
-from workbench.core.diff import Diff, compute_diff
+from workbench.core.diff import Diff, compute_diff, run_git
 from workbench.core.escapes import strip_escapes
 from workbench.core.models import Session
 from workbench.core.tree_diff import compute_tree_diff
@@ -31,6 +32,8 @@ from workbench.session_side import launch
 
 if TYPE_CHECKING:
     from workbench.daemon.sessions import SessionManager
+
+log = logging.getLogger(__name__)
 
 # Files over this size are not imported: the diff names them as too large to review.
 MAX_IMPORT_FILE = 50 << 20
@@ -222,3 +225,21 @@ class SessionGit:
                 isinstance(k, str) and isinstance(v, str) for k, v in after.items())):
             raise GitError("the session's edit helper sent a malformed reply")
         return reply
+
+
+async def has_changes(git: SessionGit, s: Session) -> bool:
+    """Whether the session has something to review: uncommitted work or commits past its
+    base. Read from a snapshot (never by running git in the session's repository); for an
+    in-place session, from the main checkout, whose .git the session cannot write."""
+    try:
+        if s.in_place:
+            proc = await asyncio.to_thread(
+                run_git, Path(s.worktree), ["status", "--porcelain", "--untracked-files=normal"], check=False)
+            head = await asyncio.to_thread(
+                run_git, Path(s.worktree), ["rev-parse", "--verify", "--quiet", "HEAD"], check=False)
+            return bool(proc.stdout.strip()) or head.stdout.decode().strip() != s.base_commit
+        snap = await git.snapshot(s)
+    except WorkbenchError as e:
+        log.info("no snapshot of %s to see whether it changed: %s", s.id, e)
+        return False
+    return snap.tip != s.base_commit

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from workbench import config as config_mod
 from workbench import paths
@@ -33,6 +33,9 @@ from workbench.core.store import Store
 from workbench.daemon.hub import Hub
 from workbench.daemon.pty_runtime import PtyRuntime
 from workbench.errors import NotFound, UsageError, WorkbenchError
+
+if TYPE_CHECKING:
+    from workbench.daemon.session_git import SessionGit
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +116,7 @@ class SessionManager:
         self.sessions: dict[str, Session] = {}
         self.runtimes: dict[str, Any] = {}
         self._disk_cache: dict[str, tuple[float, int]] = {}
+        self._git: SessionGit | None = None
         self._launchers: dict[str, Callable[..., Any]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         # git's worktree bookkeeping is not safe against concurrent `worktree add` in one repo.
@@ -552,12 +556,19 @@ class SessionManager:
         self._disk_cache.pop(s.id, None)
         self.hub.publish("removed", {"id": s.id})
 
+    @property
+    def git(self) -> SessionGit:
+        """The one way into sessions' repositories (helpers in their sandboxes)."""
+        if self._git is None:
+            from workbench.daemon.session_git import SessionGit
+
+            self._git = SessionGit(self)
+        return self._git
+
     async def _snapshot_quietly(self, s: Session) -> None:
         """Import the worktree's last state (for `--keep-branch`); the last import stands if not."""
-        from workbench.daemon.session_git import SessionGit
-
         try:
-            await SessionGit(self).snapshot(s)
+            await self.git.snapshot(s)
         except WorkbenchError as e:
             log.warning("snapshot of %s before removal failed: %s", s.id, e)
 

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 
 # The helpers' own invocations: no pager, no prompts; hooks stay the session's business
 # (they run as the session, inside the sandbox) but none of ours needs them.
-_BASE = ("git", "-c", "core.hooksPath=/dev/null", "-c", "core.quotePath=false")
+_BASE = ("git", "-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false", "-c", "core.quotePath=false")
 
 
 class HelperError(Exception):
