@@ -7,9 +7,9 @@ diffs two commits there. This measures what that costs a person at the CLI.
 Reference, same run, same worktree, alternating: `git add -A -N` into a temporary index,
 then `git diff --stat` (git's own diff including untracked files), run on the host.
 
-Two changes: one file edited (the common case while an agent works), and 500 files
-edited plus 200 new ones in a repo of 2,000 files. Reports median and p99 of N rounds
-and the load average.
+Also timed: the same `diff` as one socket call (no CLI process start). Two changes: one
+file edited (the common case while an agent works), and 500 files edited plus 200 new
+ones, in a repo of 2,000 files. Reports median and p99 of N rounds and the load average.
 
 Run: .venv/bin/python benchmarks/session_diff.py [--rounds N]
 """
@@ -53,17 +53,22 @@ def timed(fn: object, *args: object) -> float:
     return (time.perf_counter() - t) * 1000
 
 
-def measure(sid: str, wt: Path, rounds: int) -> tuple[list[float], list[float]]:
+def socket_diff(sid: str) -> None:
+    from workbench.daemon.client import Client
+
+    with Client("bench") as c:
+        c.call("diff", id=sid, stat=True)
+
+
+def measure(sid: str, wt: Path, rounds: int) -> tuple[list[float], list[float], list[float]]:
     ours: list[float] = []
+    sock: list[float] = []
     ref: list[float] = []
     for i in range(rounds):
-        if i % 2 == 0:
-            ours.append(timed(wb, "diff", sid, "--stat"))
-            ref.append(timed(reference, wt))
-        else:
-            ref.append(timed(reference, wt))
-            ours.append(timed(wb, "diff", sid, "--stat"))
-    return ours, ref
+        steps = [(ours, wb, ("diff", sid, "--stat")), (sock, socket_diff, (sid,)), (ref, reference, (wt,))]
+        for out, fn, args in (steps if i % 2 == 0 else steps[::-1]):
+            out.append(timed(fn, *args))
+    return ours, sock, ref
 
 
 def main() -> None:
@@ -89,10 +94,10 @@ def main() -> None:
         wb("daemon", "stop")
     load = os.getloadavg()
     print(f"sandbox: {mode}; rounds: {args.rounds}; load average: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
-    print(f"{'change':<20} {'workbench diff --stat':>24} {'git add -N + diff --stat':>26} {'ratio':>6}")
-    for name, ours, ref in rows:
-        print(f"{name:<20} {median(ours):>10.0f} ms (p99 {percentile(ours, 99):>4.0f}) "
-              f"{median(ref):>12.0f} ms (p99 {percentile(ref, 99):>4.0f}) {median(ours) / median(ref):>6.1f}x")
+    print(f"{'change':<18} {'workbench diff --stat':>22} {'socket call only':>22} {'git add -N + diff':>22} ratio")
+    for name, ours, sock, ref in rows:
+        cells = [f"{median(x):>6.0f} ms (p99 {percentile(x, 99):>4.0f})" for x in (ours, sock, ref)]
+        print(f"{name:<18} {cells[0]:>22} {cells[1]:>22} {cells[2]:>22} {median(ours) / median(ref):>5.1f}x")
 
 
 if __name__ == "__main__":

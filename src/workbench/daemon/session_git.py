@@ -160,10 +160,12 @@ class SessionGit:
                 elif self._reap(proc) != 0:
                     err.seek(0)
                     raise _helper_error("taking a snapshot", err.read()[-4000:])
-                known = [s.base_commit]
-                session_repo.check_connected(repo, snap.tip, known)
-                session_repo.check_head(repo, snap)
-                session_repo.set_ref(repo, session_repo.ref(s.id, "snapshot"), snap.tip)
+                name = session_repo.ref(s.id, "snapshot")
+                if has_pack or session_repo.resolve(repo, name) != snap.tip:
+                    # (an unchanged tip was checked when it was imported)
+                    session_repo.check_connected(repo, snap.tip, [s.base_commit])
+                    session_repo.check_head(repo, snap)
+                    session_repo.set_ref(repo, name, snap.tip)
             finally:
                 if proc.poll() is None:
                     proc.kill()
