@@ -108,3 +108,17 @@ def test_preparing_a_large_diff_lays_out_every_line() -> None:
     doc = prepare({"files": files}, opened)
     rows = layout(doc, split=False)
     assert len(rows) > 20 * 100  # its time is measured in benchmarks/, not asserted here
+
+
+def test_files_left_out_of_the_diff_are_named_in_the_summary() -> None:
+    from workbench.ui.widgets.diff_panel import summary_content
+
+    result = one_file("a.py", ["x\n"], ["y\n"])
+    result["notes"] = ["too large to review (not imported): big.bin (2.0 GB)", "\x1b[31mred\x1b[0m", 7]
+    doc = prepare(result, set(), {})
+    assert doc.notes == ["too large to review (not imported): big.bin (2.0 GB)", "red"]
+    text = summary_content(doc, split=False).plain
+    assert "⚠ too large to review (not imported): big.bin (2.0 GB) (+1 more)" in text
+    only_notes = prepare({"files": [], "notes": ["could not be read inside the session (not imported): x"]}, set(), {})
+    assert "could not be read inside the session" in summary_content(only_notes, split=False).plain
+    assert "⚠" not in summary_content(prepare(one_file("a.py", ["x\n"], ["y\n"]), set(), {}), split=False).plain

@@ -116,6 +116,8 @@ class DiffDoc:
     check: dict[str, Any] | None = None
     next_offset: int | None = None
     dark: bool = True
+    # What the daemon left out and why ("too large to review (not imported): big.bin").
+    notes: list[str] = field(default_factory=list)
 
     @property
     def gutter(self) -> int:
@@ -308,8 +310,9 @@ def prepare(result: dict[str, Any], opened: set[str], cache: HunkCache | None = 
     review = result.get("review") if isinstance(result.get("review"), dict) else {}
     check = result.get("check") if isinstance(result.get("check"), dict) else None
     nxt = result.get("next")
+    notes = [one_line(n, 300) for n in result.get("notes") or [] if isinstance(n, str)]
     return DiffDoc(files, one_line(str(result.get("base") or ""), 40), dict(stat or {}), dict(review or {}),
-                   check, nxt if isinstance(nxt, int) else None, dark)
+                   check, nxt if isinstance(nxt, int) else None, dark, notes)
 
 
 # --------------------------------------------------------------------------- rows

@@ -31,10 +31,19 @@ class ReviewHost(Protocol):
     def report_error(self, e: BaseException) -> None: ...
 
 
+def _notes(doc: DiffDoc) -> list[tuple[str, str] | str]:
+    """Files the diff leaves out (too large, unreadable): a merge refuses while they exist."""
+    if not doc.notes:
+        return []
+    more = f" (+{len(doc.notes) - 1} more)" if len(doc.notes) > 1 else ""
+    return [("  ⚠ ", "$warning"), (doc.notes[0] + more, "$warning")]
+
+
 def summary_content(doc: DiffDoc, split: bool) -> Content:
     files = len(doc.files)
     if not files:
-        return Content.assemble(("no changes", "$text-muted"), ("  against ", "dim"), (doc.base or "base", "bold"))
+        return Content.assemble(("no changes", "$text-muted"), ("  against ", "dim"), (doc.base or "base", "bold"),
+                                *_notes(doc))
     added, removed = doc.stat.get("added", 0), doc.stat.get("removed", 0)
     done, total = doc.hunk_count()
     rej, com = doc.pending()
@@ -46,7 +55,7 @@ def summary_content(doc: DiffDoc, split: bool) -> Content:
     if rej or com:
         parts += [("  pending: ", "dim"), (f"{rej} rejected, {com} comment{'s' if com != 1 else ''}", "$warning"),
                   (" (S sends · u undoes)", "dim")]
-    parts += [("  ", ""), ("split" if split else "unified", "$text-muted"), (" (v)", "dim")]
+    parts += [("  ", ""), ("split" if split else "unified", "$text-muted"), (" (v)", "dim"), *_notes(doc)]
     return Content.assemble(*parts)
 
 
