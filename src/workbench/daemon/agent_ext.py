@@ -16,7 +16,7 @@ import os
 import signal
 import subprocess
 import time
-import weakref
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -27,6 +27,7 @@ from workbench.agent.tools import CommandResult, PatchUnavailable, collect_outpu
 from workbench.config import Config
 from workbench.core.escapes import strip_escapes
 from workbench.core.models import Session, SessionState
+from workbench.daemon.extensions import Extension, Launcher
 from workbench.daemon.hub import Client
 from workbench.daemon.protocol import Params
 from workbench.daemon.server import method
@@ -52,8 +53,6 @@ TRANSCRIPT_KINDS = frozenset({
 })  # fmt: skip
 MAX_CAPTURE_BYTES = 8 * 1024 * 1024
 STARTING_WAIT_S = 30.0
-
-_EXTS: weakref.WeakKeyDictionary[Daemon, BuiltinAgents] = weakref.WeakKeyDictionary()
 
 
 def is_builtin(s: Session) -> bool:
@@ -288,12 +287,15 @@ class AgentRuntime:
 # --------------------------------------------------------------------------- extension
 
 
-class BuiltinAgents:
+class BuiltinAgents(Extension):
     def __init__(self, daemon: Daemon) -> None:
         self.daemon = daemon
         self.manager = daemon.manager
         self.store = daemon.store
         self.demo = DemoServers()
+
+    def launchers(self) -> Mapping[str, Launcher]:
+        return {BUILTIN: self.launch}
 
     # -- launching -----------------------------------------------------------------------
 
@@ -409,7 +411,10 @@ class BuiltinAgents:
             raise WorkbenchError(f"session {s.name}: the built-in agent did not start")
         return rt.agent
 
-    # -- recovery ------------------------------------------------------------------------
+    # -- description and recovery --------------------------------------------------------
+
+    def describe(self, s: Session) -> dict[str, Any]:
+        return self.stats(s) if is_builtin(s) else {}
 
     def stats(self, s: Session) -> dict[str, Any]:
         """What a built-in session's description adds: the pending approval and more."""
@@ -419,11 +424,14 @@ class BuiltinAgents:
         # Not loaded (stopped, or finished before a restart): the store has the approval.
         return {"approval_pending": self.store.approval(s.id), "turn_active": False}
 
-    async def after_recover(self, to_resume: set[str]) -> None:
+    async def after_recover(self, prior: Mapping[str, SessionState]) -> None:
+        """Relaunch the built-in sessions that were live (or stopped with the daemon)."""
         for s in list(self.manager.sessions.values()):
-            if not is_builtin(s):
+            if not is_builtin(s) or s.id not in prior:
                 continue
-            if s.id not in to_resume or not Path(s.worktree).is_dir():
+            if not (prior[s.id] in LIVE_STATES or s.extra.get("resume_on_start")):
+                continue
+            if not Path(s.worktree).is_dir():
                 continue
             try:
                 await self.manager.launch(s, resume=True)
@@ -433,7 +441,7 @@ class BuiltinAgents:
                 log.exception("resuming session %s failed", s.id)
                 self.manager.set_state(s, SessionState.ERROR, f"internal error while resuming: {e}")
 
-    def shutdown(self) -> None:
+    def on_shutdown(self) -> None:
         self.demo.stop_all()
 
 
@@ -481,7 +489,7 @@ class DemoServers:
 
 
 def _ext(d: Daemon) -> BuiltinAgents:
-    ext = _EXTS.get(d)
+    ext = d.manager.extension(BuiltinAgents)
     if ext is None:
         raise WorkbenchError("the built-in agent extension is not loaded in this daemon")
     return ext
@@ -594,35 +602,5 @@ async def demo(d: Daemon, c: Client, p: Params) -> dict[str, Any]:
 # --------------------------------------------------------------------------- setup
 
 
-def setup(daemon: Daemon) -> None:
-    ext = BuiltinAgents(daemon)
-    _EXTS[daemon] = ext
-    daemon.manager.register_launcher(BUILTIN, ext.launch)
-    recover = daemon.manager.recover
-    shutdown = daemon.manager.shutdown
-    describe = daemon.manager.describe
-
-    def describe_builtin(s: Session) -> dict[str, Any]:
-        d = describe(s)
-        if is_builtin(s):
-            d.update(ext.stats(s))
-        return d
-
-    async def recover_then_resume() -> None:
-        # Which built-in sessions were live before recover() marks them stopped.
-        to_resume = {
-            s.id for s in daemon.store.sessions()
-            if is_builtin(s) and (s.state in LIVE_STATES or s.extra.get("resume_on_start"))
-        }
-        await recover()
-        await ext.after_recover(to_resume)
-
-    async def shutdown_then_demo() -> None:
-        await shutdown()
-        ext.shutdown()
-
-    # SessionManager has no hooks for these yet (and `_stats_providers` holds one function
-    # per session, which the review extension uses); wrap the bound methods on this instance.
-    setattr(daemon.manager, "describe", describe_builtin)  # noqa: B010
-    setattr(daemon.manager, "recover", recover_then_resume)  # noqa: B010
-    setattr(daemon.manager, "shutdown", shutdown_then_demo)  # noqa: B010
+def setup(daemon: Daemon) -> BuiltinAgents:
+    return BuiltinAgents(daemon)

@@ -1,21 +1,81 @@
-"""Optional parts of the daemon (built-in agent, diff review, ...) register themselves here."""
+"""Optional parts of the daemon (built-in agent, diff review, ...) and the hooks they get.
+
+An extension module exposes `setup(daemon) -> Extension`; the daemon registers what it
+returns with its SessionManager, in EXTENSIONS order, before sessions are recovered. The
+manager calls the hooks below (each optional: the base class does nothing) in that same
+order; no extension replaces a manager method. docs/architecture.md ("Extensions") lists
+when each hook runs.
+"""
 
 from __future__ import annotations
 
 import importlib
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from workbench.config import Config
+    from workbench.core.models import Session, SessionState
+    from workbench.core.screen import ScreenEvent
+    from workbench.daemon.pty_runtime import PtyRuntime
     from workbench.daemon.server import Daemon
+    from workbench.daemon.sessions import LaunchSpec
 
 log = logging.getLogger(__name__)
 
-# Each module exposes `setup(daemon)`; it may register methods and launchers.
 EXTENSIONS: list[str] = ["workbench.daemon.agent_ext", "workbench.daemon.profiles_ext", "workbench.daemon.review_ext"]
+
+# (session, config, resume) -> None: starts a session whose agent is not a PTY command.
+Launcher = Callable[["Session", "Config", bool], Awaitable[None]]
+
+
+class PtyObserver(Protocol):
+    """Watches one PTY session's runtime (waiting detection); dropped when it exits."""
+
+    def on_output(self) -> None: ...
+    def on_screen_event(self, ev: ScreenEvent) -> None: ...
+    def on_exit(self) -> None: ...
+
+
+class Extension:
+    """A feature plugged into the SessionManager. Override only the hooks you need."""
+
+    def launchers(self) -> Mapping[str, Launcher]:
+        """Agent kinds (the first word of `--agent`) this extension starts itself; read once
+        at registration."""
+        return {}
+
+    def resolve_command(self, s: Session, cfg: Config, resume: bool) -> LaunchSpec | None:
+        """What to run in a PTY session's terminal; the first extension to answer wins.
+        Creation asks with a probe session (id "probe") to validate the agent name."""
+        return None
+
+    def observe(self, s: Session, rt: PtyRuntime) -> PtyObserver | None:
+        """An observer for a PTY runtime that has just started."""
+        return None
+
+    def answer_pty(self, s: Session, action: str, text: str | None) -> bool:
+        """Answer a PTY agent's approval prompt (approve | approve_always | deny); True if
+        handled. The first extension to handle it wins."""
+        return False
+
+    def describe(self, s: Session) -> dict[str, Any]:
+        """Keys added to a session's description (`ls`, `session` events)."""
+        return {}
+
+    async def after_recover(self, prior: Mapping[str, SessionState]) -> None:
+        """Sessions are loaded and lost ones marked stopped; `prior` is each session's state
+        as the store had it before (to resume what was live)."""
+
+    def on_remove(self, s: Session) -> None:
+        """The session is gone: its worktree removed and `removed` published."""
+
+    def on_shutdown(self) -> None:
+        """The daemon stops: sessions are stopped and the manager's tasks cancelled."""
 
 
 def load_extensions(daemon: Daemon) -> None:
     for name in EXTENSIONS:
         mod = importlib.import_module(name)
-        mod.setup(daemon)
+        daemon.manager.add_extension(mod.setup(daemon))

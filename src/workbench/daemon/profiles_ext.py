@@ -1,9 +1,9 @@
 """Daemon extension: external agent CLIs (profiles) as PTY sessions.
 
-Registers a command resolver (profile -> sandboxed command line), an attention observer
-per PTY session, an answerer for `approve`/`deny`, and the socket methods `notify`,
-`auto_answer`, `attention` and `profiles`. Profile sessions that were live when the
-daemon died are resumed with the profile's resume command once it is back.
+Its hooks (daemon/extensions.py): a command resolver (profile -> sandboxed command line),
+an attention observer per PTY session, an answerer for `approve`/`deny`; and the socket
+methods `notify`, `auto_answer`, `attention` and `profiles`. Profile sessions that were
+live when the daemon died are resumed with the profile's resume command once it is back.
 
 The notify channel: each profile session gets a FIFO in the daemon's private runtime
 directory, bound into the sandbox at NOTIFY_PATH. The daemon reads it and accepts one
@@ -21,6 +21,7 @@ import re
 import shutil
 import stat
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,7 @@ from workbench.config import Config
 from workbench.core.keys import decode_escapes
 from workbench.core.models import Session, SessionState
 from workbench.daemon.attention import AttentionObserver
+from workbench.daemon.extensions import Extension
 from workbench.daemon.hub import Client
 from workbench.daemon.protocol import Params
 from workbench.daemon.pty_runtime import PtyRuntime
@@ -144,7 +146,7 @@ def parse_line(text: str) -> tuple[str, str]:
     return head, rest.strip()
 
 
-class ProfilesExt:
+class ProfilesExt(Extension):
     def __init__(self, manager: SessionManager) -> None:
         self.m = manager
         self.observers: dict[str, AttentionObserver] = {}
@@ -161,7 +163,7 @@ class ProfilesExt:
         cfg = cfg or config_mod.load(Path(s.repo) if Path(s.repo).is_dir() else None)
         return profiles.resolve(s.agent, cfg) or COMMAND_PROFILE
 
-    def resolve(self, s: Session, cfg: Config, resume: bool) -> LaunchSpec | None:
+    def resolve_command(self, s: Session, cfg: Config, resume: bool) -> LaunchSpec | None:
         prof = profiles.resolve(s.agent, cfg)
         if prof is None or (prof.name == "shell" and "shell" not in cfg.profiles):
             return None
@@ -185,23 +187,23 @@ class ProfilesExt:
         return LaunchSpec(argv=prep.argv, env=prep.env, ro_binds=prep.ro_binds, rw_binds=rw,
                           pass_env=prep.pass_env, network=prof.network or None)
 
-    def observe(self, manager: SessionManager, s: Session, rt: PtyRuntime) -> AttentionObserver:
+    def observe(self, s: Session, rt: PtyRuntime) -> AttentionObserver:
         prof = self.profile_for(s)
-        obs = AttentionObserver(manager, s, rt, prof)
+        obs = AttentionObserver(self.m, s, rt, prof)
         old = self.observers.get(s.id)
         if old is not None:
             old.on_exit()
         self.observers[s.id] = obs
         return obs
 
-    def answer(self, manager: SessionManager, s: Session, action: str, text: str | None) -> bool:
+    def answer_pty(self, s: Session, action: str, text: str | None) -> bool:
         obs = self.observers.get(s.id)
         if obs is None or obs.closed:
             return False
         keys = obs.p.answers.get(action)
         if not keys or not obs.approval_pending():
             return False
-        rt = manager.pty(s)
+        rt = self.m.pty(s)
         rt.write(decode_escapes(keys))
         if action == "deny" and text:
             # The CLI asks what to do instead once the prompt is closed.
@@ -224,6 +226,9 @@ class ProfilesExt:
         except ValueError as e:
             self.m.record(s, "notify_rejected", {"line": text[:200], "error": str(e)})
 
+    def on_remove(self, s: Session) -> None:
+        self.forget(s.id)
+
     def forget(self, sid: str) -> None:
         obs = self.observers.pop(sid, None)
         if obs is not None:
@@ -235,24 +240,18 @@ class ProfilesExt:
 
     # recovery
 
-    def wrap_recover(self) -> None:
-        orig = self.m.recover
-
-        async def recover_and_resume() -> None:
-            before = {s.id: s.state for s in self.m.store.sessions()}
-            await orig()
-            for s in list(self.m.sessions.values()):
-                if before.get(s.id) not in (SessionState.STARTING, SessionState.RUNNING,
-                                            SessionState.WAITING, SessionState.REVIEW):
-                    continue
-                try:
-                    prof = self.profile_for(s)
-                except WorkbenchError:
-                    continue
-                if prof.resume and (prof.name != "shell") and Path(s.worktree).is_dir():
-                    self.m._spawn(self._resume(s))
-
-        self.m.recover = recover_and_resume  # type: ignore[method-assign]
+    async def after_recover(self, prior: Mapping[str, SessionState]) -> None:
+        """Resume, with the profile's resume command, the PTY sessions that were live."""
+        for s in list(self.m.sessions.values()):
+            if prior.get(s.id) not in (SessionState.STARTING, SessionState.RUNNING,
+                                       SessionState.WAITING, SessionState.REVIEW):
+                continue
+            try:
+                prof = self.profile_for(s)
+            except WorkbenchError:
+                continue
+            if prof.resume and (prof.name != "shell") and Path(s.worktree).is_dir():
+                self.m.spawn(self._resume(s))
 
     async def _resume(self, s: Session) -> None:
         self.m.record(s, "resume", {"reason": "daemon restarted"})
@@ -263,26 +262,14 @@ class ProfilesExt:
 
 
 def _ext(d: Daemon) -> ProfilesExt:
-    ext: ProfilesExt = d.profiles_ext  # type: ignore[attr-defined]
+    ext = d.manager.extension(ProfilesExt)
+    if ext is None:
+        raise WorkbenchError("agent profiles are not loaded in this daemon")
     return ext
 
 
-def setup(daemon: Daemon) -> None:
-    ext = ProfilesExt(daemon.manager)
-    daemon.profiles_ext = ext  # type: ignore[attr-defined]
-    m = daemon.manager
-    m.command_resolvers.append(ext.resolve)
-    m.observer_factories.append(ext.observe)
-    m.pty_answerers.append(ext.answer)
-    ext.wrap_recover()
-
-    orig_remove = m.remove
-
-    async def remove(s: Session, keep_branch: bool) -> None:
-        await orig_remove(s, keep_branch)
-        ext.forget(s.id)
-
-    m.remove = remove  # type: ignore[method-assign]
+def setup(daemon: Daemon) -> ProfilesExt:
+    return ProfilesExt(daemon.manager)
 
 
 @method("notify")

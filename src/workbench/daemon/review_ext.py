@@ -1,11 +1,11 @@
 """Diff review in the daemon: live diffs, hunk actions, review messages, merge and
 discard, the per-repo check, and attempts (N sessions on one prompt).
 
-`setup(daemon)` registers the socket methods and attaches a ReviewService as
-`daemon.review`. The service watches every session's worktree (core.watch), recomputes
-the diff off the event loop when files change and pushes `diff` events; it also learns
-about sessions from the hub (a local subscriber) to start the check when a session goes
-to `review`.
+`setup(daemon)` returns a ReviewService, the daemon's extension (handlers find it with
+`service(d)`); the socket methods register on import. The service watches every
+session's worktree (core.watch), recomputes the diff off the event loop when files change
+and pushes `diff` events; it also learns about sessions from the hub (a local subscriber)
+to start the check when a session goes to `review`.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from workbench.core.escapes import strip_escapes
 from workbench.core.models import Session
 from workbench.core.tree_diff import digest_of
 from workbench.core.watch import TreeWatcher, ignored_dirs
+from workbench.daemon.extensions import Extension
 from workbench.daemon.hub import Client
 from workbench.daemon.protocol import Params
 from workbench.daemon.server import METHODS, method
@@ -48,13 +49,13 @@ MAX_ATTEMPTS = 10
 REFRESH_MIN_S = 0.3
 
 
-def setup(daemon: Daemon) -> None:
-    daemon.review = ReviewService(daemon)  # type: ignore[attr-defined]
+def setup(daemon: Daemon) -> ReviewService:
+    return ReviewService(daemon)
 
 
 def service(d: Daemon) -> ReviewService:
-    svc = getattr(d, "review", None)
-    if not isinstance(svc, ReviewService):
+    svc = d.manager.extension(ReviewService)
+    if svc is None:
         raise WorkbenchError("diff review is not loaded in this daemon")
     return svc
 
@@ -82,7 +83,7 @@ class _HubListener(Client):
         self.closed = True
 
 
-class ReviewService:
+class ReviewService(Extension):
     def __init__(self, daemon: Daemon) -> None:
         self.d = daemon
         self.mgr = daemon.manager
@@ -161,7 +162,6 @@ class ReviewService:
         root = Path(s.worktree)
         if not root.is_dir():
             return
-        self.mgr._stats_providers[s.id] = partial(self.describe_extra, s.id)
         w = TreeWatcher(root, partial(self.kick, s.id))
         self.watchers[s.id] = w
         w.skip = await asyncio.to_thread(ignored_dirs, root)
@@ -175,7 +175,6 @@ class ReviewService:
         w = self.watchers.pop(sid, None)
         if w is not None:
             w.close()
-        self.mgr._stats_providers.pop(sid, None)
         self.git.forget(sid)
         self.stats.pop(sid, None)
         self.states.pop(sid, None)
@@ -239,6 +238,10 @@ class ReviewService:
         self.d.hub.publish("diff", {"session": s.id, "stat": stat, "digest": diff.digest}, s.id)
         if old is None or any(old.get(k) != v for k, v in stat.items()):
             self.mgr.publish_session(s)
+
+    def describe(self, s: Session) -> dict[str, Any]:
+        # Only sessions being watched have a diff and a check to show.
+        return self.describe_extra(s.id) if s.id in self.watchers else {}
 
     def describe_extra(self, sid: str) -> dict[str, Any]:
         """Keys added to the session's description (ls, session events)."""
@@ -785,7 +788,7 @@ async def new_attempts(d: Daemon, c: Client, p: Params) -> dict[str, Any]:
     else:
         info = await asyncio.to_thread(wt_mod.inspect_repo, Path(repo))
         default_agent = agent or config_mod.load(info.root).session.agent
-        base = d.manager._free_name(default_agent)
+        base = d.manager.free_name(default_agent)
     names = [f"{base}-{i}" for i in range(1, n + 1)]
     taken = [x for x in names if d.store.name_taken(x)]
     if taken:

@@ -15,10 +15,10 @@ import shlex
 import shutil
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from workbench import config as config_mod
 from workbench import paths
@@ -30,12 +30,15 @@ from workbench.core.models import ATTENTION_ORDER, Session, SessionState
 from workbench.core.pty import process_start_time
 from workbench.core.screen import ScreenEvent
 from workbench.core.store import Store
+from workbench.daemon.extensions import Extension, Launcher, PtyObserver
 from workbench.daemon.hub import Hub
 from workbench.daemon.pty_runtime import PtyRuntime
 from workbench.errors import NotFound, UsageError, WorkbenchError
 
 if TYPE_CHECKING:
     from workbench.daemon.session_git import SessionGit
+
+    E = TypeVar("E", bound=Extension)
 
 log = logging.getLogger(__name__)
 
@@ -55,12 +58,6 @@ class LaunchSpec:
     network: bool | None = None
     # A workbench helper (session_side/), not the agent: may write the session's .git.
     helper: bool = False
-
-
-# (session, config, resume) -> LaunchSpec | None; first non-None wins.
-CommandResolver = Callable[[Session, Config, bool], "LaunchSpec | None"]
-# (manager, session, runtime) -> observer with optional on_output(), on_screen_event(ev), on_exit()
-ObserverFactory = Callable[["SessionManager", Session, PtyRuntime], Any]
 
 
 @dataclass
@@ -117,18 +114,25 @@ class SessionManager:
         self.runtimes: dict[str, Any] = {}
         self._disk_cache: dict[str, tuple[float, int]] = {}
         self._git: SessionGit | None = None
-        self._launchers: dict[str, Callable[..., Any]] = {}
+        self._launchers: dict[str, Launcher] = {}  # non-PTY agents, from extensions
+        self.extensions: list[Extension] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         # git's worktree bookkeeping is not safe against concurrent `worktree add` in one repo.
         self._repo_locks: dict[str, asyncio.Lock] = {}
         self._reserved: set[str] = set()  # names of sessions being created right now
         self.sandbox_probe: Any = None
-        self._stats_providers: dict[str, Callable[[], dict[str, Any]]] = {}
-        self.command_resolvers: list[CommandResolver] = []
-        self.observer_factories: list[ObserverFactory] = []
-        self._observers: dict[str, list[Any]] = {}
-        # (manager, session, action, text) -> handled; action: approve | approve_always | deny
-        self.pty_answerers: list[Callable[[SessionManager, Session, str, str | None], bool]] = []
+        self._observers: dict[str, list[PtyObserver]] = {}
+
+    # extensions
+
+    def add_extension(self, ext: Extension) -> None:
+        """Register a feature; its hooks run after those of the ones registered before."""
+        self.extensions.append(ext)
+        self._launchers.update(ext.launchers())
+
+    def extension(self, kind: type[E]) -> E | None:
+        """The registered extension of this class (socket handlers find their feature here)."""
+        return next((e for e in self.extensions if isinstance(e, kind)), None)
 
     # lookup
 
@@ -156,8 +160,8 @@ class SessionManager:
         d["needs_attention"] = s.state in ATTENTION_ORDER
         rt = self.runtimes.get(s.id)
         d["alive"] = bool(rt and getattr(rt, "alive", False))
-        if s.id in self._stats_providers:
-            d.update(self._stats_providers[s.id]())
+        for ext in self.extensions:
+            d.update(ext.describe(s))
         return d
 
     def _disk(self, s: Session) -> int | None:
@@ -196,7 +200,11 @@ class SessionManager:
     # startup / recovery
 
     async def recover(self) -> None:
+        """Load every session, mark the ones whose process was lost stopped, then let each
+        extension resume what it runs (`after_recover`, in registration order)."""
+        prior: dict[str, SessionState] = {}
         for s in self.store.sessions():
+            prior[s.id] = s.state
             self.sessions[s.id] = s
             if s.state in LIVE_STATES or (s.pid and s.state != SessionState.STOPPED):
                 self._reap_orphan(s)
@@ -209,6 +217,8 @@ class SessionManager:
             if not s.in_place and not Path(s.worktree).exists():
                 s.reason = f"worktree missing: {s.worktree}"
                 self.store.save_session(s)
+        for ext in self.extensions:
+            await ext.after_recover(prior)
 
     def _reap_orphan(self, s: Session) -> None:
         """Kill what is left of a session from a crashed daemon, if it is really still ours."""
@@ -229,7 +239,7 @@ class SessionManager:
         info = await asyncio.to_thread(wt.inspect_repo, Path(req.repo))
         cfg = config_mod.load(info.root)
         agent = req.agent or cfg.session.agent
-        name = wt.validate_name(req.name) if req.name else self._free_name(agent)
+        name = wt.validate_name(req.name) if req.name else self.free_name(agent)
         if self.store.name_taken(name) or name in self._reserved:
             raise UsageError(f"a session named {name!r} already exists", hint="pick another --name")
         self._reserved.add(name)
@@ -318,22 +328,24 @@ class SessionManager:
             raise
         self.sessions[s.id] = s
         self.record(s, "created", {"repo": s.repo, "branch": branch, "base": base_commit, "warnings": warnings})
-        self._spawn(self._start(s, cfg, first=True))
+        self.spawn(self._start(s, cfg, first=True))
         return s, warnings
 
     def _resolves(self, agent: str, cfg: Config) -> bool:
         probe = Session(id="probe", name="probe", repo="", branch="", worktree="", base_commit="",
                         base_ref="", agent=agent, command=[])
-        return any(r(probe, cfg, False) is not None for r in self.command_resolvers)
+        return any(ext.resolve_command(probe, cfg, False) is not None for ext in self.extensions)
 
-    def _free_name(self, agent: str) -> str:
+    def free_name(self, agent: str) -> str:
+        """The first unused `<agent>-<n>` session name."""
         base = wt.slugify(agent.split()[0].rsplit("/", 1)[-1]) or "session"
         n = 1
         while self.store.name_taken(f"{base}-{n}") or f"{base}-{n}" in self._reserved:
             n += 1
         return f"{base}-{n}"
 
-    def _spawn(self, coro: Any) -> None:
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Run `coro` in the background; cancelled when the daemon shuts down."""
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -378,10 +390,6 @@ class SessionManager:
             tail = text.strip().splitlines()[-1:] or [""]
             raise WorkbenchError(f"set-up command failed (exit {proc.returncode}): {tail[0][:200]}")
 
-    def register_launcher(self, agent: str, fn: Callable[..., Any]) -> None:
-        """Agents that are not a PTY command (the built-in agent) plug in here."""
-        self._launchers[agent] = fn
-
     async def launch(self, s: Session, cfg: Config | None = None, *, resume: bool = False) -> None:
         cfg = cfg or config_mod.load(Path(s.repo) if Path(s.repo).is_dir() else None)
         launcher = self._launchers.get(s.agent.split()[0] if s.agent.strip() else s.agent)
@@ -389,8 +397,8 @@ class SessionManager:
             await launcher(s, cfg, resume)
             return
         spec = None
-        for resolver in self.command_resolvers:
-            spec = resolver(s, cfg, resume)
+        for ext in self.extensions:
+            spec = ext.resolve_command(s, cfg, resume)
             if spec is not None:
                 break
         if spec is None:
@@ -418,7 +426,7 @@ class SessionManager:
         finally:
             cmd.close()
         self.runtimes[s.id] = rt
-        self._observers[s.id] = [f(self, s, rt) for f in self.observer_factories]
+        self._observers[s.id] = [obs for ext in self.extensions if (obs := ext.observe(s, rt)) is not None]
         s.pid = rt.proc.pid
         s.exit_code = None
         if s.pid:
@@ -493,8 +501,8 @@ class SessionManager:
         return len(data) + 1
 
     def answer_pty(self, s: Session, action: str, text: str | None = None) -> None:
-        for fn in self.pty_answerers:
-            if fn(self, s, action, text):
+        for ext in self.extensions:
+            if ext.answer_pty(s, action, text):
                 self.record(s, "approval", {"decision": action, "reason": text or ""})
                 return
         raise UsageError(f"session {s.name} has no pending approval that workbench can answer",
@@ -555,6 +563,8 @@ class SessionManager:
         del self.sessions[s.id]
         self._disk_cache.pop(s.id, None)
         self.hub.publish("removed", {"id": s.id})
+        for ext in self.extensions:
+            ext.on_remove(s)
 
     @property
     def git(self) -> SessionGit:
@@ -600,6 +610,8 @@ class SessionManager:
                     await self.stop(s, "daemon stopped; `workbench restart` resumes it")
         for t in list(self._tasks):
             t.cancel()
+        for ext in self.extensions:
+            ext.on_shutdown()
 
 
 def _keep_branch(s: Session) -> None:
