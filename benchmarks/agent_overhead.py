@@ -47,9 +47,9 @@ FINAL = "All done, bench."
 def builtin_available() -> str:
     """'' when `--agent builtin` can run, else why not."""
     try:
-        from workbench.agent import fake_server  # noqa: F401
         from workbench.daemon import agent_ext  # noqa: F401
         from workbench.daemon.extensions import EXTENSIONS
+        from workbench.fakes import model_server  # noqa: F401
     except Exception as e:
         return f"the built-in agent does not import ({type(e).__name__}: {e})"
     if "workbench.daemon.agent_ext" not in EXTENSIONS:
@@ -61,7 +61,7 @@ class TimedFake:
     """FakeOpenAI whose request handling is timed."""
 
     def __init__(self, turns: int) -> None:
-        from workbench.agent.fake_server import FakeOpenAI, Script, ScriptedToolCall, Turn
+        from workbench.fakes.model_server import FakeOpenAI, Script, ScriptedToolCall, Turn
 
         script = [
             Turn(tool_calls=[ScriptedToolCall("shell", json.dumps({"command": ["true"]}))])

@@ -19,7 +19,7 @@ from tests.conftest import make_repo
 from tests.helpers import wait_for
 from tests.test_agent_support import CALC, FIX, TEST_CALC, TESTS, calls, patch, shell
 from tests.wb import Wb
-from workbench.agent.fake_server import FakeOpenAI, Script, Turn
+from workbench.fakes.model_server import FakeOpenAI, Script, Turn
 
 OFF = ("--sandbox", "off")
 Factory = Callable[..., FakeOpenAI]

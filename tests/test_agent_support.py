@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from workbench.agent.conversation import Item
-from workbench.agent.fake_server import ScriptedToolCall, Turn
 from workbench.agent.loop import Status
+from workbench.fakes.model_server import ScriptedToolCall, Turn
 
 CALC = '''def mean(values):
     return sum(values) / (len(values) + 1)

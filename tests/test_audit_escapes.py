@@ -191,7 +191,7 @@ def test_check_output_is_inert(wb: Wb, repo: Path) -> None:
 
 
 def test_model_text_tool_calls_and_approvals_are_inert(wb: Wb, repo: Path) -> None:
-    from workbench.agent.fake_server import FakeOpenAI, Script, ScriptedToolCall, Turn
+    from workbench.fakes.model_server import FakeOpenAI, Script, ScriptedToolCall, Turn
 
     cmd = json.dumps({"command": ["sh", "-c", f"printf '%s' '{EVIL}'"]})
     scripts = [Script("", [Turn(text=f"Looking {EVIL}", tool_calls=[ScriptedToolCall("shell", cmd)]),
@@ -226,7 +226,7 @@ def test_diff_stat_file_names_are_inert(wb: Wb, repo: Path) -> None:
 
 
 def test_daemon_log_is_inert(wb: Wb, repo: Path) -> None:
-    from workbench.agent.fake_server import FakeOpenAI, Script, ScriptedToolCall, Turn
+    from workbench.fakes.model_server import FakeOpenAI, Script, ScriptedToolCall, Turn
 
     cmd = json.dumps({"command": ["echo", EVIL]})
     with FakeOpenAI([Script("", [Turn(text="x", tool_calls=[ScriptedToolCall("shell", cmd)])])]) as fake:

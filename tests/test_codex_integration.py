@@ -26,7 +26,7 @@ import pytest
 from tests.helpers import sandbox_visible_binds, wait_for
 from tests.test_attention import call, detects, in_order, screen, state, wait_state
 from tests.wb import Wb
-from workbench.agent.fake_server import FakeOpenAI, Script, ScriptedToolCall, Turn
+from workbench.fakes.model_server import FakeOpenAI, Script, ScriptedToolCall, Turn
 
 CODEX_VERSION = "0.169.0"
 BRIDGE = Path(__file__).parent / "fake_agents" / "tcp_bridge.py"

@@ -16,7 +16,8 @@ from typing import Any
 import openai
 import pytest
 
-from workbench.agent.fake_server import (
+from workbench.errors import ConfigError
+from workbench.fakes.model_server import (
     FINISHED_TEXT,
     FakeOpenAI,
     Fault,
@@ -28,7 +29,6 @@ from workbench.agent.fake_server import (
     load_script_file,
     main,
 )
-from workbench.errors import ConfigError
 
 
 @pytest.fixture
@@ -335,7 +335,7 @@ def test_command_line_serves_until_terminated(tmp_path: Path) -> None:
     p = tmp_path / "s.json"
     p.write_text(json.dumps(SCRIPT_JSON))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "workbench.agent.fake_server", "--script", str(p), "--port", "0"],
+        [sys.executable, "-m", "workbench.fakes.model_server", "--script", str(p), "--port", "0"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:

@@ -23,7 +23,7 @@ from tests.test_audit_support import (
     wait_session,
 )
 from tests.wb import Wb
-from workbench.agent.fake_server import FakeOpenAI, Fault, Script, ScriptedToolCall, Turn
+from workbench.fakes.model_server import FakeOpenAI, Fault, Script, ScriptedToolCall, Turn
 
 OFF = ("--sandbox", "off")
 

@@ -100,7 +100,7 @@ def test_a_non_matching_hunk_fails_fast(tmp_path: Path) -> None:
 def test_daemon_answers_while_a_hostile_patch_is_applied(wb: Wb, tmp_path: Path) -> None:
     """The built-in agent applies a patch that makes the parser/applier work hard: the daemon
     keeps answering other clients quickly, and the session reports the failed patch."""
-    from workbench.agent.fake_server import FakeOpenAI, Script, ScriptedToolCall, Turn
+    from workbench.fakes.model_server import FakeOpenAI, Script, ScriptedToolCall, Turn
 
     repo = make_repo(tmp_path / "big", {"big.txt": "".join(f"line {i}\n" for i in range(8000))})
     call = ScriptedToolCall("apply_patch", json.dumps({"input": _hostile_hunk(200)}))

@@ -27,10 +27,9 @@ from workbench.core.diff import (
     parse_unified,
     quote_path,
     resolve_commit,
-    run_git,
-    stderr_text,
     word_diff,
 )
+from workbench.core.git_runner import git_env, git_out, run_git, stderr_text
 from workbench.errors import GitError, NotFound, UsageError
 
 # Paths git must quote: tab, backslash, DEL, a newline, an undecodable byte.
@@ -580,7 +579,7 @@ def test_git_env_drops_redirecting_variables_and_pins_editors(monkeypatch: pytes
         monkeypatch.setenv(k, "x")
     monkeypatch.setenv("GIT_AUTHOR_NAME", "kept")
     monkeypatch.setenv("GIT_EDITOR", "vim")
-    env = d.git_env({"EXTRA": "1", "GIT_OPTIONAL_LOCKS": "1"})
+    env = git_env({"EXTRA": "1", "GIT_OPTIONAL_LOCKS": "1"})
     for k in ("GIT_DIR", "GIT_CONFIG_COUNT", "GIT_CONFIG_KEY_0", "GIT_CONFIG_VALUE_0", "GIT_EXTERNAL_DIFF"):
         assert k not in env
     assert env["GIT_AUTHOR_NAME"] == "kept" and env["EXTRA"] == "1"
@@ -588,13 +587,13 @@ def test_git_env_drops_redirecting_variables_and_pins_editors(monkeypatch: pytes
         "0", ":", ":", "no"
     )
     assert env["GIT_OPTIONAL_LOCKS"] == "1"  # extra wins
-    assert d.git_env()["GIT_OPTIONAL_LOCKS"] == "0"
+    assert git_env()["GIT_OPTIONAL_LOCKS"] == "0"
 
 
 def test_run_git_stdin_missing_git_and_missing_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     repo = make_repo(tmp_path / "r")
     empty_blob = "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391"
-    assert d.git_out(repo, "hash-object", "--stdin") == empty_blob  # stdin is /dev/null, never the terminal
+    assert git_out(repo, "hash-object", "--stdin") == empty_blob  # stdin is /dev/null, never the terminal
     assert run_git(repo, ["hash-object", "--stdin"], input=b"x\n").stdout.decode().strip() != empty_blob
     assert run_git(repo, ["rev-parse", "--verify", "nope"], check=False).returncode != 0
     with pytest.raises(NotFound, match=r"^directory .*missing does not exist$"):

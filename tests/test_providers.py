@@ -39,7 +39,6 @@ from workbench.agent.events import (
     TurnDone,
     Usage,
 )
-from workbench.agent.fake_server import FakeOpenAI, Fault, Script, ScriptedToolCall, Turn
 from workbench.agent.providers import (
     Provider,
     ProviderConfig,
@@ -49,6 +48,7 @@ from workbench.agent.providers import (
 )
 from workbench.config import ProviderSettings
 from workbench.errors import ConfigError, WorkbenchError
+from workbench.fakes.model_server import FakeOpenAI, Fault, Script, ScriptedToolCall, Turn
 
 WIRES = ["chat", "responses"]
 

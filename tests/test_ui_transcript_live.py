@@ -15,7 +15,7 @@ from tests.conftest import make_repo
 from tests.test_agent_support import CALC, FIX, TEST_CALC, calls, patch, shell
 from tests.test_ui_review import until
 from tests.wb import Wb
-from workbench.agent.fake_server import FakeOpenAI, Script, Turn
+from workbench.fakes.model_server import FakeOpenAI, Script, Turn
 from workbench.ui.app import WorkbenchApp
 from workbench.ui.widgets.approval_card import ApprovalCard
 

@@ -1,7 +1,7 @@
 """Landing a session's work on the user's branch: ff, squash or rebase.
 
 Works only on objects imported into the user's repository (core/session_repo.py), with
-hooks and fsmonitor disabled (see `diff.SAFE_GIT`); never in the session's own repository.
+hooks and fsmonitor disabled (see `git_runner.SAFE_GIT`); never in the session's own repository.
 A merge either completes or leaves the main checkout and its branch exactly as they were.
 """
 
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from workbench.core.diff import check_ref, git_out, run_git, stderr_text
+from workbench.core.git_runner import check_ref, git_out, run_git, stderr_text
 from workbench.errors import GitError, NotFound, UsageError
 
 Strategy = Literal["ff", "squash", "rebase"]

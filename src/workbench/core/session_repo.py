@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from workbench.core.diff import git_env, git_out, run_git, stderr_text
+from workbench.core.git_runner import git_env, git_out, run_git, stderr_text
 from workbench.core.worktree import branch_exists, validate_ref
 from workbench.errors import GitError, UsageError, WorkbenchError
 

@@ -15,19 +15,8 @@ import subprocess
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from workbench.core.diff import (
-    _DIFF_FLAGS,
-    ADD_OPTS,
-    SAFE_GIT,
-    Diff,
-    FileDiff,
-    FileStatus,
-    check_path,
-    git_env,
-    parse_unified,
-    run_git,
-    stderr_text,
-)
+from workbench.core.diff import Diff, FileDiff, FileStatus, check_path, parse_unified
+from workbench.core.git_runner import ADD_OPTS, DIFF_FLAGS, SAFE_GIT, git_env, run_git, stderr_text
 from workbench.errors import GitError, UsageError
 
 MAX_FULL_FILES = 5000
@@ -127,7 +116,7 @@ def _s(raw: bytes) -> str:
 
 def _full_text(repo: Path, base: str, tip: str, context: int, paths: list[str]) -> bytes | None:
     """`git diff` of `paths`, or None when it would pass MAX_DIFF_TEXT bytes."""
-    args = ["git", *SAFE_GIT, *ADD_OPTS, "diff", *_DIFF_FLAGS, "-M", f"-U{context}", base, tip, "--",
+    args = ["git", *SAFE_GIT, *ADD_OPTS, "diff", *DIFF_FLAGS, "-M", f"-U{context}", base, tip, "--",
             *paths]
     with subprocess.Popen(args, cwd=repo, env=git_env({"GIT_LITERAL_PATHSPECS": "1"}),
                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:

@@ -38,10 +38,10 @@ from workbench.session_side import launch
 
 if TYPE_CHECKING:
     # The loop pulls in the openai SDK (~0.3 s): imported on the first built-in launch.
-    from workbench.agent.fake_server import FakeOpenAI
     from workbench.agent.loop import Agent, Decision, Status
     from workbench.agent.providers import ProviderConfig
     from workbench.daemon.server import Daemon
+    from workbench.demo.script import FakeOpenAI
 
 log = logging.getLogger(__name__)
 
@@ -462,8 +462,7 @@ class DemoServers:
         self.by_session: dict[str, FakeOpenAI] = {}
 
     def start(self) -> FakeOpenAI:
-        from workbench.agent.fake_server import FakeOpenAI
-        from workbench.demo.script import demo_scripts
+        from workbench.demo.script import FakeOpenAI, demo_scripts
 
         fake = FakeOpenAI(demo_scripts())
         fake.start()

@@ -25,8 +25,9 @@ from workbench import config as config_mod
 from workbench.core import check as check_mod
 from workbench.core import merge, session_repo
 from workbench.core import review as rv
-from workbench.core.diff import Diff, FileDiff, check_path, diff_stat_text, run_git, stderr_text
+from workbench.core.diff import Diff, FileDiff, check_path, diff_stat_text
 from workbench.core.escapes import strip_escapes
+from workbench.core.git_runner import run_git, stderr_text
 from workbench.core.models import Session
 from workbench.core.tree_diff import digest_of
 from workbench.core.watch import TreeWatcher, ignored_dirs

@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.core import session_repo
-from workbench.core.diff import Diff, compute_diff, run_git
+from workbench.core.diff import Diff, compute_diff
 from workbench.core.escapes import strip_escapes
+from workbench.core.git_runner import run_git
 from workbench.core.models import Session
 from workbench.core.tree_diff import compute_tree_diff
 from workbench.errors import GitError, WorkbenchError

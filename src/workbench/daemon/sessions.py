@@ -25,7 +25,7 @@ from workbench import paths
 from workbench.config import Config
 from workbench.core import session_repo
 from workbench.core import worktree as wt
-from workbench.core.diff import run_git, stderr_text
+from workbench.core.git_runner import run_git, stderr_text
 from workbench.core.models import ATTENTION_ORDER, Session, SessionState
 from workbench.core.pty import process_start_time
 from workbench.core.screen import ScreenEvent

@@ -10,8 +10,11 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from workbench.agent.fake_server import Script, parse_scripts
 from workbench.agent.providers import ProviderConfig
+
+# The daemon reaches the scripted server through this module, never `workbench.fakes` itself.
+from workbench.fakes.model_server import FakeOpenAI as FakeOpenAI
+from workbench.fakes.model_server import Script, parse_scripts
 
 DEMO_MODEL = "demo-model (scripted, offline)"
 TESTS = ["python3", "-m", "unittest", "-v"]

@@ -7,7 +7,7 @@ request is recorded, and protocol mistakes a real server would reject (a tool re
 answers no call, a call left without a result, tools in the wrong wire shape) are noted in
 `violations` while the request is answered normally.
 
-    python -m workbench.agent.fake_server --script demo.json --port 8765
+    python -m workbench.fakes.model_server --script demo.json --port 8765
 """
 
 from __future__ import annotations
@@ -977,7 +977,7 @@ def load_script_file(path: str | Path) -> list[Script]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
-        prog="python -m workbench.agent.fake_server",
+        prog="python -m workbench.fakes.model_server",
         description="Serve scripted OpenAI-compatible responses until killed.",
     )
     ap.add_argument("--script", type=Path, help="JSON script file (default: no scripts)")
