@@ -27,6 +27,7 @@ from workbench.agent.tools import CommandResult, PatchUnavailable, collect_outpu
 from workbench.config import Config
 from workbench.core.escapes import strip_escapes
 from workbench.core.models import Session, SessionState
+from workbench.daemon.bus import AgentDelta
 from workbench.daemon.extensions import Extension, Launcher
 from workbench.daemon.hub import Client
 from workbench.daemon.protocol import Params
@@ -213,7 +214,7 @@ class DaemonHost:
         self.manager.record(self.s, kind, data)
 
     def delta(self, text: str) -> None:
-        self.manager.hub.publish("delta", {"session": self.s.id, "text": text}, self.s.id)
+        self.manager.bus.publish(AgentDelta(self.s, text))
 
     def set_status(self, status: Status, reason: str = "") -> None:
         state = SessionState(status)
@@ -387,6 +388,12 @@ class BuiltinAgents(Extension):
         changed = await DaemonHost(self, s).worktree_changed()
         s.reason = ""
         self.manager.set_state(s, SessionState.REVIEW if changed else SessionState.RUNNING, "")
+
+    async def deliver(self, s: Session, text: str) -> str | None:
+        if not is_builtin(s):
+            return None
+        (await self.agent_for(s)).send(text)
+        return "message"
 
     async def agent_for(self, s: Session) -> Agent:
         """The session's agent, loading it from the store if it is not running."""

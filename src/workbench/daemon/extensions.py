@@ -60,6 +60,12 @@ class Extension:
         handled. The first extension to handle it wins."""
         return False
 
+    async def deliver(self, s: Session, text: str) -> str | None:
+        """Give `text` (review feedback, a failing check) to the session's agent as the user's
+        next message if this extension runs that agent; returns how ("message"), else None.
+        The first to answer wins; when none does, the manager types it into the terminal."""
+        return None
+
     def describe(self, s: Session) -> dict[str, Any]:
         """Keys added to a session's description (`ls`, `session` events)."""
         return {}

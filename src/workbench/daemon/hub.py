@@ -1,5 +1,8 @@
 """Fan-out of pushed events and screen frames to subscribed clients.
 
+The pushed events are the bus's (daemon/bus.py), serialised here for the wire (`follow`);
+nothing else in the daemon writes events to clients.
+
 Frames are deltas (changed rows). A slow client never blocks the daemon: its pending
 frames for a session are merged into one, so it receives fewer, larger frames.
 """
@@ -9,10 +12,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from workbench.core.escapes import one_line
+from workbench.daemon.bus import AgentDelta, Bus, DiffChanged, LogRecorded, SessionChanged, SessionRemoved
 from workbench.daemon.protocol import encode
+
+if TYPE_CHECKING:
+    from workbench.core.models import Session
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +121,20 @@ class Hub:
 
     def remove(self, client: Client) -> None:
         self.clients.discard(client)
+
+    def follow(self, bus: Bus, describe: Callable[[Session], dict[str, Any]]) -> None:
+        """Push the bus's events to clients in the wire format (the protocol tests and the
+        UI are its contract); `describe` is the `session` event's body."""
+        bus.subscribe(SessionChanged, lambda e: self.publish("session", describe(e.session), e.session.id))
+        # Unscoped: a client that follows some sessions also learns the removed one is gone.
+        bus.subscribe(SessionRemoved, lambda e: self.publish("removed", {"id": e.session.id}))
+        bus.subscribe(LogRecorded, lambda e: self.publish(
+            "log", {"session": e.session.id, "seq": e.seq, "ts": e.ts, "kind": e.kind, "data": e.data},
+            e.session.id))
+        bus.subscribe(AgentDelta, lambda e: self.publish(
+            "delta", {"session": e.session.id, "text": e.text}, e.session.id))
+        bus.subscribe(DiffChanged, lambda e: self.publish(
+            "diff", {"session": e.session.id, "stat": e.stat, "digest": e.digest}, e.session.id))
 
     def publish(self, event: str, data: dict[str, Any], session_id: str | None = None) -> None:
         msg = {"event": event, "data": data}

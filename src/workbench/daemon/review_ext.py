@@ -4,8 +4,9 @@ discard, the per-repo check, and attempts (N sessions on one prompt).
 `setup(daemon)` returns a ReviewService, the daemon's extension (handlers find it with
 `service(d)`); the socket methods register on import. The service watches every
 session's worktree (core.watch), recomputes the diff off the event loop when files change
-and pushes `diff` events; it also learns about sessions from the hub (a local subscriber)
-to start the check when a session goes to `review`.
+and publishes DiffChanged; it follows the bus (daemon/bus.py) to watch new sessions, drop
+removed ones and start the check when a session goes to `review`. Feedback reaches the
+agent through the manager's `deliver(session, text)`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import logging
 import secrets
 import shutil
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,13 +29,14 @@ from workbench.core import review as rv
 from workbench.core.diff import Diff, FileDiff, check_path, diff_stat_text
 from workbench.core.escapes import strip_escapes
 from workbench.core.git_runner import run_git, stderr_text
-from workbench.core.models import Session
+from workbench.core.models import Session, SessionState
 from workbench.core.tree_diff import digest_of
 from workbench.core.watch import TreeWatcher, ignored_dirs
+from workbench.daemon.bus import DiffChanged, SessionChanged, SessionRemoved
 from workbench.daemon.extensions import Extension
 from workbench.daemon.hub import Client
 from workbench.daemon.protocol import Params
-from workbench.daemon.server import METHODS, method
+from workbench.daemon.server import method
 from workbench.daemon.sessions import CreateRequest
 from workbench.errors import GitError, UsageError, WorkbenchError
 
@@ -61,29 +63,6 @@ def service(d: Daemon) -> ReviewService:
     return svc
 
 
-class _HubListener(Client):
-    """Receives the hub's events in-process (no socket): session changes and removals."""
-
-    def __init__(self, on_event: Callable[[str, dict[str, Any]], None]) -> None:
-        super().__init__(None, "review")  # type: ignore[arg-type]
-        self.all_sessions = True
-        self._on_event = on_event
-
-    def send(self, msg: dict[str, Any]) -> None:
-        event = msg.get("event")
-        if event in ("session", "removed"):
-            try:
-                self._on_event(str(event), msg.get("data") or {})
-            except Exception:
-                log.exception("review: handling a %s event failed", event)
-
-    def send_frame(self, session_id: str, frame: dict[str, Any], urgent: bool = False) -> None:
-        pass
-
-    def close(self, abort: bool = False) -> None:
-        self.closed = True
-
-
 class ReviewService(Extension):
     def __init__(self, daemon: Daemon) -> None:
         self.d = daemon
@@ -98,12 +77,10 @@ class ReviewService(Extension):
         self._check_locks: dict[str, asyncio.Lock] = {}
         self._check_again: set[str] = set()
         self._check_fp: dict[str, str] = {}
-        self._last_state: dict[str, str] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self.loop = asyncio.get_running_loop()
-        self.listener = _HubListener(self._on_hub_event)
-        daemon.hub.add(self.listener)
-        self._spawn(self._startup())
+        daemon.manager.bus.subscribe(SessionChanged, self._on_session_changed)
+        daemon.manager.bus.subscribe(SessionRemoved, lambda e: self.forget(e.session.id))
 
     # plumbing
 
@@ -131,29 +108,20 @@ class ReviewService(Extension):
     def lock(self, sid: str) -> asyncio.Lock:
         return self.locks.setdefault(sid, asyncio.Lock())
 
-    async def _startup(self) -> None:
-        # Extensions load before the manager recovers the sessions from the store.
-        while self.d.server is None and not self.d.stopping.is_set():
-            await asyncio.sleep(0.05)
-        while not self.d.stopping.is_set():
-            for s in list(self.mgr.sessions.values()):
-                await self.ensure(s)
-            await asyncio.sleep(5)
-
-    def _on_hub_event(self, event: str, data: dict[str, Any]) -> None:
-        sid = str(data.get("id") or "")
-        if not sid:
-            return
-        if event == "removed":
-            self.forget(sid)
-            return
-        state = str(data.get("state") or "")
-        prev = self._last_state.get(sid)
-        self._last_state[sid] = state
-        s = self.mgr.sessions.get(sid)
-        if s is not None and sid not in self.watchers:
+    async def after_recover(self, prior: Mapping[str, SessionState]) -> None:
+        # Recovered sessions publish nothing unless their state changes: watch them all now.
+        # Later sessions are watched from their first SessionChanged; one whose worktree was
+        # not there yet is retried on each of its changes (no polling needed).
+        for s in list(self.mgr.sessions.values()):
             self._spawn(self.ensure(s))
-        if state == "review" and prev is not None and prev != "review" and s is not None:
+
+    def _on_session_changed(self, e: SessionChanged) -> None:
+        s = e.session
+        if s.id not in self.mgr.sessions:
+            return
+        if s.id not in self.watchers:
+            self._spawn(self.ensure(s))
+        if e.new_state == SessionState.REVIEW and e.old_state != SessionState.REVIEW:
             self.on_turn_finished(s)
 
     async def ensure(self, s: Session) -> None:
@@ -179,7 +147,6 @@ class ReviewService(Extension):
         self.git.forget(sid)
         self.stats.pop(sid, None)
         self.states.pop(sid, None)
-        self._last_state.pop(sid, None)
         self._check_fp.pop(sid, None)
         rv.ReviewState.delete(sid)
 
@@ -236,7 +203,7 @@ class ReviewService(Extension):
         self.stats[s.id] = {**stat, "digest": diff.digest, "at": time.time()}
         if s.id not in self.mgr.sessions:
             return
-        self.d.hub.publish("diff", {"session": s.id, "stat": stat, "digest": diff.digest}, s.id)
+        self.mgr.bus.publish(DiffChanged(s, stat, diff.digest))
         if old is None or any(old.get(k) != v for k, v in stat.items()):
             self.mgr.publish_session(s)
 
@@ -266,7 +233,7 @@ class ReviewService(Extension):
 
     def on_turn_finished(self, s: Session) -> None:
         """The agent finished a turn: run the repo's check if the worktree has changes
-        that were not checked yet. For the built-in agent's loop to call."""
+        that were not checked yet (the session went to `review`)."""
         self._spawn(self._auto_check(s.id))
 
     async def _auto_check(self, sid: str) -> None:
@@ -326,21 +293,6 @@ class ReviewService(Extension):
         if s.id in self.mgr.sessions:
             self.mgr.publish_session(s)
         return result
-
-    # delivering feedback to the agent
-
-    async def deliver(self, s: Session, c: Client, text: str) -> str:
-        """Send `text` to the session's agent: a user message for the built-in agent, typed
-        into the terminal otherwise. Returns how."""
-        send = METHODS.get("send")
-        if send is not None:  # the agent extension's `send` knows both kinds of agent
-            await send(self.d, c, Params({"id": s.id, "text": text}))
-            return "message" if s.agent == "builtin" else "typed"
-        if s.agent == "builtin":
-            raise WorkbenchError("the built-in agent is not loaded in this daemon; cannot send the review")
-        self.mgr.send_to_pty(s, text)
-        return "typed"
-
 
 # --------------------------------------------------------------------------- helpers
 
@@ -620,7 +572,7 @@ async def review(d: Daemon, c: Client, p: Params) -> dict[str, Any]:
         if not text:
             raise UsageError("nothing to send: no pending comments or rejections",
                              hint="reject a hunk with a reason or comment on a line first")
-        how = await svc.deliver(s, c, text)
+        how = await d.manager.deliver(s, text)
         rv.mark_sent(st)
         await asyncio.to_thread(st.save)
     d.manager.record(s, "review_sent", {"text": text, "rejections": len(rej), "comments": len(com), "via": how})
@@ -765,7 +717,7 @@ async def send_check(d: Daemon, c: Client, p: Params) -> dict[str, Any]:
     why = f"exit code {chk.get('exit_code')}" if chk.get("exit_code") is not None else chk.get("reason", "failed")
     text = (f"The check command `{chk.get('command')}` failed ({why}). The end of its output:\n\n"
             f"{chk.get('tail', '')}\n\nPlease fix what makes it fail.")
-    how = await svc.deliver(s, c, text)
+    how = await d.manager.deliver(s, text)
     d.manager.record(s, "check_sent", {"text": text, "via": how})
     return {"message": text, "via": how}
 

@@ -30,6 +30,7 @@ from workbench.core.models import ATTENTION_ORDER, Session, SessionState
 from workbench.core.pty import process_start_time
 from workbench.core.screen import ScreenEvent
 from workbench.core.store import Store
+from workbench.daemon.bus import Bus, LogRecorded, SessionChanged, SessionRemoved
 from workbench.daemon.extensions import Extension, Launcher, PtyObserver
 from workbench.daemon.hub import Hub
 from workbench.daemon.pty_runtime import PtyRuntime
@@ -109,7 +110,9 @@ def resolve_command(agent: str) -> list[str]:
 class SessionManager:
     def __init__(self, store: Store, hub: Hub) -> None:
         self.store = store
-        self.hub = hub
+        self.hub = hub  # frames only; events go through the bus, which the hub follows
+        self.bus = Bus()
+        hub.follow(self.bus, self.describe)
         self.sessions: dict[str, Session] = {}
         self.runtimes: dict[str, Any] = {}
         self._disk_cache: dict[str, tuple[float, int]] = {}
@@ -188,14 +191,15 @@ class SessionManager:
         self.store.save_session(s)
         self.store.add_event(s.id, "state", {"from": str(old), "to": str(state), "reason": reason, **data})
         log.info("session %s: %s -> %s %s", s.id, old, state, reason)
-        self.publish_session(s)
+        self.bus.publish(SessionChanged(s, old, state))
 
     def publish_session(self, s: Session) -> None:
-        self.hub.publish("session", self.describe(s), s.id)
+        """Something shown of `s` other than its state changed (stats, reason, approval...)."""
+        self.bus.publish(SessionChanged(s, s.state, s.state))
 
     def record(self, s: Session, kind: str, data: dict[str, Any]) -> None:
         seq = self.store.add_event(s.id, kind, data)
-        self.hub.publish("log", {"session": s.id, "seq": seq, "ts": time.time(), "kind": kind, "data": data}, s.id)
+        self.bus.publish(LogRecorded(s, seq, time.time(), kind, data))
 
     # startup / recovery
 
@@ -500,6 +504,16 @@ class SessionManager:
         self.record(s, "send", {"text": text[:2000]})
         return len(data) + 1
 
+    async def deliver(self, s: Session, text: str) -> str:
+        """The service features use to talk to a session's agent (review, check): the agent's
+        extension takes it (`Extension.deliver`), or it is typed into the PTY. Returns how."""
+        for ext in self.extensions:
+            how = await ext.deliver(s, text)
+            if how is not None:
+                return how
+        self.send_to_pty(s, text)
+        return "typed"
+
     def answer_pty(self, s: Session, action: str, text: str | None = None) -> None:
         for ext in self.extensions:
             if ext.answer_pty(s, action, text):
@@ -562,7 +576,7 @@ class SessionManager:
         self.store.set_approval(s.id, None)
         del self.sessions[s.id]
         self._disk_cache.pop(s.id, None)
-        self.hub.publish("removed", {"id": s.id})
+        self.bus.publish(SessionRemoved(s))
         for ext in self.extensions:
             ext.on_remove(s)
 
