@@ -13,8 +13,8 @@ import pytest
 
 from tests.test_ui_fakes import HarnessApp, sample_sessions, session
 from workbench import paths
+from workbench.ui.dialogs import ConfirmScreen, LineInputScreen
 from workbench.ui.messages import DaemonEvent
-from workbench.ui.screens.dialogs import ConfirmScreen, LineInputScreen
 from workbench.ui.screens.help import HelpScreen
 from workbench.ui.screens.new_session import NewSessionScreen
 from workbench.ui.widgets.approval_card import ApprovalCard

@@ -10,9 +10,9 @@ from typing import Any
 from tests.test_ui_app import SIZE, calls, started, sync
 from tests.test_ui_fakes import HarnessApp, sample_sessions, session
 from tests.test_ui_review_fakes import FakeReview
+from workbench.ui.dialogs import ConfirmScreen, LineInputScreen
 from workbench.ui.messages import DaemonEvent
 from workbench.ui.screens.compare import CompareScreen
-from workbench.ui.screens.dialogs import ConfirmScreen, LineInputScreen
 from workbench.ui.screens.merge import MergeScreen
 from workbench.ui.widgets.diff_panel import DiffPanel
 from workbench.ui.widgets.diff_view import DiffView

@@ -14,7 +14,7 @@ from tests.test_ui_review import cursor_row, until
 from tests.wb import Wb
 from workbench import paths
 from workbench.ui.app import WorkbenchApp
-from workbench.ui.screens.dialogs import ConfirmScreen, LineInputScreen
+from workbench.ui.dialogs import ConfirmScreen, LineInputScreen
 from workbench.ui.screens.merge import MergeScreen
 from workbench.ui.widgets.diff_view import DiffView
 

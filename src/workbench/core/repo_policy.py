@@ -31,7 +31,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
-    from workbench.config import Config
+    # A `workbench.config.Config`: config imports this module, so core names only its base.
+    from pydantic import BaseModel
 
 RuleKind = Literal["free", "tighten", "sandboxed", "trust"]
 
@@ -176,14 +177,14 @@ def repo_keys(data: dict[str, Any]) -> list[str]:
     return out
 
 
-def _value(cfg: Config, key: str) -> Any:
+def _value(cfg: BaseModel, key: str) -> Any:
     obj: Any = cfg
     for part in key.split("."):
         obj = getattr(obj, part, None)
     return obj
 
 
-def review(data: dict[str, Any], user: Config, merged: Config) -> tuple[list[Finding], list[str]]:
+def review(data: dict[str, Any], user: BaseModel, merged: BaseModel) -> tuple[list[Finding], list[str]]:
     """Judge a repo file: (keys that need trust, sandboxed-only command keys it sets).
 
     `data` is the parsed file, `user` the user's own config, `merged` the result of

@@ -34,16 +34,32 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal, Protocol
 
 from workbench import paths
 from workbench.core import limits, safe_fs, seccomp
 from workbench.errors import SandboxError
 
-if TYPE_CHECKING:
-    from workbench.config import SandboxSettings
-
 Mode = Literal["workspace", "strict", "off"]
+
+
+class SandboxSettings(Protocol):
+    """`[sandbox]` of config.toml (`workbench.config.SandboxSettings`; config imports core)."""
+
+    @property
+    def env_allowlist(self) -> Sequence[str]: ...
+    @property
+    def hidden_paths(self) -> Sequence[str]: ...
+    @property
+    def hide_dotenv(self) -> bool: ...
+    @property
+    def extra_ro_binds(self) -> Sequence[str]: ...
+    @property
+    def extra_rw_binds(self) -> Sequence[str]: ...
+    @property
+    def tmp_size_mb(self) -> int: ...
+    @property
+    def max_processes(self) -> int: ...
 MODES: tuple[Mode, ...] = ("workspace", "strict", "off")
 
 DEFAULT_ENV_ALLOWLIST: tuple[str, ...] = (

@@ -27,11 +27,11 @@ from workbench.agent.tools import CommandResult, PatchUnavailable, collect_outpu
 from workbench.config import Config
 from workbench.core.escapes import strip_escapes
 from workbench.core.models import Session, SessionState
+from workbench.daemon.api import method
 from workbench.daemon.bus import AgentDelta
 from workbench.daemon.extensions import Extension, Launcher
 from workbench.daemon.hub import Client
 from workbench.daemon.protocol import Params
-from workbench.daemon.server import method
 from workbench.daemon.session_git import has_changes
 from workbench.daemon.sessions import LIVE_STATES, CreateRequest, SessionManager
 from workbench.errors import UsageError, WorkbenchError
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     # The loop pulls in the openai SDK (~0.3 s): imported on the first built-in launch.
     from workbench.agent.loop import Agent, Decision, Status
     from workbench.agent.providers import ProviderConfig
-    from workbench.daemon.server import Daemon
+    from workbench.daemon.api import Daemon
     from workbench.demo.script import FakeOpenAI
 
 log = logging.getLogger(__name__)

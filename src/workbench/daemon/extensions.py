@@ -1,15 +1,14 @@
 """Optional parts of the daemon (built-in agent, diff review, ...) and the hooks they get.
 
-An extension module exposes `setup(daemon) -> Extension`; the daemon registers what it
-returns with its SessionManager, in EXTENSIONS order, before sessions are recovered. The
-manager calls the hooks below (each optional: the base class does nothing) in that same
-order; no extension replaces a manager method. docs/architecture.md ("Extensions") lists
-when each hook runs.
+An extension module exposes `setup(daemon) -> Extension` (`daemon` is an `api.Daemon`); the
+server (`server.load_extensions`) registers what it returns with its SessionManager, in
+EXTENSIONS order, before sessions are recovered. The manager calls the hooks below (each
+optional: the base class does nothing) in that same order; no extension replaces a manager
+method. docs/architecture.md ("Extensions") lists when each hook runs.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
@@ -19,8 +18,7 @@ if TYPE_CHECKING:
     from workbench.core.models import Session, SessionState
     from workbench.core.screen import ScreenEvent
     from workbench.daemon.pty_runtime import PtyRuntime
-    from workbench.daemon.server import Daemon
-    from workbench.daemon.sessions import LaunchSpec
+    from workbench.daemon.sandboxing import LaunchSpec
 
 log = logging.getLogger(__name__)
 
@@ -79,9 +77,3 @@ class Extension:
 
     def on_shutdown(self) -> None:
         """The daemon stops: sessions are stopped and the manager's tasks cancelled."""
-
-
-def load_extensions(daemon: Daemon) -> None:
-    for name in EXTENSIONS:
-        mod = importlib.import_module(name)
-        daemon.manager.add_extension(mod.setup(daemon))

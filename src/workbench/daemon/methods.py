@@ -8,14 +8,14 @@ from typing import TYPE_CHECKING, Any
 
 from workbench import __version__, paths
 from workbench.core.keys import decode_escapes
+from workbench.daemon.api import method
 from workbench.daemon.hub import Client
 from workbench.daemon.protocol import Params
-from workbench.daemon.server import method
 from workbench.daemon.sessions import CreateRequest
 from workbench.errors import UsageError
 
 if TYPE_CHECKING:
-    from workbench.daemon.server import Daemon
+    from workbench.daemon.api import Daemon
 
 _SIZE_RE = re.compile(r"^(\d{1,4})x(\d{1,4})$")
 

@@ -29,18 +29,19 @@ from workbench import paths, profiles
 from workbench.config import Config
 from workbench.core.keys import decode_escapes
 from workbench.core.models import Session, SessionState
+from workbench.daemon.api import method
 from workbench.daemon.attention import AttentionObserver
 from workbench.daemon.extensions import Extension
 from workbench.daemon.hub import Client
 from workbench.daemon.protocol import Params
 from workbench.daemon.pty_runtime import PtyRuntime
-from workbench.daemon.server import method
-from workbench.daemon.sessions import LaunchSpec, SessionManager, resolve_shell
+from workbench.daemon.sandboxing import LaunchSpec
+from workbench.daemon.sessions import SessionManager, resolve_shell
 from workbench.errors import UsageError, WorkbenchError
 from workbench.profiles import Profile, integrations
 
 if TYPE_CHECKING:
-    from workbench.daemon.server import Daemon
+    from workbench.daemon.api import Daemon
 
 log = logging.getLogger(__name__)
 

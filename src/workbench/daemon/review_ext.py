@@ -32,16 +32,16 @@ from workbench.core.git_runner import run_git, stderr_text
 from workbench.core.models import Session, SessionState
 from workbench.core.tree_diff import digest_of
 from workbench.core.watch import TreeWatcher, ignored_dirs
+from workbench.daemon.api import method
 from workbench.daemon.bus import DiffChanged, SessionChanged, SessionRemoved
 from workbench.daemon.extensions import Extension
 from workbench.daemon.hub import Client
 from workbench.daemon.protocol import Params
-from workbench.daemon.server import method
 from workbench.daemon.sessions import CreateRequest
 from workbench.errors import GitError, UsageError, WorkbenchError
 
 if TYPE_CHECKING:
-    from workbench.daemon.server import Daemon
+    from workbench.daemon.api import Daemon
 
 log = logging.getLogger(__name__)
 

@@ -5,14 +5,33 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from workbench import config as config_mod
 from workbench import paths
 from workbench.core.models import Session
 
-if TYPE_CHECKING:
-    from workbench.daemon.sessions import LaunchSpec, SessionManager
+
+@dataclass
+class LaunchSpec:
+    """What a command resolver (an agent profile) wants to run in a session's PTY."""
+
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    # Extra paths the sandbox must show (credentials), and variables copied from the daemon.
+    ro_binds: list[str] = field(default_factory=list)
+    rw_binds: list[str] = field(default_factory=list)
+    pass_env: list[str] = field(default_factory=list)
+    network: bool | None = None
+    # A workbench helper (session_side/), not the agent: may write the session's .git.
+    helper: bool = False
+
+
+class SessionTable(Protocol):
+    """The sessions a sandbox hides from one another (the SessionManager)."""
+
+    sessions: dict[str, Session]
+
 
 TERM_ENV = {"TERM": "xterm-256color", "COLORTERM": "truecolor"}
 
@@ -47,7 +66,7 @@ def session_env(s: Session) -> dict[str, str]:
 
 
 def sandbox_command(
-    mgr: SessionManager, s: Session, argv: list[str], spec_in: LaunchSpec | None = None, *, new_session: bool = False
+    mgr: SessionTable, s: Session, argv: list[str], spec_in: LaunchSpec | None = None, *, new_session: bool = False
 ) -> Any:
     """The command for one spawn (a `wrap()` result is good for exactly one)."""
     env_extra = {**session_env(s), **(spec_in.env if spec_in else {})}

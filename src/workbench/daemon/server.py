@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import importlib
 import logging
 import logging.handlers
 import os
@@ -17,13 +18,15 @@ import socket
 import stat
 import struct
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from workbench import __version__, paths
 from workbench.core.escapes import InertLogFormatter
 from workbench.core.store import Store
+from workbench.daemon import methods  # noqa: F401  registers the handlers
+from workbench.daemon.api import METHODS as METHODS  # the dispatch table (re-exported)
+from workbench.daemon.extensions import EXTENSIONS
 from workbench.daemon.hub import Client, Hub
 from workbench.daemon.protocol import (
     MAX_LINE,
@@ -41,16 +44,12 @@ log = logging.getLogger("workbench.daemon")
 
 MAX_INFLIGHT = 32  # concurrent requests per connection
 
-Handler = Callable[["Daemon", Client, Params], Awaitable[Any]]
-METHODS: dict[str, Handler] = {}
 
-
-def method(name: str) -> Callable[[Handler], Handler]:
-    def deco(fn: Handler) -> Handler:
-        METHODS[name] = fn
-        return fn
-
-    return deco
+def load_extensions(daemon: Daemon) -> None:
+    """Set up every module of EXTENSIONS and register what it returns, in that order."""
+    for name in EXTENSIONS:
+        mod = importlib.import_module(name)
+        daemon.manager.add_extension(mod.setup(daemon))
 
 
 def peer_uid(sock: socket.socket) -> int | None:
@@ -76,9 +75,6 @@ class Daemon:
         self._conn_tasks: set[asyncio.Task[Any]] = set()
 
     async def run(self) -> None:
-        from workbench.daemon import methods  # noqa: F401  registers the handlers
-        from workbench.daemon.extensions import load_extensions
-
         load_extensions(self)
         self._probe_sandbox()
         await self.manager.recover()

@@ -20,7 +20,7 @@ import tempfile
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from workbench.core import session_repo
 from workbench.core.diff import Diff, compute_diff
@@ -28,11 +28,9 @@ from workbench.core.escapes import strip_escapes
 from workbench.core.git_runner import run_git
 from workbench.core.models import Session
 from workbench.core.tree_diff import compute_tree_diff
+from workbench.daemon.sandboxing import LaunchSpec
 from workbench.errors import GitError, WorkbenchError
 from workbench.session_side import launch
-
-if TYPE_CHECKING:
-    from workbench.daemon.sessions import SessionManager
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +55,16 @@ def _helper_error(what: str, err: bytes) -> GitError:
     return GitError(f"{what} failed inside the session: {(text[-1] if text else 'no message')[:300]}")
 
 
+class Sandboxer(Protocol):
+    """What SessionGit needs of the SessionManager: its sandbox for one session."""
+
+    def sandboxed(
+        self, s: Session, argv: list[str], spec: LaunchSpec | None = None, *, new_session: bool = False
+    ) -> Any: ...
+
+
 class SessionGit:
-    def __init__(self, manager: SessionManager) -> None:
+    def __init__(self, manager: Sandboxer) -> None:
         self.mgr = manager
         self._locks: dict[str, threading.Lock] = {}
 
@@ -82,8 +88,6 @@ class SessionGit:
     # ----------------------------------------------------------------- helpers in the sandbox
 
     def _spawn(self, s: Session, module: str, args: Sequence[str]) -> tuple[subprocess.Popen[bytes], Any]:
-        from workbench.daemon.sessions import LaunchSpec
-
         argv = launch.argv(module, *args)
         cmd = self.mgr.sandboxed(s, argv, LaunchSpec(argv, helper=True, ro_binds=launch.private_tmp_paths()),
                                  new_session=True)

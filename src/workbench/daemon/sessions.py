@@ -34,31 +34,16 @@ from workbench.daemon.bus import Bus, LogRecorded, SessionChanged, SessionRemove
 from workbench.daemon.extensions import Extension, Launcher, PtyObserver
 from workbench.daemon.hub import Hub
 from workbench.daemon.pty_runtime import PtyRuntime
+from workbench.daemon.sandboxing import LaunchSpec, forget, sandbox_command
+from workbench.daemon.session_git import SessionGit
 from workbench.errors import NotFound, UsageError, WorkbenchError
 
 if TYPE_CHECKING:
-    from workbench.daemon.session_git import SessionGit
-
     E = TypeVar("E", bound=Extension)
 
 log = logging.getLogger(__name__)
 
 LIVE_STATES = {SessionState.STARTING, SessionState.RUNNING, SessionState.WAITING}
-
-
-@dataclass
-class LaunchSpec:
-    """What a command resolver (an agent profile) wants to run in a session's PTY."""
-
-    argv: list[str]
-    env: dict[str, str] = field(default_factory=dict)
-    # Extra paths the sandbox must show (credentials), and variables copied from the daemon.
-    ro_binds: list[str] = field(default_factory=list)
-    rw_binds: list[str] = field(default_factory=list)
-    pass_env: list[str] = field(default_factory=list)
-    network: bool | None = None
-    # A workbench helper (session_side/), not the agent: may write the session's .git.
-    helper: bool = False
 
 
 @dataclass
@@ -441,8 +426,6 @@ class SessionManager:
         self, s: Session, argv: list[str], spec: LaunchSpec | None = None, *, new_session: bool = False
     ) -> Any:
         """Wrap argv in the session's sandbox; `new_session` for commands without a terminal."""
-        from workbench.daemon.sandboxing import sandbox_command
-
         return sandbox_command(self, s, argv, spec, new_session=new_session)
 
     def _notify_observers(self, s: Session, hook: str, *args: Any) -> None:
@@ -568,8 +551,6 @@ class SessionManager:
         home = paths.data_dir() / "homes" / s.id
         if home.exists():
             await asyncio.to_thread(shutil.rmtree, home, True)
-        from workbench.daemon.sandboxing import forget
-
         forget(s.id)
         self.record(s, "removed", {"keep_branch": keep_branch})
         self.store.mark_removed(s.id)
@@ -584,8 +565,6 @@ class SessionManager:
     def git(self) -> SessionGit:
         """The one way into sessions' repositories (helpers in their sandboxes)."""
         if self._git is None:
-            from workbench.daemon.session_git import SessionGit
-
             self._git = SessionGit(self)
         return self._git
 

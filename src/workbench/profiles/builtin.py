@@ -3,7 +3,7 @@ replace any of them (`[profiles.codex] waiting_patterns = [...]`)."""
 
 from __future__ import annotations
 
-from workbench.profiles import Pattern, Profile, _patterns
+from workbench.profiles.model import Pattern, Profile, _patterns
 
 # Braille spinner frames some TUIs put in front of the title while they work.
 _SPINNER_TITLE = r"^[\u2800-\u28ff] "

@@ -13,17 +13,14 @@ from workbench.ui import model
 from workbench.ui.keymap import DESCRIPTIONS
 
 if TYPE_CHECKING:
-    from workbench.ui.app import WorkbenchApp
+    from workbench.ui.host import ScreenHost
 
 
 class WorkbenchCommands(Provider):
     def _commands(self) -> list[tuple[str, Callable[[], object], str]]:
-        from workbench.ui.app import WorkbenchApp
-        from workbench.ui.screens.main import MainScreen
-
-        app = cast("WorkbenchApp", self.app)
+        app = cast("ScreenHost", self.app)
         out: list[tuple[str, Callable[[], object], str]] = []
-        for scope, bindings in (("app", WorkbenchApp.BINDINGS), ("main", MainScreen.BINDINGS)):
+        for scope, bindings in (("app", type(app).BINDINGS), ("main", type(app.main).BINDINGS)):
             for b in bindings:
                 if isinstance(b, Binding) and b.id and b.id != "app.palette":
                     label = DESCRIPTIONS.get(b.id, b.description)

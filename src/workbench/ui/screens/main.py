@@ -14,8 +14,8 @@ from textual.widgets import OptionList
 from workbench.errors import WorkbenchError
 from workbench.ui import model
 from workbench.ui.daemon_link import NotAvailable
+from workbench.ui.dialogs import ConfirmScreen, LineInputScreen
 from workbench.ui.layout_state import MAX_PANES
-from workbench.ui.screens.dialogs import ConfirmScreen, LineInputScreen
 from workbench.ui.screens.review_actions import ReviewActions
 from workbench.ui.widgets.approval_card import ApprovalCard
 from workbench.ui.widgets.grid import PaneGrid
@@ -25,10 +25,10 @@ from workbench.ui.widgets.status_bar import StatusBar
 from workbench.ui.widgets.terminal import TerminalView
 
 if TYPE_CHECKING:
-    from workbench.ui.app import WorkbenchApp
+    from workbench.ui.host import ScreenHost
 
 
-class MainScreen(ReviewActions, Screen[None]):
+class MainScreen(Screen[None]):
     AUTO_FOCUS = "#sessions"
     DEFAULT_CSS = """
     MainScreen #body { height: 1fr; }
@@ -77,10 +77,11 @@ class MainScreen(ReviewActions, Screen[None]):
         self.right = Container(id="right")
         self.panes: dict[str, SessionPane] = {}
         self._shown: tuple[Any, ...] = ()
+        self.review = ReviewActions(self)
 
     @property
-    def wb(self) -> WorkbenchApp:
-        return cast("WorkbenchApp", self.app)
+    def wb(self) -> ScreenHost:
+        return cast("ScreenHost", self.app)
 
     def compose(self) -> Any:
         with Horizontal(id="body"):
@@ -302,6 +303,29 @@ class MainScreen(ReviewActions, Screen[None]):
         self.session_list.focus()
 
     # actions
+
+    # review actions (screens/review_actions.py)
+
+    def action_undo(self) -> None:
+        self.review.undo()
+
+    def action_send_review(self) -> None:
+        self.review.send_review()
+
+    def action_merge(self) -> None:
+        self.review.merge()
+
+    def action_discard(self) -> None:
+        self.review.discard()
+
+    def action_check(self) -> None:
+        self.review.check()
+
+    def action_send_check(self) -> None:
+        self.review.send_check()
+
+    def action_compare(self) -> None:
+        self.review.compare()
 
     def action_quit(self) -> None:
         self.app.exit()

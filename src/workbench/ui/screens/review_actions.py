@@ -2,41 +2,67 @@
 run the check, send a failing check to the agent, compare attempts and pick the winner.
 
 They act on the focused session, from the list or from its diff. Every one goes through
-the daemon, which writes it to the session's event log."""
+the daemon, which writes it to the session's event log. The main screen owns one
+`ReviewActions` and its `action_*` methods call it; this module never imports the app or
+the screen: it sees the screen as a `ReviewScreen` and the app as a `ScreenHost`."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-from textual import work
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from workbench.core.escapes import one_line
 from workbench.errors import WorkbenchError
 from workbench.ui import model
+from workbench.ui.dialogs import ConfirmScreen
 from workbench.ui.screens.compare import CompareScreen
-from workbench.ui.screens.dialogs import ConfirmScreen
 from workbench.ui.screens.merge import MergeForm, MergeScreen
 
 if TYPE_CHECKING:
-    from workbench.ui.app import WorkbenchApp
+    from textual.app import App
+    from textual.worker import Worker
+
+    from workbench.ui.host import ScreenHost
     from workbench.ui.widgets.session_pane import SessionPane
 
 
+class ReviewScreen(Protocol):
+    """The screen that owns the actions (MainScreen)."""
+
+    panes: dict[str, SessionPane]
+
+    @property
+    def app(self) -> App[Any]: ...
+
+    def current(self) -> dict[str, Any] | None: ...
+    def notify(self, message: str, *, title: str = "", severity: Any = "information",
+               timeout: float | None = None, markup: bool = True) -> None: ...
+    def run_worker(self, work: Any, name: str | None = "", group: str = "default", description: str = "",
+                   exit_on_error: bool = True, start: bool = True, exclusive: bool = False,
+                   thread: bool = False) -> Worker[Any]: ...
+
+
 class ReviewActions:
-    """Mixed into MainScreen."""
+    """The review actions of one screen; workers run on that screen (cancelled with it)."""
 
-    if TYPE_CHECKING:
-        panes: dict[str, SessionPane]
+    def __init__(self, screen: ReviewScreen) -> None:
+        self.screen = screen
 
-        @property
-        def wb(self) -> WorkbenchApp: ...
+    @property
+    def wb(self) -> ScreenHost:
+        return cast("ScreenHost", self.screen.app)
 
-        def current(self) -> dict[str, Any] | None: ...
-        def notify(self, message: str, *, title: str = "", severity: Any = "information",
-                   timeout: float | None = None, markup: bool = True) -> None: ...
+    def current(self) -> dict[str, Any] | None:
+        return self.screen.current()
+
+    def notify(self, message: str, *, severity: Any = "information", timeout: float | None = None) -> None:
+        self.screen.notify(message, severity=severity, timeout=timeout)
+
+    def _run(self, coro: Coroutine[Any, Any, None], group: str) -> None:
+        self.screen.run_worker(coro, group=group, exit_on_error=False)
 
     def _reload_diff(self, sid: str) -> None:
-        pane = self.panes.get(sid)
+        pane = self.screen.panes.get(sid)
         if pane is not None and pane.view in ("diff", "split"):
             pane.load_diff()
 
@@ -49,8 +75,10 @@ class ReviewActions:
 
     # undo and send
 
-    @work(exit_on_error=False, group="review-act")
-    async def action_undo(self) -> None:
+    def undo(self) -> None:
+        self._run(self._undo_work(), "review-act")
+
+    async def _undo_work(self) -> None:
         s = self.current()
         if s is None:
             return
@@ -60,8 +88,10 @@ class ReviewActions:
             self.notify(f"{model.name_of(s)}: undid the last {what}", timeout=3)
             self._reload_diff(s["id"])
 
-    @work(exit_on_error=False, group="review-act")
-    async def action_send_review(self) -> None:
+    def send_review(self) -> None:
+        self._run(self._send_review_work(), "review-act")
+
+    async def _send_review_work(self) -> None:
         s = self.current()
         if s is None:
             return
@@ -76,14 +106,16 @@ class ReviewActions:
 
         def done(yes: bool | None) -> None:
             if yes:
-                self._send_review(sid, name)
+                self._deliver_review(sid, name)
 
-        self.wb.push_screen(ConfirmScreen(
+        self.screen.app.push_screen(ConfirmScreen(
             f"Send this review to {name}? ({preview.get('rejections', 0)} rejected, "
             f"{preview.get('comments', 0)} comments)", text, yes="send it", mild=True), done)
 
-    @work(exit_on_error=False, group="review-act")
-    async def _send_review(self, sid: str, name: str) -> None:
+    def _deliver_review(self, sid: str, name: str) -> None:
+        self._run(self._deliver_review_work(sid, name), "review-act")
+
+    async def _deliver_review_work(self, sid: str, name: str) -> None:
         res = await self._call("review", id=sid, send=True)
         if res is not None:
             self.notify(f"review sent to {name} ({res.get('via') or 'message'})", timeout=4)
@@ -91,7 +123,7 @@ class ReviewActions:
 
     # finish
 
-    def action_merge(self, form: MergeForm | None = None, error: str = "") -> None:
+    def merge(self, form: MergeForm | None = None, error: str = "") -> None:
         s = self.current()
         if s is None and form is None:
             return
@@ -106,15 +138,17 @@ class ReviewActions:
             if result is not None:
                 self._merge(result)
 
-        self.wb.push_screen(MergeScreen(form, error), done)
+        self.screen.app.push_screen(MergeScreen(form, error), done)
 
-    @work(exit_on_error=False, group="review-act")
-    async def _merge(self, form: MergeForm) -> None:
+    def _merge(self, form: MergeForm) -> None:
+        self._run(self._merge_work(form), "review-act")
+
+    async def _merge_work(self, form: MergeForm) -> None:
         try:
             res = await self.wb.call("merge", **form.params())
         except WorkbenchError as e:
             # Nothing is lost: the dialog comes back with the message and the choices.
-            self.action_merge(form, one_line(str(e), 600))
+            self.merge(form, one_line(str(e), 600))
             return
         if res.get("pr"):
             self.notify(f"{form.name}: pull request {one_line(str(res['pr']), 100)}", timeout=8)
@@ -125,7 +159,7 @@ class ReviewActions:
             self.notify(one_line(str(res["warning"]), 300), severity="warning", timeout=8)
         self._reload_diff(form.session_id)
 
-    def action_discard(self) -> None:
+    def discard(self) -> None:
         s = self.current()
         if s is None:
             return
@@ -137,12 +171,14 @@ class ReviewActions:
             if yes:
                 self._discard(sid, name)
 
-        self.wb.push_screen(ConfirmScreen(
+        self.screen.app.push_screen(ConfirmScreen(
             f"Discard every change of {name}{what}? The worktree and its branch go back to the base "
             "commit; untracked files are deleted.", yes="discard"), done)
 
-    @work(exit_on_error=False, group="review-act")
-    async def _discard(self, sid: str, name: str) -> None:
+    def _discard(self, sid: str, name: str) -> None:
+        self._run(self._discard_work(sid, name), "review-act")
+
+    async def _discard_work(self, sid: str, name: str) -> None:
         res = await self._call("discard", id=sid)
         if res is not None:
             self.notify(f"{name}: discarded {res.get('files', 0)} files", timeout=4)
@@ -150,8 +186,10 @@ class ReviewActions:
 
     # checks
 
-    @work(exit_on_error=False, group="check")
-    async def action_check(self) -> None:
+    def check(self) -> None:
+        self._run(self._check_work(), "check")
+
+    async def _check_work(self) -> None:
         s = self.current()
         if s is None:
             return
@@ -165,8 +203,10 @@ class ReviewActions:
                     severity="information" if status == "passed" else "warning", timeout=5)
         self._reload_diff(s["id"])
 
-    @work(exit_on_error=False, group="review-act")
-    async def action_send_check(self) -> None:
+    def send_check(self) -> None:
+        self._run(self._send_check_work(), "review-act")
+
+    async def _send_check_work(self) -> None:
         s = self.current()
         if s is None:
             return
@@ -176,8 +216,10 @@ class ReviewActions:
 
     # attempts
 
-    @work(exit_on_error=False, group="review-act")
-    async def action_compare(self) -> None:
+    def compare(self) -> None:
+        self._run(self._compare_work(), "review-act")
+
+    async def _compare_work(self) -> None:
         s = self.current()
         if s is None:
             return
@@ -189,7 +231,7 @@ class ReviewActions:
             if winner:
                 self._confirm_pick(winner, res)
 
-        self.wb.push_screen(CompareScreen(res, s["id"]), done)
+        self.screen.app.push_screen(CompareScreen(res, s["id"]), done)
 
     def _confirm_pick(self, winner: str, res: dict[str, Any]) -> None:
         entries = [e for e in res.get("sessions") or [] if isinstance(e, dict)]
@@ -200,12 +242,14 @@ class ReviewActions:
             if yes:
                 self._pick(winner, name)
 
-        self.wb.push_screen(ConfirmScreen(
+        self.screen.app.push_screen(ConfirmScreen(
             f"Pick {name}? The other attempts ({losers or 'none'}) are removed with their worktrees "
             "and branches.", yes="pick it"), done)
 
-    @work(exit_on_error=False, group="review-act")
-    async def _pick(self, winner: str, name: str) -> None:
+    def _pick(self, winner: str, name: str) -> None:
+        self._run(self._pick_work(winner, name), "review-act")
+
+    async def _pick_work(self, winner: str, name: str) -> None:
         res = await self._call("pick", id=winner)
         if res is not None:
             gone = ", ".join(one_line(str(r.get("name")), 30) for r in res.get("removed") or [])

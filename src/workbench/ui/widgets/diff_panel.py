@@ -14,8 +14,8 @@ from textual.widgets import OptionList, Static
 
 from workbench.core.escapes import one_line
 from workbench.errors import WorkbenchError
+from workbench.ui.dialogs import LineInputScreen
 from workbench.ui.diff_doc import PLAIN_FIRST_LINES, DiffDoc, HunkCache, PFile, layout, line_count, prepare
-from workbench.ui.screens.dialogs import LineInputScreen
 from workbench.ui.widgets.check_panel import CheckPanel
 from workbench.ui.widgets.diff_files import DiffFileList
 from workbench.ui.widgets.diff_view import DiffView, Target
