@@ -15,6 +15,7 @@ import json
 import re
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -98,7 +99,11 @@ def remove(repo: Path, worktree: Path, session_id: str) -> None:
         if worktree.is_symlink():
             worktree.unlink()
         else:
-            shutil.rmtree(worktree, ignore_errors=True)
+            for _ in range(3):  # a process of the session may still be writing as it dies
+                shutil.rmtree(worktree, ignore_errors=True)
+                if not worktree.exists():
+                    break
+                time.sleep(0.2)
     if repo.is_dir():
         for name in list_refs(repo, session_id):
             run_git(repo, ["update-ref", "-d", name], check=False)

@@ -11,6 +11,7 @@ from the host (docs/security.md, "The host boundary").
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -67,12 +68,30 @@ class SessionGit:
     def __init__(self, manager: Sandboxer) -> None:
         self.mgr = manager
         self._locks: dict[str, threading.Lock] = {}
+        self._procs: dict[str, set[subprocess.Popen[bytes]]] = {}
+        self._closing: set[str] = set()
 
     def _lock(self, sid: str) -> threading.Lock:
         return self._locks.setdefault(sid, threading.Lock())
 
+    def close(self, sid: str) -> None:
+        """Before the worktree is deleted: no new helper starts, running ones are killed and
+        an import or edit in progress has finished (a helper writing into the worktree while
+        it is removed would leave it half there)."""
+        self._closing.add(sid)
+        for proc in list(self._procs.get(sid, ())):
+            with contextlib.suppress(OSError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        with self._lock(sid):
+            pass
+
     def forget(self, sid: str) -> None:
         self._locks.pop(sid, None)
+        self._procs.pop(sid, None)
+        self._closing.discard(sid)
+
+    def _done(self, sid: str, proc: subprocess.Popen[bytes]) -> None:
+        self._procs.get(sid, set()).discard(proc)
 
     @staticmethod
     def check_layout(s: Session) -> None:
@@ -88,6 +107,8 @@ class SessionGit:
     # ----------------------------------------------------------------- helpers in the sandbox
 
     def _spawn(self, s: Session, module: str, args: Sequence[str]) -> tuple[subprocess.Popen[bytes], Any]:
+        if s.id in self._closing:
+            raise WorkbenchError(f"session {s.name} is being removed")
         argv = launch.argv(module, *args)
         cmd = self.mgr.sandboxed(s, argv, LaunchSpec(argv, helper=True, ro_binds=launch.private_tmp_paths()),
                                  new_session=True)
@@ -102,6 +123,7 @@ class SessionGit:
             raise
         finally:
             cmd.close()
+        self._procs.setdefault(s.id, set()).add(proc)
         return proc, err
 
     @staticmethod
@@ -175,6 +197,7 @@ class SessionGit:
                 if proc.poll() is None:
                     proc.kill()
                     proc.wait()
+                self._done(s.id, proc)
         return snap
 
     async def diff(self, s: Session, *, context: int = 3, paths: Sequence[str] | None = None) -> Diff:
@@ -215,6 +238,8 @@ class SessionGit:
                 proc.kill()
                 proc.wait()
                 raise GitError("an edit inside the session timed out") from None
+            finally:
+                self._done(s.id, proc)
             if proc.returncode != 0 or len(out) > MAX_EDIT_REPLY:
                 err.seek(0)
                 raise _helper_error("editing the worktree", err.read()[-4000:])

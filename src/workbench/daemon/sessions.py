@@ -547,7 +547,9 @@ class SessionManager:
             if keep_branch:
                 await self._snapshot_quietly(s)
                 await asyncio.to_thread(_keep_branch, s)
+            await asyncio.to_thread(self.git.close, s.id)
             await asyncio.to_thread(session_repo.remove, Path(s.repo), Path(s.worktree), s.id)
+            self.git.forget(s.id)
         home = paths.data_dir() / "homes" / s.id
         if home.exists():
             await asyncio.to_thread(shutil.rmtree, home, True)
