@@ -16,6 +16,16 @@ if TYPE_CHECKING:
     from tests.wb import Wb
 
 
+@pytest.fixture
+def needs_bwrap() -> None:
+    """Skip, saying why, where bubblewrap cannot run (the sandbox suites use it)."""
+    from workbench.core import sandbox
+
+    res = sandbox.probe()
+    if not res.ok:
+        pytest.skip(f"bubblewrap cannot run here: {res.reason}")
+
+
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """Private XDG dirs and HOME so tests (and their daemons) never see each other."""

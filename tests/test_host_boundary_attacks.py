@@ -21,18 +21,10 @@ import pytest
 from tests.conftest import git, make_repo
 from tests.wb import Wb
 from workbench import paths
-from workbench.core import sandbox
 
-pytestmark = pytest.mark.sandbox
+pytestmark = [pytest.mark.sandbox, pytest.mark.usefixtures("needs_bwrap")]
 MODES = ["workspace", "strict"]
 _marks = count(11)
-
-
-@pytest.fixture(autouse=True)
-def _needs_bwrap() -> None:
-    res = sandbox.probe()
-    if not res.ok:
-        pytest.skip(f"bubblewrap cannot run here: {res.reason}")
 
 
 @pytest.fixture

@@ -36,7 +36,7 @@ from tests.sandbox_fixtures import (
 from workbench import paths
 from workbench.core import sandbox, seccomp
 
-pytestmark = pytest.mark.sandbox
+pytestmark = [pytest.mark.sandbox, pytest.mark.usefixtures("needs_bwrap")]
 
 NR = seccomp.SYSCALLS.get(seccomp.native_arch(), {})
 
@@ -68,13 +68,6 @@ PRELUDE = textwrap.dedent(
         return r
     """
 )
-
-
-@pytest.fixture(autouse=True)
-def _needs_bwrap() -> None:
-    res = sandbox.probe()
-    if not res.ok:
-        pytest.skip(f"bubblewrap cannot run here: {res.reason}")
 
 
 @pytest.fixture

@@ -9,16 +9,8 @@ import pytest
 
 from tests.conftest import git
 from tests.wb import Wb
-from workbench.core import sandbox
 
-pytestmark = pytest.mark.sandbox
-
-
-@pytest.fixture(autouse=True)
-def _needs_bwrap() -> None:
-    res = sandbox.probe()
-    if not res.ok:
-        pytest.skip(f"bubblewrap cannot run here: {res.reason}")
+pytestmark = [pytest.mark.sandbox, pytest.mark.usefixtures("needs_bwrap")]
 
 
 def test_default_session_is_sandboxed_and_can_commit(wb: Wb, repo: Path) -> None:
