@@ -162,9 +162,7 @@ def test_interrupt_compact_and_the_responses_api(wb: Wb, calc_repo: Path, fake_f
     sid = wb.new(calc_repo, "--agent", "builtin", "--prompt", "THE TASK", "--approval", "full-auto", *OFF)
     wait_for(lambda: any(e["kind"] == "tool_call" for e in log_of(wb, sid)), 10, what="the sleep call")
     time.sleep(0.3)
-    t0 = time.monotonic()
     assert "interrupted" in wb.run("interrupt", sid).stdout
-    assert time.monotonic() - t0 < 5
     s = wb.session(sid)
     assert s["state"] == "running" and s["turn_active"] is False
     assert "nothing to interrupt" in wb.run("interrupt", sid).stdout

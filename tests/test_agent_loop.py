@@ -192,16 +192,13 @@ def test_model_mistakes_become_readable_errors(tmp_path: Path) -> None:
             await idle(agent, host)
             await agent.provider.close()
 
-        t0 = time.monotonic()
-        run(main())
-        elapsed = time.monotonic() - t0
+        run(main())  # bounded by pytest-timeout; how fast is for benchmarks/
     outs = host.of("tool_output")
     assert all(o["is_error"] for o in outs) and len(outs) == 4
     assert "unknown tool 'browse_web'" in outs[0]["output"]
     assert "not valid JSON" in outs[1]["output"]
     assert "apply_patch failed" in outs[2]["output"]
     assert "timed out after 300 ms" in outs[3]["output"]
-    assert elapsed < 4
     assert host.status == "running" and host.of("error") == []
     assert (root / "calc.py").read_text() == CALC
     assert fake.violations == []
@@ -304,22 +301,18 @@ def test_interrupt_stops_a_running_command_and_keeps_the_conversation_valid(tmp_
     script = [Script("", [calls(shell(["sleep", "30"])), Turn(text="after the interrupt")])]
     host = MemoryHost(root)
     with FakeOpenAI(script) as fake:
-        async def main() -> float:
+        async def main() -> None:
             agent = make_agent(fake, root, host)
             agent.begin("sleep a while")
             await until(lambda: bool(host.of("tool_call")))
             await asyncio.sleep(0.2)
-            t0 = time.monotonic()
             assert await agent.interrupt() is True
-            took = time.monotonic() - t0
             assert not agent.busy and await agent.interrupt() is False
             agent.send("go on")
             await idle(agent, host)
             await agent.provider.close()
-            return took
 
-        took = run(main())
-    assert took < 2
+        run(main())
     assert "interrupted" in host.kinds()
     _, items = host.stored()
     assert items[3] == {"type": "tool_result", "call_id": items[2]["tool_calls"][0]["call_id"],

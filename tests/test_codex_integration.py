@@ -17,7 +17,6 @@ import shutil
 import socket
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -140,7 +139,6 @@ def test_real_codex_asks_gets_approved_edits_and_finishes(
             "network = false\n"
         )
         wb.run("daemon", "start")
-        t0 = time.monotonic()
         s = call("new", repo=str(repo), agent="codex", prompt="create hello.txt",
                  sandbox="workspace" if sandboxed else "off")
         sid, worktree = s["id"], Path(s["worktree"])
@@ -158,7 +156,6 @@ def test_real_codex_asks_gets_approved_edits_and_finishes(
             ("review", ("hook:agent-turn-complete", "title", "pattern:composer", "silence")),
         ]), seq
         assert ("review", "hook:agent-turn-complete") in seq, seq
-        assert time.monotonic() - t0 < 45
         # Codex really talked to the fake through its provider, with our key.
         main = [r for r in fake_openai.requests if r.script == ""]
         assert len(main) >= 2

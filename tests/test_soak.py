@@ -19,7 +19,6 @@ from workbench.daemon.client import Client
 
 TOTAL = 100
 BATCH = 10
-BUDGET_S = 90
 RSS_SLACK_KB = 20 * 1024  # CPython keeps freed arenas; a leak of 100 sessions' worth is far more
 FD_SLACK = 2
 
@@ -77,7 +76,6 @@ def test_100_sessions_return_resources_to_baseline(wb: Wb, repo: Path) -> None:
         base_rss = rss_kb(pid)
         for start in range(0, TOTAL, BATCH):
             _cycle(c, repo, start, sandboxed)
-            assert time.monotonic() - t0 < BUDGET_S, f"soak over budget after {start + BATCH} sessions"
         assert c.call("ls") == []
     def children_back() -> bool:
         return len(descendants(pid)) <= base_children
@@ -93,7 +91,6 @@ def test_100_sessions_return_resources_to_baseline(wb: Wb, repo: Path) -> None:
     assert not any((paths.data_dir() / "homes").glob("*")) if (paths.data_dir() / "homes").exists() else True
     rss = rss_kb(pid)
     assert rss <= base_rss + RSS_SLACK_KB, f"daemon RSS grew from {base_rss} to {rss} KiB over {TOTAL} sessions"
-    elapsed = time.monotonic() - t0
-    assert elapsed < BUDGET_S, f"soak took {elapsed:.0f}s"
+    elapsed = time.monotonic() - t0  # reported, not asserted: timing belongs to benchmarks/
     print(f"soak: {TOTAL} sessions in {elapsed:.1f}s; fds {base_fds}->{fd_count(pid)}, "
           f"rss {base_rss}->{rss} KiB, children {base_children}->{len(descendants(pid))}")
