@@ -4,6 +4,9 @@ Independent of the provider wire format: providers turn `TOOL_SPECS` into their 
 and hand back `ToolCall`s; the loop asks for approval using `ParsedCall.describe()` and then
 calls `execute`. Nothing here raises for a model's mistake: it becomes an error outcome the
 model can read and correct.
+
+Over 600 lines because it holds tool specs, argument checks and execution of the three
+tools; specs and execution are the seam to split on (issue 13, item 4).
 """
 
 from __future__ import annotations

@@ -1,11 +1,19 @@
 """The worktree (tracked + untracked, minus ignored) against a session's base commit.
 
+Used on the host only for checkouts whose .git the session cannot write (an in-place
+session's main checkout, read-only in strict mode); a session's private repository is
+diffed from its imported snapshot instead (core/tree_diff.py). The parser and the
+models here serve both.
+
 The diff is computed through a throw-away copy of the worktree's index so the agent's
 real index is never written: untracked files are added to the copy as intent-to-add
 (`git add -N -A`, which hashes nothing into the object store) and `git diff <base>` then
 compares the working tree with the base tree. The unified output is parsed here into
 files and hunks; a hunk's id is a hash of its path and changed lines, so it survives
 recomputation as long as that hunk itself is unchanged.
+
+Over 600 lines because it holds the diff model, the unified-diff parser and the renderers;
+model / parse / render is the planned split (issue 13, item 4; the git runner already left).
 """
 
 from __future__ import annotations

@@ -212,10 +212,6 @@ def _toplevel(repo: Path) -> Path:
     return Path(proc.stdout.decode("utf-8", "surrogateescape").strip()).resolve()
 
 
-def _common_dir(top: Path) -> Path:
-    return Path(git_out(top, "rev-parse", "--path-format=absolute", "--git-common-dir")).resolve()
-
-
 def _current_branch(top: Path) -> str | None:
     proc = run_git(top, ["symbolic-ref", "--quiet", "HEAD"], check=False)
     ref = proc.stdout.decode("utf-8", "surrogateescape").strip()

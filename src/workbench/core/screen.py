@@ -12,6 +12,9 @@ cells one by one through cffi is ~10x slower; it stays only as a fallback. Decod
 are cached, so `lines()` and `frame()` cost nothing when nothing changed.
 
 Not thread-safe: one owner (the daemon's session runtime) must serialise calls.
+
+Over 600 lines because it holds the native binding, the SGR parser and the adapter; the
+split along those seams is issue 13, item 4.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from workbench.core.git_runner import git_env, git_out, run_git, stderr_text
 from workbench.core.worktree import branch_exists, validate_ref
@@ -123,14 +123,21 @@ def resolve(repo: Path, name: str) -> str | None:
 # --------------------------------------------------------------------------- import
 
 
+def json_object(raw: bytes, what: str) -> dict[str, Any]:
+    """A session-side helper's JSON reply, which must be one object (its fields are checked
+    by the caller)."""
+    try:
+        obj = json.loads(raw)
+    except ValueError:
+        raise GitError(f"the session's {what} sent a malformed reply") from None
+    if not isinstance(obj, dict):
+        raise GitError(f"the session's {what} sent a malformed reply")
+    return obj
+
+
 def parse_meta(line: bytes) -> tuple[Snapshot, bool]:
     """The snapshot helper's first line, checked field by field (it is session output)."""
-    try:
-        meta = json.loads(line)
-    except ValueError:
-        raise GitError("the session's snapshot helper sent a malformed reply") from None
-    if not isinstance(meta, dict):
-        raise GitError("the session's snapshot helper sent a malformed reply")
+    meta = json_object(line, "snapshot helper")
     for key in ("tip", "tree"):
         if not isinstance(meta.get(key), str) or not SHA_RE.match(meta[key]):
             raise GitError(f"the session's snapshot helper sent an invalid {key}")

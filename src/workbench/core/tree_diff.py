@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from workbench.core.diff import Diff, FileDiff, FileStatus, check_path, parse_unified
-from workbench.core.git_runner import ADD_OPTS, DIFF_FLAGS, SAFE_GIT, git_env, run_git, stderr_text
+from workbench.core.git_runner import ADD_OPTS, DIFF_FLAGS, SAFE_GIT, git_env
 from workbench.errors import GitError, UsageError
 
 MAX_FULL_FILES = 5000
@@ -166,15 +166,3 @@ def compute_tree_diff(
 def digest_of(base: str, tip: str, context: int = 3) -> str:
     """Equal digests, equal diffs: both ends are commits, named by their content."""
     return hashlib.sha1(f"{base} {tip} {context}".encode()).hexdigest()
-
-
-def changed_paths(repo: Path, base: str, tip: str) -> int:
-    out = run_git(repo, ["diff", "--name-only", "-z", base, tip, "--"]).stdout
-    return len([p for p in out.split(b"\0") if p])
-
-
-def is_ancestor(repo: Path, a: str, b: str) -> bool:
-    proc = run_git(repo, ["merge-base", "--is-ancestor", a, b], check=False)
-    if proc.returncode not in (0, 1):
-        raise GitError(f"git merge-base failed: {stderr_text(proc)}")
-    return proc.returncode == 0

@@ -4,6 +4,9 @@ Each built-in session gets an `Agent` (agent/loop.py) whose host is the session:
 entries go to the event log (and to subscribers as `log` events), conversation items and
 the pending approval to the store, streamed text to subscribers as `delta` events.
 Commands the model runs go through the session's sandbox (`SandboxRunner`).
+
+Over 600 lines because it holds the built-in agent's extension, its sandbox runner and its
+socket methods; they split along those three seams (issue 13, item 4).
 """
 
 from __future__ import annotations

@@ -7,6 +7,9 @@ session's worktree (core.watch), recomputes the diff off the event loop when fil
 and publishes DiffChanged; it follows the bus (daemon/bus.py) to watch new sessions, drop
 removed ones and start the check when a session goes to `review`. Feedback reaches the
 agent through the manager's `deliver(session, text)`.
+
+Over 600 lines because it holds the review service, its socket handlers and attempts; the
+split along those seams is issue 13, item 4.
 """
 
 from __future__ import annotations

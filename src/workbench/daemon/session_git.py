@@ -243,12 +243,7 @@ class SessionGit:
             if proc.returncode != 0 or len(out) > MAX_EDIT_REPLY:
                 err.seek(0)
                 raise _helper_error("editing the worktree", err.read()[-4000:])
-        try:
-            reply = json.loads(out)
-        except ValueError:
-            raise GitError("the session's edit helper sent a malformed reply") from None
-        if not isinstance(reply, dict):
-            raise GitError("the session's edit helper sent a malformed reply")
+        reply = session_repo.json_object(out, "edit helper")
         if not reply.get("ok"):
             raise GitError(strip_escapes(str(reply.get("error") or "the edit failed"))[:500],
                            hint="the file changed meanwhile; refresh the diff")

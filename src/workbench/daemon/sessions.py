@@ -2,6 +2,10 @@
 
 The store is the source of truth; runtimes (PTY processes, agent loops) are attached to
 sessions while the daemon runs. After a crash every session is reloaded from the store.
+
+Over 600 lines because it holds the session lifecycle in one place (create, launch, recover,
+stop, remove); the split planned is recovery and gc into their own modules (issue 13, item
+4).
 """
 
 from __future__ import annotations
