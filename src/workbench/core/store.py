@@ -17,6 +17,7 @@ from typing import Any
 
 from workbench.core.models import Session
 from workbench.errors import WorkbenchError
+from workbench.protocol.session import LogEntry
 
 SCHEMA_VERSION = 1
 
@@ -156,14 +157,14 @@ class Store:
             )
             return int(cur.lastrowid or 0)
 
-    def events(self, session_id: str, after: int = 0, limit: int = 10_000) -> list[dict[str, Any]]:
+    def events(self, session_id: str, after: int = 0, limit: int = 10_000) -> list[LogEntry]:
         with self._lock:
             rows = self._db.execute(
                 "SELECT seq, ts, kind, data FROM events WHERE session_id = ? AND seq > ? "
                 "ORDER BY seq LIMIT ?",
                 (session_id, after, limit),
             ).fetchall()
-        return [{"seq": r[0], "ts": r[1], "kind": r[2], "data": json.loads(r[3])} for r in rows]
+        return [LogEntry(seq=r[0], ts=r[1], kind=r[2], data=json.loads(r[3])) for r in rows]
 
     # conversation (built-in agent)
 

@@ -30,7 +30,7 @@ from workbench.agent.tools import CommandResult, PatchUnavailable, collect_outpu
 from workbench.config import Config
 from workbench.core.escapes import strip_escapes
 from workbench.core.models import Session, SessionState
-from workbench.daemon.api import method
+from workbench.daemon.api import legacy_method as method
 from workbench.daemon.bus import AgentDelta
 from workbench.daemon.extensions import Extension, Launcher
 from workbench.daemon.hub import Client
@@ -545,7 +545,7 @@ async def deny(d: Daemon, c: Client, p: Params) -> dict[str, Any]:
 
 
 @method("log")
-async def log_entries(d: Daemon, c: Client, p: Params) -> list[dict[str, Any]]:
+async def log_entries(d: Daemon, c: Client, p: Params) -> list[Any]:
     s = d.manager.get(p.str("id", required=True))
     after = p.int("after", 0) or 0
     limit = p.int("limit", 100_000) or 100_000

@@ -16,11 +16,16 @@ import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from workbench import paths
 from workbench.daemon.protocol import MAX_LINE, PROTOCOL_VERSION, decode, encode, hello, request
 from workbench.errors import DaemonError, WorkbenchError, from_wire
+from workbench.protocol import session as ps
+from workbench.protocol.method import Method
+
+P = TypeVar("P")
+R = TypeVar("R")
 
 START_TIMEOUT = 10.0
 
@@ -139,7 +144,16 @@ class Client:
                 raise from_wire(str(err.get("code")), str(err.get("message")))
             return msg.get("result")
 
+    def request(self, spec: Method[P, R], params: P) -> R:
+        """Call a declared method: `params` and the result are typed by `spec`."""
+        result: R = self._send(spec.name, cast("dict[str, Any]", params))
+        return result
+
     def call(self, method: str, **params: Any) -> Any:
+        """Untyped: for tests that send what the protocol refuses, and for scripts."""
+        return self._send(method, params)
+
+    def _send(self, method: str, params: dict[str, Any]) -> Any:
         req_id = next(self._ids)
         self.sock.sendall(encode(request(req_id, method, params)))
         return self._reply(req_id)
@@ -177,7 +191,7 @@ def stop_daemon(timeout: float = 10.0) -> bool:
         return False
     pid = int(c.info.get("pid", 0))
     with contextlib.suppress(WorkbenchError):
-        c.call("shutdown")
+        c.request(ps.SHUTDOWN, ps.NoParams())
     c.close()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -258,7 +272,16 @@ class AsyncClient:
             self._pending.clear()
             self.on_event({"event": "disconnected", "data": {"reason": self.closed_reason}})
 
+    async def request(self, spec: Method[P, R], params: P) -> R:
+        """Call a declared method: `params` and the result are typed by `spec`."""
+        result: R = await self._send(spec.name, cast("dict[str, Any]", params))
+        return result
+
     async def call(self, method: str, **params: Any) -> Any:
+        """Untyped: for tests that send what the protocol refuses."""
+        return await self._send(method, params)
+
+    async def _send(self, method: str, params: dict[str, Any]) -> Any:
         if self._writer is None or not self.connected.is_set():
             raise DaemonError("not connected to the daemon")
         req_id = next(self._ids)

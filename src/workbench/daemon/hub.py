@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from workbench.core.escapes import one_line
 from workbench.daemon.bus import AgentDelta, Bus, DiffChanged, LogRecorded, SessionChanged, SessionRemoved
 from workbench.daemon.protocol import encode
+from workbench.protocol.events import EventName
+from workbench.protocol.session import SessionInfo
 
 if TYPE_CHECKING:
     from workbench.core.models import Session
@@ -122,7 +124,7 @@ class Hub:
     def remove(self, client: Client) -> None:
         self.clients.discard(client)
 
-    def follow(self, bus: Bus, describe: Callable[[Session], dict[str, Any]]) -> None:
+    def follow(self, bus: Bus, describe: Callable[[Session], SessionInfo]) -> None:
         """Push the bus's events to clients in the wire format (the protocol tests and the
         UI are its contract); `describe` is the `session` event's body."""
         bus.subscribe(SessionChanged, lambda e: self.publish("session", describe(e.session), e.session.id))
@@ -136,7 +138,7 @@ class Hub:
         bus.subscribe(DiffChanged, lambda e: self.publish(
             "diff", {"session": e.session.id, "stat": e.stat, "digest": e.digest}, e.session.id))
 
-    def publish(self, event: str, data: dict[str, Any], session_id: str | None = None) -> None:
+    def publish(self, event: EventName, data: Mapping[str, Any], session_id: str | None = None) -> None:
         msg = {"event": event, "data": data}
         for c in list(self.clients):
             if (c.all_sessions or c.subscribed) and c.wants(session_id):

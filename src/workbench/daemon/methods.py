@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
-from typing import TYPE_CHECKING, Any
+import time
+from typing import TYPE_CHECKING
 
 from workbench import __version__, paths
 from workbench.core.keys import decode_escapes
 from workbench.daemon.api import method
 from workbench.daemon.hub import Client
-from workbench.daemon.protocol import Params
 from workbench.daemon.sessions import CreateRequest
 from workbench.errors import UsageError
+from workbench.protocol import session as ps
+from workbench.protocol import terminal as pt
 
 if TYPE_CHECKING:
     from workbench.daemon.api import Daemon
@@ -30,8 +33,8 @@ def parse_size(text: str) -> tuple[int, int]:
     return cols, rows
 
 
-@method("status")
-async def status(d: Daemon, c: Client, p: Params) -> dict[str, Any]:
+@method(ps.STATUS)
+async def status(d: Daemon, c: Client, p: ps.NoParams) -> ps.StatusResult:
     states: dict[str, int] = {}
     for s in d.manager.sessions.values():
         states[str(s.state)] = states.get(str(s.state), 0) + 1
@@ -41,7 +44,7 @@ async def status(d: Daemon, c: Client, p: Params) -> dict[str, Any]:
         "version": __version__,
         "sessions": len(d.manager.sessions),
         "states": states,
-        "uptime_s": round(__import__("time").time() - d.started, 1),
+        "uptime_s": round(time.time() - d.started, 1),
         "clients": len(d.hub.clients),
         "loop_lag_ms": round(d.lag_ms, 2),
         "sandbox": d.sandbox_status,
@@ -50,42 +53,38 @@ async def status(d: Daemon, c: Client, p: Params) -> dict[str, Any]:
     }
 
 
-@method("shutdown")
-async def shutdown(d: Daemon, c: Client, p: Params) -> dict[str, Any]:
+@method(ps.SHUTDOWN)
+async def shutdown(d: Daemon, c: Client, p: ps.NoParams) -> ps.ShutdownResult:
     d.stopping.set()
     return {"stopping": True}
 
 
-@method("ls")
-async def ls(d: Daemon, c: Client, p: Params) -> list[dict[str, Any]]:
-    import asyncio
-
+@method(ps.LS)
+async def ls(d: Daemon, c: Client, p: ps.NoParams) -> list[ps.SessionInfo]:
     return await asyncio.to_thread(d.manager.listing)
 
 
-@method("get")
-async def get(d: Daemon, c: Client, p: Params) -> dict[str, Any]:
-    return d.manager.describe(d.manager.get(p.str("id", required=True)))
+@method(ps.GET)
+async def get(d: Daemon, c: Client, p: ps.IdParams) -> ps.SessionInfo:
+    return d.manager.describe(d.manager.get(p["id"]))
 
 
-@method("new")
-async def new(d: Daemon, c: Client, p: Params) -> dict[str, Any]:
-    network = p.raw.get("network")
-    in_place = p.raw.get("in_place")
+@method(ps.NEW)
+async def new(d: Daemon, c: Client, p: ps.NewParams) -> ps.NewSession:
     req = CreateRequest(
-        repo=p.str("repo", required=True),
-        agent=p.str("agent"),
-        name=p.str("name"),
-        base=p.str("base"),
-        sandbox=p.str("sandbox"),
-        network=bool(network) if isinstance(network, bool) else None,
-        approval=p.str("approval"),
-        prompt=p.str("prompt", "") or "",
-        in_place=bool(in_place) if isinstance(in_place, bool) else None,
-        cols=p.int("cols"),
-        rows=p.int("rows"),
-        provider=p.str("provider"),
-        extra={"auto_answer": True} if p.bool("auto_answer") else {},
+        repo=p["repo"],
+        agent=p.get("agent"),
+        name=p.get("name"),
+        base=p.get("base"),
+        sandbox=p.get("sandbox"),
+        network=p.get("network"),
+        approval=p.get("approval"),
+        prompt=p.get("prompt", ""),
+        in_place=p.get("in_place"),
+        cols=p.get("cols"),
+        rows=p.get("rows"),
+        provider=p.get("provider"),
+        extra={"auto_answer": True} if p.get("auto_answer") else {},
     )
     if req.cols is not None or req.rows is not None:
         parse_size(f"{req.cols or 120}x{req.rows or 40}")
@@ -93,32 +92,34 @@ async def new(d: Daemon, c: Client, p: Params) -> dict[str, Any]:
     return {**d.manager.describe(s), "warnings": warnings}
 
 
-@method("keys")
-async def keys(d: Daemon, c: Client, p: Params) -> dict[str, Any]:
-    s = d.manager.get(p.str("id", required=True))
-    if "data" in p.raw:
-        data = p.str("data", required=True).encode("utf-8", "surrogateescape")
+@method(pt.KEYS)
+async def keys(d: Daemon, c: Client, p: pt.KeysParams) -> pt.KeysResult:
+    s = d.manager.get(p["id"])
+    if "data" in p:
+        data = p["data"].encode("utf-8", "surrogateescape")
+    elif "text" in p:
+        data = decode_escapes(p["text"])
     else:
-        data = decode_escapes(p.str("text", required=True))
+        raise UsageError("keys: missing parameter 'text' (or 'data')")
     rt = d.manager.pty(s)
     rt.write(data)
     return {"bytes": len(data)}
 
 
-@method("screen")
-async def screen(d: Daemon, c: Client, p: Params) -> dict[str, Any]:
-    s = d.manager.get(p.str("id", required=True))
+@method(pt.SCREEN)
+async def screen(d: Daemon, c: Client, p: pt.ScreenParams) -> pt.ScreenResult:
+    s = d.manager.get(p["id"])
     scr = d.manager.screen_of(s)
-    lines = scr.ansi_lines() if p.bool("ansi") else scr.lines()
+    lines = scr.ansi_lines() if p.get("ansi") else scr.lines()
     cur = scr.cursor
-    return {"lines": lines, "cursor": [cur.x, cur.y, cur.visible], "size": list(scr.size),
+    return {"lines": lines, "cursor": (cur.x, cur.y, cur.visible), "size": scr.size,
             "alt": scr.alt_screen, "title": scr.title}
 
 
-@method("resize")
-async def resize(d: Daemon, c: Client, p: Params) -> dict[str, Any]:
-    s = d.manager.get(p.str("id", required=True))
-    cols, rows = parse_size(p.str("size", required=True))
+@method(pt.RESIZE)
+async def resize(d: Daemon, c: Client, p: pt.ResizeParams) -> pt.ResizeResult:
+    s = d.manager.get(p["id"])
+    cols, rows = parse_size(p["size"])
     rt = d.manager.runtime(s)
     rt.resize(cols, rows)
     s.cols, s.rows = cols, rows
@@ -126,48 +127,48 @@ async def resize(d: Daemon, c: Client, p: Params) -> dict[str, Any]:
     return {"cols": cols, "rows": rows}
 
 
-@method("stop")
-async def stop(d: Daemon, c: Client, p: Params) -> dict[str, Any]:
-    s = d.manager.get(p.str("id", required=True))
+@method(ps.STOP)
+async def stop(d: Daemon, c: Client, p: ps.IdParams) -> ps.SessionInfo:
+    s = d.manager.get(p["id"])
     await d.manager.stop(s)
     return d.manager.describe(s)
 
 
-@method("restart")
-async def restart(d: Daemon, c: Client, p: Params) -> dict[str, Any]:
-    s = d.manager.get(p.str("id", required=True))
+@method(ps.RESTART)
+async def restart(d: Daemon, c: Client, p: ps.IdParams) -> ps.SessionInfo:
+    s = d.manager.get(p["id"])
     await d.manager.restart(s)
     return d.manager.describe(s)
 
 
-@method("rm")
-async def rm(d: Daemon, c: Client, p: Params) -> dict[str, Any]:
-    s = d.manager.get(p.str("id", required=True))
-    await d.manager.remove(s, keep_branch=p.bool("keep_branch"))
-    return {"id": s.id, "removed": True, "branch_kept": p.bool("keep_branch")}
+@method(ps.RM)
+async def rm(d: Daemon, c: Client, p: ps.RmParams) -> ps.RmResult:
+    s = d.manager.get(p["id"])
+    keep = p.get("keep_branch", False)
+    await d.manager.remove(s, keep_branch=keep)
+    return {"id": s.id, "removed": True, "branch_kept": keep}
 
 
-@method("gc")
-async def gc(d: Daemon, c: Client, p: Params) -> dict[str, Any]:
+@method(ps.GC)
+async def gc(d: Daemon, c: Client, p: ps.NoParams) -> ps.GcResult:
     return {"removed": await d.manager.gc()}
 
 
-@method("events")
-async def events(d: Daemon, c: Client, p: Params) -> list[dict[str, Any]]:
-    s = d.manager.get(p.str("id", required=True))
-    return d.store.events(s.id, after=p.int("after", 0) or 0, limit=p.int("limit", 10_000) or 10_000)
+@method(ps.EVENTS)
+async def events(d: Daemon, c: Client, p: ps.EventsParams) -> list[ps.LogEntry]:
+    s = d.manager.get(p["id"])
+    return d.store.events(s.id, after=p.get("after", 0), limit=p.get("limit", 10_000) or 10_000)
 
 
-@method("subscribe")
-async def subscribe(d: Daemon, c: Client, p: Params) -> dict[str, Any]:
+@method(pt.SUBSCRIBE)
+async def subscribe(d: Daemon, c: Client, p: pt.SubscribeParams) -> pt.SubscribeResult:
     """Receive pushed events for sessions (`ids`, or all with `all`); `frames` adds screen frames."""
-    ids = p.list_str("ids", []) or []
-    sessions = [d.manager.get(i) for i in ids]
-    if p.bool("all"):
+    sessions = [d.manager.get(i) for i in p.get("ids", [])]
+    if p.get("all"):
         c.all_sessions = True
     c.subscribed.update(s.id for s in sessions)
-    if "frames" in p.raw:
-        c.frames = p.bool("frames")
+    if "frames" in p:
+        c.frames = p["frames"]
     if c.frames:
         for s in sessions:
             rt = d.manager.runtimes.get(s.id)
@@ -176,37 +177,37 @@ async def subscribe(d: Daemon, c: Client, p: Params) -> dict[str, Any]:
     return {"subscribed": sorted(c.subscribed), "all": c.all_sessions, "frames": c.frames}
 
 
-@method("unsubscribe")
-async def unsubscribe(d: Daemon, c: Client, p: Params) -> dict[str, Any]:
-    for i in p.list_str("ids", []) or []:
+@method(pt.UNSUBSCRIBE)
+async def unsubscribe(d: Daemon, c: Client, p: pt.UnsubscribeParams) -> pt.UnsubscribeResult:
+    for i in p.get("ids", []):
         c.subscribed.discard(i)
         c.pending_frames.pop(i, None)
-    if p.bool("all"):
+    if p.get("all"):
         c.all_sessions = False
         c.subscribed.clear()
     return {"subscribed": sorted(c.subscribed)}
 
 
-@method("frame")
-async def frame(d: Daemon, c: Client, p: Params) -> dict[str, Any]:
-    s = d.manager.get(p.str("id", required=True))
+@method(pt.FRAME)
+async def frame(d: Daemon, c: Client, p: ps.IdParams) -> pt.Frame:
+    s = d.manager.get(p["id"])
     rt = d.manager.runtimes.get(s.id)
     if rt is None or not hasattr(rt, "full_frame"):
         raise UsageError(f"session {s.name} has no terminal")
-    result: dict[str, Any] = rt.full_frame()
+    result: pt.Frame = rt.full_frame()
     return result
 
 
-@method("scrollback")
-async def scrollback(d: Daemon, c: Client, p: Params) -> dict[str, Any]:
-    s = d.manager.get(p.str("id", required=True))
+@method(pt.SCROLLBACK)
+async def scrollback(d: Daemon, c: Client, p: pt.ScrollbackParams) -> pt.ScrollbackResult:
+    s = d.manager.get(p["id"])
     scr = d.manager.screen_of(s)
     total = scr.scrollback_len()
-    start = max(0, min(total, p.int("start", 0) or 0))
-    count = max(0, min(1000, p.int("count", 100) or 100))
+    start = max(0, min(total, p.get("start", 0)))
+    count = max(0, min(1000, p.get("count", 100) or 100))
     return {"total": total, "start": start, "rows": scr.scrollback(start, count)}
 
 
-@method("recent_repos")
-async def recent_repos(d: Daemon, c: Client, p: Params) -> list[str]:
+@method(ps.RECENT_REPOS)
+async def recent_repos(d: Daemon, c: Client, p: ps.NoParams) -> list[str]:
     return d.store.recent_repos()

@@ -33,12 +33,12 @@ from workbench.daemon.api import method
 from workbench.daemon.attention import AttentionObserver
 from workbench.daemon.extensions import Extension
 from workbench.daemon.hub import Client
-from workbench.daemon.protocol import Params
 from workbench.daemon.pty_runtime import PtyRuntime
 from workbench.daemon.sandboxing import LaunchSpec
 from workbench.daemon.sessions import SessionManager, resolve_shell
 from workbench.errors import UsageError, WorkbenchError
 from workbench.profiles import Profile, integrations
+from workbench.protocol import session as proto
 
 if TYPE_CHECKING:
     from workbench.daemon.api import Daemon
@@ -273,49 +273,46 @@ def setup(daemon: Daemon) -> ProfilesExt:
     return ProfilesExt(daemon.manager)
 
 
-@method("notify")
-async def notify(d: Daemon, c: Client, p: Params) -> dict[str, Any]:
+@method(proto.NOTIFY)
+async def notify(d: Daemon, c: Client, p: proto.NotifyParams) -> proto.NotifyResult:
     """A CLI hook (or a user's script) says what the session is doing: `{id, event, detail?}`."""
     ext = _ext(d)
-    s = d.manager.get(p.str("id", required=True))
-    event = p.str("event", required=True)
+    s = d.manager.get(p["id"])
     obs = ext.observers.get(s.id)
     if obs is None or obs.closed:
         raise UsageError(f"session {s.name} has no running terminal agent ({s.state})")
     try:
-        e = obs.on_hook(event, p.str("detail", "") or "", source="socket")
+        e = obs.on_hook(p["event"], p.get("detail", ""), source="socket")
     except ValueError as err:
         raise UsageError(str(err)) from None
     return {"id": s.id, "event": e, "state": str(s.state)}
 
 
-@method("auto_answer")
-async def auto_answer(d: Daemon, c: Client, p: Params) -> dict[str, Any]:
+@method(proto.AUTO_ANSWER)
+async def auto_answer(d: Daemon, c: Client, p: proto.AutoAnswerParams) -> proto.AutoAnswerResult:
     """Turn automatic approval of this session's prompts on or off: `{id, enabled}`."""
-    s = d.manager.get(p.str("id", required=True))
-    if "enabled" not in p.raw:
-        raise UsageError("missing parameter 'enabled'")
-    s.extra["auto_answer"] = p.bool("enabled")
+    s = d.manager.get(p["id"])
+    s.extra["auto_answer"] = p["enabled"]
     d.store.save_session(s)
-    d.manager.record(s, "auto_answer_setting", {"enabled": s.extra["auto_answer"]})
+    d.manager.record(s, "auto_answer_setting", {"enabled": p["enabled"]})
     d.manager.publish_session(s)
-    return {"id": s.id, "auto_answer": s.extra["auto_answer"]}
+    return {"id": s.id, "auto_answer": p["enabled"]}
 
 
-@method("attention")
-async def attention(d: Daemon, c: Client, p: Params) -> dict[str, Any]:
+@method(proto.ATTENTION)
+async def attention(d: Daemon, c: Client, p: proto.IdParams) -> dict[str, Any]:
     """Why a session is in its state: the detector's view, for diagnosing a wrong detection."""
-    s = d.manager.get(p.str("id", required=True))
+    s = d.manager.get(p["id"])
     obs = _ext(d).observers.get(s.id)
     if obs is None:
         raise UsageError(f"session {s.name} has no terminal agent being watched")
     return obs.diagnose()
 
 
-@method("profiles")
-async def list_profiles(d: Daemon, c: Client, p: Params) -> list[dict[str, Any]]:
+@method(proto.PROFILES)
+async def list_profiles(d: Daemon, c: Client, p: proto.ProfilesParams) -> list[dict[str, Any]]:
     from workbench import config as config_mod
 
-    repo = p.str("repo")
+    repo = p.get("repo")
     cfg = config_mod.load(Path(repo) if repo else None)
     return [prof.summary() for prof in profiles.all_profiles(cfg).values()]

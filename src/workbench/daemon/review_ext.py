@@ -35,7 +35,7 @@ from workbench.core.git_runner import run_git, stderr_text
 from workbench.core.models import Session, SessionState
 from workbench.core.tree_diff import digest_of
 from workbench.core.watch import TreeWatcher, ignored_dirs
-from workbench.daemon.api import method
+from workbench.daemon.api import legacy_method as method
 from workbench.daemon.bus import DiffChanged, SessionChanged, SessionRemoved
 from workbench.daemon.extensions import Extension
 from workbench.daemon.hub import Client

@@ -24,21 +24,20 @@ from typing import Any
 from workbench import __version__, paths
 from workbench.core.escapes import InertLogFormatter
 from workbench.core.store import Store
-from workbench.daemon import methods  # noqa: F401  registers the handlers
-from workbench.daemon.api import METHODS as METHODS  # the dispatch table (re-exported)
+from workbench.daemon import methods
+from workbench.daemon.api import Router
 from workbench.daemon.extensions import EXTENSIONS
 from workbench.daemon.hub import Client, Hub
 from workbench.daemon.protocol import (
     MAX_LINE,
     PROTOCOL_VERSION,
-    Params,
     ProtocolError,
     decode,
     encode,
     error_reply,
 )
 from workbench.daemon.sessions import SessionManager
-from workbench.errors import DaemonError, UsageError, WorkbenchError
+from workbench.errors import DaemonError, WorkbenchError
 
 log = logging.getLogger("workbench.daemon")
 
@@ -50,6 +49,7 @@ def load_extensions(daemon: Daemon) -> None:
     for name in EXTENSIONS:
         mod = importlib.import_module(name)
         daemon.manager.add_extension(mod.setup(daemon))
+        daemon.router.add_module(mod)
 
 
 def peer_uid(sock: socket.socket) -> int | None:
@@ -72,6 +72,8 @@ class Daemon:
         self.sock_path = paths.socket_path()
         self.lag_ms = 0.0
         self.sandbox_status: dict[str, Any] = {}
+        self.router = Router()
+        self.router.add_module(methods)
         self._conn_tasks: set[asyncio.Task[Any]] = set()
 
     async def run(self) -> None:
@@ -216,10 +218,7 @@ class Daemon:
         try:
             msg = decode(line)
             req_id = msg.get("id")
-            name = msg.get("method")
-            if not isinstance(name, str) or name not in METHODS:
-                raise UsageError(f"unknown method {name!r}")
-            result = await METHODS[name](self, client, Params(msg.get("params")))
+            result = await self.router.dispatch(self, client, msg.get("method"), msg.get("params"))
             client.send({"id": req_id, "result": result})
         except WorkbenchError as e:
             client.send(error_reply(req_id, e.code, str(e)))

@@ -22,7 +22,7 @@ import time
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from workbench import config as config_mod
 from workbench import paths
@@ -41,6 +41,7 @@ from workbench.daemon.pty_runtime import PtyRuntime
 from workbench.daemon.sandboxing import LaunchSpec, forget, sandbox_command
 from workbench.daemon.session_git import SessionGit
 from workbench.errors import NotFound, UsageError, WorkbenchError
+from workbench.protocol.session import SessionInfo
 
 if TYPE_CHECKING:
     E = TypeVar("E", bound=Extension)
@@ -143,10 +144,11 @@ class SessionManager:
             raise UsageError(f"session id prefix {key!r} is ambiguous")
         raise NotFound(f"no session {key!r}", hint="see `workbench ls`")
 
-    def listing(self) -> list[dict[str, Any]]:
+    def listing(self) -> list[SessionInfo]:
         return [self.describe(s) for s in self.sessions.values()]
 
-    def describe(self, s: Session) -> dict[str, Any]:
+    def describe(self, s: Session) -> SessionInfo:
+        """The session on the wire (protocol.session.SessionInfo) with each extension's keys."""
         d = s.to_dict()
         d["disk_bytes"] = self._disk(s)
         d["needs_attention"] = s.state in ATTENTION_ORDER
@@ -154,7 +156,7 @@ class SessionManager:
         d["alive"] = bool(rt and getattr(rt, "alive", False))
         for ext in self.extensions:
             d.update(ext.describe(s))
-        return d
+        return cast(SessionInfo, d)
 
     def _disk(self, s: Session) -> int | None:
         if s.in_place:

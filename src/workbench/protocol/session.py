@@ -1,0 +1,211 @@
+"""Sessions and the daemon itself on the wire: create, list, stop, remove, status."""
+
+from typing import Any, NotRequired, TypedDict
+
+from workbench.protocol.method import Method
+
+
+class IdParams(TypedDict):
+    """Methods that only name a session (by id, unique id prefix, or name)."""
+
+    id: str
+
+
+class Approval(TypedDict, total=False):
+    """A tool call waiting for the person (the built-in agent's or a detected prompt)."""
+
+    call_id: str
+    tool: str
+    describe: str
+    arguments: dict[str, Any]
+
+
+class SessionInfo(TypedDict):
+    """A session as `ls`, `get` and the `session` event describe it. Keys after `alive` are
+    added by extensions and present only where they apply."""
+
+    id: str
+    name: str
+    repo: str
+    branch: str
+    worktree: str
+    base_commit: str
+    base_ref: str
+    agent: str
+    command: list[str]
+    state: str
+    sandbox: str
+    network: bool
+    approval: str
+    in_place: bool
+    created_at: float
+    updated_at: float
+    state_since: float
+    exit_code: int | None
+    reason: str
+    pid: int | None
+    cols: int
+    rows: int
+    tokens_in: int
+    tokens_out: int
+    cost_usd: float
+    check: str
+    prompt: str
+    provider: str
+    model: str
+    extra: dict[str, Any]
+    disk_bytes: int | None
+    needs_attention: bool
+    alive: bool
+    # built-in agent
+    approval_pending: NotRequired[Approval | None]
+    turn_active: NotRequired[bool]
+    context_tokens: NotRequired[int]
+    context_window: NotRequired[int]
+    # terminal agents
+    auto_answer: NotRequired[bool]
+    # review (sessions whose worktree is watched)
+    added: NotRequired[int]
+    removed: NotRequired[int]
+    files_changed: NotRequired[int]
+    check_running: NotRequired[bool]
+    check_tail: NotRequired[str]
+    check_exit_code: NotRequired[int | None]
+    check_at: NotRequired[float | None]
+    review_pending: NotRequired[int]
+
+
+class NewSession(SessionInfo):
+    """A created session and what the person should know about its settings."""
+
+    warnings: list[str]
+
+
+class NoParams(TypedDict):
+    pass
+
+
+class StatusResult(TypedDict):
+    pid: int
+    socket: str
+    version: str
+    sessions: int
+    states: dict[str, int]
+    uptime_s: float
+    clients: int
+    loop_lag_ms: float
+    sandbox: dict[str, Any]
+    data_dir: str
+    log: str
+
+
+class ShutdownResult(TypedDict):
+    stopping: bool
+
+
+class NewParams(TypedDict):
+    repo: str
+    agent: NotRequired[str]
+    name: NotRequired[str]
+    base: NotRequired[str]
+    sandbox: NotRequired[str]
+    network: NotRequired[bool]
+    approval: NotRequired[str]
+    prompt: NotRequired[str]
+    in_place: NotRequired[bool]
+    cols: NotRequired[int]
+    rows: NotRequired[int]
+    provider: NotRequired[str]
+    auto_answer: NotRequired[bool]
+
+
+class RmParams(TypedDict):
+    id: str
+    keep_branch: NotRequired[bool]
+
+
+class RmResult(TypedDict):
+    id: str
+    removed: bool
+    branch_kept: bool
+
+
+class GcResult(TypedDict):
+    removed: list[str]
+
+
+class EventsParams(TypedDict):
+    id: str
+    after: NotRequired[int]
+    limit: NotRequired[int]
+
+
+class LogEntry(TypedDict):
+    """One stored entry of a session's log (`events`, `log`, the `log` event)."""
+
+    seq: int
+    ts: float
+    kind: str
+    data: dict[str, Any]
+
+
+class ProfilesParams(TypedDict):
+    repo: NotRequired[str]
+
+
+class NotifyParams(TypedDict):
+    id: str
+    event: str
+    detail: NotRequired[str]
+
+
+class NotifyResult(TypedDict):
+    id: str
+    event: str
+    state: str
+
+
+class AutoAnswerParams(TypedDict):
+    id: str
+    enabled: bool
+
+
+class AutoAnswerResult(TypedDict):
+    id: str
+    auto_answer: bool
+
+
+class DemoParams(TypedDict):
+    repo: str
+
+
+class DemoSession(NewSession):
+    role: str
+
+
+class DemoResult(TypedDict):
+    repo: str
+    sandbox: str
+    notice: str
+    model: str
+    base_url: str
+    sessions: list[DemoSession]
+
+
+STATUS: Method[NoParams, StatusResult] = Method("status", NoParams)
+SHUTDOWN: Method[NoParams, ShutdownResult] = Method("shutdown", NoParams)
+LS: Method[NoParams, list[SessionInfo]] = Method("ls", NoParams)
+GET: Method[IdParams, SessionInfo] = Method("get", IdParams)
+NEW: Method[NewParams, NewSession] = Method("new", NewParams)
+STOP: Method[IdParams, SessionInfo] = Method("stop", IdParams)
+RESTART: Method[IdParams, SessionInfo] = Method("restart", IdParams)
+RM: Method[RmParams, RmResult] = Method("rm", RmParams)
+GC: Method[NoParams, GcResult] = Method("gc", NoParams)
+EVENTS: Method[EventsParams, list[LogEntry]] = Method("events", EventsParams)
+RECENT_REPOS: Method[NoParams, list[str]] = Method("recent_repos", NoParams)
+PROFILES: Method[ProfilesParams, list[dict[str, Any]]] = Method("profiles", ProfilesParams)
+NOTIFY: Method[NotifyParams, NotifyResult] = Method("notify", NotifyParams)
+AUTO_ANSWER: Method[AutoAnswerParams, AutoAnswerResult] = Method("auto_answer", AutoAnswerParams)
+# The detector's view of a terminal agent (its patterns, the last lines it read, its verdict).
+ATTENTION: Method[IdParams, dict[str, Any]] = Method("attention", IdParams)
+DEMO: Method[DemoParams, DemoResult] = Method("demo", DemoParams, slow=True)
