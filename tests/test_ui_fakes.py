@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 from tests.test_ui_review_fakes import REVIEW_METHODS, FakeReview
+from workbench.protocol.method import Method
 from workbench.ui.app import WorkbenchApp
 from workbench.ui.daemon_link import NotAvailable
 from workbench.ui.messages import DaemonUp, FrameEvent
@@ -110,9 +111,11 @@ class FakeLink:
                     "rows": [[[f"old line {i}", -1, -1, 0]] for i in range(start, start + count)]}
         return {}
 
-    async def call_apart(self, method: str, **params: Any) -> Any:
-        self.apart.append(method)
-        return await self.call(method, **params)
+    async def request(self, spec: Method[Any, Any], params: Any) -> Any:
+        """The typed entry the UI uses; slow methods go "on a connection of their own"."""
+        if spec.slow:
+            self.apart.append(spec.name)
+        return await self.call(spec.name, **params)
 
     def send_keys(self, session_id: str, data: bytes, on_error: Any) -> None:
         self.keys.append((session_id, data))

@@ -7,7 +7,7 @@ import os
 import time
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from textual import work
 from textual.app import App
@@ -18,6 +18,14 @@ from workbench import config as config_mod
 from workbench import paths
 from workbench.core.escapes import one_line
 from workbench.errors import WorkbenchError
+from workbench.protocol import agent as pa
+from workbench.protocol import review as pr
+from workbench.protocol import session as ps
+from workbench.protocol import terminal as pt
+from workbench.protocol.method import Method
+from workbench.protocol.review import DiffParams, DiffReply
+from workbench.protocol.session import LogEntry
+from workbench.protocol.terminal import ScrollbackResult
 from workbench.ui import layout_state, model
 from workbench.ui.commands import WorkbenchCommands
 from workbench.ui.daemon_link import DaemonLink, NotAvailable
@@ -33,7 +41,8 @@ log = logging.getLogger(__name__)
 
 # Methods that can take long (a check run, a merge, diffs of every attempt): each gets a
 # connection of its own so keystrokes never wait behind them.
-SLOW_METHODS = frozenset({"check", "merge", "discard", "compare", "pick", "diff", "send_check", "review"})
+P = TypeVar("P")
+R = TypeVar("R")
 NOTE_REPEAT_S = 5.0  # the same notice again within this many seconds is dropped
 NOTE_BURST = (5, 3.0)  # at most 5 notices in 3 seconds
 
@@ -73,7 +82,7 @@ class WorkbenchApp(App[None], inherit_bindings=False):
             self.notices.append(note)
         self.approval_arm_ms = cfg.ui.approval_arm_ms
         self.layout = layout_state.load()
-        self.sessions: dict[str, dict[str, Any]] = {}
+        self.sessions: dict[str, model.Session] = {}
         self.terms: dict[str, TermState] = {}
         self.diff_cache: dict[str, tuple[int, int]] = {}
         self.link = DaemonLink(self.post_message)
@@ -132,32 +141,38 @@ class WorkbenchApp(App[None], inherit_bindings=False):
             st = self.terms[session_id] = TermState(session_id)
         return st
 
-    async def fetch_log(self, session_id: str, after: int) -> list[dict[str, Any]]:
-        s = self.sessions.get(session_id, {})
-        if model.is_builtin(s):
+    async def fetch_log(self, session_id: str, after: int) -> list[LogEntry]:
+        s = self.sessions.get(session_id)
+        if s is not None and model.is_builtin(s):
             try:
-                return list(await self.link.call("log", id=session_id, after=after))
+                return await self.link.request(pa.LOG, ps.EventsParams(id=session_id, after=after))
             except NotAvailable:
                 pass
-        return list(await self.link.call("events", id=session_id, after=after))
+        return await self.link.request(ps.EVENTS, ps.EventsParams(id=session_id, after=after))
 
-    async def fetch_diff(self, session: dict[str, Any], **params: Any) -> dict[str, Any]:
+    async def fetch_diff(self, session: model.Session, *, paths: list[str] | None = None,
+                         max_bytes: int | None = None, offset: int | None = None) -> DiffReply:
         """The daemon's `diff` (the UI never runs git itself), on a connection of its own."""
         sid = str(session["id"])
-        result = dict(await self.link.call_apart("diff", id=sid, **params))
-        if not params.get("paths"):
+        params: DiffParams = {"id": sid}
+        if paths:
+            params["paths"] = paths
+        if max_bytes is not None:
+            params["max_bytes"] = max_bytes
+        if offset is not None:
+            params["offset"] = offset
+        result = await self.link.request(pr.DIFF, params)
+        if not paths:
             totals = model.stat_totals(result.get("stat"))
             if totals is not None:
                 self.diff_cache[sid] = totals
         return result
 
-    async def call(self, method: str, **params: Any) -> Any:
-        if method in SLOW_METHODS:
-            return await self.link.call_apart(method, **params)
-        return await self.link.call(method, **params)
+    async def request(self, spec: Method[P, R], params: P) -> R:
+        return await self.link.request(spec, params)
 
-    async def fetch_scrollback(self, session_id: str, start: int, count: int) -> dict[str, Any]:
-        return dict(await self.link.call("scrollback", id=session_id, start=start, count=count))
+    async def fetch_scrollback(self, session_id: str, start: int, count: int) -> ScrollbackResult:
+        return await self.link.request(pt.SCROLLBACK, pt.ScrollbackParams(id=session_id, start=start, count=count))
 
     # daemon events
 
@@ -167,7 +182,7 @@ class WorkbenchApp(App[None], inherit_bindings=False):
         if not first:
             self.notify("reconnected to the daemon", timeout=3)
         try:
-            listing = await self.link.call("ls")
+            listing = await self.link.request(ps.LS, ps.NoParams())
         except WorkbenchError as e:
             self.report_error(e)
             return
@@ -212,12 +227,13 @@ class WorkbenchApp(App[None], inherit_bindings=False):
         data = message.data
         if message.event == "session" and "id" in data:
             sid = str(data["id"])
+            info = cast(model.Session, data)  # a `session` event's data (protocol.events)
             before = getattr(self, "_prev_states", {}).get(sid)
-            self.sessions[sid] = data
-            state = model.state_of(data)
+            self.sessions[sid] = info
+            state = model.state_of(info)
             self._prev_states = {**getattr(self, "_prev_states", {}), sid: state}
             if state == "waiting" and before not in (None, "waiting"):
-                self.announce(data)
+                self.announce(info)
             self.main.sessions_changed()
         elif message.event == "removed":
             sid = str(data.get("id", ""))
@@ -239,7 +255,7 @@ class WorkbenchApp(App[None], inherit_bindings=False):
             elif pane is not None:
                 pane.transcript.add_delta(str(data.get("text", "")))
 
-    def announce(self, s: dict[str, Any]) -> None:
+    def announce(self, s: model.Session) -> None:
         """A session started waiting: toast, bell and a desktop notification, unless in view."""
         if s["id"] == self.layout.focus and self.screen is self.main:
             return
@@ -291,7 +307,7 @@ class WorkbenchApp(App[None], inherit_bindings=False):
     @work(group="resize", exit_on_error=False)
     async def resize_session(self, sid: str, cols: int, rows: int) -> None:
         try:
-            await self.link.call("resize", id=sid, size=f"{cols}x{rows}")
+            await self.link.request(pt.RESIZE, pt.ResizeParams(id=sid, size=f"{cols}x{rows}"))
         except WorkbenchError as e:
             log.debug("resize %s failed: %s", sid, e)
 
@@ -318,7 +334,7 @@ class WorkbenchApp(App[None], inherit_bindings=False):
         if not self.link.up:
             return
         try:
-            st = await self.link.call("status")
+            st = await self.link.request(ps.STATUS, ps.NoParams())
         except WorkbenchError:
             return
         self.daemon_label = f"ok · pid {st.get('pid', '?')} · lag {st.get('loop_lag_ms', 0):.0f}ms"
@@ -382,7 +398,7 @@ class WorkbenchApp(App[None], inherit_bindings=False):
         if form is None:
             recent: list[str] = []
             try:
-                recent = [str(r) for r in await self.link.call("recent_repos")]
+                recent = [str(r) for r in await self.link.request(ps.RECENT_REPOS, ps.NoParams())]
             except WorkbenchError:
                 pass
             cur = self.sessions.get(self.layout.focus or "")
@@ -405,7 +421,7 @@ class WorkbenchApp(App[None], inherit_bindings=False):
         if right.width >= 20 and right.height >= 8:
             params["cols"], params["rows"] = right.width - 2, right.height - 3
         try:
-            s = await self.link.call("new", **params)
+            s = await self.link.request(ps.NEW, params)
         except WorkbenchError as e:
             await self.action_new_session(form, one_line(str(e), 300))
             return

@@ -12,15 +12,19 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from textual.message import Message
 
 from workbench.daemon.client import AsyncClient
 from workbench.errors import DaemonError, NotFound, UsageError, WorkbenchError
+from workbench.protocol import terminal as pt
+from workbench.protocol.method import Method
 from workbench.ui.messages import DaemonDown, DaemonEvent, DaemonUp, FrameEvent
 
 log = logging.getLogger(__name__)
+P = TypeVar("P")
+R = TypeVar("R")
 
 RECONNECT_INTERVAL = 1.0
 
@@ -58,7 +62,7 @@ class DaemonLink:
         frames = AsyncClient("ui-frames", on_event=lambda e: self._on_frames(gen, e))
         try:
             await frames.connect(autostart=False)
-            await control.call("subscribe", all=True)
+            await control.request(pt.SUBSCRIBE, pt.SubscribeParams(all=True))
         except BaseException:
             await control.close()
             await frames.close()
@@ -121,32 +125,25 @@ class DaemonLink:
             self._reconnect.cancel()
         await self.connect(autostart=True)
 
-    async def call(self, method: str, **params: Any) -> Any:
+    async def request(self, spec: Method[P, R], params: P) -> R:
+        """Call a declared method. A slow one (a check run, a merge, a large diff) goes on a
+        connection of its own so that it never holds up keystrokes on the main one."""
         if not self.up or self.control is None:
             raise DaemonError("not connected to the daemon", hint="it reconnects by itself; F5 starts it")
+        client = self.control
+        if spec.slow:
+            client = AsyncClient("ui-slow")
         try:
-            return await self.control.call(method, **params)
+            if spec.slow:
+                await client.connect(autostart=False)
+            return await client.request(spec, params)
         except UsageError as e:
             if str(e).startswith("unknown method"):
-                raise NotAvailable(method) from None
-            raise
-
-    async def call_apart(self, method: str, **params: Any) -> Any:
-        """A call on a connection of its own. The daemon answers one request per connection
-        at a time, so a slow method (a check run, a merge, a large diff) must not hold up
-        keystrokes and the other calls on the main connection."""
-        if not self.up:
-            raise DaemonError("not connected to the daemon", hint="it reconnects by itself; F5 starts it")
-        client = AsyncClient("ui-slow")
-        try:
-            await client.connect(autostart=False)
-            return await client.call(method, **params)
-        except UsageError as e:
-            if str(e).startswith("unknown method"):
-                raise NotAvailable(method) from None
+                raise NotAvailable(spec.name) from None
             raise
         finally:
-            await client.close()
+            if spec.slow:
+                await client.close()
 
     def send_keys(self, session_id: str, data: bytes, on_error: Callable[[Exception], None]) -> None:
         """Fire-and-forget keystrokes; requests are written in call order, so keys stay in order."""
@@ -154,7 +151,7 @@ class DaemonLink:
 
         async def go() -> None:
             try:
-                await self.call("keys", id=session_id, data=text)
+                await self.request(pt.KEYS, pt.KeysParams(id=session_id, data=text))
             except (WorkbenchError, OSError) as e:
                 on_error(e)
 
@@ -170,10 +167,10 @@ class DaemonLink:
         self.frame_ids = set(ids)
         with contextlib.suppress(WorkbenchError, OSError):
             if gone:
-                await self.frames.call("unsubscribe", ids=sorted(gone))
+                await self.frames.request(pt.UNSUBSCRIBE, pt.UnsubscribeParams(ids=sorted(gone)))
         for sid in sorted(new):
             try:
-                await self.frames.call("subscribe", ids=[sid], frames=True)
+                await self.frames.request(pt.SUBSCRIBE, pt.SubscribeParams(ids=[sid], frames=True))
             except NotFound:
                 self.frame_ids.discard(sid)
             except (WorkbenchError, OSError) as e:

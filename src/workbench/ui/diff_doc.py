@@ -6,6 +6,7 @@ so the viewer runs `prepare()` in a worker thread and only paints on the event l
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -260,12 +261,12 @@ def prepare_hunk(raw: dict[str, Any], hl: Highlighter, lexer: Lexer | None) -> l
 HunkCache = dict[tuple[str, bool, bool], list[PLine]]
 
 
-def line_count(result: dict[str, Any]) -> int:
+def line_count(result: Mapping[str, Any]) -> int:
     return sum(len(h.get("lines") or []) for f in result.get("files") or [] if isinstance(f, dict)
                for h in f.get("hunks") or [] if isinstance(h, dict))
 
 
-def prepare(result: dict[str, Any], opened: set[str], cache: HunkCache | None = None,
+def prepare(result: Mapping[str, Any], opened: set[str], cache: HunkCache | None = None,
             dark: bool = True, closed: set[str] | None = None, highlight: bool = True) -> DiffDoc:
     """The `diff` method's result -> a DiffDoc. Large files and huge hunks stay collapsed,
     and are not highlighted, until opened (their key or id is in `opened`); files whose key

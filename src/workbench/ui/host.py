@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
+from workbench.ui import model
 from workbench.ui.widgets.session_pane import PaneHost
 
 if TYPE_CHECKING:
@@ -24,7 +25,7 @@ class ScreenHost(PaneHost, Protocol):
 
     BINDINGS: ClassVar[list[BindingType]]
     layout: LayoutState
-    sessions: dict[str, dict[str, Any]]
+    sessions: dict[str, model.Session]
     diff_cache: dict[str, tuple[int, int]]
     link: DaemonLink
     daemon_label: str

@@ -8,8 +8,9 @@ from typing import Any
 
 from workbench.core.escapes import one_line
 from workbench.core.models import ATTENTION_ORDER, SessionState
+from workbench.protocol.session import SessionInfo
 
-Session = dict[str, Any]
+Session = SessionInfo
 
 STATE_ICONS: dict[str, str] = {
     "starting": "◌",
@@ -101,17 +102,19 @@ def usage_label(s: Session) -> str:
 
 def diff_counts(s: Session, cache: dict[str, tuple[int, int]] | None = None) -> tuple[int, int] | None:
     """Lines added/removed, from the description when the daemon sends them, else the cache."""
-    for a, r in (("added", "removed"), ("lines_added", "lines_removed")):
-        if isinstance(s.get(a), int) and isinstance(s.get(r), int):
-            return int(s[a]), int(s[r])
-    stat = s.get("diff_stat")
-    if isinstance(stat, dict) and isinstance(stat.get("added"), int):
-        return int(stat["added"]), int(stat.get("removed") or 0)
+    added, removed = s.get("added"), s.get("removed")
+    if isinstance(added, int) and isinstance(removed, int):
+        return added, removed
     return (cache or {}).get(str(s.get("id")))
 
 
 def name_of(s: Session) -> str:
     return one_line(str(s.get("name") or s.get("id") or "?"), 40)
+
+
+def name_or_id(s: Session | None, sid: str) -> str:
+    """The session's name, or its id when the list does not know it (yet or any more)."""
+    return name_of(s) if s is not None else one_line(sid, 40)
 
 
 def agent_of(s: Session) -> str:

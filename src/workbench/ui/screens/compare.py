@@ -12,21 +12,21 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from workbench.core.escapes import one_line, strip_escapes
+from workbench.protocol.review import AttemptEntry, CompareResult, DiffStat
 from workbench.ui.widgets.check_panel import TAIL_LINES
 
 MAX_FILES = 40
 
 
-def attempt_content(entry: dict[str, Any]) -> Content:
-    stat = entry.get("stat") if isinstance(entry.get("stat"), dict) else {}
-    assert isinstance(stat, dict)
+def attempt_content(entry: AttemptEntry) -> Content:
+    stat = entry.get("stat") or DiffStat(files=0, added=0, removed=0)
     check = str(entry.get("check") or "none")
     icon, style = {"passed": ("✔", "$success"), "failed": ("✖", "$error")}.get(check, ("·", "$text-muted"))
     lines = [
         Content.assemble((one_line(str(entry.get("name") or entry.get("id")), 40), "bold"),
                          ("  " + one_line(str(entry.get("state") or ""), 12), "$text-muted")),
-        Content.assemble((f"{stat.get('files', 0)} files ", ""), (f"+{stat.get('added', 0)}", "$wb-diff-added"),
-                         " ", (f"-{stat.get('removed', 0)}", "$wb-diff-removed")),
+        Content.assemble((f"{stat['files']} files ", ""), (f"+{stat['added']}", "$wb-diff-added"),
+                         " ", (f"-{stat['removed']}", "$wb-diff-removed")),
         Content.assemble((f"{icon} check {check}", f"bold {style}")),
     ]
     if entry.get("error"):
@@ -64,7 +64,7 @@ class CompareScreen(ModalScreen[str | None]):
         Binding("escape,q", "close", "Close", id="compare.close"),
     ]
 
-    def __init__(self, result: dict[str, Any], current: str | None = None) -> None:
+    def __init__(self, result: CompareResult, current: str | None = None) -> None:
         super().__init__()
         self.entries = [e for e in result.get("sessions") or [] if isinstance(e, dict)]
         self.group = one_line(str(result.get("group") or ""), 60)

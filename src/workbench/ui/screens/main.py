@@ -12,6 +12,10 @@ from textual.widget import Widget
 from textual.widgets import OptionList
 
 from workbench.errors import WorkbenchError
+from workbench.protocol import agent as pa
+from workbench.protocol import session as ps
+from workbench.protocol import terminal as pt
+from workbench.protocol.method import Method
 from workbench.ui import model
 from workbench.ui.daemon_link import NotAvailable
 from workbench.ui.dialogs import ConfirmScreen, LineInputScreen
@@ -198,7 +202,7 @@ class MainScreen(Screen[None]):
         self.session_list.select_session(sid)
         self.rebuild()
 
-    def current(self) -> dict[str, Any] | None:
+    def current(self) -> model.Session | None:
         sid = self.wb.layout.focus
         return self.wb.sessions.get(sid) if sid else None
 
@@ -286,12 +290,12 @@ class MainScreen(Screen[None]):
 
     @work(exit_on_error=False)
     async def decide(self, sid: str, decision: str) -> None:
-        name = model.name_of(self.wb.sessions.get(sid, {"id": sid}))
+        name = model.name_or_id(self.wb.sessions.get(sid), sid)
         try:
             if decision == "deny":
-                await self.wb.link.call("deny", id=sid)
+                await self.wb.link.request(pa.DENY, pa.DenyParams(id=sid))
             else:
-                await self.wb.link.call("approve", id=sid, always=decision == "always")
+                await self.wb.link.request(pa.APPROVE, pa.ApproveParams(id=sid, always=decision == "always"))
         except NotAvailable:
             self.notify("approvals are not available in this daemon yet", severity="warning")
             return
@@ -475,20 +479,20 @@ class MainScreen(Screen[None]):
 
     @work(exit_on_error=False)
     async def send_line(self, sid: str, text: str) -> None:
-        s = self.wb.sessions.get(sid, {"id": sid})
+        s = self.wb.sessions.get(sid)
         try:
-            if model.is_builtin(s):
+            if s is not None and model.is_builtin(s):
                 try:
-                    await self.wb.link.call("send", id=sid, text=text)
+                    await self.wb.link.request(pa.SEND, pa.SendParams(id=sid, text=text))
                 except NotAvailable:
                     self.notify("sending to the built-in agent is not available yet", severity="warning")
                     return
             else:
-                await self.wb.link.call("keys", id=sid, data=text + "\r")
+                await self.wb.link.request(pt.KEYS, pt.KeysParams(id=sid, data=text + "\r"))
         except WorkbenchError as e:
             self.wb.report_error(e)
             return
-        self.notify(f"sent to {model.name_of(s)}", timeout=2)
+        self.notify(f"sent to {model.name_or_id(s, sid)}", timeout=2)
 
     @work(exit_on_error=False)
     async def action_interrupt(self) -> None:
@@ -497,21 +501,21 @@ class MainScreen(Screen[None]):
             return
         try:
             if model.is_builtin(s):
-                await self.wb.link.call("interrupt", id=s["id"])
+                await self.wb.link.request(pa.INTERRUPT, ps.IdParams(id=s["id"]))
             else:
-                await self.wb.link.call("keys", id=s["id"], data="\x03")
+                await self.wb.link.request(pt.KEYS, pt.KeysParams(id=s["id"], data="\x03"))
             self.notify(f"interrupted {model.name_of(s)}", timeout=2)
         except NotAvailable:
             self.notify("interrupt is not available in this daemon yet", severity="warning")
         except WorkbenchError as e:
             self.wb.report_error(e)
 
-    async def _simple(self, method: str, done: str) -> None:
+    async def _simple(self, spec: Method[ps.IdParams, ps.SessionInfo], done: str) -> None:
         s = self.current()
         if s is None:
             return
         try:
-            await self.wb.link.call(method, id=s["id"])
+            await self.wb.link.request(spec, ps.IdParams(id=s["id"]))
         except WorkbenchError as e:
             self.wb.report_error(e)
             return
@@ -519,11 +523,11 @@ class MainScreen(Screen[None]):
 
     @work(exit_on_error=False, group="act")
     async def action_stop(self) -> None:
-        await self._simple("stop", "stopped")
+        await self._simple(ps.STOP, "stopped")
 
     @work(exit_on_error=False, group="act")
     async def action_restart(self) -> None:
-        await self._simple("restart", "restarted")
+        await self._simple(ps.RESTART, "restarted")
 
     def action_remove(self) -> None:
         s = self.current()
@@ -540,9 +544,9 @@ class MainScreen(Screen[None]):
 
     @work(exit_on_error=False, group="act")
     async def remove_session(self, sid: str) -> None:
-        name = model.name_of(self.wb.sessions.get(sid, {"id": sid}))
+        name = model.name_or_id(self.wb.sessions.get(sid), sid)
         try:
-            await self.wb.link.call("rm", id=sid)
+            await self.wb.link.request(ps.RM, ps.RmParams(id=sid))
         except WorkbenchError as e:
             self.wb.report_error(e)
             return

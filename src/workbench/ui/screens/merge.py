@@ -14,6 +14,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Label, Select, Static, Switch, TextArea
 
 from workbench.core.escapes import strip_escapes
+from workbench.protocol.review import MergeParams
 
 STRATEGIES = [("the repo's default (squash unless configured)", ""), ("squash: one commit", "squash"),
               ("ff: fast-forward only", "ff"), ("rebase: rebase, then fast-forward", "rebase")]
@@ -28,8 +29,8 @@ class MergeForm:
     pr: bool = False
     summary: str = ""  # files and counts, shown above the form
 
-    def params(self) -> dict[str, Any]:
-        p: dict[str, Any] = {"id": self.session_id}
+    def params(self) -> MergeParams:
+        p = MergeParams(id=self.session_id)
         if self.message.strip():
             p["message"] = self.message.strip()
         if self.strategy:

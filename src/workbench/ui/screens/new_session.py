@@ -12,6 +12,8 @@ from textual.screen import ModalScreen
 from textual.suggester import SuggestFromList
 from textual.widgets import Input, Label, Select, Static, Switch
 
+from workbench.protocol.session import NewParams
+
 AGENTS = ["shell", "builtin", "codex", "claude", "aider", "opencode", "gemini"]
 
 
@@ -27,15 +29,16 @@ class NewSessionForm:
     name: str = ""
     recent: list[str] = field(default_factory=list)
 
-    def params(self) -> dict[str, Any]:
-        p: dict[str, Any] = {"repo": self.repo.strip(), "agent": self.agent.strip() or None,
-                             "approval": self.approval, "sandbox": self.sandbox,
-                             "network": self.network, "prompt": self.prompt}
+    def params(self) -> NewParams:
+        p = NewParams(repo=self.repo.strip(), approval=self.approval, sandbox=self.sandbox,
+                      network=self.network, prompt=self.prompt)
+        if self.agent.strip():
+            p["agent"] = self.agent.strip()
         if self.base.strip():
             p["base"] = self.base.strip()
         if self.name.strip():
             p["name"] = self.name.strip()
-        return {k: v for k, v in p.items() if v is not None}
+        return p
 
 
 class NewSessionScreen(ModalScreen[NewSessionForm | None]):

@@ -9,14 +9,20 @@ the screen: it sees the screen as a `ReviewScreen` and the app as a `ScreenHost`
 from __future__ import annotations
 
 from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 from workbench.core.escapes import one_line
 from workbench.errors import WorkbenchError
+from workbench.protocol import review as pr
+from workbench.protocol.method import Method
+from workbench.protocol.session import IdParams
 from workbench.ui import model
 from workbench.ui.dialogs import ConfirmScreen
 from workbench.ui.screens.compare import CompareScreen
 from workbench.ui.screens.merge import MergeForm, MergeScreen
+
+P = TypeVar("P")
+R = TypeVar("R")
 
 if TYPE_CHECKING:
     from textual.app import App
@@ -34,7 +40,7 @@ class ReviewScreen(Protocol):
     @property
     def app(self) -> App[Any]: ...
 
-    def current(self) -> dict[str, Any] | None: ...
+    def current(self) -> model.Session | None: ...
     def notify(self, message: str, *, title: str = "", severity: Any = "information",
                timeout: float | None = None, markup: bool = True) -> None: ...
     def run_worker(self, work: Any, name: str | None = "", group: str = "default", description: str = "",
@@ -52,7 +58,7 @@ class ReviewActions:
     def wb(self) -> ScreenHost:
         return cast("ScreenHost", self.screen.app)
 
-    def current(self) -> dict[str, Any] | None:
+    def current(self) -> model.Session | None:
         return self.screen.current()
 
     def notify(self, message: str, *, severity: Any = "information", timeout: float | None = None) -> None:
@@ -66,9 +72,9 @@ class ReviewActions:
         if pane is not None and pane.view in ("diff", "split"):
             pane.load_diff()
 
-    async def _call(self, method: str, **params: Any) -> Any | None:
+    async def _request(self, spec: Method[P, R], params: P) -> R | None:
         try:
-            return await self.wb.call(method, **params)
+            return await self.wb.request(spec, params)
         except WorkbenchError as e:
             self.wb.report_error(e)
             return None
@@ -82,7 +88,7 @@ class ReviewActions:
         s = self.current()
         if s is None:
             return
-        res = await self._call("undo", id=s["id"])
+        res = await self._request(pr.UNDO, IdParams(id=s["id"]))
         if res is not None:
             what = str(res.get("undone") or "action").replace("_", " ")
             self.notify(f"{model.name_of(s)}: undid the last {what}", timeout=3)
@@ -95,7 +101,7 @@ class ReviewActions:
         s = self.current()
         if s is None:
             return
-        preview = await self._call("review", id=s["id"])
+        preview = await self._request(pr.REVIEW, pr.ReviewParams(id=s["id"]))
         if preview is None:
             return
         text = str(preview.get("message") or "")
@@ -116,7 +122,7 @@ class ReviewActions:
         self._run(self._deliver_review_work(sid, name), "review-act")
 
     async def _deliver_review_work(self, sid: str, name: str) -> None:
-        res = await self._call("review", id=sid, send=True)
+        res = await self._request(pr.REVIEW, pr.ReviewParams(id=sid, send=True))
         if res is not None:
             self.notify(f"review sent to {name} ({res.get('via') or 'message'})", timeout=4)
             self._reload_diff(sid)
@@ -145,7 +151,7 @@ class ReviewActions:
 
     async def _merge_work(self, form: MergeForm) -> None:
         try:
-            res = await self.wb.call("merge", **form.params())
+            res = await self.wb.request(pr.MERGE, form.params())
         except WorkbenchError as e:
             # Nothing is lost: the dialog comes back with the message and the choices.
             self.merge(form, one_line(str(e), 600))
@@ -179,7 +185,7 @@ class ReviewActions:
         self._run(self._discard_work(sid, name), "review-act")
 
     async def _discard_work(self, sid: str, name: str) -> None:
-        res = await self._call("discard", id=sid)
+        res = await self._request(pr.DISCARD, IdParams(id=sid))
         if res is not None:
             self.notify(f"{name}: discarded {res.get('files', 0)} files", timeout=4)
             self._reload_diff(sid)
@@ -195,7 +201,7 @@ class ReviewActions:
             return
         name = model.name_of(s)
         self.notify(f"{name}: check running…", timeout=3)
-        res = await self._call("check", id=s["id"])
+        res = await self._request(pr.CHECK, IdParams(id=s["id"]))
         if res is None:
             return
         status = str(res.get("status", "?"))
@@ -210,7 +216,7 @@ class ReviewActions:
         s = self.current()
         if s is None:
             return
-        res = await self._call("send_check", id=s["id"])
+        res = await self._request(pr.SEND_CHECK, IdParams(id=s["id"]))
         if res is not None:
             self.notify(f"sent the failing check to {model.name_of(s)} ({res.get('via') or 'message'})", timeout=4)
 
@@ -223,7 +229,7 @@ class ReviewActions:
         s = self.current()
         if s is None:
             return
-        res = await self._call("compare", id=s["id"])
+        res = await self._request(pr.COMPARE, pr.GroupParams(id=s["id"]))
         if res is None:
             return
 
@@ -233,7 +239,7 @@ class ReviewActions:
 
         self.screen.app.push_screen(CompareScreen(res, s["id"]), done)
 
-    def _confirm_pick(self, winner: str, res: dict[str, Any]) -> None:
+    def _confirm_pick(self, winner: str, res: pr.CompareResult) -> None:
         entries = [e for e in res.get("sessions") or [] if isinstance(e, dict)]
         name = next((one_line(str(e.get("name")), 40) for e in entries if e.get("id") == winner), winner)
         losers = ", ".join(one_line(str(e.get("name")), 40) for e in entries if e.get("id") != winner)
@@ -250,7 +256,7 @@ class ReviewActions:
         self._run(self._pick_work(winner, name), "review-act")
 
     async def _pick_work(self, winner: str, name: str) -> None:
-        res = await self._call("pick", id=winner)
+        res = await self._request(pr.PICK, IdParams(id=winner))
         if res is not None:
             gone = ", ".join(one_line(str(r.get("name")), 30) for r in res.get("removed") or [])
             self.notify(f"{name} wins" + (f"; removed {gone}" if gone else ""), timeout=5)

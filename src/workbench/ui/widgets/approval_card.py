@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shlex
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +21,7 @@ from textual.widgets import Static
 from workbench.core.escapes import strip_escapes
 
 
-def card_content(pending: dict[str, Any]) -> Content:
+def card_content(pending: Mapping[str, Any]) -> Content:
     kind = str(pending.get("kind") or "command")
     describe = strip_escapes(str(pending.get("describe") or ""))
     # The exact command comes first: in a small pane it is the line that must show.
@@ -91,7 +92,7 @@ class ApprovalCard(VerticalScroll, can_focus=True):
         super().__init__(id=id)
         self.session_id = session_id
         self.arm_ms = arm_ms
-        self.pending: dict[str, Any] | None = None
+        self.pending: Mapping[str, Any] | None = None
         self._shown_at = 0.0
         self._focused_at = 0.0
         self._body = Static("", classes="approval-body")
@@ -99,7 +100,7 @@ class ApprovalCard(VerticalScroll, can_focus=True):
     def compose(self) -> Any:
         yield self._body
 
-    def show_pending(self, pending: dict[str, Any] | None) -> None:
+    def show_pending(self, pending: Mapping[str, Any] | None) -> None:
         same = bool(pending and self.pending and pending.get("call_id") == self.pending.get("call_id"))
         self.pending = pending or None
         self.set_class(self.pending is not None, "-shown")

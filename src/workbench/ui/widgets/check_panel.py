@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from textual.content import Content
 from textual.widgets import Static
 
 from workbench.core.escapes import one_line, strip_escapes
+from workbench.ui.model import Session
 
 TAIL_LINES = 12
 
 
-def check_summary(session: dict[str, Any], result: dict[str, Any] | None) -> tuple[str, str, str]:
+def check_summary(session: Session, result: Mapping[str, Any] | None) -> tuple[str, str, str]:
     """(status, headline, tail) from the full result when there is one, else the description."""
     if session.get("check_running"):
         return "running", "check running…", ""
@@ -31,7 +33,7 @@ def check_summary(session: dict[str, Any], result: dict[str, Any] | None) -> tup
     return status, head, tail
 
 
-def check_content(session: dict[str, Any], result: dict[str, Any] | None) -> Content:
+def check_content(session: Session, result: Mapping[str, Any] | None) -> Content:
     status, head, tail = check_summary(session, result)
     icon, style = {"passed": ("✔", "$success"), "failed": ("✖", "$error"), "running": ("◌", "$wb-running"),
                    "timeout": ("✖", "$error"), "error": ("✖", "$error")}.get(status, ("·", "$text-muted"))
@@ -55,6 +57,6 @@ class CheckPanel(Static):
         super().__init__("", id=id)
         self.status = "none"
 
-    def show(self, session: dict[str, Any], result: dict[str, Any] | None) -> None:
+    def show(self, session: Session, result: Mapping[str, Any] | None) -> None:
         self.status = check_summary(session, result)[0]
         self.update(check_content(session, result))

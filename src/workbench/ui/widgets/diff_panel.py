@@ -5,7 +5,7 @@ daemon calls here; parsing and highlighting run in a thread before anything is s
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from textual import on, work
 from textual.containers import Horizontal, Vertical
@@ -14,20 +14,27 @@ from textual.widgets import OptionList, Static
 
 from workbench.core.escapes import one_line
 from workbench.errors import WorkbenchError
+from workbench.protocol import review as pr
+from workbench.protocol.method import Method
+from workbench.protocol.review import DiffReply
 from workbench.ui.dialogs import LineInputScreen
 from workbench.ui.diff_doc import PLAIN_FIRST_LINES, DiffDoc, HunkCache, PFile, layout, line_count, prepare
+from workbench.ui.model import Session
 from workbench.ui.widgets.check_panel import CheckPanel
 from workbench.ui.widgets.diff_files import DiffFileList
 from workbench.ui.widgets.diff_view import DiffView, Target
 
 KEYS_HINT = ("n/p hunk · ]/[ file · a reviewed · x reject · c comment · X revert file · u undo · "
              "S send review · M merge · D discard · v split · ? keys")
+P = TypeVar("P")
+R = TypeVar("R")
 FIRST_PAGE_BYTES = 1_000_000  # the daemon leaves later files' hunks out; they load when opened
 
 
 class ReviewHost(Protocol):
-    async def fetch_diff(self, session: dict[str, Any], **params: Any) -> dict[str, Any]: ...
-    async def call(self, method: str, **params: Any) -> Any: ...
+    async def fetch_diff(self, session: Session, *, paths: list[str] | None = None,
+                         max_bytes: int | None = None, offset: int | None = None) -> DiffReply: ...
+    async def request(self, spec: Method[P, R], params: P) -> R: ...
     def report_error(self, e: BaseException) -> None: ...
 
 
@@ -71,7 +78,7 @@ class DiffPanel(Vertical):
     DiffPanel.-error > .diff-error { display: block; }
     """
 
-    def __init__(self, session: dict[str, Any], host: ReviewHost) -> None:
+    def __init__(self, session: Session, host: ReviewHost) -> None:
         super().__init__()
         self.session = session
         self.session_id = str(session["id"])
@@ -81,7 +88,7 @@ class DiffPanel(Vertical):
         self.files = DiffFileList()
         self.check = CheckPanel()
         self.view = DiffView()
-        self.result: dict[str, Any] | None = None
+        self.result: DiffReply | None = None
         self.doc: DiffDoc | None = None
         self.split = False
         self.opened: set[str] = set()
@@ -110,7 +117,7 @@ class DiffPanel(Vertical):
     def on_resize(self) -> None:
         self.set_class(self.size.width < 70, "-narrow")
 
-    def update_session(self, s: dict[str, Any]) -> None:
+    def update_session(self, s: Session) -> None:
         self.session = s
         self.check.show(s, self.doc.check if self.doc and not s.get("check_running") else None)
 
@@ -128,14 +135,14 @@ class DiffPanel(Vertical):
         self.set_class(False, "-error")
         await self._show(result)
 
-    def show(self, result: dict[str, Any]) -> None:
+    def show(self, result: DiffReply) -> None:
         self._show_worker(result)
 
     @work(exclusive=True, group="diff-load", exit_on_error=False)
-    async def _show_worker(self, result: dict[str, Any]) -> None:
+    async def _show_worker(self, result: DiffReply) -> None:
         await self._show(result)
 
-    async def _show(self, result: dict[str, Any]) -> None:
+    async def _show(self, result: DiffReply) -> None:
         # Parsing and highlighting happen in a thread; a long diff is shown plain first, so the
         # first screen does not wait for the colours.
         if line_count(result) > PLAIN_FIRST_LINES:
@@ -143,7 +150,7 @@ class DiffPanel(Vertical):
         await self._prepare_and_show(result, highlight=True)
         self.loads += 1
 
-    async def _prepare_and_show(self, result: dict[str, Any], highlight: bool) -> None:
+    async def _prepare_and_show(self, result: DiffReply, highlight: bool) -> None:
         dark = self.app.current_theme.dark
         opened, closed, split = set(self.opened), set(self.closed), self.split
         doc = await asyncio.to_thread(prepare, result, opened, self._cache, dark, closed, highlight)
@@ -228,10 +235,10 @@ class DiffPanel(Vertical):
         except WorkbenchError as e:
             self.host.report_error(e)
             return
-        got = {str(x.get("path")): x for x in one.get("files") or [] if isinstance(x, dict)}
+        got = {x["path"]: x for x in one["files"]}
         if self.result is None or f.path not in got:
             return
-        files = [got.get(str(x.get("path")), x) if isinstance(x, dict) else x for x in self.result.get("files") or []]
+        files = [got.get(x["path"], x) for x in self.result["files"]]
         self.show({**self.result, "files": files})
 
     @work(group="review", exit_on_error=False)
@@ -240,11 +247,11 @@ class DiffPanel(Vertical):
         if f is None:
             return
         if h is not None and not whole_file:
-            params: dict[str, Any] = {"hunk": h.id, "reviewed": not h.reviewed}
+            params = pr.MarkParams(id=self.session_id, hunk=h.id, reviewed=not h.reviewed)
         else:
-            params = {"path": f.path, "reviewed": f.review_status != "reviewed"}
+            params = pr.MarkParams(id=self.session_id, path=f.path, reviewed=f.review_status != "reviewed")
         try:
-            await self.host.call("mark_reviewed", id=self.session_id, **params)
+            await self.host.request(pr.MARK_REVIEWED, params)
         except WorkbenchError as e:
             self.host.report_error(e)
             return
@@ -278,8 +285,8 @@ class DiffPanel(Vertical):
 
         def done(reason: str | None) -> None:
             if reason is not None and h is not None and f is not None:
-                self.do_review("reject", f"rejected a hunk of {one_line(f.path, 60)}", hunk=h.id,
-                                reason=reason)
+                self.do_review(pr.REJECT, pr.RejectParams(id=self.session_id, hunk=h.id, reason=reason),
+                               f"rejected a hunk of {one_line(f.path, 60)}")
 
         self.app.push_screen(LineInputScreen(
             f"Reject {one_line(h.header, 60)} in {one_line(f.path, 60)}: it is reversed in the worktree",
@@ -293,7 +300,8 @@ class DiffPanel(Vertical):
 
         def done(reason: str | None) -> None:
             if reason is not None and f is not None:
-                self.do_review("revert_file", f"reverted {one_line(f.path, 60)}", path=f.path, reason=reason)
+                self.do_review(pr.REVERT_FILE, pr.RevertFileParams(id=self.session_id, path=f.path, reason=reason),
+                               f"reverted {one_line(f.path, 60)}")
 
         self.app.push_screen(LineInputScreen(
             f"Revert {one_line(f.path, 80)} to the base version (every hunk)?",
@@ -306,23 +314,23 @@ class DiffPanel(Vertical):
             self.app.notify("move to a hunk or a line to comment on it", timeout=3)
             return
         where = f"{t.line}" if t.end_line in (None, t.line) else f"{t.line}-{t.end_line}"
-        params: dict[str, Any] = {"path": f.path, "line": t.line}
+        params = pr.CommentParams(id=self.session_id, path=f.path, line=t.line, text="")
         if t.end_line is not None and t.end_line != t.line:
             params["end_line"] = t.end_line
 
         def done(text: str | None) -> None:
             if text:
                 self.view.sel_start = None
-                self.do_review("comment", f"comment on {one_line(f.path if f else '', 60)}:{where} added",
-                                text=text, **params)
+                self.do_review(pr.COMMENT, {**params, "text": text},
+                               f"comment on {one_line(f.path if f else '', 60)}:{where} added")
 
         self.app.push_screen(LineInputScreen(f"Comment on {one_line(f.path, 80)}:{where}",
                                              "a note for the agent; Enter adds it, Esc cancels"), done)
 
     @work(group="review", exit_on_error=False)
-    async def do_review(self, method: str, done: str, **params: Any) -> None:
+    async def do_review(self, spec: Method[P, R], params: P, done: str) -> None:
         try:
-            await self.host.call(method, id=self.session_id, **params)
+            await self.host.request(spec, params)
         except WorkbenchError as e:
             self.host.report_error(e)
             return

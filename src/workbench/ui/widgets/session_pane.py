@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from textual import work
 from textual.containers import Horizontal, Vertical
@@ -12,6 +12,10 @@ from textual.widgets import Static
 
 from workbench.core.escapes import one_line
 from workbench.errors import WorkbenchError
+from workbench.protocol.method import Method
+from workbench.protocol.review import DiffReply
+from workbench.protocol.session import LogEntry
+from workbench.protocol.terminal import ScrollbackResult
 from workbench.ui import model
 from workbench.ui.model import Session
 from workbench.ui.term_model import TermState
@@ -19,6 +23,9 @@ from workbench.ui.widgets.approval_card import ApprovalCard
 from workbench.ui.widgets.diff_panel import DiffPanel
 from workbench.ui.widgets.terminal import TerminalView
 from workbench.ui.widgets.transcript import Transcript
+
+P = TypeVar("P")
+R = TypeVar("R")
 
 
 class PaneHost(Protocol):
@@ -28,10 +35,11 @@ class PaneHost(Protocol):
     approval_arm_ms: int
 
     def term_state(self, session_id: str) -> TermState: ...
-    async def fetch_log(self, session_id: str, after: int) -> list[dict[str, Any]]: ...
-    async def fetch_diff(self, session: Session, **params: Any) -> dict[str, Any]: ...
-    async def fetch_scrollback(self, session_id: str, start: int, count: int) -> dict[str, Any]: ...
-    async def call(self, method: str, **params: Any) -> Any: ...
+    async def fetch_log(self, session_id: str, after: int) -> list[LogEntry]: ...
+    async def fetch_diff(self, session: Session, *, paths: list[str] | None = None,
+                         max_bytes: int | None = None, offset: int | None = None) -> DiffReply: ...
+    async def fetch_scrollback(self, session_id: str, start: int, count: int) -> ScrollbackResult: ...
+    async def request(self, spec: Method[P, R], params: P) -> R: ...
     def report_error(self, e: BaseException) -> None: ...
 
 
@@ -148,7 +156,7 @@ class SessionPane(Vertical):
 
     @work(exclusive=True, group="log", exit_on_error=False)
     async def load_log(self) -> None:
-        entries: list[dict[str, Any]] = []
+        entries: list[LogEntry] = []
         try:
             entries = await self.host.fetch_log(self.session_id, self.transcript.last_seq)
         except WorkbenchError as err:

@@ -24,10 +24,11 @@ from textual.selection import Selection
 from textual.strip import Strip
 from textual.widget import Widget
 
+from workbench.protocol.terminal import ScrollbackResult
 from workbench.ui.keymap import DEFAULT_DETACH, key_to_bytes, paste_bytes
 from workbench.ui.term_model import Row, TermState, row_text
 
-ScrollbackFetch = Callable[[str, int, int], Awaitable[dict[str, Any]]]
+ScrollbackFetch = Callable[[str, int, int], Awaitable[ScrollbackResult]]
 WHEEL_LINES = 3
 
 

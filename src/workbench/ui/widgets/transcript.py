@@ -3,6 +3,7 @@ plan steps, errors and compaction notes. For PTY sessions it shows the event log
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from textual.containers import VerticalScroll
@@ -80,7 +81,7 @@ class Transcript(VerticalScroll, can_focus=True):
         if at_end:
             self.call_after_refresh(self.scroll_end, animate=False)
 
-    def add_entry(self, entry: dict[str, Any]) -> None:
+    def add_entry(self, entry: Mapping[str, Any]) -> None:
         seq = int(entry.get("seq") or 0)
         if seq and seq <= self.last_seq:
             return
