@@ -6,24 +6,28 @@ Snapshot tests use these so that SVGs are the same on every run.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, cast
 
 from tests.test_ui_review_fakes import REVIEW_METHODS, FakeReview
 from workbench.protocol.method import Method
+from workbench.protocol.session import SessionInfo
 from workbench.ui.app import WorkbenchApp
 from workbench.ui.daemon_link import NotAvailable
 from workbench.ui.messages import DaemonUp, FrameEvent
 
 
-def session(sid: str, name: str, state: str = "running", repo: str = "/work/api", **extra: Any) -> dict[str, Any]:
+def session(sid: str, name: str, state: str = "running", repo: str = "/work/api", **extra: Any) -> SessionInfo:
     now = time.time()  # per call: snapshots must not age while a long worker runs
-    return {
-        "id": sid, "name": name, "repo": repo, "agent": extra.pop("agent", "shell"), "state": state,
-        "created_at": now - extra.pop("age", 300), "state_since": now - extra.pop("since", 60),
-        "reason": extra.pop("reason", ""), "tokens_in": 0, "tokens_out": 0, "cost_usd": 0.0,
-        "branch": f"wb/{name}", "worktree": f"/tmp/none/{name}", "base_commit": "0" * 40,
-        "needs_attention": state in ("waiting", "error", "review"), **extra,
-    }
+    info = SessionInfo(
+        id=sid, name=name, repo=repo, branch=f"wb/{name}", worktree=f"/tmp/none/{name}", base_commit="0" * 40,
+        base_ref="main", agent=extra.pop("agent", "shell"), command=[], state=state, sandbox="workspace",
+        network=False, approval="suggest", in_place=False, created_at=now - extra.pop("age", 300),
+        updated_at=now, state_since=now - extra.pop("since", 60), exit_code=None, reason=extra.pop("reason", ""),
+        pid=None, cols=120, rows=40, tokens_in=0, tokens_out=0, cost_usd=0.0, check="none", prompt="",
+        provider="", model="", extra={}, disk_bytes=None, needs_attention=state in ("waiting", "error", "review"),
+        alive=True,
+    )
+    return cast(SessionInfo, {**info, **extra})
 
 
 def frame(sid: str, lines: list[str], cols: int = 60, rows: int = 12,
@@ -40,7 +44,7 @@ def frame(sid: str, lines: list[str], cols: int = 60, rows: int = 12,
             "app_cursor": False}
 
 
-def sample_sessions() -> list[dict[str, Any]]:
+def sample_sessions() -> list[SessionInfo]:
     return [
         session("a1", "fix-login", "waiting", approval_pending={
             "call_id": "c1", "kind": "command", "describe": "pytest -q tests/test_login.py",

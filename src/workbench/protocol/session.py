@@ -1,6 +1,6 @@
 """Sessions and the daemon itself on the wire: create, list, stop, remove, status."""
 
-from typing import Any, NotRequired, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict
 
 from workbench.protocol.method import Method
 
@@ -11,13 +11,15 @@ class IdParams(TypedDict):
     id: str
 
 
-class Approval(TypedDict, total=False):
-    """A tool call waiting for the person (the built-in agent's or a detected prompt)."""
+class Approval(TypedDict):
+    """A built-in agent's tool call waiting for the person."""
 
     call_id: str
-    tool: str
+    kind: Literal["command", "patch"]
     describe: str
-    arguments: dict[str, Any]
+    requested_at: float
+    argv: NotRequired[list[str]]  # kind command
+    patch: NotRequired[str]  # kind patch
 
 
 class SessionInfo(TypedDict):

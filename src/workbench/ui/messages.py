@@ -7,6 +7,8 @@ from typing import Any
 
 from textual.message import Message
 
+from workbench.protocol.terminal import Frame
+
 
 @dataclass
 class DaemonUp(Message):
@@ -34,4 +36,4 @@ class DaemonEvent(Message):
 class FrameEvent(Message):
     """A screen frame (full or delta) for one session."""
 
-    data: dict[str, Any]
+    data: Frame

@@ -7,10 +7,8 @@ pane and the focused view) can share one copy per session.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
-Run = list[Any]  # [text, fg, bg, flags]
-Row = list[Run]
+from workbench.protocol.terminal import Frame, Row
 
 
 def row_text(row: Row) -> str:
@@ -42,11 +40,11 @@ class TermState:
             del self.rows[n:]
             del self.versions[n:]
 
-    def apply(self, frame: dict[str, Any]) -> set[int] | None:
+    def apply(self, frame: Frame) -> set[int] | None:
         """Apply a frame; return the changed row numbers, or None when everything changed."""
         everything = bool(frame.get("full")) or not self.received
         size = frame.get("size")
-        if isinstance(size, list) and len(size) == 2:
+        if isinstance(size, list | tuple) and len(size) == 2:
             cols, nrows = int(size[0]), int(size[1])
             if (cols, nrows) != (self.cols, self.nrows):
                 everything = True
@@ -54,7 +52,7 @@ class TermState:
         self._ensure(self.nrows)
         old_cursor_row = self.cursor[1]
         cur = frame.get("cursor")
-        if isinstance(cur, list) and len(cur) >= 3:
+        if isinstance(cur, list | tuple) and len(cur) >= 3:
             self.cursor = (int(cur[0]), int(cur[1]), bool(cur[2]))
         self.alt = bool(frame.get("alt", self.alt))
         self.title = str(frame.get("title", self.title) or "")
