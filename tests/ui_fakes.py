@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from tests.test_ui_review_fakes import REVIEW_METHODS, FakeReview
+from tests.ui_review_fakes import REVIEW_METHODS, FakeReview
 from workbench.ui.app import WorkbenchApp
 from workbench.ui.daemon_link import NotAvailable
 from workbench.ui.messages import DaemonUp, FrameEvent
