@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
+from tests.agent_support import CALC, FIX, TEST_CALC, TESTS, calls, patch, shell
 from tests.conftest import make_repo
 from tests.helpers import wait_for
-from tests.test_agent_support import CALC, FIX, TEST_CALC, TESTS, calls, patch, shell
 from tests.wb import Wb
 from workbench.fakes.model_server import FakeOpenAI, Script, Turn
 

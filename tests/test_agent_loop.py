@@ -10,8 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import make_repo
-from tests.test_agent_support import (
+from tests.agent_support import (
     CALC,
     FIX,
     TEST_CALC,
@@ -22,6 +21,7 @@ from tests.test_agent_support import (
     shell,
     until,
 )
+from tests.conftest import make_repo
 from workbench.agent.conversation import SUMMARY_PREFIX, item_from_dict
 from workbench.agent.loop import INTERRUPT_RESULT, RESTART_RESULT, Agent, LoopOptions
 from workbench.agent.prompts import COMPACT_PROMPT, PromptContext

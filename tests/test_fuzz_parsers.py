@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import make_repo
+from tests.hardening_support import builtin_config, session
 from tests.helpers import wait_for
-from tests.test_audit_support import builtin_config, session
 from tests.wb import Wb
 from workbench.agent.patch import PatchError, apply_patch, parse_patch
 from workbench.core.diff import compute_diff, parse_unified

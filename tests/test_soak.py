@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import git
+from tests.hardening_support import descendants, fd_count, rss_kb, worktree_list
 from tests.helpers import wait_for
-from tests.test_audit_support import descendants, fd_count, rss_kb, worktree_list
 from tests.wb import Wb
 from workbench import paths
 from workbench.daemon.client import Client

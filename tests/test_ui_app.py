@@ -1,4 +1,5 @@
-"""Pilot tests of every binding and dialog, on the real app over a fake daemon link."""
+"""Pilot tests of every binding and dialog, and of notification merging, on the real app over a
+fake daemon link."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.test_ui_fakes import HarnessApp, sample_sessions, session
+from tests.ui_fakes import HarnessApp, sample_sessions, session
 from workbench import paths
 from workbench.ui.dialogs import ConfirmScreen, LineInputScreen
 from workbench.ui.messages import DaemonEvent
@@ -220,7 +221,7 @@ async def test_grid_zoom_resize_pin_and_cycle() -> None:
         # every pane is live: a frame for a pane that is not focused repaints it
         other = next(sid for sid in app.main.panes if sid != app.layout.focus)
         app.post_message(DaemonEvent("noop", {}))
-        from tests.test_ui_fakes import frame
+        from tests.ui_fakes import frame
         from workbench.ui.messages import FrameEvent
 
         app.post_message(FrameEvent(frame(other, ["fresh output"])))
@@ -607,3 +608,37 @@ async def test_wheel_scrolls_back_through_history() -> None:
         term._wheel(1, None)  # type: ignore[arg-type]
         await pilot.pause(0.05)
         assert term.scroll_back == 0 and term.visible_text()[0].startswith("Traceback")
+
+
+@sync
+async def test_identical_notifications_are_merged() -> None:
+    app = HarnessApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await started(app, pilot)
+        app.notes.clear()
+        for _ in range(30):
+            app.notify("session x is not running", severity="error")
+        app.notify("something else")
+        assert app.notes == [("error", "session x is not running"), ("information", "something else")]
+        # and a burst of different ones is capped
+        for i in range(20):
+            app.notify(f"distinct {i}")
+        assert len(app.notes) <= 5
+
+
+@sync
+async def test_j_and_k_move_in_the_list_and_space_jumps_to_attention() -> None:
+    app = HarnessApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await started(app, pilot)
+        assert app.layout.focus == "c3"
+        await pilot.press("j")
+        assert app.layout.focus == "a1"
+        await pilot.press("j")
+        assert app.layout.focus == "b2"
+        await pilot.press("k")
+        assert app.layout.focus == "a1"
+        app.main.show_session("b2")
+        await pilot.press("space")
+        await pilot.pause(0.1)
+        assert app.layout.focus == "a1"  # waiting first

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.test_ui_review_fakes import FakeReview, hunks_of
+from tests.ui_review_fakes import FakeReview, hunks_of
 from workbench.ui.diff_doc import HUGE_HUNK_LINES, clean, layout, prepare
 
 

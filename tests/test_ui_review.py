@@ -1,5 +1,5 @@
 """Pilot tests of the diff review viewer: navigation, each review action, finishing (merge,
-discard), checks and attempts, over the fake daemon link (tests/test_ui_review_fakes.py)."""
+discard), checks and attempts, over the fake daemon link (tests/ui_review_fakes.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from collections.abc import Callable
 from typing import Any
 
 from tests.test_ui_app import SIZE, calls, started, sync
-from tests.test_ui_fakes import HarnessApp, sample_sessions, session
-from tests.test_ui_review_fakes import FakeReview
+from tests.ui_fakes import HarnessApp, sample_sessions, session
+from tests.ui_review_fakes import FakeReview
 from workbench.ui.dialogs import ConfirmScreen, LineInputScreen
 from workbench.ui.messages import DaemonEvent
 from workbench.ui.screens.compare import CompareScreen

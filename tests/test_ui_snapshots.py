@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from textual.pilot import Pilot
 
-from tests.test_ui_fakes import HarnessApp
+from tests.ui_fakes import HarnessApp
 
 
 async def settle(pilot: Pilot[Any]) -> None:

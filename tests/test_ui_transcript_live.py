@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from textual.widgets import Collapsible
 
+from tests.agent_support import CALC, FIX, TEST_CALC, calls, patch, shell
 from tests.conftest import make_repo
-from tests.test_agent_support import CALC, FIX, TEST_CALC, calls, patch, shell
 from tests.test_ui_review import until
 from tests.wb import Wb
 from workbench.fakes.model_server import FakeOpenAI, Script, Turn

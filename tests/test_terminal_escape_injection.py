@@ -1,4 +1,4 @@
-"""Endpoint audit, class 2: terminal escape injection (issue 9, item 1).
+"""Terminal escape injection: the second class of the endpoint audit (docs/security.md).
 
 Text that comes from a model, a PTY (titles, notifications), a file name, a commit message,
 a check's output or a repo path must reach the user's terminal inert: no OSC (title, OSC 52
@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import git, make_repo
+from tests.hardening_support import builtin_config, wait_session
 from tests.helpers import wait_for
-from tests.test_audit_support import builtin_config, wait_session
 from tests.wb import Wb
 from workbench import paths
 
@@ -263,7 +263,7 @@ def _rendered(app: Any) -> str:
 def test_ui_shows_hostile_session_data_inert() -> None:
     """Names, reasons, titles, repo paths, approval texts, check tails and transcript entries
     with escapes: the frames the UI writes carry none of them (Textual strips only BEL/BS/CR)."""
-    from tests.test_ui_fakes import HarnessApp, frame, session
+    from tests.ui_fakes import HarnessApp, frame, session
     from workbench.ui.messages import DaemonEvent, FrameEvent
 
     pending = {"call_id": "c1", "kind": "patch", "describe": f"apply_patch {EVIL}",

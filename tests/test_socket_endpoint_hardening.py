@@ -1,5 +1,5 @@
-"""Endpoint audit (issue 9, item 1): every socket method against path/argument injection and
-the socket's authentication. Terminal-escape injection is in tests/test_audit_escapes.py.
+"""Socket endpoint hardening: every socket method against path/argument injection and
+the socket's authentication. Terminal-escape injection is in tests/test_terminal_escape_injection.py.
 The results table is in docs/security.md ("Endpoint audit").
 
 One daemon serves the whole module (starting one per test would cost a second each): the
@@ -25,8 +25,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import git, make_repo
+from tests.hardening_support import Canary, payloads
 from tests.helpers import wait_for
-from tests.test_audit_support import Canary, payloads
 from tests.wb import Wb
 from workbench import paths
 from workbench.daemon.client import Client

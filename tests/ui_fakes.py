@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from typing import Any, cast
 
-from tests.test_ui_review_fakes import REVIEW_METHODS, FakeReview
+from tests.ui_review_fakes import REVIEW_METHODS, FakeReview
 from workbench.protocol.method import Method
 from workbench.protocol.session import SessionInfo
 from workbench.ui.app import WorkbenchApp

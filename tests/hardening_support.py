@@ -1,4 +1,4 @@
-"""Shared helpers for the hardening tests (endpoint audit, faults, soak). No tests here.
+"""Shared helpers for the hardening tests (socket endpoints, terminal escapes, faults, fuzzing, soak).
 
 - `Canary`: files outside the data dir (and the repo's refs and config) that an injected
   path or git option would touch; `assert_untouched()` proves none was.

@@ -1,4 +1,4 @@
-"""Fault injection for the built-in agent (issue 9, item 2): the model endpoint failing
+"""Fault injection for the built-in agent: the model endpoint failing
 (429, 500, garbage, a cut stream, nothing for minutes) and kill -9 of the daemon during a
 model stream and around an apply_patch. A real daemon talks to a FakeOpenAI over HTTP.
 
@@ -13,8 +13,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from tests.helpers import wait_for
-from tests.test_audit_support import (
+from tests.hardening_support import (
     builtin_config,
     kill9_daemon,
     log_entries,
@@ -22,6 +21,7 @@ from tests.test_audit_support import (
     wait_log,
     wait_session,
 )
+from tests.helpers import wait_for
 from tests.wb import Wb
 from workbench.fakes.model_server import FakeOpenAI, Fault, Script, ScriptedToolCall, Turn
 
