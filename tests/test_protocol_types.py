@@ -100,3 +100,18 @@ def test_the_daemon_answers_a_bad_parameter_with_a_usage_error_naming_it(wb: Wb,
         info = c.request(ps.GET, {"id": sid})
         assert info["name"] == "typed"
         assert c.request(pt.RESIZE, {"id": sid, "size": "90x30"}) == {"cols": 90, "rows": 30}
+
+
+def test_a_declaration_with_postponed_annotations_is_refused() -> None:
+    """Python 3.11 would count its NotRequired keys as required: refuse it at import."""
+    # This module's annotations are postponed, so a class statement here has string ones.
+    from typing import NotRequired, TypedDict
+
+    from workbench.protocol.validate import compile_checker
+
+    class Late(TypedDict):
+        id: str
+        n: NotRequired[int]
+
+    with pytest.raises(TypeError, match="without `from __future__ import annotations`"):
+        compile_checker(Late)

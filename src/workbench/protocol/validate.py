@@ -8,7 +8,7 @@ treated as absent, so clients may pass optional parameters as None.
 import math
 import types
 from collections.abc import Callable
-from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
+from typing import Any, ForwardRef, Literal, Union, get_args, get_origin, get_type_hints
 
 INT_LIMIT = 2**63
 
@@ -27,6 +27,9 @@ class ParamError(ValueError):
 
 def compile_checker(td: type) -> Checker:
     """A function that validates a raw params object against TypedDict `td`."""
+    if any(isinstance(a, str | ForwardRef) for a in td.__annotations__.values()):
+        # With postponed annotations Python 3.11 counts NotRequired keys as required.
+        raise TypeError(f"{td.__name__}: declare protocol types without `from __future__ import annotations`")
     hints = get_type_hints(td)
     required: frozenset[str] = getattr(td, "__required_keys__", frozenset())
     checks = {key: _value_check(ann) for key, ann in hints.items()}
