@@ -11,7 +11,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -19,18 +19,26 @@ from workbench import __version__
 from workbench.core.escapes import one_line
 from workbench.daemon.client import Client, stop_daemon
 from workbench.errors import UsageError, WorkbenchError
+from workbench.protocol import session as ps
+from workbench.protocol import terminal as pt
+from workbench.protocol.method import Method
+from workbench.protocol.review import NEW_ATTEMPTS, NewAttemptsParams
 
 RED = "\x1b[31m"
 RESET = "\x1b[0m"
+
+P = TypeVar("P")
+R = TypeVar("R")
 
 
 def _client() -> Client:
     return Client("cli")
 
 
-def _call(method: str, **params: Any) -> Any:
+def _request(spec: Method[P, R], params: P) -> R:
+    """One request on a connection of its own."""
     with _client() as c:
-        return c.call(method, **params)
+        return c.request(spec, params)
 
 
 def _warn(msg: str) -> None:
@@ -102,7 +110,7 @@ def daemon_stop() -> None:
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 def daemon_status(as_json: bool) -> None:
     """Show the daemon's pid, socket, version and sessions."""
-    st = _call("status")
+    st = _request(ps.STATUS, ps.NoParams())
     if as_json:
         _json(st)
         return
@@ -158,17 +166,30 @@ def new(
             prompt = Path(prompt_file).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as e:
             raise UsageError(f"cannot read --prompt-file {prompt_file}: {e}") from None
-    params: dict[str, Any] = {
-        "repo": str(Path(repo).expanduser().absolute()), "agent": agent, "name": name, "base": base,
-        "sandbox": sandbox, "network": network, "approval": approval, "prompt": prompt or "",
-        "in_place": in_place, "auto_answer": auto_answer or None,
-    }
+    # Options left unset are left out: the daemon applies the config's defaults.
+    params: ps.NewParams = {"repo": str(Path(repo).expanduser().absolute()), "prompt": prompt or ""}
+    if agent is not None:
+        params["agent"] = agent
+    if name is not None:
+        params["name"] = name
+    if base is not None:
+        params["base"] = base
+    if sandbox is not None:
+        params["sandbox"] = sandbox
+    if network is not None:
+        params["network"] = network
+    if approval is not None:
+        params["approval"] = approval
+    if in_place is not None:
+        params["in_place"] = in_place
+    if auto_answer:
+        params["auto_answer"] = True
     if size:
         from workbench.daemon.methods import parse_size
 
         params["cols"], params["rows"] = parse_size(size)
     if attempts > 1:
-        res = _call("new_attempts", attempts=attempts, **{k: v for k, v in params.items() if v is not None})
+        res = _request(NEW_ATTEMPTS, NewAttemptsParams(**params, attempts=attempts))
         for w in res["warnings"]:
             _warn(w)
         if as_json:
@@ -176,11 +197,11 @@ def new(
         else:
             click.echo("\n".join(s["id"] for s in res["sessions"]))
         return
-    s = _call("new", **{k: v for k, v in params.items() if v is not None})
-    for w in s.pop("warnings", []):
+    s = _request(ps.NEW, params)
+    for w in s["warnings"]:
         _warn(w)
     if as_json:
-        _json(s)
+        _json({k: v for k, v in s.items() if k != "warnings"})
     else:
         click.echo(s["id"])
 
@@ -193,7 +214,7 @@ def _state_text(s: dict[str, Any], color: bool) -> str:
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 def ls_cmd(as_json: bool) -> None:
     """List every session."""
-    sessions = _call("ls")
+    sessions = _request(ps.LS, ps.NoParams())
     if as_json:
         _json(sessions)
         return
@@ -222,7 +243,7 @@ def ls_cmd(as_json: bool) -> None:
 @click.argument("text", nargs=-1, required=True)
 def keys(session_id: str, text: tuple[str, ...]) -> None:
     """Type TEXT into a session's terminal (C escapes like \\r, \\t, \\x03, \\e work)."""
-    _call("keys", id=session_id, text=" ".join(text))
+    _request(pt.KEYS, pt.KeysParams(id=session_id, text=" ".join(text)))
 
 
 @cli.command()
@@ -230,7 +251,7 @@ def keys(session_id: str, text: tuple[str, ...]) -> None:
 @click.option("--ansi", is_flag=True, help="keep colours and styles")
 def screen(session_id: str, ansi: bool) -> None:
     """Print a session's current screen, one line per row."""
-    res = _call("screen", id=session_id, ansi=ansi)
+    res = _request(pt.SCREEN, pt.ScreenParams(id=session_id, ansi=ansi))
     lines = list(res["lines"])
     if not ansi:
         while lines and not lines[-1]:
@@ -243,7 +264,7 @@ def screen(session_id: str, ansi: bool) -> None:
 @click.argument("size")
 def resize(session_id: str, size: str) -> None:
     """Resize a session's terminal to COLSxROWS."""
-    res = _call("resize", id=session_id, size=size)
+    res = _request(pt.RESIZE, pt.ResizeParams(id=session_id, size=size))
     click.echo(f"{res['cols']}x{res['rows']}")
 
 
@@ -251,7 +272,7 @@ def resize(session_id: str, size: str) -> None:
 @click.argument("session_id")
 def stop(session_id: str) -> None:
     """Stop a session's process (its worktree and branch stay)."""
-    s = _call("stop", id=session_id)
+    s = _request(ps.STOP, ps.IdParams(id=session_id))
     click.echo(f"{s['id']} {s['state']}")
 
 
@@ -259,7 +280,7 @@ def stop(session_id: str) -> None:
 @click.argument("session_id")
 def restart(session_id: str) -> None:
     """Start a stopped session again in the same worktree."""
-    s = _call("restart", id=session_id)
+    s = _request(ps.RESTART, ps.IdParams(id=session_id))
     click.echo(f"{s['id']} {s['state']}")
 
 
@@ -268,14 +289,14 @@ def restart(session_id: str) -> None:
 @click.option("--keep-branch", is_flag=True, help="keep the session's branch")
 def rm(session_id: str, keep_branch: bool) -> None:
     """Remove a session: stop it, delete its worktree (and branch unless kept)."""
-    res = _call("rm", id=session_id, keep_branch=keep_branch)
+    res = _request(ps.RM, ps.RmParams(id=session_id, keep_branch=keep_branch))
     click.echo(f"removed {res['id']}")
 
 
 @cli.command()
 def gc() -> None:
     """Delete worktrees whose sessions were removed."""
-    res = _call("gc")
+    res = _request(ps.GC, ps.NoParams())
     for p in res["removed"]:
         click.echo(f"removed {p}")
     if not res["removed"]:
@@ -287,7 +308,7 @@ def gc() -> None:
 @click.option("--json", "as_json", is_flag=True)
 def events(session_id: str, as_json: bool) -> None:
     """Print a session's event log (state changes, exits, notifications)."""
-    evs = _call("events", id=session_id)
+    evs = _request(ps.EVENTS, ps.EventsParams(id=session_id))
     if as_json:
         _json(evs)
         return

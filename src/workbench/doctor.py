@@ -142,10 +142,11 @@ def check_repo_trust(cwd: str | None = None) -> Check:
 def check_daemon() -> Check:
     from workbench.daemon.client import Client
     from workbench.errors import WorkbenchError
+    from workbench.protocol.session import STATUS, NoParams
 
     try:
         with Client("doctor", autostart=False, timeout=5) as c:
-            st = c.call("status")
+            st = c.request(STATUS, NoParams())
     except WorkbenchError:
         return Check("daemon", "ok", "not running (starts on first use)")
     except OSError as e:

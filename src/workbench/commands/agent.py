@@ -4,21 +4,30 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, TypeVar
 
 import click
 
 from workbench.core.escapes import one_line, strip_escapes
 from workbench.daemon.client import Client
+from workbench.protocol import agent as pa
+from workbench.protocol.method import Method
+from workbench.protocol.session import GET, EventsParams, IdParams
+from workbench.protocol.terminal import SUBSCRIBE, SubscribeParams
 
 OUTPUT_LINES = 12  # tool output lines shown by `log` without --full
 _LABELS = {"tool_call": "call", "tool_output": "output", "approval_request": "approval?",
            "compaction": "compacted", "interrupted": "interrupt"}
 
+P = TypeVar("P")
+R = TypeVar("R")
 
-def _call(method: str, **params: Any) -> Any:
+
+def _request(spec: Method[P, R], params: P) -> R:
+    """One request on a connection of its own."""
     with Client("cli") as c:
-        return c.call(method, **params)
+        return c.request(spec, params)
 
 
 def _indent(text: str, max_lines: int | None) -> list[str]:
@@ -31,7 +40,7 @@ def _indent(text: str, max_lines: int | None) -> list[str]:
     return ["    " + ln for ln in lines]
 
 
-def format_entry(e: dict[str, Any], full: bool = False, session: str = "ID") -> list[str] | None:
+def format_entry(e: Mapping[str, Any], full: bool = False, session: str = "ID") -> list[str] | None:
     """Human lines for one transcript entry; None for kinds that are not part of one."""
     kind = str(e.get("kind", ""))
     d = e.get("data") or {}
@@ -107,7 +116,7 @@ def register(cli: click.Group) -> None:
     @click.argument("text", nargs=-1, required=True)
     def send(session_id: str, text: tuple[str, ...]) -> None:
         """Send TEXT to a session's agent as a user message (running or finished)."""
-        res = _call("send", id=session_id, text=" ".join(text))
+        res = _request(pa.SEND, pa.SendParams(id=session_id, text=" ".join(text)))
         if res.get("queued"):
             click.echo(f"{res['id']} queued: the agent gets it at its next step")
         else:
@@ -118,7 +127,7 @@ def register(cli: click.Group) -> None:
     @click.option("--always", is_flag=True, help="also approve this command (or all edits) from now on")
     def approve(session_id: str, always: bool) -> None:
         """Approve a session's pending command or edit."""
-        res = _call("approve", id=session_id, always=always)
+        res = _request(pa.APPROVE, pa.ApproveParams(id=session_id, always=always))
         what = one_line(str(res.get("describe", "")).split("\n")[0], 200)
         click.echo(f"{res['id']} approved{' (always)' if always else ''}{': ' + what if what else ''}")
 
@@ -127,7 +136,7 @@ def register(cli: click.Group) -> None:
     @click.option("--reason", default="", help="why; the agent reads it")
     def deny(session_id: str, reason: str) -> None:
         """Deny a session's pending command or edit; the reason goes to the agent."""
-        res = _call("deny", id=session_id, reason=reason)
+        res = _request(pa.DENY, pa.DenyParams(id=session_id, reason=reason))
         what = one_line(str(res.get("describe", "")).split("\n")[0], 200)
         click.echo(f"{res['id']} denied{': ' + what if what else ''}")
 
@@ -139,10 +148,10 @@ def register(cli: click.Group) -> None:
     def log_cmd(session_id: str, follow: bool, as_json: bool, full: bool) -> None:
         """Print a session's transcript: messages, tool calls and output, approvals, errors."""
         with Client("cli", timeout=None if follow else 300) as c:
-            sid = c.call("get", id=session_id)["id"]
+            sid = c.request(GET, IdParams(id=session_id))["id"]
             if follow:
-                c.call("subscribe", ids=[sid])
-            entries = c.call("log", id=sid)
+                c.request(SUBSCRIBE, SubscribeParams(ids=[sid]))
+            entries = c.request(pa.LOG, EventsParams(id=sid))
             if as_json and not follow:
                 click.echo(json.dumps(entries, indent=2, sort_keys=True))
                 return
@@ -173,21 +182,21 @@ def register(cli: click.Group) -> None:
     @click.argument("session_id")
     def interrupt(session_id: str) -> None:
         """Stop the built-in agent's current turn; the session stays, ready for `send`."""
-        res = _call("interrupt", id=session_id)
+        res = _request(pa.INTERRUPT, IdParams(id=session_id))
         click.echo(f"{res['id']} interrupted" if res.get("interrupted") else f"{res['id']}: nothing to interrupt")
 
     @cli.command()
     @click.argument("session_id")
     def compact(session_id: str) -> None:
         """Summarise a built-in agent's conversation now to free its context window."""
-        res = _call("compact", id=session_id)
+        res = _request(pa.COMPACT, IdParams(id=session_id))
         if res.get("scheduled"):
             click.echo(f"{res['id']}: compaction scheduled before the agent's next model request")
         else:
             click.echo(f"{res['id']}: context compacted: {res.get('before')} -> {res.get('after')} tokens")
 
 
-def _emit(e: dict[str, Any], as_json: bool, full: bool, sid: str) -> None:
+def _emit(e: Mapping[str, Any], as_json: bool, full: bool, sid: str) -> None:
     lines = format_entry(e, full, sid)
     if lines is None:  # an event-log entry that is not part of a transcript
         return

@@ -7,18 +7,24 @@ import errno
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
 import click
 
 from workbench.errors import DaemonError, UsageError
+from workbench.protocol import session as ps
+from workbench.protocol.method import Method
+
+P = TypeVar("P")
+R = TypeVar("R")
 
 
-def _call(method: str, autostart: bool = True, **params: Any) -> Any:
+def _request(spec: Method[P, R], params: P, autostart: bool = True) -> R:
+    """One request on a connection of its own."""
     from workbench.daemon.client import Client
 
     with Client("cli", autostart=autostart) as c:
-        return c.call(method, **params)
+        return c.request(spec, params)
 
 
 def write_channel(path: str, line: str) -> None:
@@ -80,7 +86,7 @@ def register(cli: click.Group) -> None:
         if channel and session_id in mine:
             write_channel(channel, f"{e} {text}".strip())
             return
-        res = _call("notify", autostart=False, id=session_id, event=e, detail=text)
+        res = _request(ps.NOTIFY, ps.NotifyParams(id=session_id, event=e, detail=text), autostart=False)
         click.echo(res["state"])
 
     @cli.command("auto-answer")
@@ -88,7 +94,7 @@ def register(cli: click.Group) -> None:
     @click.argument("setting", type=click.Choice(["on", "off"]))
     def auto_answer(session_id: str, setting: str) -> None:
         """Let workbench approve this session's approval prompts by itself (off by default)."""
-        res = _call("auto_answer", id=session_id, enabled=setting == "on")
+        res = _request(ps.AUTO_ANSWER, ps.AutoAnswerParams(id=session_id, enabled=setting == "on"))
         click.echo(f"auto-answer {'on' if res['auto_answer'] else 'off'}")
 
     @cli.command()
@@ -96,8 +102,8 @@ def register(cli: click.Group) -> None:
     @click.option("--json", "as_json", is_flag=True)
     def why(session_id: str, as_json: bool) -> None:
         """Why a terminal agent is running / waiting / in review: detector state and recent signals."""
-        diag = _call("attention", id=session_id)
-        evs = _call("events", id=session_id)
+        diag = _request(ps.ATTENTION, ps.IdParams(id=session_id))
+        evs = _request(ps.EVENTS, ps.EventsParams(id=session_id))
         detects = [e for e in evs if e["kind"] in ("detect", "auto_answer", "notify_rejected")][-10:]
         if as_json:
             click.echo(json.dumps({**diag, "recent": detects}, indent=2, sort_keys=True))

@@ -10,6 +10,7 @@ import click
 from workbench.core.escapes import one_line
 from workbench.daemon.client import Client
 from workbench.errors import UsageError
+from workbench.protocol.session import DEMO, DemoParams
 
 
 def register(cli: click.Group) -> None:
@@ -31,7 +32,7 @@ def register(cli: click.Group) -> None:
             path = Path(tempfile.mkdtemp(prefix="workbench-demo-"))
         create_repo(path)
         with Client("cli") as c:
-            res = c.call("demo", repo=str(path))
+            res = c.request(DEMO, DemoParams(repo=str(path)))
         if res.get("notice"):
             click.echo(f"warning: {one_line(res['notice'], 500)}", err=True)
         click.echo(f"demo repo   {path}")

@@ -7,21 +7,29 @@ from __future__ import annotations
 import json
 import re
 import sys
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Literal, TypeVar
 
 import click
 
 from workbench.core.escapes import one_line, strip_escapes
 from workbench.daemon.client import Client
 from workbench.errors import UsageError
+from workbench.protocol import review as rv
+from workbench.protocol.method import Method
+from workbench.protocol.session import IdParams
+
+P = TypeVar("P")
+R = TypeVar("R")
 
 _HUNK_ID = re.compile(r"[0-9a-f]{12}")
 _LOCATION = re.compile(r"^(?P<path>.+):(?P<line>\d+)(?:-(?P<end>\d+))?$")
 
 
-def _call(method: str, timeout: float | None = 300, **params: Any) -> Any:
+def _request(spec: Method[P, R], params: P, timeout: float | None = 300) -> R:
+    """One request on a connection of its own."""
     with Client("cli", timeout=timeout) as c:
-        return c.call(method, **params)
+        return c.request(spec, params)
 
 
 def _json(obj: Any) -> None:
@@ -37,15 +45,15 @@ def parse_location(text: str) -> tuple[str, int, int | None]:
     return m["path"], int(m["line"]), end
 
 
-def fetch_diff(session_id: str, fmt: str = "json") -> dict[str, Any]:
+def fetch_diff(session_id: str, fmt: Literal["json", "unified"] = "json") -> rv.DiffReply:
     """The whole diff, page by page (a big diff does not fit in one reply)."""
     with Client("cli") as c:
-        first: dict[str, Any] = c.call("diff", id=session_id, format=fmt)
+        first = c.request(rv.DIFF, rv.DiffParams(id=session_id, format=fmt))
         files = first["files"]
         texts = [first.get("text", "")]
         nxt = first.get("next")
         while nxt is not None:
-            page = c.call("diff", id=session_id, format=fmt, offset=nxt)
+            page = c.request(rv.DIFF, rv.DiffParams(id=session_id, format=fmt, offset=nxt))
             if page.get("digest") != first.get("digest"):
                 first = page  # the worktree changed meanwhile: keep the newest file list
             for i, f in enumerate(page["files"]):
@@ -66,18 +74,18 @@ def register(cli: click.Group) -> None:
     def diff(session_id: str, stat: bool, as_json: bool) -> None:
         """Show a session's changes against its base (untracked files included)."""
         if stat:
-            res = _call("diff", id=session_id, stat=True)
+            res = _request(rv.DIFF, rv.DiffParams(id=session_id, stat=True))
             if as_json:
                 _json({"base": res["base"], "stat": res["stat"], "files": res["files"]})
             else:
                 click.echo(res["text"], nl=False)
             return
         if as_json:
-            res = fetch_diff(session_id)
-            _json({k: res[k] for k in ("base", "digest", "stat", "files", "review", "check")})
+            whole = fetch_diff(session_id)
+            _json({"base": whole["base"], "digest": whole["digest"], "stat": whole["stat"],
+                   "files": whole["files"], "review": whole["review"], "check": whole["check"]})
             return
-        res = fetch_diff(session_id, "unified")
-        text = res["text"]
+        text = fetch_diff(session_id, "unified")["text"]
         if sys.stdout.isatty():
             text = strip_escapes(text)  # agent-written content must not drive the terminal
         click.echo(text, nl=False)
@@ -88,7 +96,7 @@ def register(cli: click.Group) -> None:
     @click.option("--reason", default="", help="why; sent to the agent with `workbench review --send`")
     def reject(session_id: str, hunk_id: str, reason: str) -> None:
         """Reverse one hunk in the session's worktree (undo with `workbench undo`)."""
-        res = _call("reject", id=session_id, hunk=hunk_id, reason=reason)
+        res = _request(rv.REJECT, rv.RejectParams(id=session_id, hunk=hunk_id, reason=reason))
         r = res["rejection"]
         what = "whole file" if r["whole_file"] else f"hunk {hunk_id}"
         click.echo(f"rejected {what} in {one_line(r['path'], 300)}")
@@ -100,10 +108,10 @@ def register(cli: click.Group) -> None:
     def comment(session_id: str, location: str, text: tuple[str, ...]) -> None:
         """Comment on FILE:LINE (or FILE:START-END) of a session's changes."""
         path, line, end = parse_location(location)
-        params: dict[str, Any] = {"id": session_id, "path": path, "line": line, "text": " ".join(text)}
+        params = rv.CommentParams(id=session_id, path=path, line=line, text=" ".join(text))
         if end is not None:
             params["end_line"] = end
-        res = _call("comment", **params)
+        res = _request(rv.COMMENT, params)
         c = res["comment"]
         where = f"{c['line']}" if c["end_line"] == c["line"] else f"{c['line']}-{c['end_line']}"
         click.echo(f"comment {c['id']} on {one_line(c['path'], 300)}:{where}")
@@ -114,9 +122,12 @@ def register(cli: click.Group) -> None:
     @click.option("--unmark", is_flag=True, help="mark as not reviewed")
     def mark(session_id: str, target: str, unmark: bool) -> None:
         """Mark a hunk (by id) or a whole file (by path) reviewed."""
-        key = "hunk" if _HUNK_ID.fullmatch(target) else "path"
-        params: dict[str, Any] = {"id": session_id, "reviewed": not unmark, key: target}
-        res = _call("mark_reviewed", **params)
+        params = rv.MarkParams(id=session_id, reviewed=not unmark)
+        if _HUNK_ID.fullmatch(target):
+            params["hunk"] = target
+        else:
+            params["path"] = target
+        res = _request(rv.MARK_REVIEWED, params)
         state = "not reviewed" if unmark else "reviewed"
         click.echo(f"{len(res['changed'])} marked {state}")
 
@@ -124,7 +135,7 @@ def register(cli: click.Group) -> None:
     @click.argument("session_id")
     def undo(session_id: str) -> None:
         """Undo the last review action (reject, revert, comment, mark) not yet sent."""
-        res = _call("undo", id=session_id)
+        res = _request(rv.UNDO, IdParams(id=session_id))
         extra = f" ({one_line(res['path'], 300)})" if res.get("path") else ""
         click.echo(f"undid {res['undone']}{extra}")
 
@@ -134,7 +145,7 @@ def register(cli: click.Group) -> None:
     @click.option("--reason", default="", help="why; sent to the agent with the review")
     def revert(session_id: str, path: str, reason: str) -> None:
         """Put one file back as it is in the session's base."""
-        res = _call("revert_file", id=session_id, path=path, reason=reason)
+        res = _request(rv.REVERT_FILE, rv.RevertFileParams(id=session_id, path=path, reason=reason))
         click.echo(f"reverted {one_line(res['rejection']['path'], 300)}")
 
     @cli.command()
@@ -143,7 +154,7 @@ def register(cli: click.Group) -> None:
     @click.option("--json", "as_json", is_flag=True)
     def review(session_id: str, send: bool, as_json: bool) -> None:
         """Show the review message (pending rejections and comments); --send sends it."""
-        res = _call("review", id=session_id, send=send)
+        res = _request(rv.REVIEW, rv.ReviewParams(id=session_id, send=send))
         if as_json:
             _json(res)
             return
@@ -163,12 +174,12 @@ def register(cli: click.Group) -> None:
     @click.option("--pr", is_flag=True, help="push the branch and open a pull request with gh instead")
     def merge(session_id: str, strategy: str | None, message: str | None, pr: bool) -> None:
         """Commit the session's worktree and bring it into the main checkout's branch."""
-        params: dict[str, Any] = {"id": session_id, "pr": pr}
+        params = rv.MergeParams(id=session_id, pr=pr)
         if strategy:
             params["strategy"] = strategy
         if message is not None:
             params["message"] = message
-        res = _call("merge", **params)
+        res = _request(rv.MERGE, params)
         if pr:
             click.echo(f"opened {res.get('pr') or 'a pull request'} for {res['branch']}")
             return
@@ -181,7 +192,7 @@ def register(cli: click.Group) -> None:
     @click.argument("session_id")
     def discard(session_id: str) -> None:
         """Drop all of a session's changes (worktree and branch back to its base)."""
-        res = _call("discard", id=session_id)
+        res = _request(rv.DISCARD, IdParams(id=session_id))
         click.echo(f"discarded {res['files']} file(s), +{res['added']} -{res['removed']}")
 
     @cli.command()
@@ -191,10 +202,10 @@ def register(cli: click.Group) -> None:
     def check(session_id: str, as_json: bool, send: bool) -> None:
         """Run the repo's check command in the session's sandbox (exit 1 if it fails)."""
         if send:
-            res = _call("send_check", id=session_id)
-            click.echo(f"sent the failing check output to the agent ({res['via']})")
+            sent = _request(rv.SEND_CHECK, IdParams(id=session_id))
+            click.echo(f"sent the failing check output to the agent ({sent['via']})")
             return
-        res = _call("check", timeout=None, id=session_id)
+        res = _request(rv.CHECK, IdParams(id=session_id), timeout=None)
         if as_json:
             _json(res)
         else:
@@ -210,12 +221,12 @@ def register(cli: click.Group) -> None:
     @click.option("--json", "as_json", is_flag=True)
     def compare(session_id: str, as_json: bool) -> None:
         """Compare the attempts a session belongs to: files, +/- and check results."""
-        res = _call("compare", id=session_id)
+        res = _request(rv.COMPARE, rv.GroupParams(id=session_id))
         if as_json:
             _json(res)
             return
         for s in res["sessions"]:
-            st = s.get("stat") or {}
+            st: Mapping[str, object] = s.get("stat") or {}
             click.echo(f"{s['id']}  {one_line(s['name'], 30):<30} {s['state']:<8} "
                        f"{st.get('files', '?')} files +{st.get('added', '?')} -{st.get('removed', '?')}  "
                        f"check: {s['check']}")
@@ -224,6 +235,6 @@ def register(cli: click.Group) -> None:
     @click.argument("session_id")
     def pick(session_id: str) -> None:
         """Keep this attempt; remove the other attempts of its group."""
-        res = _call("pick", id=session_id)
+        res = _request(rv.PICK, IdParams(id=session_id))
         names = ", ".join(one_line(x["name"], 40) for x in res["removed"]) or "none"
         click.echo(f"picked {res['winner']}; removed {names}")
