@@ -93,13 +93,13 @@ def test_the_daemon_answers_a_bad_parameter_with_a_usage_error_naming_it(wb: Wb,
     sid = wb.new(repo, "--sandbox", "off", "--name", "typed")
     with Client() as c:
         with pytest.raises(UsageError, match="resize: parameter 'size' must be str"):
-            c.request(pt.RESIZE, {"id": sid, "size": 80})  # type: ignore[typeddict-item]
+            c.call("resize", id=sid, size=80)
         with pytest.raises(UsageError, match="unknown parameter 'colour'"):
-            c.request(ps.GET, {"id": sid, "colour": "red"})  # type: ignore[typeddict-unknown-key]
+            c.call("get", id=sid, colour="red")
         # The connection still serves typed requests after the refusals.
-        info = c.request(ps.GET, {"id": sid})
+        info = c.request(ps.GET, ps.IdParams(id=sid))
         assert info["name"] == "typed"
-        assert c.request(pt.RESIZE, {"id": sid, "size": "90x30"}) == {"cols": 90, "rows": 30}
+        assert c.request(pt.RESIZE, pt.ResizeParams(id=sid, size="90x30")) == {"cols": 90, "rows": 30}
 
 
 def test_a_declaration_with_postponed_annotations_is_refused() -> None:
