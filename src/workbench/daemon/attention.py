@@ -24,6 +24,7 @@ from workbench.core.models import Session, SessionState
 from workbench.core.screen import ScreenEvent
 from workbench.daemon.session_git import has_changes
 from workbench.profiles import Profile
+from workbench.protocol.session import AttentionReport
 
 if TYPE_CHECKING:
     from workbench.daemon.sessions import SessionManager
@@ -173,7 +174,7 @@ class AttentionObserver:
     def approval_pending(self) -> bool:
         return not self.closed and self.verdict().kind == "waiting"
 
-    def diagnose(self) -> dict[str, Any]:
+    def diagnose(self) -> AttentionReport:
         v = self.verdict() if not self.closed else self.last_verdict
         return {
             "profile": self.p.name,

@@ -300,7 +300,7 @@ async def auto_answer(d: Daemon, c: Client, p: proto.AutoAnswerParams) -> proto.
 
 
 @method(proto.ATTENTION)
-async def attention(d: Daemon, c: Client, p: proto.IdParams) -> dict[str, Any]:
+async def attention(d: Daemon, c: Client, p: proto.IdParams) -> proto.AttentionReport:
     """Why a session is in its state: the detector's view, for diagnosing a wrong detection."""
     s = d.manager.get(p["id"])
     obs = _ext(d).observers.get(s.id)

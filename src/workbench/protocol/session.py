@@ -177,6 +177,26 @@ class AutoAnswerResult(TypedDict):
     auto_answer: bool
 
 
+class ScreenVerdict(TypedDict):
+    kind: str  # waiting | busy | idle | unknown
+    signal: str
+    pattern: str
+
+
+class AttentionReport(TypedDict):
+    """Why a terminal agent's session is in its state: the detector's view."""
+
+    profile: str
+    state: str
+    cause: str  # pattern | idle | hook | notify | answered | ""
+    signal: str
+    screen: ScreenVerdict
+    quiet_ms: int
+    silence_ms: int
+    hooks_seen: int
+    auto_answer: bool
+
+
 class DemoParams(TypedDict):
     repo: str
 
@@ -208,6 +228,5 @@ RECENT_REPOS: Method[NoParams, list[str]] = Method("recent_repos", NoParams)
 PROFILES: Method[ProfilesParams, list[dict[str, Any]]] = Method("profiles", ProfilesParams)
 NOTIFY: Method[NotifyParams, NotifyResult] = Method("notify", NotifyParams)
 AUTO_ANSWER: Method[AutoAnswerParams, AutoAnswerResult] = Method("auto_answer", AutoAnswerParams)
-# The detector's view of a terminal agent (its patterns, the last lines it read, its verdict).
-ATTENTION: Method[IdParams, dict[str, Any]] = Method("attention", IdParams)
+ATTENTION: Method[IdParams, AttentionReport] = Method("attention", IdParams)
 DEMO: Method[DemoParams, DemoResult] = Method("demo", DemoParams, slow=True)
