@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 from pathlib import Path
@@ -11,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import git, make_repo
-from workbench.core.diff_hunk import DiffLine
+from tests.test_mutation_diff import expected_id
 from workbench.core.diff_model import FileDiff
 from workbench.core.diff_parse import parse_git_fast, parse_unified, parse_unified_exact
 from workbench.errors import UsageError
@@ -30,18 +29,6 @@ def git_diff(repo: Path, base: str) -> str:
         cwd=repo, capture_output=True, check=True,
     ).stdout
     return out.decode("utf-8", "surrogateescape")
-
-
-def expected_id(path: str, lines: list[DiffLine], n: int) -> str:
-    """The documented hunk id: sha1 of the path, then NUL, kind, bytes and a backslash if
-    marked for each changed line, then NUL "#n" for the n-th repeat of an identical hunk."""
-    parts = [path]
-    for ln in lines:
-        if ln.kind != " ":
-            parts += ("\0", ln.kind, ln.raw(), "\\" if ln.no_newline else "")
-    if n:
-        parts.append(f"\0#{n}")
-    return hashlib.sha1("".join(parts).encode("utf-8", "surrogateescape")).hexdigest()[:12]
 
 
 def test_fast_and_slow_parsers_agree_on_a_varied_change(tmp_path: Path) -> None:
