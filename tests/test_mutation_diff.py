@@ -198,6 +198,7 @@ def test_git_quoting_of_odd_paths_matches_git(changed_repo: Path) -> None:
     assert quote_path("\xa0\u00e9\u4e2d") == "\xa0\u00e9\u4e2d"  # printable non-ASCII stays as it is
     assert quote_path(" ~") == " ~"  # space (32) and printable ASCII stay as they are
     assert quote_path("\udc80\udcff") == '"\\200\\377"'
+    assert quote_path("c1\x80\x9f") == '"c1\\302\\200\\302\\237"'  # C1 controls: their UTF-8 bytes
     assert quote_path("\udc7f") == "\udc7f"  # not an undecodable byte: surrogateescape never makes it
     assert quote_path('q"b\\') == '"q\\"b\\\\"'
 

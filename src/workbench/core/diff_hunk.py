@@ -76,10 +76,6 @@ class Hunk:
         assert self._id is not None
         return self._id
 
-    @id.setter
-    def id(self, value: str) -> None:
-        self._id = value
-
     def _raw_lines(self) -> list[str] | None:
         if self._raw is None and self._text is not None:
             self._raw = self._text.split("\n") if self._text else []
@@ -92,10 +88,6 @@ class Hunk:
             self._lines = _build_lines(self._raw_lines() or [], self.old_start, self.new_start)
             self._raw = None
         return self._lines
-
-    @lines.setter
-    def lines(self, value: list[DiffLine]) -> None:
-        self._lines, self._raw, self._text = value, None, None
 
     def __repr__(self) -> str:
         return f"Hunk(id={self.id!r}, header={self.header!r})"

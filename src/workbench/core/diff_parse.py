@@ -21,6 +21,8 @@ _HUNK_RE = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
 
 
 class _FileBuilder:
+    """What one file's header lines and hunks said so far; `build` makes its FileDiff."""
+
     __slots__ = (
         "a_path",
         "b_path",
