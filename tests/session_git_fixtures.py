@@ -17,7 +17,7 @@ from typing import Any
 from tests.conftest import git, make_repo
 from workbench.core import review as rv
 from workbench.core import session_repo
-from workbench.core.diff import Diff
+from workbench.core.diff_model import Diff
 from workbench.core.models import Session
 from workbench.core.sandbox import SandboxCommand
 from workbench.daemon.session_git import SessionGit

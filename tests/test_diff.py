@@ -1,4 +1,4 @@
-"""core.diff against real repos and worktrees."""
+"""The worktree diff (core/worktree_diff.py and the parser, model and renderers) against real repos."""
 
 from __future__ import annotations
 
@@ -12,14 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import git, make_repo
-from workbench.core.diff import (
-    Diff,
-    FileDiff,
-    compute_diff,
-    diff_stat_text,
-    parse_unified,
-    word_diff,
-)
+from workbench.core.diff_model import Diff, FileDiff
+from workbench.core.diff_parse import parse_unified
+from workbench.core.diff_render import diff_stat_text, word_diff
+from workbench.core.worktree_diff import compute_diff
 from workbench.errors import GitError, NotFound, UsageError
 
 LINES = "".join(f"line {i}\n" for i in range(1, 41))

@@ -16,20 +16,14 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import git, make_repo
-from workbench.core import diff as d
-from workbench.core.diff import (
-    Diff,
-    DiffLine,
-    FileDiff,
-    Hunk,
-    compute_diff,
-    diff_stat_text,
-    parse_unified,
-    quote_path,
-    resolve_commit,
-    word_diff,
-)
+from tests.diff_support import expected_id
+from workbench.core.diff_hunk import DiffLine, Hunk
+from workbench.core.diff_model import Diff, FileDiff
+from workbench.core.diff_parse import parse_git_fast, parse_unified, parse_unified_exact
+from workbench.core.diff_render import diff_stat_text, word_diff
+from workbench.core.git_paths import diff_git_paths, header_path, quote_path, unquote_path
 from workbench.core.git_runner import git_env, git_out, run_git, stderr_text
+from workbench.core.worktree_diff import compute_diff, resolve_commit, worktree_root
 from workbench.errors import GitError, NotFound, UsageError
 
 # Paths git must quote: tab, backslash, DEL, a newline, an undecodable byte.
@@ -38,8 +32,8 @@ LATIN1 = b"caf\xe9.txt"
 
 
 def _slow(text: str) -> list[FileDiff]:
-    """The line-by-line parser: text before the first header makes the fast one step aside."""
-    return parse_unified("preamble\n" + text)
+    """The line-by-line parser."""
+    return parse_unified_exact(text)
 
 
 @pytest.fixture(scope="module")
@@ -133,8 +127,10 @@ OPTION_SETS = [
 def test_git_output_round_trips_through_both_parsers(changed_repo: Path, opts: tuple[str, ...]) -> None:
     raw = _git_diff(changed_repo, *opts)
     expected = _without_typechange_index(raw)
-    fast = d._parse_git_fast(raw)
+    fast = parse_git_fast(raw)
     slow = _slow(raw)
+    # Text before the first file header is ignored (and makes the fast parser step aside).
+    assert parse_git_fast("preamble\n" + raw) is None and parse_unified("preamble\n" + raw) == slow
     if "--binary" in opts:
         assert fast is None  # binary patches go the careful way
     else:
@@ -191,6 +187,7 @@ def test_git_quoting_of_odd_paths_matches_git(changed_repo: Path) -> None:
     assert quote_path("\xa0\u00e9\u4e2d") == "\xa0\u00e9\u4e2d"  # printable non-ASCII stays as it is
     assert quote_path(" ~") == " ~"  # space (32) and printable ASCII stay as they are
     assert quote_path("\udc80\udcff") == '"\\200\\377"'
+    assert quote_path("c1\x80\x9f") == '"c1\\302\\200\\302\\237"'  # C1 controls: their UTF-8 bytes
     assert quote_path("\udc7f") == "\udc7f"  # not an undecodable byte: surrogateescape never makes it
     assert quote_path('q"b\\') == '"q\\"b\\\\"'
 
@@ -213,7 +210,7 @@ def test_git_quoting_of_odd_paths_matches_git(changed_repo: Path) -> None:
     ],
 )
 def test_unquote(quoted: str, plain: str) -> None:
-    assert d._unquote(quoted) == plain
+    assert unquote_path(quoted) == plain
 
 
 @pytest.mark.parametrize(
@@ -229,23 +226,25 @@ def test_unquote(quoted: str, plain: str) -> None:
         ('a/plain "b/q\\tz"', ("plain", "q\tz")),
         ('a/p q "b/q\\tz"', ("p q", "q\tz")),
         ('x/plain "y/q"', ("x/plain", "y/q")),
+        # The first quoted name ends at its first unescaped quote; spaces after it are dropped.
+        ('"a/a\\"b"  b/rest', ('a"b', "rest")),
+        ('"a/ab"b/x ', ("ab", "x ")),
+        ('"a/\\\\" b/y', ("\\", "y")),
+        ('"a/open', (None, None)),
+        ('x"y"', (None, None)),
     ],
 )
-def test_git_line_paths(rest: str, paths: tuple[str | None, str | None]) -> None:
-    assert d._git_line_paths(rest) == paths
+def test_diff_git_paths(rest: str, paths: tuple[str | None, str | None]) -> None:
+    assert diff_git_paths(rest) == paths
 
 
-def test_split_quoted_and_header_path() -> None:
-    assert d._split_quoted('"a\\"b"  rest') == ('"a\\"b"', "rest")
-    assert d._split_quoted('"ab"x ') == ('"ab"', "x ")
-    assert d._split_quoted('"\\\\" y') == ('"\\\\"', "y")
-    assert d._split_quoted('"open') is None
-    assert d._split_quoted('x"y"') is None
-    assert d._header_path('"b/q\\tz"\tjunk', "b/") == "q\tz"
-    assert d._header_path("b/sp ace.txt\t", "b/") == "sp ace.txt"
-    assert d._header_path("b/a\tb\tc", "b/") == "a"
-    assert d._header_path("/dev/null", "a/") is None
-    assert d._header_path('"/dev/null"', "a/") is None
+def test_header_path() -> None:
+    assert header_path('"b/q\\tz"\tjunk', "b/") == "q\tz"
+    assert header_path("b/sp ace.txt\t", "b/") == "sp ace.txt"
+    assert header_path("b/a\tb\tc", "b/") == "a"
+    assert header_path("/dev/null", "a/") is None
+    assert header_path('"/dev/null"', "a/") is None
+    assert header_path('"b/open', "b/") == '"b/open'  # no closing quote: taken as it is
 
 
 # --------------------------------------------------------------------------- plain diffs
@@ -326,7 +325,7 @@ def test_no_newline_marks_counts_and_ids_on_both_parsers() -> None:
         "diff --git a/g b/g\n--- a/g\n+++ b/g\n@@ -1,2 +1,2 @@\n g\n-h\n\\ No newline at end of file\n+H\n"
         "\\ No newline at end of file\n"
     )
-    fast = d._parse_git_fast(text)
+    fast = parse_git_fast(text)
     assert fast is not None and fast == _slow(text)
     # A bare empty line (an empty context line, as with diff.suppressBlankEmpty) on the slow path.
     text += "diff --git a/e b/e\n--- a/e\n+++ b/e\n@@ -1,3 +1,4 @@\n x\n\n-y\n+Y\n+z\n"
@@ -364,8 +363,13 @@ def test_wire_rows_from_raw_text_equal_rows_from_built_lines() -> None:
         ["+", "\u00e9\ufffd", None, 2, {"no_newline": True, "cr": False}],
     ]
     assert lazy.rows() == rows and built.rows() == rows
-    assert d._raw_rows(["\\ No newline at end of file", "+x"], 1, 1) == [["+", "x", None, 1]]
-    assert d._build_lines(["\\ No newline at end of file", "+x\r"], 1, 1) == [DiffLine("+", "x", None, 1, False, True)]
+    # A mark with no line before it is dropped, from raw lines as from built ones.
+    orphan = ["\\ No newline at end of file", "+x\r"]
+    assert Hunk("r", "@@ -1,0 +1 @@", 1, 0, 1, 1, raw=list(orphan)).rows() == [
+        ["+", "x", None, 1, {"no_newline": False, "cr": True}]
+    ]
+    assert Hunk("r", "@@ -1,0 +1 @@", 1, 0, 1, 1, raw=list(orphan)).lines == [DiffLine("+", "x", None, 1, False, True)]
+    assert Hunk("r", "@@ -1,0 +1 @@", 1, 0, 1, 1, raw=[orphan[0], "+x"]).rows() == [["+", "x", None, 1]]
 
 
 def test_hunk_objects_built_by_hand() -> None:
@@ -406,7 +410,9 @@ def test_identical_hunks_in_one_file_are_numbered() -> None:
     changed = "\0-a\0+b"
     assert h1.id == hashlib.sha1(("x" + changed).encode()).hexdigest()[:12]
     assert h2.id == hashlib.sha1(("x" + changed + "\0#1").encode()).hexdigest()[:12]
-    assert d._id_of("p", "\udcff", 0) == hashlib.sha1(b"p\xff").hexdigest()[:12]
+    # An undecodable byte in the path is hashed as that byte.
+    odd = parse_unified("--- a/p\udcff\n+++ b/p\udcff\n@@ -1 +1 @@\n-a\n+b\n")[0].hunks[0]
+    assert odd.id == hashlib.sha1(b"p\xff\0-a\0+b").hexdigest()[:12]
 
 
 # --------------------------------------------------------------------------- stat text
@@ -458,8 +464,8 @@ def test_diff_stat_small_counts_and_singulars() -> None:
         ("k/same", "k/same2", "k/{same => same2}"),
     ],
 )
-def test_stat_name_of_renames(old: str, new: str, shown: str) -> None:
-    assert d._stat_name(_fd(new, 0, 0, old=old)) == shown
+def test_stat_names_renames_like_git(old: str, new: str, shown: str) -> None:
+    assert diff_stat_text(Diff("x", [_fd(new, 0, 0, old=old)])).splitlines()[0] == f" {shown} | 0"
 
 
 # --------------------------------------------------------------------------- git plumbing
@@ -571,7 +577,7 @@ def test_hunk_ids_do_not_depend_on_how_the_hunk_was_read(changed_repo: Path, opt
     assert max(len(f.hunks) for f in direct) >= 4  # the fast parser handled a many-hunk file
     for f in direct:
         for h in f.hunks:
-            assert h.id == d._hunk_id(f.path, h.lines, 0)  # no two hunks alike in this repo
+            assert h.id == expected_id(f.path, h.lines, 0)  # no two hunks alike in this repo
 
 
 def test_git_env_drops_redirecting_variables_and_pins_editors(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -612,15 +618,15 @@ def test_git_file_pointing_inside_is_refused_with_a_hint(tmp_path: Path) -> None
     (wt / "inner").mkdir()
     (wt / ".git").write_text("gitdir:inner\n")  # no space after the colon
     with pytest.raises(GitError) as info:
-        d.worktree_root(wt)
+        worktree_root(wt)
     top = wt.resolve()
     assert info.value.message == f"{top}/.git points at a git directory inside the worktree ({top}/inner)"
     assert info.value.hint == "the worktree's .git file was rewritten; recreate the session"
     (wt / ".git").write_bytes(b"gitdir: /nonexistent/\xff\n")
     with pytest.raises(GitError, match="is not a git checkout"):
-        d.worktree_root(wt)
+        worktree_root(wt)
     (wt / ".git").write_text(f"gitdir: {real_gitdir}\n")
-    assert d.worktree_root(wt / "inner") == wt.resolve()
+    assert worktree_root(wt / "inner") == wt.resolve()
 
 
 def test_rename_and_copy_with_a_mode_change_and_binary_typechange() -> None:

@@ -20,7 +20,8 @@ from tests.hardening_support import builtin_config, session
 from tests.helpers import wait_for
 from tests.wb import Wb
 from workbench.agent.patch import PatchError, apply_patch, parse_patch
-from workbench.core.diff import compute_diff, parse_unified
+from workbench.core.diff_parse import parse_unified
+from workbench.core.worktree_diff import compute_diff
 from workbench.errors import UsageError
 
 # --------------------------------------------------------------------------- the diff parser on git's output

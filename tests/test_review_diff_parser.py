@@ -3,30 +3,32 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import git, make_repo
-from workbench.core import diff as D
+from tests.diff_support import expected_id
+from workbench.core.diff_model import FileDiff
+from workbench.core.diff_parse import parse_git_fast, parse_unified, parse_unified_exact
+from workbench.errors import UsageError
 
 
-def slow(text: str) -> list[D.FileDiff]:
-    orig = D._parse_git_fast
-    D._parse_git_fast = lambda t: None  # type: ignore[assignment]
-    try:
-        return D.parse_unified(text)
-    finally:
-        D._parse_git_fast = orig
-
-
-def shape(files: list[D.FileDiff]) -> list[Any]:
+def shape(files: list[FileDiff]) -> list[Any]:
     return [(f.to_json(), [h.id for h in f.hunks], f.render()) for f in files]
 
 
-def git_diff(wt: Path, base: str) -> str:
-    return D._diff_against(wt, base, ["-M", "-U3"], None).decode("utf-8", "surrogateescape")
+def git_diff(repo: Path, base: str) -> str:
+    """`git diff` of everything in the repo against `base`, as compute_diff asks for it."""
+    git(repo, "add", "-A")
+    out = subprocess.run(
+        ["git", "-c", "core.quotePath=false", "diff", "--cached", "--no-color", "--src-prefix=a/",
+         "--dst-prefix=b/", "-M", "-U3", base],
+        cwd=repo, capture_output=True, check=True,
+    ).stdout
+    return out.decode("utf-8", "surrogateescape")
 
 
 def test_fast_and_slow_parsers_agree_on_a_varied_change(tmp_path: Path) -> None:
@@ -51,19 +53,19 @@ def test_fast_and_slow_parsers_agree_on_a_varied_change(tmp_path: Path) -> None:
     (repo / "tab\tname.txt").write_text("quoted path\n")
     (repo / "new.bin").write_bytes(b"\0new")
     text = git_diff(repo, base)
-    fast = D._parse_git_fast(text)
+    fast = parse_git_fast(text)
     assert fast is not None
-    assert shape(fast) == shape(slow(text))
+    assert shape(fast) == shape(parse_unified_exact(text))
     ids = [h.id for f in fast for h in f.hunks]
     assert len(ids) == len(set(ids))
     # ids equal the documented hash of the built lines
     for f in fast:
         seen: dict[str, int] = {}
         for h in f.hunks:
-            first = D._hunk_id(f.path, h.lines, 0)
+            first = expected_id(f.path, h.lines, 0)
             n = seen.get(first, 0)
             seen[first] = n + 1
-            assert h.id == (first if n == 0 else D._hunk_id(f.path, h.lines, n))
+            assert h.id == (first if n == 0 else expected_id(f.path, h.lines, n))
 
 
 @pytest.mark.parametrize("bad", [
@@ -71,13 +73,13 @@ def test_fast_and_slow_parsers_agree_on_a_varied_change(tmp_path: Path) -> None:
     "diff --git a/x b/x\n--- a/x\n+++ b/x\n@@ -x +1 @@\n-a\n",  # malformed header
 ])
 def test_fast_path_defers_to_the_exact_parser_for_errors(bad: str) -> None:
-    assert D._parse_git_fast(bad) is None
-    with pytest.raises(D.UsageError):
-        D.parse_unified(bad)
+    assert parse_git_fast(bad) is None
+    with pytest.raises(UsageError):
+        parse_unified(bad)
 
 
 def test_fast_path_defers_on_lines_beyond_the_counts() -> None:
     text = "diff --git a/x b/x\n--- a/x\n+++ b/x\n@@ -1 +1 @@\n-a\n+b\n+c\n"
-    assert D._parse_git_fast(text) is None
-    (f,) = D.parse_unified(text)
+    assert parse_git_fast(text) is None
+    (f,) = parse_unified(text)
     assert (f.added, f.removed) == (1, 1)

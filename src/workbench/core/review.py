@@ -23,8 +23,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from workbench import paths
-from workbench.core.diff import Diff, FileDiff, Hunk, check_path, quote_header_path, quote_path
+from workbench.core.diff_hunk import Hunk
+from workbench.core.diff_model import Diff, FileDiff
 from workbench.core.escapes import strip_escapes
+from workbench.core.git_paths import check_path, quote_header_path, quote_path
 from workbench.errors import GitError, NotFound, UsageError
 
 CONTEXT = 3  # the context hunks are shown, rejected and re-applied with

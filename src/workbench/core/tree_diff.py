@@ -15,7 +15,9 @@ import subprocess
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from workbench.core.diff import Diff, FileDiff, FileStatus, check_path, parse_unified
+from workbench.core.diff_model import Diff, FileDiff, FileStatus
+from workbench.core.diff_parse import parse_unified
+from workbench.core.git_paths import check_path
 from workbench.core.git_runner import ADD_OPTS, DIFF_FLAGS, SAFE_GIT, git_env
 from workbench.errors import GitError, UsageError
 

@@ -29,8 +29,10 @@ from workbench import config as config_mod
 from workbench.core import check as check_mod
 from workbench.core import merge, session_repo
 from workbench.core import review as rv
-from workbench.core.diff import Diff, FileDiff, check_path, diff_stat_text
+from workbench.core.diff_model import Diff, FileDiff
+from workbench.core.diff_render import diff_stat_text
 from workbench.core.escapes import strip_escapes
+from workbench.core.git_paths import check_path
 from workbench.core.git_runner import run_git, stderr_text
 from workbench.core.models import Session, SessionState
 from workbench.core.tree_diff import digest_of

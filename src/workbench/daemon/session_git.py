@@ -24,11 +24,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from workbench.core import session_repo
-from workbench.core.diff import Diff, compute_diff
+from workbench.core.diff_model import Diff
 from workbench.core.escapes import strip_escapes
 from workbench.core.git_runner import run_git
 from workbench.core.models import Session
 from workbench.core.tree_diff import compute_tree_diff
+from workbench.core.worktree_diff import compute_diff
 from workbench.daemon.sandboxing import LaunchSpec
 from workbench.errors import GitError, WorkbenchError
 from workbench.session_side import launch

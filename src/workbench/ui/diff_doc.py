@@ -16,7 +16,7 @@ from pygments.util import ClassNotFound
 from rich.style import Style
 from rich.syntax import PygmentsSyntaxTheme
 
-from workbench.core.diff import word_diff
+from workbench.core.diff_render import word_diff
 from workbench.core.escapes import one_line
 
 LARGE_FILE_LINES = 600  # a file with more diff lines than this starts collapsed
