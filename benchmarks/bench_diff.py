@@ -26,7 +26,7 @@ from pathlib import Path
 from workbench.core.diff_parse import parse_unified
 from workbench.core.review import ReviewState
 from workbench.core.worktree_diff import compute_diff
-from workbench.daemon.review_ext import diff_reply
+from workbench.daemon.review_replies import diff_reply
 
 ENV_ID = ["-c", "user.name=bench", "-c", "user.email=bench@example.com"]
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -187,24 +186,21 @@ def test_damaged_state_file_starts_over() -> None:
 
 
 def test_merge_message_defaults_to_the_agents_last_answer(tmp_path: Path) -> None:
-    from types import SimpleNamespace
-
     from workbench.core.models import Session
     from workbench.core.store import Store
-    from workbench.daemon.review_ext import _agent_summary
+    from workbench.daemon.review_merge import agent_summary
 
     store = Store(tmp_path / "db.sqlite")
     s = Session(id="x1", name="fix-bug", repo="", branch="", worktree="", base_commit="", base_ref="",
                 agent="builtin", command=[])
-    d: Any = SimpleNamespace(store=store)
-    assert _agent_summary(d, s) == "workbench: fix-bug"
+    assert agent_summary(store, s) == "workbench: fix-bug"
     store.add_event(s.id, "assistant", {"text": "Fixed the parser\n\nIt now handles CRLF."})
     store.add_event(s.id, "tool_call", {"name": "shell"})
-    assert _agent_summary(d, s) == "Fixed the parser\n\nIt now handles CRLF."
+    assert agent_summary(store, s) == "Fixed the parser\n\nIt now handles CRLF."
     store.add_event(s.id, "assistant", {"text": "x" * 100})
-    assert _agent_summary(d, s).startswith("workbench: fix-bug\n\nxxx")
+    assert agent_summary(store, s).startswith("workbench: fix-bug\n\nxxx")
     s.agent = "claude"
-    assert _agent_summary(d, s) == "workbench: fix-bug"
+    assert agent_summary(store, s) == "workbench: fix-bug"
     store.close()
 
 

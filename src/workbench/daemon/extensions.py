@@ -22,7 +22,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS: list[str] = ["workbench.daemon.agent_ext", "workbench.daemon.profiles_ext", "workbench.daemon.review_ext"]
+# Diff review's entry is its methods module: it holds the review and attempts handlers, and
+# its `setup` builds the ReviewService.
+EXTENSIONS: list[str] = [
+    "workbench.daemon.agent_ext", "workbench.daemon.profiles_ext", "workbench.daemon.review_methods",
+]
 
 # (session, config, resume) -> None: starts a session whose agent is not a PTY command.
 Launcher = Callable[["Session", "Config", bool], Awaitable[None]]

@@ -1,0 +1,155 @@
+"""Attempts (best-of-N): N sessions on one prompt, compared side by side, one picked.
+
+The sessions of one `new_attempts` share an `attempt_group` (and their number, `attempt`,
+of `attempts`) in their `extra`; nothing else marks them. `compare` reads each one's diff
+and check through the review service; `pick` removes the others. The handlers are served
+as part of diff review's extension module (review_methods.py imports them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from workbench import config as config_mod
+from workbench.core import worktree as wt_mod
+from workbench.core.models import Session
+from workbench.daemon.api import legacy_method as method
+from workbench.daemon.hub import Client
+from workbench.daemon.protocol import Params
+from workbench.daemon.review_service import ReviewService, service
+from workbench.daemon.sessions import CreateRequest
+from workbench.errors import UsageError, WorkbenchError
+
+if TYPE_CHECKING:
+    from workbench.daemon.api import Daemon
+
+MAX_ATTEMPTS = 10
+
+
+async def create_attempts(d: Daemon, template: CreateRequest, n: int) -> tuple[str, list[Session], list[str]]:
+    """N sessions `<name>-1..N` like `template`: (their group, the sessions, warnings).
+    All or none: a failure removes the ones already created."""
+    if not 1 <= n <= MAX_ATTEMPTS:
+        raise UsageError(f"--attempts must be from 1 to {MAX_ATTEMPTS}, not {n}")
+    if template.name:
+        base = wt_mod.validate_name(template.name)
+    else:
+        info = await asyncio.to_thread(wt_mod.inspect_repo, Path(template.repo))
+        default_agent = template.agent or config_mod.load(info.root).session.agent
+        base = d.manager.free_name(default_agent)
+    names = [f"{base}-{i}" for i in range(1, n + 1)]
+    taken = [x for x in names if d.store.name_taken(x)]
+    if taken:
+        raise UsageError(f"session name {taken[0]!r} is taken", hint="pick another --name")
+    group = f"{base}-{secrets.token_hex(3)}"
+    if template.in_place:
+        raise UsageError("attempts need their own worktrees; --in-place cannot be used with --attempts")
+    created: list[Session] = []
+    warnings: list[str] = []
+    try:
+        for i, nm in enumerate(names, 1):
+            req = CreateRequest(
+                repo=template.repo, agent=template.agent, name=nm, base=template.base, sandbox=template.sandbox,
+                network=template.network, approval=template.approval, prompt=template.prompt, in_place=False,
+                cols=template.cols, rows=template.rows, provider=template.provider,
+                extra={"attempt_group": group, "attempt": i, "attempts": n},
+            )
+            s, warns = await d.manager.create(req)
+            created.append(s)
+            warnings.extend(w for w in warns if w not in warnings)
+    except BaseException:
+        for s in created:
+            with contextlib.suppress(Exception):
+                await d.manager.remove(s, keep_branch=False)
+        raise
+    return group, created, warnings
+
+
+def group_of(d: Daemon, group: str | None, sid: str | None) -> tuple[str, list[Session]]:
+    """The attempt group (named, or the session's) and its sessions in attempt order."""
+    if not group:
+        s = d.manager.get(sid or "")
+        group = s.extra.get("attempt_group")
+        if not group:
+            raise UsageError(f"session {s.name} is not one of several attempts")
+    members = [x for x in d.manager.sessions.values() if x.extra.get("attempt_group") == group]
+    if not members:
+        raise UsageError(f"no sessions in attempt group {group!r}")
+    members.sort(key=lambda x: int(x.extra.get("attempt") or 0))
+    return str(group), members
+
+
+async def compare_entry(svc: ReviewService, s: Session) -> dict[str, Any]:
+    """One attempt's state, diff stats, files and check result."""
+    entry: dict[str, Any] = {"id": s.id, "name": s.name, "state": str(s.state), "check": s.check}
+    if Path(s.worktree).is_dir():
+        try:
+            diff = await svc.git.diff(s)
+        except WorkbenchError as e:
+            entry["error"] = str(e)
+        else:
+            svc.store_stat(s, diff)
+            files, added, removed = diff.stat()
+            entry["stat"] = {"files": files, "added": added, "removed": removed}
+            entry["files"] = [{"path": f.path, "status": f.status, "added": f.added, "removed": f.removed,
+                               "binary": f.binary} for f in diff.files]
+    chk = svc.state(s.id).check
+    if chk:
+        entry["check_result"] = chk
+    return entry
+
+
+async def pick_winner(d: Daemon, s: Session) -> tuple[str, list[Session]]:
+    """`s` wins its group: the other attempts are removed; (the group, the removed)."""
+    group, members = group_of(d, None, s.id)
+    removed = []
+    for x in members:
+        if x.id == s.id:
+            continue
+        d.manager.record(x, "discard", {"reason": f"attempt {s.name} was picked"})
+        await d.manager.remove(x, keep_branch=False)
+        removed.append(x)
+    s.extra["picked"] = True
+    d.store.save_session(s)
+    d.manager.record(s, "pick", {"group": group, "removed": [x.name for x in removed]})
+    d.manager.publish_session(s)
+    return group, removed
+
+
+# --------------------------------------------------------------------------- methods
+
+
+@method("new_attempts")
+async def new_attempts(d: Daemon, c: Client, p: Params) -> dict[str, Any]:
+    """`new` params plus `attempts: N`: N sessions `<name>-1..N` on the same prompt."""
+    n = p.int("attempts", required=True)
+    network = p.raw.get("network")
+    template = CreateRequest(
+        repo=p.str("repo", required=True), agent=p.str("agent"), name=p.str("name"), base=p.str("base"),
+        sandbox=p.str("sandbox"), network=bool(network) if isinstance(network, bool) else None,
+        approval=p.str("approval"), prompt=p.str("prompt", "") or "", in_place=bool(p.raw.get("in_place")),
+        cols=p.int("cols"), rows=p.int("rows"), provider=p.str("provider"),
+    )
+    group, created, warnings = await create_attempts(d, template, n)
+    return {"group": group, "sessions": [d.manager.describe(s) for s in created], "warnings": warnings}
+
+
+@method("compare")
+async def compare(d: Daemon, c: Client, p: Params) -> dict[str, Any]:
+    """`{group}` or `{id}`: the attempts' diff stats, files and check results side by side."""
+    svc = service(d)
+    group = p.str("group")
+    group, members = group_of(d, group, None if group else p.str("id", required=True))
+    return {"group": group, "sessions": [await compare_entry(svc, s) for s in members]}
+
+
+@method("pick")
+async def pick(d: Daemon, c: Client, p: Params) -> dict[str, Any]:
+    """`{id}`: this attempt wins; the other attempts of its group are removed."""
+    s = d.manager.get(p.str("id", required=True))
+    group, removed = await pick_winner(d, s)
+    return {"winner": s.id, "group": group, "removed": [{"id": x.id, "name": x.name} for x in removed]}

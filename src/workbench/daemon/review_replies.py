@@ -1,0 +1,91 @@
+"""The JSON replies of the review methods: the `diff` reply (paged by a byte budget) and a
+rejection as clients see it. Pure functions of a Diff and the review state, run off the
+event loop for big diffs (docs/review.md describes the shapes).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from workbench.core import review as rv
+from workbench.core.diff_model import Diff, FileDiff
+from workbench.core.diff_render import diff_stat_text
+
+REPLY_BUDGET = 2_500_000  # bytes of hunk lines in one reply (the wire limit is 4 MiB)
+MIN_BUDGET = 32_000
+FILE_OVERHEAD = 200  # bytes of a file's JSON besides its hunk lines
+
+
+def diff_reply(
+    diff: Diff, st: rv.ReviewState, *, stat_only: bool, unified: bool, offset: int, budget_bytes: int = REPLY_BUDGET
+) -> dict[str, Any]:
+    """The `diff` result; over the budget, files from `next` on come without hunks."""
+    files, added, removed = diff.stat()
+    out: dict[str, Any] = {
+        "base": diff.base,
+        "digest": diff.digest,
+        "stat": {"files": files, "added": added, "removed": removed},
+        "notes": list(diff.notes),
+        "review": st.to_json(),
+        "check": st.check,
+        "offset": offset,
+        "next": None,
+    }
+    if stat_only:
+        out["files"] = [_file_json(f, st, False, [0]) for f in diff.files]
+        out["text"] = diff_stat_text(diff)
+        return out
+    budget = [budget_bytes]
+    chosen: list[int] = []
+    for i, f in enumerate(diff.files[offset:], offset):
+        size = _file_size(f)
+        if chosen and size > budget[0]:
+            out["next"] = i
+            break
+        chosen.append(i)
+        budget[0] -= size
+    if unified:
+        text = "".join(diff.files[i].render() for i in chosen)
+        out["text"] = text if len(text) < 3 * REPLY_BUDGET // 2 else text[: REPLY_BUDGET] + "\n[truncated]\n"
+        out["files"] = [_file_json(f, st, False, [0]) for f in diff.files]
+        return out
+    window = set(chosen)
+    budget = [budget_bytes]
+    out["files"] = [_file_json(f, st, i in window, budget) for i, f in enumerate(diff.files)]
+    return out
+
+
+def rejection_json(r: rv.Rejection) -> dict[str, Any]:
+    """A rejection without what only undo needs (the patch and file snapshots)."""
+    return {k: v for k, v in vars(r).items() if k not in ("patch", "snapshots", "after")}
+
+
+def _file_json(f: FileDiff, st: rv.ReviewState, with_hunks: bool, budget: list[int]) -> dict[str, Any]:
+    j = f.to_json() if with_hunks else {**_file_head(f), "hunks": None}
+    j["key"] = rv.file_key(f)
+    j["review_status"] = rv.file_status(f, st)
+    j["hunk_count"] = len(f.hunks)
+    if with_hunks:
+        j["omitted"] = False
+        for hj, h in zip(j["hunks"], f.hunks, strict=True):
+            hj["reviewed"] = h.id in st.reviewed
+        # A file over the budget on its own: keep its first hunks, omit the rest.
+        for hj, h in zip(j["hunks"], f.hunks, strict=True):
+            budget[0] -= h.size_hint()
+            if budget[0] < 0 and hj is not j["hunks"][0]:
+                hj["lines"] = None
+                hj["omitted"] = True
+                j["omitted"] = True
+    else:
+        j["omitted"] = True
+    return j
+
+
+def _file_head(f: FileDiff) -> dict[str, Any]:
+    full = FileDiff(f.path, f.old_path, f.status, f.binary, f.added, f.removed, [],
+                    f.mode_change, f.old_mode, f.new_mode, f.similarity, f.index)
+    return full.to_json()
+
+
+def _file_size(f: FileDiff) -> int:
+    return sum(h.size_hint() for h in f.hunks) + FILE_OVERHEAD
