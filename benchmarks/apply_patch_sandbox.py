@@ -36,7 +36,7 @@ def main() -> int:
     from workbench.agent.tools import LocalRunner, ToolCall, execute, parse_call
     from workbench.core import sandbox, session_repo
     from workbench.core.models import Session
-    from workbench.daemon.agent_ext import SandboxRunner
+    from workbench.daemon.agent_host import SandboxRunner
     from workbench.daemon.sandboxing import sandbox_command
 
     class Manager:

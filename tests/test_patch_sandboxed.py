@@ -28,7 +28,7 @@ from workbench.agent.patch import PatchError, apply_patch
 from workbench.agent.tools import LocalRunner, ToolCall, ToolOutcome, execute, parse_call
 from workbench.core import session_repo
 from workbench.core.models import Session
-from workbench.daemon.agent_ext import SandboxRunner
+from workbench.daemon.agent_host import SandboxRunner
 from workbench.daemon.sandboxing import sandbox_command
 
 
@@ -106,12 +106,12 @@ def test_the_sandboxed_helper_answers_exactly_as_the_in_process_applier(tmp_path
 
 def test_a_failing_helper_is_an_error_for_the_model_not_a_crash(tmp_path: Path) -> None:
     from workbench.agent.tools import PatchUnavailable
-    from workbench.daemon.agent_ext import _patch_reply
+    from workbench.daemon.agent_host import patch_reply
 
     ok = json.dumps({"ok": True, "added": ["a"], "modified": [], "deleted": [], "moved": [["b", "c"]]}).encode()
-    assert _patch_reply(0, ok, b"").paths() == ["a", "b", "c"]
+    assert patch_reply(0, ok, b"").paths() == ["a", "b", "c"]
     with pytest.raises(PatchError, match=r"^nope$"):
-        _patch_reply(0, b'{"ok": false, "error": "nope"}', b"")
+        patch_reply(0, b'{"ok": false, "error": "nope"}', b"")
     for code, out, err in [
         (1, b"", b"Traceback...\nImportError: \x1b[31mboom"),
         (0, b"not json", b""),
@@ -121,7 +121,7 @@ def test_a_failing_helper_is_an_error_for_the_model_not_a_crash(tmp_path: Path) 
         (0, b"[]", b""),
     ]:
         with pytest.raises(PatchUnavailable) as info:
-            _patch_reply(code, out, err)
+            patch_reply(code, out, err)
         assert "\x1b" not in str(info.value)
 
     class BrokenHelper(_Manager):
