@@ -28,7 +28,8 @@ from workbench.daemon.api import legacy_method as method
 from workbench.daemon.extensions import Extension, Launcher
 from workbench.daemon.hub import Client
 from workbench.daemon.protocol import Params
-from workbench.daemon.sessions import LIVE_STATES, CreateRequest
+from workbench.daemon.session_create import CreateRequest
+from workbench.daemon.sessions import LIVE_STATES
 from workbench.errors import UsageError, WorkbenchError
 
 if TYPE_CHECKING:

@@ -21,7 +21,7 @@ from workbench.daemon.api import legacy_method as method
 from workbench.daemon.hub import Client
 from workbench.daemon.protocol import Params
 from workbench.daemon.review_service import ReviewService, service
-from workbench.daemon.sessions import CreateRequest
+from workbench.daemon.session_create import CreateRequest
 from workbench.errors import UsageError, WorkbenchError
 
 if TYPE_CHECKING:

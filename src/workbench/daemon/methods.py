@@ -12,7 +12,7 @@ from workbench import __version__, paths
 from workbench.core.keys import decode_escapes
 from workbench.daemon.api import method
 from workbench.daemon.hub import Client
-from workbench.daemon.sessions import CreateRequest
+from workbench.daemon.session_create import CreateRequest
 from workbench.errors import UsageError
 from workbench.protocol import session as ps
 from workbench.protocol import terminal as pt

@@ -35,7 +35,8 @@ from workbench.daemon.extensions import Extension
 from workbench.daemon.hub import Client
 from workbench.daemon.pty_runtime import PtyRuntime
 from workbench.daemon.sandboxing import LaunchSpec
-from workbench.daemon.sessions import SessionManager, resolve_shell
+from workbench.daemon.session_create import resolve_shell
+from workbench.daemon.sessions import SessionManager
 from workbench.errors import UsageError, WorkbenchError
 from workbench.profiles import Profile, integrations
 from workbench.protocol import session as proto

@@ -2,10 +2,13 @@
 
 The store is the source of truth; runtimes (PTY processes, agent loops) are attached to
 sessions while the daemon runs. After a crash every session is reloaded from the store.
+What a new session is (request, modes, worktree) is session_create.py's.
 
-Over 600 lines because it holds the session lifecycle in one place (create, launch, recover,
-stop, remove); the split planned is recovery and gc into their own modules (issue 13, item
-4).
+Over 400 lines because the manager is the one owner of sessions and their runtimes: every
+state change, PTY launch and exit, delivery to an agent, stop, restart and removal goes
+through it, and its extensions' hooks are called from these places in one order. Pieces
+that need none of that state have their own modules (session_create, session_git,
+sandboxing, pty_runtime).
 """
 
 from __future__ import annotations
@@ -14,13 +17,10 @@ import asyncio
 import contextlib
 import logging
 import os
-import secrets
-import shlex
 import shutil
 import signal
 import time
 from collections.abc import Coroutine
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -39,6 +39,7 @@ from workbench.daemon.extensions import Extension, Launcher, PtyObserver
 from workbench.daemon.hub import Hub
 from workbench.daemon.pty_runtime import PtyRuntime
 from workbench.daemon.sandboxing import LaunchSpec, forget, sandbox_command
+from workbench.daemon.session_create import CreateRequest, build_session, check_modes, resolve_command
 from workbench.daemon.session_git import SessionGit
 from workbench.errors import NotFound, UsageError, WorkbenchError
 from workbench.protocol.session import SessionInfo
@@ -49,52 +50,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 LIVE_STATES = {SessionState.STARTING, SessionState.RUNNING, SessionState.WAITING}
-
-
-@dataclass
-class CreateRequest:
-    repo: str
-    agent: str | None = None
-    name: str | None = None
-    base: str | None = None
-    sandbox: str | None = None
-    network: bool | None = None
-    approval: str | None = None
-    prompt: str = ""
-    in_place: bool | None = None
-    cols: int | None = None
-    rows: int | None = None
-    provider: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-def resolve_shell() -> str:
-    shell = os.environ.get("SHELL", "")
-    if shell and os.path.isabs(shell) and os.access(shell, os.X_OK):
-        return shell
-    found = shutil.which("bash") or shutil.which("sh")
-    if not found:
-        raise UsageError("no shell found: $SHELL is unset or missing and bash is not installed")
-    return found
-
-
-def resolve_command(agent: str) -> list[str]:
-    """The argv for a PTY agent: `shell`, or a command line given by the user."""
-    if agent == "shell":
-        return [resolve_shell(), "-i"] if resolve_shell().endswith("bash") else [resolve_shell()]
-    try:
-        argv = shlex.split(agent)
-    except ValueError as e:
-        raise UsageError(f"cannot parse --agent command {agent!r}: {e}") from None
-    if not argv:
-        raise UsageError("--agent command is empty")
-    exe = argv[0]
-    if os.sep in exe:
-        if not (os.path.isfile(exe) and os.access(exe, os.X_OK)):
-            raise UsageError(f"agent command not found or not executable: {exe}")
-    elif shutil.which(exe) is None:
-        raise UsageError(f"agent command not found on PATH: {exe}")
-    return argv
 
 
 class SessionManager:
@@ -228,7 +183,6 @@ class SessionManager:
     # creation
 
     async def create(self, req: CreateRequest) -> tuple[Session, list[str]]:
-        warnings: list[str] = []
         if not req.repo:
             raise UsageError("missing --repo")
         info = await asyncio.to_thread(wt.inspect_repo, Path(req.repo))
@@ -239,90 +193,24 @@ class SessionManager:
             raise UsageError(f"a session named {name!r} already exists", hint="pick another --name")
         self._reserved.add(name)
         try:
-            return await self._create(req, info, cfg, agent, name, warnings)
+            return await self._create(req, info, cfg, agent, name)
         finally:
             self._reserved.discard(name)
 
     async def _create(
-        self, req: CreateRequest, info: wt.RepoInfo, cfg: Config, agent: str, name: str, warnings: list[str]
+        self, req: CreateRequest, info: wt.RepoInfo, cfg: Config, agent: str, name: str
     ) -> tuple[Session, list[str]]:
-        sandbox = req.sandbox or cfg.session.sandbox
-        if sandbox not in ("workspace", "strict", "off"):
-            raise UsageError(f"unknown sandbox mode {sandbox!r} (workspace, strict or off)")
-        approval = req.approval or cfg.session.approval
-        if approval not in ("suggest", "auto-edit", "full-auto"):
-            raise UsageError(f"unknown approval mode {approval!r} (suggest, auto-edit or full-auto)")
+        sandbox, approval = check_modes(req, cfg)
         launcher = self._launchers.get(agent.split()[0] if agent.strip() else agent)
         command = [] if launcher or self._resolves(agent, cfg) else resolve_command(agent)
         if sandbox != "off":
             self.require_sandbox(sandbox)
-        base_commit, base_ref = await asyncio.to_thread(wt.resolve_base, info.root, req.base)
-        if info.head_branch is None and req.base is None:
-            warnings.append(f"HEAD is detached; the session starts from commit {base_commit[:12]}")
-        in_place = cfg.worktree.in_place if req.in_place is None else req.in_place
-        if in_place and sandbox == "workspace":
-            if req.sandbox == "workspace":
-                raise UsageError(
-                    "an in-place session cannot use the workspace sandbox: it would need a writable .git",
-                    hint="use --sandbox strict (the workbench commits for it) or --sandbox off",
-                )
-            sandbox = "strict"
-            warnings.append("in-place session: using the strict sandbox (.git read-only)")
-        sid = secrets.token_hex(4)
-        if in_place:
-            if req.base is not None:
-                raise UsageError("--base cannot be used with an in-place session (it runs in the main checkout)")
-            path, branch = info.root, info.head_branch or base_commit
-        else:
-            if info.dirty:
-                warnings.append(
-                    f"the main checkout has {len(info.dirty)} uncommitted change(s); "
-                    f"they are not in the session (it starts from {base_ref})"
-                )
-            branch = "wb/" + wt.slugify(name)
-            path = paths.worktrees_dir() / f"{wt.slugify(name)}-{sid}"
-            lock = self._repo_locks.setdefault(str(info.root), asyncio.Lock())
-            async with lock:
-                await asyncio.to_thread(session_repo.create, info.root, path, sid, branch, base_commit)
-        s = Session(
-            id=sid,
-            name=name,
-            repo=str(info.root),
-            branch=branch,
-            worktree=str(path),
-            base_commit=base_commit,
-            base_ref=base_ref,
-            agent=agent,
-            command=command,
-            sandbox=sandbox,
-            network=bool(cfg.session.network if req.network is None else req.network),
-            approval=approval,
-            in_place=in_place,
-            cols=req.cols or cfg.session.cols,
-            rows=req.rows or cfg.session.rows,
-            prompt=req.prompt,
-            provider=req.provider or cfg.session.provider,
-            extra=dict(req.extra),
+        s, warnings = await build_session(
+            self.store, req, info, cfg, agent=agent, name=name, sandbox=sandbox, approval=approval,
+            command=command, repo_lock=self._repo_locks.setdefault(str(info.root), asyncio.Lock()),
         )
-        try:
-            if not in_place:
-                # While the sandbox hides .env* files, copying them in would undo that.
-                skip_env = sandbox != "off" and cfg.sandbox.hide_dotenv
-                copied = await asyncio.to_thread(wt.copy_files, info.root, path, cfg.worktree.copy_files,
-                                                 skip_dotenv=skip_env)
-                if copied:
-                    s.extra["copied_files"] = copied
-                skipped = [n for n in cfg.worktree.copy_files if skip_env and wt.is_dotenv(n)]
-                if skipped:
-                    warnings.append(f"not copied while sandbox.hide_dotenv is on: {', '.join(skipped)}")
-            self.store.save_session(s)
-            self.store.touch_repo(str(info.root))
-        except Exception:
-            if not in_place:
-                await asyncio.to_thread(session_repo.remove, info.root, path, sid)
-            raise
         self.sessions[s.id] = s
-        self.record(s, "created", {"repo": s.repo, "branch": branch, "base": base_commit, "warnings": warnings})
+        self.record(s, "created", {"repo": s.repo, "branch": s.branch, "base": s.base_commit, "warnings": warnings})
         self.spawn(self._start(s, cfg, first=True))
         return s, warnings
 
