@@ -615,8 +615,8 @@ def test_auth_shutdown_only_for_a_hello_peer(aud: Audit) -> None:
 
 
 def test_auth_malformed_shutdown(wb: Wb) -> None:
-    """`shutdown` with a non-object params is refused (the daemon keeps running); with junk
-    keys it ignores them and stops cleanly."""
+    """`shutdown` with a non-object params, or with junk keys, is refused and the daemon
+    keeps running; a well-formed one then stops it cleanly."""
     wb.run("daemon", "start")
     pid = wb.daemon_pid()
     s = _raw(str(paths.socket_path()))
@@ -627,6 +627,10 @@ def test_auth_malformed_shutdown(wb: Wb) -> None:
     assert next(it)["error"]["code"] == "protocol"
     assert wb.json("daemon", "status")["pid"] == pid
     s.sendall(json.dumps({"id": 2, "method": "shutdown", "params": {"now": "../x"}}).encode() + b"\n")
+    err = next(it)["error"]
+    assert err["code"] == "usage" and "unknown parameter 'now'" in err["message"]
+    assert wb.json("daemon", "status")["pid"] == pid
+    s.sendall(json.dumps({"id": 3, "method": "shutdown", "params": {}}).encode() + b"\n")
     assert next(it)["result"] == {"stopping": True}
     s.close()
     wait_for(lambda: not paths.socket_path().exists(), 10, what="the daemon to stop")
