@@ -15,10 +15,11 @@ import signal
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol, cast
 
 from workbench.core.escapes import strip_escapes
 from workbench.errors import UsageError
+from workbench.protocol import review as wire
 
 CheckStatus = Literal["passed", "failed"]
 KEEP_BYTES = 64 * 1024  # output kept while reading
@@ -46,8 +47,8 @@ class CheckResult:
     reason: str = ""  # why it failed without an exit code: timeout, could not start
     finished_at: float = field(default_factory=time.time)
 
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+    def to_json(self) -> wire.CheckResult:
+        return cast(wire.CheckResult, asdict(self))
 
 
 def check_argv(command: list[str] | str | None) -> list[str]:

@@ -28,6 +28,7 @@ from workbench.core.diff_model import Diff, FileDiff
 from workbench.core.escapes import strip_escapes
 from workbench.core.git_paths import check_path, quote_header_path, quote_path
 from workbench.errors import GitError, NotFound, UsageError
+from workbench.protocol import review as wire
 
 CONTEXT = 3  # the context hunks are shown, rejected and re-applied with
 MAX_TEXT = 10_000  # a comment or reason
@@ -80,7 +81,7 @@ class ReviewState:
     comments: list[Comment] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
     undo: list[dict[str, Any]] = field(default_factory=list)
-    check: dict[str, Any] | None = None
+    check: wire.CheckResult | None = None
     next_id: int = 1
 
     # persistence
@@ -145,7 +146,7 @@ class ReviewState:
     def pending(self) -> tuple[list[Rejection], list[Comment]]:
         return [r for r in self.rejections if not r.sent], [c for c in self.comments if not c.sent]
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> wire.ReviewSummary:
         rej, com = self.pending()
         return {
             "reviewed": len(self.reviewed),
@@ -154,7 +155,7 @@ class ReviewState:
             "undo": self.undo[-1]["kind"] if self.undo else None,
         }
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> wire.ReviewState:
         """What clients see: no patches or snapshots."""
         return {
             "comments": [

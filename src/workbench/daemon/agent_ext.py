@@ -16,7 +16,7 @@ import os
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from workbench.agent.conversation import AssistantMessage, Item, SystemMessage, item_from_dict
 from workbench.agent.prompts import PromptContext
@@ -24,17 +24,19 @@ from workbench.agent.tools import PatchUnavailable
 from workbench.config import Config
 from workbench.core.models import Session, SessionState
 from workbench.daemon.agent_host import AgentRuntime, DaemonHost, SandboxRunner
-from workbench.daemon.api import legacy_method as method
+from workbench.daemon.api import method
 from workbench.daemon.extensions import Extension, Launcher
 from workbench.daemon.hub import Client
-from workbench.daemon.protocol import Params
 from workbench.daemon.session_create import CreateRequest
 from workbench.daemon.sessions import LIVE_STATES
 from workbench.errors import UsageError, WorkbenchError
+from workbench.protocol import agent as pa
+from workbench.protocol import session as ps
+from workbench.protocol.session import EventsParams, IdParams, LogEntry
 
 if TYPE_CHECKING:
     # The loop pulls in the openai SDK (~0.3 s): imported on the first built-in launch.
-    from workbench.agent.loop import Agent, Decision
+    from workbench.agent.loop import Agent
     from workbench.agent.providers import ProviderConfig
     from workbench.daemon.api import Daemon
     from workbench.demo.script import FakeOpenAI
@@ -270,10 +272,10 @@ def _ext(d: Daemon) -> BuiltinAgents:
     return ext
 
 
-@method("send")
-async def send(d: Daemon, c: Client, p: Params) -> dict[str, Any]:
-    s = d.manager.get(p.str("id", required=True))
-    text = p.str("text", required=True)
+@method(pa.SEND)
+async def send(d: Daemon, c: Client, p: pa.SendParams) -> pa.SendResult:
+    s = d.manager.get(p["id"])
+    text = p["text"]
     if not text.strip():
         raise UsageError("the message is empty")
     if not is_builtin(s):
@@ -284,8 +286,8 @@ async def send(d: Daemon, c: Client, p: Params) -> dict[str, Any]:
     return {"id": s.id, "queued": queued}
 
 
-async def _answer(d: Daemon, p: Params, decision: Decision, reason: str) -> dict[str, Any]:
-    s = d.manager.get(p.str("id", required=True))
+async def _answer(d: Daemon, sid: str, decision: pa.Decision, reason: str) -> pa.AnswerResult:
+    s = d.manager.get(sid)
     if not is_builtin(s):
         d.manager.answer_pty(s, decision, reason or None)
         return {"id": s.id, "decision": decision}
@@ -300,28 +302,26 @@ async def _answer(d: Daemon, p: Params, decision: Decision, reason: str) -> dict
             "describe": pending.get("describe", "")}
 
 
-@method("approve")
-async def approve(d: Daemon, c: Client, p: Params) -> dict[str, Any]:
-    return await _answer(d, p, "approve_always" if p.bool("always") else "approve", "")
+@method(pa.APPROVE)
+async def approve(d: Daemon, c: Client, p: pa.ApproveParams) -> pa.AnswerResult:
+    return await _answer(d, p["id"], "approve_always" if p.get("always") else "approve", "")
 
 
-@method("deny")
-async def deny(d: Daemon, c: Client, p: Params) -> dict[str, Any]:
-    return await _answer(d, p, "deny", p.str("reason", "") or "")
+@method(pa.DENY)
+async def deny(d: Daemon, c: Client, p: pa.DenyParams) -> pa.AnswerResult:
+    return await _answer(d, p["id"], "deny", p.get("reason", ""))
 
 
-@method("log")
-async def log_entries(d: Daemon, c: Client, p: Params) -> list[Any]:
-    s = d.manager.get(p.str("id", required=True))
-    after = p.int("after", 0) or 0
-    limit = p.int("limit", 100_000) or 100_000
-    evs = d.store.events(s.id, after=after, limit=limit)
+@method(pa.LOG)
+async def log_entries(d: Daemon, c: Client, p: EventsParams) -> list[LogEntry]:
+    s = d.manager.get(p["id"])
+    evs = d.store.events(s.id, after=p.get("after", 0), limit=p.get("limit", 100_000) or 100_000)
     return [e for e in evs if e["kind"] in TRANSCRIPT_KINDS]
 
 
-@method("interrupt")
-async def interrupt(d: Daemon, c: Client, p: Params) -> dict[str, Any]:
-    s = d.manager.get(p.str("id", required=True))
+@method(pa.INTERRUPT)
+async def interrupt(d: Daemon, c: Client, p: IdParams) -> pa.InterruptResult:
+    s = d.manager.get(p["id"])
     if not is_builtin(s):
         raise UsageError(
             f"session {s.name} runs {s.agent!r} in a terminal; interrupt it with its own key",
@@ -333,22 +333,23 @@ async def interrupt(d: Daemon, c: Client, p: Params) -> dict[str, Any]:
     return {"id": s.id, "interrupted": await rt.agent.interrupt()}
 
 
-@method("compact")
-async def compact(d: Daemon, c: Client, p: Params) -> dict[str, Any]:
-    s = d.manager.get(p.str("id", required=True))
+@method(pa.COMPACT)
+async def compact(d: Daemon, c: Client, p: IdParams) -> pa.CompactResult:
+    s = d.manager.get(p["id"])
     if not is_builtin(s):
         raise UsageError(f"session {s.name} is not a built-in agent session; only those can be compacted")
     agent = await _ext(d).agent_for(s)
-    return {"id": s.id, **await agent.compact()}
+    done = await agent.compact()
+    return cast(pa.CompactResult, {"id": s.id, **done})
 
 
-@method("demo")
-async def demo(d: Daemon, c: Client, p: Params) -> dict[str, Any]:
+@method(ps.DEMO)
+async def demo(d: Daemon, c: Client, p: ps.DemoParams) -> ps.DemoResult:
     """Three built-in sessions on `repo`, driven by a scripted model served in the daemon."""
     from workbench.demo.script import DEMO_MODEL, DEMO_SESSIONS
 
     ext = _ext(d)
-    repo = p.str("repo", required=True)
+    repo = p["repo"]
     ok = bool(d.sandbox_status.get("ok"))
     sandbox = "workspace" if ok else "off"
     notice = "" if ok else (
@@ -356,7 +357,7 @@ async def demo(d: Daemon, c: Client, p: Params) -> dict[str, Any]:
         "run with sandbox OFF (shown in red); they only touch the demo repo"
     )
     fake = ext.demo.start()
-    sessions = []
+    sessions: list[ps.DemoSession] = []
     for spec in DEMO_SESSIONS:
         name = spec.name
         n = 2

@@ -62,21 +62,6 @@ def method(spec: Method[P, R]) -> Callable[[Handler[P, R]], Handler[P, R]]:
     return deco
 
 
-def legacy_method(name: str) -> Callable[[Any], Any]:  # TRANSITIONAL: removed once all are typed
-    def deco(fn: Any) -> Any:
-        from workbench.daemon.protocol import Params
-
-        async def wrapped(d: Any, c: Any, p: Any) -> Any:
-            return await fn(d, c, Params(p))
-
-        wrapped.__annotations__ = {"d": "Daemon", "c": "Client", "p": CATALOG[name].params.__name__}
-        setattr(wrapped, _MARK, CATALOG[name])
-        wrapped.__legacy__ = True  # type: ignore[attr-defined]
-        return wrapped
-
-    return deco
-
-
 class Router:
     """One daemon's socket methods: name -> (spec, handler)."""
 
@@ -104,8 +89,6 @@ class Router:
         if route is None:
             raise UsageError(f"unknown method {name!r}")
         spec, fn = route
-        if getattr(fn, "__legacy__", False):
-            return await fn(d, client, raw)
         try:
             params = spec.validate(raw)
         except ParamError as e:

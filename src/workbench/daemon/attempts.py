@@ -12,17 +12,18 @@ import asyncio
 import contextlib
 import secrets
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from workbench import config as config_mod
 from workbench.core import worktree as wt_mod
 from workbench.core.models import Session
-from workbench.daemon.api import legacy_method as method
+from workbench.daemon.api import method
 from workbench.daemon.hub import Client
-from workbench.daemon.protocol import Params
 from workbench.daemon.review_service import ReviewService, service
 from workbench.daemon.session_create import CreateRequest
 from workbench.errors import UsageError, WorkbenchError
+from workbench.protocol import review as pr
+from workbench.protocol.session import IdParams
 
 if TYPE_CHECKING:
     from workbench.daemon.api import Daemon
@@ -83,9 +84,9 @@ def group_of(d: Daemon, group: str | None, sid: str | None) -> tuple[str, list[S
     return str(group), members
 
 
-async def compare_entry(svc: ReviewService, s: Session) -> dict[str, Any]:
+async def compare_entry(svc: ReviewService, s: Session) -> pr.AttemptEntry:
     """One attempt's state, diff stats, files and check result."""
-    entry: dict[str, Any] = {"id": s.id, "name": s.name, "state": str(s.state), "check": s.check}
+    entry: pr.AttemptEntry = {"id": s.id, "name": s.name, "state": str(s.state), "check": s.check}
     if Path(s.worktree).is_dir():
         try:
             diff = await svc.git.diff(s)
@@ -123,33 +124,33 @@ async def pick_winner(d: Daemon, s: Session) -> tuple[str, list[Session]]:
 # --------------------------------------------------------------------------- methods
 
 
-@method("new_attempts")
-async def new_attempts(d: Daemon, c: Client, p: Params) -> dict[str, Any]:
+@method(pr.NEW_ATTEMPTS)
+async def new_attempts(d: Daemon, c: Client, p: pr.NewAttemptsParams) -> pr.AttemptsResult:
     """`new` params plus `attempts: N`: N sessions `<name>-1..N` on the same prompt."""
-    n = p.int("attempts", required=True)
-    network = p.raw.get("network")
     template = CreateRequest(
-        repo=p.str("repo", required=True), agent=p.str("agent"), name=p.str("name"), base=p.str("base"),
-        sandbox=p.str("sandbox"), network=bool(network) if isinstance(network, bool) else None,
-        approval=p.str("approval"), prompt=p.str("prompt", "") or "", in_place=bool(p.raw.get("in_place")),
-        cols=p.int("cols"), rows=p.int("rows"), provider=p.str("provider"),
+        repo=p["repo"], agent=p.get("agent"), name=p.get("name"), base=p.get("base"),
+        sandbox=p.get("sandbox"), network=p.get("network"), approval=p.get("approval"),
+        prompt=p.get("prompt", ""), in_place=p.get("in_place", False), cols=p.get("cols"), rows=p.get("rows"),
+        provider=p.get("provider"),
     )
-    group, created, warnings = await create_attempts(d, template, n)
+    group, created, warnings = await create_attempts(d, template, p["attempts"])
     return {"group": group, "sessions": [d.manager.describe(s) for s in created], "warnings": warnings}
 
 
-@method("compare")
-async def compare(d: Daemon, c: Client, p: Params) -> dict[str, Any]:
+@method(pr.COMPARE)
+async def compare(d: Daemon, c: Client, p: pr.GroupParams) -> pr.CompareResult:
     """`{group}` or `{id}`: the attempts' diff stats, files and check results side by side."""
     svc = service(d)
-    group = p.str("group")
-    group, members = group_of(d, group, None if group else p.str("id", required=True))
+    group = p.get("group")
+    if not group and "id" not in p:
+        raise UsageError("compare: missing parameter 'id' (or 'group')")
+    group, members = group_of(d, group, None if group else p.get("id"))
     return {"group": group, "sessions": [await compare_entry(svc, s) for s in members]}
 
 
-@method("pick")
-async def pick(d: Daemon, c: Client, p: Params) -> dict[str, Any]:
+@method(pr.PICK)
+async def pick(d: Daemon, c: Client, p: IdParams) -> pr.PickResult:
     """`{id}`: this attempt wins; the other attempts of its group are removed."""
-    s = d.manager.get(p.str("id", required=True))
+    s = d.manager.get(p["id"])
     group, removed = await pick_winner(d, s)
     return {"winner": s.id, "group": group, "removed": [{"id": x.id, "name": x.name} for x in removed]}

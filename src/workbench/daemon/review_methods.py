@@ -10,16 +10,17 @@ methods defined here and the attempts' (attempts.py), imported by name for that 
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, cast
 
 from workbench.core.git_paths import check_path
-from workbench.daemon.api import legacy_method as method
+from workbench.daemon.api import method
 from workbench.daemon.attempts import compare, new_attempts, pick  # noqa: F401  served with these
 from workbench.daemon.hub import Client
-from workbench.daemon.protocol import Params
-from workbench.daemon.review_replies import MIN_BUDGET, REPLY_BUDGET, diff_reply, rejection_json
+from workbench.daemon.review_replies import MIN_BUDGET, REPLY_BUDGET, comment_json, diff_reply, rejection_json
 from workbench.daemon.review_service import ReviewService, service
 from workbench.errors import UsageError
+from workbench.protocol import review as pr
+from workbench.protocol.session import IdParams
 
 if TYPE_CHECKING:
     from workbench.daemon.api import Daemon
@@ -32,90 +33,81 @@ def setup(daemon: Daemon) -> ReviewService:
 # --------------------------------------------------------------------------- diff and actions
 
 
-@method("diff")
-async def diff_method(d: Daemon, c: Client, p: Params) -> dict[str, Any]:
+@method(pr.DIFF)
+async def diff_method(d: Daemon, c: Client, p: pr.DiffParams) -> pr.DiffReply:
     """`{id, stat?, format?: json|unified, offset?, paths?, max_bytes?}` -> see docs/review.md."""
     svc = service(d)
-    s = d.manager.get(p.str("id", required=True))
-    fmt = p.str("format", "json")
-    if fmt not in ("json", "unified"):
-        raise UsageError(f"unknown diff format {fmt!r} (json or unified)")
-    offset = p.int("offset", 0) or 0
+    s = d.manager.get(p["id"])
+    offset = p.get("offset", 0)
     if offset < 0:
         raise UsageError("offset must be 0 or more")
-    budget = max(MIN_BUDGET, min(REPLY_BUDGET, p.int("max_bytes", REPLY_BUDGET) or REPLY_BUDGET))
-    paths = p.list_str("paths")
+    budget = max(MIN_BUDGET, min(REPLY_BUDGET, p.get("max_bytes", REPLY_BUDGET) or REPLY_BUDGET))
+    paths = p.get("paths")
     for path in paths or []:
         check_path(path)
     diff = await svc.diff(s, paths)
     st = svc.state(s.id)
-    out = await asyncio.to_thread(diff_reply, diff, st, stat_only=p.bool("stat"), unified=fmt == "unified",
-                                  offset=offset, budget_bytes=budget)
+    out = await asyncio.to_thread(diff_reply, diff, st, stat_only=p.get("stat", False),
+                                  unified=p.get("format") == "unified", offset=offset, budget_bytes=budget)
     out["session"] = s.id
     return out
 
 
-@method("mark_reviewed")
-async def mark_reviewed(d: Daemon, c: Client, p: Params) -> dict[str, Any]:
+@method(pr.MARK_REVIEWED)
+async def mark_reviewed(d: Daemon, c: Client, p: pr.MarkParams) -> pr.MarkResult:
     """`{id, hunk? | path?, reviewed?: true}`"""
     svc = service(d)
-    s = d.manager.get(p.str("id", required=True))
-    reviewed = p.bool("reviewed", True)
-    changed = await svc.mark(s, p.str("hunk"), p.str("path"), reviewed)
+    s = d.manager.get(p["id"])
+    reviewed = p.get("reviewed", True)
+    changed = await svc.mark(s, p.get("hunk"), p.get("path"), reviewed)
     return {"changed": changed, "reviewed": reviewed, "review": svc.state(s.id).summary()}
 
 
-@method("reject")
-async def reject(d: Daemon, c: Client, p: Params) -> dict[str, Any]:
+@method(pr.REJECT)
+async def reject(d: Daemon, c: Client, p: pr.RejectParams) -> pr.RejectResult:
     """`{id, hunk, reason?}`: reverse the hunk in the worktree."""
     svc = service(d)
-    s = d.manager.get(p.str("id", required=True))
-    hunk = p.str("hunk", required=True)
-    rej = await svc.reject(s, hunk, p.str("reason", "") or "")
+    s = d.manager.get(p["id"])
+    rej = await svc.reject(s, p["hunk"], p.get("reason", ""))
     return {"rejection": rejection_json(rej), "review": svc.state(s.id).summary()}
 
 
-@method("revert_file")
-async def revert_file(d: Daemon, c: Client, p: Params) -> dict[str, Any]:
+@method(pr.REVERT_FILE)
+async def revert_file(d: Daemon, c: Client, p: pr.RevertFileParams) -> pr.RejectResult:
     """`{id, path, reason?}`: the whole file back as in base."""
     svc = service(d)
-    s = d.manager.get(p.str("id", required=True))
-    path = p.str("path", required=True)
-    rej = await svc.revert_file(s, path, p.str("reason", "") or "")
+    s = d.manager.get(p["id"])
+    rej = await svc.revert_file(s, p["path"], p.get("reason", ""))
     return {"rejection": rejection_json(rej), "review": svc.state(s.id).summary()}
 
 
-@method("comment")
-async def comment(d: Daemon, c: Client, p: Params) -> dict[str, Any]:
+@method(pr.COMMENT)
+async def comment(d: Daemon, c: Client, p: pr.CommentParams) -> pr.CommentResult:
     """`{id, path, line, end_line?, text}`"""
     svc = service(d)
-    s = d.manager.get(p.str("id", required=True))
-    path = p.str("path", required=True)
-    line = p.int("line", required=True)
-    end_line = p.int("end_line")
-    text = p.str("text", required=True)
-    cm = await svc.comment(s, path, line, end_line, text)
-    return {"comment": dict(vars(cm)), "review": svc.state(s.id).summary()}
+    s = d.manager.get(p["id"])
+    cm = await svc.comment(s, p["path"], p["line"], p.get("end_line"), p["text"])
+    return {"comment": comment_json(cm), "review": svc.state(s.id).summary()}
 
 
-@method("undo")
-async def undo(d: Daemon, c: Client, p: Params) -> dict[str, Any]:
+@method(pr.UNDO)
+async def undo(d: Daemon, c: Client, p: IdParams) -> pr.UndoResult:
     """`{id}`: undo the last review action not yet sent to the agent."""
     svc = service(d)
-    s = d.manager.get(p.str("id", required=True))
+    s = d.manager.get(p["id"])
     res = await svc.undo(s)
-    return {**res, "review": svc.state(s.id).summary()}
+    return cast(pr.UndoResult, {**res, "review": svc.state(s.id).summary()})
 
 
-@method("review")
-async def review(d: Daemon, c: Client, p: Params) -> dict[str, Any]:
+@method(pr.REVIEW)
+async def review(d: Daemon, c: Client, p: pr.ReviewParams) -> pr.ReviewResult:
     """`{id, send?}`: the review message of the pending comments and rejections; with
     `send` it goes to the agent and they count as sent."""
     svc = service(d)
-    s = d.manager.get(p.str("id", required=True))
-    msg = await svc.review_message(s, send=p.bool("send"))
-    out: dict[str, Any] = {"message": msg.text, "rejections": msg.rejections, "comments": msg.comments,
-                           "sent": msg.via is not None, "review": svc.state(s.id).to_json()}
+    s = d.manager.get(p["id"])
+    msg = await svc.review_message(s, send=p.get("send", False))
+    out: pr.ReviewResult = {"message": msg.text, "rejections": msg.rejections, "comments": msg.comments,
+                            "sent": msg.via is not None, "review": svc.state(s.id).to_json()}
     if msg.via is not None:
         out["via"] = msg.via
     return out
@@ -124,38 +116,35 @@ async def review(d: Daemon, c: Client, p: Params) -> dict[str, Any]:
 # --------------------------------------------------------------------------- finish
 
 
-@method("merge")
-async def merge_method(d: Daemon, c: Client, p: Params) -> dict[str, Any]:
+@method(pr.MERGE)
+async def merge_method(d: Daemon, c: Client, p: pr.MergeParams) -> pr.MergeResult:
     """`{id, strategy?: ff|squash|rebase, message?, pr?, digest?}`"""
     svc = service(d)
-    s = d.manager.get(p.str("id", required=True))
-    return await svc.merge(s, p.str("strategy"), p.str("message"), p.str("digest"), pr=p.bool("pr"))
+    s = d.manager.get(p["id"])
+    return await svc.merge(s, p.get("strategy"), p.get("message"), p.get("digest"), pr=p.get("pr", False))
 
 
-@method("discard")
-async def discard(d: Daemon, c: Client, p: Params) -> dict[str, Any]:
+@method(pr.DISCARD)
+async def discard(d: Daemon, c: Client, p: IdParams) -> pr.DiscardResult:
     """`{id}`: drop every change of the session (worktree and branch back to its base)."""
     svc = service(d)
-    s = d.manager.get(p.str("id", required=True))
-    return await svc.discard(s)
+    return await svc.discard(d.manager.get(p["id"]))
 
 
 # --------------------------------------------------------------------------- check
 
 
-@method("check")
-async def check(d: Daemon, c: Client, p: Params) -> dict[str, Any]:
+@method(pr.CHECK)
+async def check(d: Daemon, c: Client, p: IdParams) -> pr.CheckResult:
     """`{id}`: run the repo's check command in the session's sandbox now; the result."""
     svc = service(d)
-    s = d.manager.get(p.str("id", required=True))
-    result = await svc.checks.run(s)
+    result = await svc.checks.run(d.manager.get(p["id"]))
     return result.to_json()
 
 
-@method("send_check")
-async def send_check(d: Daemon, c: Client, p: Params) -> dict[str, Any]:
+@method(pr.SEND_CHECK)
+async def send_check(d: Daemon, c: Client, p: IdParams) -> pr.SendCheckResult:
     """`{id}`: send the last failing check's output to the agent."""
     svc = service(d)
-    s = d.manager.get(p.str("id", required=True))
-    text, how = await svc.checks.send(s)
+    text, how = await svc.checks.send(d.manager.get(p["id"]))
     return {"message": text, "via": how}

@@ -1,15 +1,17 @@
 """The JSON replies of the review methods: the `diff` reply (paged by a byte budget) and a
 rejection as clients see it. Pure functions of a Diff and the review state, run off the
-event loop for big diffs (docs/review.md describes the shapes).
+event loop for big diffs (protocol/review.py declares the shapes; these dicts are built key by key for speed and
+checked against the declarations by tests/test_protocol_conformance.py).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from workbench.core import review as rv
 from workbench.core.diff_model import Diff, FileDiff
 from workbench.core.diff_render import diff_stat_text
+from workbench.protocol import review as pr
 
 REPLY_BUDGET = 2_500_000  # bytes of hunk lines in one reply (the wire limit is 4 MiB)
 MIN_BUDGET = 32_000
@@ -18,7 +20,7 @@ FILE_OVERHEAD = 200  # bytes of a file's JSON besides its hunk lines
 
 def diff_reply(
     diff: Diff, st: rv.ReviewState, *, stat_only: bool, unified: bool, offset: int, budget_bytes: int = REPLY_BUDGET
-) -> dict[str, Any]:
+) -> pr.DiffReply:
     """The `diff` result; over the budget, files from `next` on come without hunks."""
     files, added, removed = diff.stat()
     out: dict[str, Any] = {
@@ -34,7 +36,7 @@ def diff_reply(
     if stat_only:
         out["files"] = [_file_json(f, st, False, [0]) for f in diff.files]
         out["text"] = diff_stat_text(diff)
-        return out
+        return cast(pr.DiffReply, out)
     budget = [budget_bytes]
     chosen: list[int] = []
     for i, f in enumerate(diff.files[offset:], offset):
@@ -48,16 +50,20 @@ def diff_reply(
         text = "".join(diff.files[i].render() for i in chosen)
         out["text"] = text if len(text) < 3 * REPLY_BUDGET // 2 else text[: REPLY_BUDGET] + "\n[truncated]\n"
         out["files"] = [_file_json(f, st, False, [0]) for f in diff.files]
-        return out
+        return cast(pr.DiffReply, out)
     window = set(chosen)
     budget = [budget_bytes]
     out["files"] = [_file_json(f, st, i in window, budget) for i, f in enumerate(diff.files)]
-    return out
+    return cast(pr.DiffReply, out)
 
 
-def rejection_json(r: rv.Rejection) -> dict[str, Any]:
+def rejection_json(r: rv.Rejection) -> pr.Rejection:
     """A rejection without what only undo needs (the patch and file snapshots)."""
-    return {k: v for k, v in vars(r).items() if k not in ("patch", "snapshots", "after")}
+    return cast(pr.Rejection, {k: v for k, v in vars(r).items() if k not in ("patch", "snapshots", "after")})
+
+
+def comment_json(c: rv.Comment) -> pr.Comment:
+    return cast(pr.Comment, dict(vars(c)))
 
 
 def _file_json(f: FileDiff, st: rv.ReviewState, with_hunks: bool, budget: list[int]) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from workbench.daemon.bus import DiffChanged, SessionChanged, SessionRemoved
 from workbench.daemon.extensions import Extension
 from workbench.daemon.review_checks import CheckRunner
 from workbench.errors import GitError, UsageError, WorkbenchError
+from workbench.protocol import review as wire
 
 if TYPE_CHECKING:
     from workbench.daemon.api import Daemon
@@ -322,7 +323,7 @@ class ReviewService(Extension):
     # finish
 
     async def merge(self, s: Session, strategy: str | None, message: str | None, reviewed: str | None,
-                    *, pr: bool) -> dict[str, Any]:
+                    *, pr: bool) -> wire.MergeResult:
         """Land the session's snapshot on the main checkout's branch (or open a pull request);
         `reviewed` is the digest of the diff the user saw."""
         if s.in_place:
@@ -344,7 +345,8 @@ class ReviewService(Extension):
                 res = await asyncio.to_thread(review_merge.open_pr, s, snap, base_branch, message)
                 self.mgr.record(s, "merge", {"pr": res["pr"], "branch": s.branch, "base_branch": base_branch,
                                              "message": message})
-                return {**res, "branch": s.branch, "base_branch": base_branch, "message": message}
+                return {"pr": res["pr"], "commit": res["commit"], "remote": res["remote"], "branch": s.branch,
+                        "base_branch": base_branch, "message": message}
             result = await asyncio.to_thread(merge.merge_snapshot, Path(s.repo), s.base_commit, snap.tip,
                                              snap.head, base_branch, strategy, message)
             warning = await review_merge.after_merge(self.git, s, snap, result.commit)
@@ -355,8 +357,9 @@ class ReviewService(Extension):
             st = self.state(s.id)
             st.reset()
             await asyncio.to_thread(st.save)
-        data = {"commit": result.commit, "strategy": result.strategy, "files_changed": result.files_changed,
-                "base_branch": base_branch, "message": message}
+        data: wire.MergeResult = {"commit": result.commit, "strategy": result.strategy,
+                                  "files_changed": result.files_changed, "base_branch": base_branch,
+                                  "message": message}
         if warning:
             data["warning"] = warning
         self.mgr.record(s, "merge", data)
@@ -364,7 +367,7 @@ class ReviewService(Extension):
         self.mgr.publish_session(s)
         return data
 
-    async def discard(self, s: Session) -> dict[str, Any]:
+    async def discard(self, s: Session) -> wire.DiscardResult:
         """Drop every change of the session (worktree and branch back to its base)."""
         if s.in_place:
             raise UsageError(f"session {s.name} works in the main checkout; workbench will not reset it",
@@ -376,7 +379,7 @@ class ReviewService(Extension):
             st.reset()
             await asyncio.to_thread(st.save)
         files, added, removed = before.stat()
-        data = {"files": files, "added": added, "removed": removed, "base": s.base_commit}
+        data: wire.DiscardResult = {"files": files, "added": added, "removed": removed, "base": s.base_commit}
         self.mgr.record(s, "discard", data)
         self.kick(s.id)
         return data

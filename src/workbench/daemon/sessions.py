@@ -20,7 +20,7 @@ import os
 import shutil
 import signal
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -143,9 +143,10 @@ class SessionManager:
         """Something shown of `s` other than its state changed (stats, reason, approval...)."""
         self.bus.publish(SessionChanged(s, s.state, s.state))
 
-    def record(self, s: Session, kind: str, data: dict[str, Any]) -> None:
-        seq = self.store.add_event(s.id, kind, data)
-        self.bus.publish(LogRecorded(s, seq, time.time(), kind, data))
+    def record(self, s: Session, kind: str, data: Mapping[str, Any]) -> None:
+        entry = dict(data)  # a copy: later changes by the caller are not logged
+        seq = self.store.add_event(s.id, kind, entry)
+        self.bus.publish(LogRecorded(s, seq, time.time(), kind, entry))
 
     # startup / recovery
 
