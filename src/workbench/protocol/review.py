@@ -136,7 +136,8 @@ class Rejection(TypedDict):
     new_lines: int
     excerpt: list[str]
     where: str
-    sent: NotRequired[bool]
+    created_at: float
+    sent: bool
 
 
 class RejectResult(TypedDict):
