@@ -13,6 +13,7 @@ from typing import Any, TypeVar, cast
 from textual import work
 from textual.app import App
 from textual.binding import Binding
+from textual.message import Message
 from textual.screen import Screen
 
 from workbench import config as config_mod
@@ -36,7 +37,6 @@ from workbench.ui.messages import (
     DaemonDown,
     DaemonEvent,
     DaemonUp,
-    FrameApplied,
     FrameEvent,
     SessionOutput,
     SessionsChanged,
@@ -189,6 +189,13 @@ class WorkbenchApp(App[None], inherit_bindings=False):
 
     # daemon events
 
+    def post_message(self, message: Message) -> bool:
+        # A frame goes straight to the screen that paints it: the typing path (keystroke, echo,
+        # repaint) stays one message hop, as when the app applied frames itself.
+        if isinstance(message, FrameEvent):
+            return self.main.post_message(message)
+        return super().post_message(message)
+
     async def on_daemon_up(self, message: DaemonUp) -> None:
         first = self.daemon_label == "connecting…"
         self.daemon_label = f"ok · pid {message.info.get('pid', '?')}"
@@ -226,13 +233,6 @@ class WorkbenchApp(App[None], inherit_bindings=False):
         self.notify(f"lost the daemon ({one_line(message.reason, 80)}); reconnecting when it is back",
                     severity="error", timeout=6)
         self.main.post_message(StatusChanged())
-
-    def on_frame_event(self, message: FrameEvent) -> None:
-        sid = str(message.data.get("session", ""))
-        if not sid:
-            return
-        changed = self.term_state(sid).apply(message.data)
-        self.main.post_message(FrameApplied(sid, changed))
 
     def on_daemon_event(self, message: DaemonEvent) -> None:
         data = message.data

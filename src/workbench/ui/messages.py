@@ -36,8 +36,9 @@ class DaemonEvent(Message):
 
 
 @dataclass
-class FrameEvent(Message):
-    """A screen frame (full or delta) for one session."""
+class FrameEvent(Message, bubble=False):
+    """A screen frame (full or delta) for one session. The app hands it to the main screen,
+    which applies it to the session's terminal state and repaints the pane."""
 
     data: Frame
 
@@ -74,15 +75,6 @@ class StatusChanged(Message, bubble=False):
 @dataclass
 class Tick(Message, bubble=False):
     """Once a second: elapsed times in the session list moved on."""
-
-
-@dataclass
-class FrameApplied(Message, bubble=False):
-    """A frame was applied to the session's terminal state; `changed` are its rows (None: all).
-    The hot path for typing latency: one post, handled without awaiting anything."""
-
-    session_id: str
-    changed: set[int] | None
 
 
 @dataclass

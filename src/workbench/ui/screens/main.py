@@ -22,7 +22,7 @@ from workbench.ui.dialogs import ConfirmScreen, LineInputScreen
 from workbench.ui.layout_state import MAX_PANES
 from workbench.ui.messages import (
     CreateSession,
-    FrameApplied,
+    FrameEvent,
     SessionOutput,
     SessionsChanged,
     ShowSession,
@@ -158,10 +158,15 @@ class MainScreen(Screen[None]):
     def on_tick(self, message: Tick) -> None:
         self.tick()
 
-    def on_frame_applied(self, message: FrameApplied) -> None:
-        pane = self.panes.get(message.session_id)
+    def on_frame_event(self, message: FrameEvent) -> None:
+        # The hot path for typing latency (the app routes frames here): apply, mark rows dirty.
+        sid = str(message.data.get("session", ""))
+        if not sid:
+            return
+        changed = self.wb.term_state(sid).apply(message.data)
+        pane = self.panes.get(sid)
         if pane is not None:
-            pane.frame_applied(message.changed)
+            pane.frame_applied(changed)
 
     def on_session_output(self, message: SessionOutput) -> None:
         pane = self.panes.get(message.session_id)
