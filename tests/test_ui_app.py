@@ -11,12 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from textual.message import Message
 
-from tests.ui_fakes import HarnessApp, sample_sessions, session
+from tests.ui_fakes import HarnessApp, frame, sample_sessions, session
 from workbench import paths
 from workbench.ui.dialogs import ConfirmScreen, LineInputScreen
-from workbench.ui.messages import DaemonEvent
+from workbench.ui.messages import DaemonEvent, FrameEvent
 from workbench.ui.screens.help import HelpScreen
+from workbench.ui.screens.main import MainScreen
 from workbench.ui.screens.new_session import NewSessionScreen
 from workbench.ui.widgets.approval_card import ApprovalCard
 from workbench.ui.widgets.grid import PaneGrid
@@ -221,9 +223,6 @@ async def test_grid_zoom_resize_pin_and_cycle() -> None:
         # every pane is live: a frame for a pane that is not focused repaints it
         other = next(sid for sid in app.main.panes if sid != app.layout.focus)
         app.post_message(DaemonEvent("noop", {}))
-        from tests.ui_fakes import frame
-        from workbench.ui.messages import FrameEvent
-
         app.post_message(FrameEvent(frame(other, ["fresh output"])))
         await pilot.pause(0.1)
         assert app.main.panes[other].terminal.visible_text()[0] == "fresh output"
@@ -642,3 +641,46 @@ async def test_j_and_k_move_in_the_list_and_space_jumps_to_attention() -> None:
         await pilot.press("space")
         await pilot.pause(0.1)
         assert app.layout.focus == "a1"  # waiting first
+
+
+class RecordingScreen(MainScreen):
+    """The main screen, recording the app's messages it is posted and the calls of the methods
+    those messages lead to: a call without its message first means the app reached in."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[str] = []
+
+    def post_message(self, message: Message) -> bool:
+        if type(message).__module__ == "workbench.ui.messages":
+            self.seen.append(type(message).__name__)
+        return super().post_message(message)
+
+    def sessions_changed(self) -> None:
+        self.seen.append("sessions_changed()")
+        super().sessions_changed()
+
+    def show_session(self, sid: str) -> None:
+        self.seen.append("show_session()")
+        super().show_session(sid)
+
+
+@sync
+async def test_the_app_tells_the_screen_by_messages() -> None:
+    app = HarnessApp()
+    screen = app.main = RecordingScreen()
+    async with app.run_test(size=SIZE) as pilot:
+        await started(app, pilot)
+        screen.seen.clear()
+        app.post_message(DaemonEvent("session", {**app.sessions["b2"], "state": "waiting"}))
+        await until(pilot, lambda: "sessions_changed()" in screen.seen)
+        assert screen.seen[:2] == ["SessionsChanged", "sessions_changed()"]
+        screen.seen.clear()
+        app.action_attention()  # b2 is waiting now; a1 (waiting, with a card) comes first
+        await until(pilot, lambda: "show_session()" in screen.seen)
+        assert screen.seen[:2] == ["ShowSession", "show_session()"]
+        await pilot.pause(0.1)
+        assert app.layout.focus == "a1" and isinstance(app.focused, ApprovalCard)  # shown, then focused
+        screen.seen.clear()
+        app.post_message(FrameEvent(frame("a1", ["straight to the screen"])))
+        await until(pilot, lambda: screen.seen == ["FrameEvent"])  # the app does not apply it first

@@ -6,12 +6,14 @@ import logging
 import os
 import time
 import traceback
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from textual import work
 from textual.app import App
 from textual.binding import Binding
+from textual.message import Message
 from textual.screen import Screen
 
 from workbench import config as config_mod
@@ -24,13 +26,24 @@ from workbench.protocol import session as ps
 from workbench.protocol import terminal as pt
 from workbench.protocol.method import Method
 from workbench.protocol.review import DiffParams, DiffReply
-from workbench.protocol.session import LogEntry
+from workbench.protocol.session import LogEntry, NewParams
 from workbench.protocol.terminal import ScrollbackResult
 from workbench.ui import layout_state, model
 from workbench.ui.commands import WorkbenchCommands
 from workbench.ui.daemon_link import DaemonLink, NotAvailable
 from workbench.ui.keymap import DEFAULT_KEYS, detach_key, resolve_keymap
-from workbench.ui.messages import DaemonDown, DaemonEvent, DaemonUp, FrameEvent
+from workbench.ui.messages import (
+    CreateSession,
+    DaemonDown,
+    DaemonEvent,
+    DaemonUp,
+    FrameEvent,
+    SessionOutput,
+    SessionsChanged,
+    ShowSession,
+    StatusChanged,
+    Tick,
+)
 from workbench.ui.screens.help import HelpScreen
 from workbench.ui.screens.main import MainScreen
 from workbench.ui.screens.new_session import NewSessionForm, NewSessionScreen
@@ -129,7 +142,7 @@ class WorkbenchApp(App[None], inherit_bindings=False):
             await self.link.connect(autostart=True)
         except (WorkbenchError, OSError) as e:
             self.daemon_label = f"down: {one_line(str(e), 60)} (F5 starts it)"
-            self.main.refresh_status()
+            self.main.post_message(StatusChanged())
             self.notify(f"cannot reach the daemon: {one_line(str(e), 200)}", severity="error")
             self.link.start_reconnecting()
 
@@ -176,6 +189,13 @@ class WorkbenchApp(App[None], inherit_bindings=False):
 
     # daemon events
 
+    def post_message(self, message: Message) -> bool:
+        # A frame goes straight to the screen that paints it: the typing path (keystroke, echo,
+        # repaint) stays one message hop, as when the app applied frames itself.
+        if isinstance(message, FrameEvent):
+            return self.main.post_message(message)
+        return super().post_message(message)
+
     async def on_daemon_up(self, message: DaemonUp) -> None:
         first = self.daemon_label == "connecting…"
         self.daemon_label = f"ok · pid {message.info.get('pid', '?')}"
@@ -194,12 +214,10 @@ class WorkbenchApp(App[None], inherit_bindings=False):
             self.notify(f"no session {one_line(self.attach_to, 40)!r}", severity="error")
         if target is not None and not model.is_builtin(self.sessions[target]):
             self.layout.views[target] = "terminal"  # `attach` means its terminal
-        self.main.sessions_changed()
-        self.main.rebuild(force=True)
+        self.main.post_message(SessionsChanged(rebuild=True))
         if target is not None:
             self.attach_to = None
-            self.main.show_session(target)
-            self.call_after_refresh(self.main.action_attach)
+            self.main.post_message(ShowSession(target, attach=True))
 
     def _resolve(self, key: str) -> str | None:
         if key in self.sessions:
@@ -214,14 +232,7 @@ class WorkbenchApp(App[None], inherit_bindings=False):
         self.daemon_label = "down: reconnecting… (F5 starts it)"
         self.notify(f"lost the daemon ({one_line(message.reason, 80)}); reconnecting when it is back",
                     severity="error", timeout=6)
-        self.main.refresh_status()
-
-    def on_frame_event(self, message: FrameEvent) -> None:
-        sid = str(message.data.get("session", ""))
-        if not sid:
-            return
-        changed = self.term_state(sid).apply(message.data)
-        self.main.frame_applied(sid, changed)
+        self.main.post_message(StatusChanged())
 
     def on_daemon_event(self, message: DaemonEvent) -> None:
         data = message.data
@@ -234,26 +245,20 @@ class WorkbenchApp(App[None], inherit_bindings=False):
             self._prev_states = {**getattr(self, "_prev_states", {}), sid: state}
             if state == "waiting" and before not in (None, "waiting"):
                 self.announce(info)
-            self.main.sessions_changed()
+            self.main.post_message(SessionsChanged())
         elif message.event == "removed":
             sid = str(data.get("id", ""))
             self.sessions.pop(sid, None)
             self.terms.pop(sid, None)
             self.layout.prune(set(self.sessions))
-            self.main.sessions_changed()
+            self.main.post_message(SessionsChanged())
         elif message.event in ("log", "delta", "diff"):
             sid = str(data.get("session", ""))
-            pane = self.main.panes.get(sid)
             if message.event == "diff":
                 totals = model.stat_totals(data.get("stat"))
                 if totals is not None:
                     self.diff_cache[sid] = totals
-                if pane is not None and pane.view in ("diff", "split"):
-                    pane.load_diff()
-            elif pane is not None and message.event == "log":
-                pane.add_log(data)
-            elif pane is not None:
-                pane.transcript.add_delta(str(data.get("text", "")))
+            self.main.post_message(SessionOutput(sid, message.event, data))
 
     def announce(self, s: model.Session) -> None:
         """A session started waiting: toast, bell and a desktop notification, unless in view."""
@@ -328,7 +333,7 @@ class WorkbenchApp(App[None], inherit_bindings=False):
 
     def _tick(self) -> None:
         if self.sessions:
-            self.main.tick()
+            self.main.post_message(Tick())
 
     async def _poll_status(self) -> None:
         if not self.link.up:
@@ -338,7 +343,7 @@ class WorkbenchApp(App[None], inherit_bindings=False):
         except WorkbenchError:
             return
         self.daemon_label = f"ok · pid {st.get('pid', '?')} · lag {st.get('loop_lag_ms', 0):.0f}ms"
-        self.main.refresh_status()
+        self.main.post_message(StatusChanged())
 
     # actions
 
@@ -353,16 +358,12 @@ class WorkbenchApp(App[None], inherit_bindings=False):
         if nxt is None:
             self.notify("nobody needs you right now", timeout=2)
             return
-        self.main.show_session(nxt["id"])
-        if isinstance(nxt.get("approval_pending"), dict) and nxt["id"] in self.main.panes:
-            self.call_after_refresh(self.main.panes[nxt["id"]].card.focus)
-        else:
-            self.main.session_list.focus()
+        card = isinstance(nxt.get("approval_pending"), dict)
+        self.main.post_message(ShowSession(nxt["id"], focus="card" if card else "list"))
 
     def goto_session(self, sid: str) -> None:
         if sid in self.sessions:
-            self.main.show_session(sid)
-            self.main.session_list.focus()
+            self.main.post_message(ShowSession(sid, focus="list"))
 
     def run_palette_action(self, scope: str, action: str) -> None:
         self.call_later(self.run_action, action, self.main if scope == "main" else self)
@@ -380,7 +381,7 @@ class WorkbenchApp(App[None], inherit_bindings=False):
 
     async def action_restart_daemon(self) -> None:
         self.daemon_label = "starting the daemon…"
-        self.main.refresh_status()
+        self.main.post_message(StatusChanged())
         self._restart()
 
     @work(exclusive=True, group="connect", exit_on_error=False)
@@ -389,7 +390,7 @@ class WorkbenchApp(App[None], inherit_bindings=False):
             await self.link.restart()
         except (WorkbenchError, OSError) as e:
             self.daemon_label = "down (F5 starts it)"
-            self.main.refresh_status()
+            self.main.post_message(StatusChanged())
             self.report_error(e)
 
     async def action_new_session(self, form: NewSessionForm | None = None, error: str = "") -> None:
@@ -411,15 +412,11 @@ class WorkbenchApp(App[None], inherit_bindings=False):
         self.push_screen(NewSessionScreen(form, error), self._create)
 
     def _create(self, form: NewSessionForm | None) -> None:
-        if form is not None:
-            self._create_session(form)
+        if form is not None:  # the screen sizes the request to its pane, then `_create_session`
+            self.main.post_message(CreateSession(form.params(), partial(self._create_session, form)))
 
     @work(group="new", exit_on_error=False)
-    async def _create_session(self, form: NewSessionForm) -> None:
-        right = self.main.right.size
-        params = form.params()
-        if right.width >= 20 and right.height >= 8:
-            params["cols"], params["rows"] = right.width - 2, right.height - 3
+    async def _create_session(self, form: NewSessionForm, params: NewParams) -> None:
         try:
             s = await self.link.request(ps.NEW, params)
         except WorkbenchError as e:
@@ -429,8 +426,8 @@ class WorkbenchApp(App[None], inherit_bindings=False):
         for w in s.get("warnings") or []:
             self.notify(one_line(str(w), 200), severity="warning", timeout=6)
         self.notify(f"started {model.name_of(s)}", timeout=3)
-        self.main.sessions_changed()
-        self.main.show_session(s["id"])
+        self.main.post_message(SessionsChanged())
+        self.main.post_message(ShowSession(s["id"]))
 
     async def action_quit(self) -> None:
         self.exit()

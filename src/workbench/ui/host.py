@@ -2,7 +2,8 @@
 
 The app (`workbench.ui.app`) is the top of the UI: it builds the screens and imports them.
 Screens never import the app; they reach it through this protocol (`cast(ScreenHost, self.app)`),
-which the app satisfies structurally. Tests may pass a fake.
+which the app satisfies structurally. Tests may pass a fake. The other way, the app never calls a
+screen: it posts it `workbench.ui.messages` messages.
 """
 
 from __future__ import annotations

@@ -20,6 +20,15 @@ from workbench.ui import model
 from workbench.ui.daemon_link import NotAvailable
 from workbench.ui.dialogs import ConfirmScreen, LineInputScreen
 from workbench.ui.layout_state import MAX_PANES
+from workbench.ui.messages import (
+    CreateSession,
+    FrameEvent,
+    SessionOutput,
+    SessionsChanged,
+    ShowSession,
+    StatusChanged,
+    Tick,
+)
 from workbench.ui.screens.review_actions import ReviewActions
 from workbench.ui.widgets.approval_card import ApprovalCard
 from workbench.ui.widgets.grid import PaneGrid
@@ -126,10 +135,57 @@ class MainScreen(Screen[None]):
     def tick(self) -> None:
         self.session_list.show(list(self.wb.sessions.values()), self.wb.diff_cache, None)
 
-    def frame_applied(self, session_id: str, changed: set[int] | None) -> None:
-        pane = self.panes.get(session_id)
+    # what the app tells this screen (workbench.ui.messages)
+
+    def on_sessions_changed(self, message: SessionsChanged) -> None:
+        self.sessions_changed()
+        if message.rebuild:
+            self.rebuild(force=True)
+
+    def on_show_session(self, message: ShowSession) -> None:
+        sid = message.session_id
+        self.show_session(sid)
+        if message.focus == "card" and sid in self.panes:
+            self.call_after_refresh(self.panes[sid].card.focus)
+        elif message.focus:
+            self.session_list.focus()
+        if message.attach:
+            self.call_after_refresh(self.action_attach)
+
+    def on_status_changed(self, message: StatusChanged) -> None:
+        self.refresh_status()
+
+    def on_tick(self, message: Tick) -> None:
+        self.tick()
+
+    def on_frame_event(self, message: FrameEvent) -> None:
+        # The hot path for typing latency (the app routes frames here): apply, mark rows dirty.
+        sid = str(message.data.get("session", ""))
+        if not sid:
+            return
+        changed = self.wb.term_state(sid).apply(message.data)
+        pane = self.panes.get(sid)
         if pane is not None:
             pane.frame_applied(changed)
+
+    def on_session_output(self, message: SessionOutput) -> None:
+        pane = self.panes.get(message.session_id)
+        if pane is None:
+            return
+        if message.event == "diff":
+            if pane.view in ("diff", "split"):
+                pane.load_diff()
+        elif message.event == "log":
+            pane.add_log(message.data)
+        else:
+            pane.transcript.add_delta(str(message.data.get("text", "")))
+
+    def on_create_session(self, message: CreateSession) -> None:
+        # A new session starts at the size its pane will have (the right side, less borders).
+        params, right = message.params, self.right.size
+        if right.width >= 20 and right.height >= 8:
+            params["cols"], params["rows"] = right.width - 2, right.height - 3
+        message.create(params)
 
     # layout
 
