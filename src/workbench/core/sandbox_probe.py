@@ -20,6 +20,8 @@ from workbench.errors import SandboxError
 
 @dataclass(frozen=True)
 class ProbeResult:
+    """What `probe` found: whether sessions can be sandboxed, and if not, why and the fix."""
+
     ok: bool
     bwrap: str | None
     version: str | None
@@ -52,7 +54,7 @@ class ProbeResult:
         return "\n".join([head, *(f"  warning: {w}" for w in self.warnings)])
 
 
-
+# Keyed by (bwrap path, euid): the answer depends on both, and a probe costs two bwrap runs.
 _probe_cache: dict[tuple[str | None, int], ProbeResult] = {}
 
 
