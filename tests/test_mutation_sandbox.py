@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import stat
 import subprocess
 import threading
@@ -468,9 +469,10 @@ def test_probe_results_in_full(fake_bin: Path, slirp_bin: Path, monkeypatch: pyt
     monkeypatch.setattr(sandbox_probe, "read_sysctl", {"/proc/sys/user/max_user_namespaces": "0"}.get)
     reason, fix = sandbox_probe.diagnose("bwrap: setting up uid map: Permission denied")
     assert sandbox_probe.probe(force=True) == ProbeResult(False, bwrap, "0.9.1", reason, fix, root, False, slirp)
-    _script(fake_bin, "bwrap", 'for a in "$@"; do [ "$a" = --seccomp ] && exit 1; done\nexit 0\n')
+    _script(fake_bin, "bwrap", '[ "$1" = --version ] && echo "bubblewrap 0.9.2"\n'
+            'for a in "$@"; do [ "$a" = --seccomp ] && exit 1; done\nexit 0\n')
     assert sandbox_probe.probe(force=True) == ProbeResult(
-        False, bwrap, None, "bwrap runs but cannot load the seccomp filter: no error output",
+        False, bwrap, "0.9.2", "bwrap runs but cannot load the seccomp filter: no error output",
         "use a kernel with CONFIG_SECCOMP_FILTER (every mainstream distribution has it)", root, False, slirp,
     )
     (fake_bin / "bwrap").write_text("#!/nonexistent/sh\n")
@@ -516,9 +518,9 @@ def test_unsupported_architecture(world: World, fake_bin: Path, monkeypatch: pyt
 
     monkeypatch.setattr(platform, "machine", lambda: "mips")
     res = sandbox_probe.probe(force=True)
-    assert not res.ok and (res.reason or "").startswith("no seccomp syscall table for 'mips'")
-    assert res.fix == 'use sandbox "off" on this machine' and res.bwrap == str(fake_bin / "bwrap")
-    assert res.version == "0.8.0" and not res.seccomp_ok
+    assert (res.reason or "").startswith("no seccomp syscall table for 'mips'")
+    assert res == ProbeResult(False, str(fake_bin / "bwrap"), "0.8.0", res.reason, 'use sandbox "off" on this machine',
+                              os.geteuid() == 0, False, shutil.which("slirp4netns"))
     with pytest.raises(SandboxError) as info:
         wrap(world.spec(env={"A": "b"}), ["true"])
     assert info.value.message.startswith("no seccomp syscall table for 'mips'")
@@ -786,3 +788,96 @@ def test_net_launch_runs_the_command_after_the_network_is_up(tmp_path: Path) -> 
     assert out.read_text() == "ran\n"
     assert blog.read_text().split() == ["--opt-a", "--opt-b"]
     assert log.read_text().split()[-1] == "tap0"
+
+
+def test_probe_when_running_bwrap_itself_fails(fake_bin: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The probe runs (not `--version`) raising: at the first run, and at the seccomp run."""
+    real_run = sandbox_probe.run_probe
+    fail_at = {"run": 1}
+    runs: list[list[str]] = []
+
+    def run(argv: list[str], fds: tuple[int, ...]) -> subprocess.CompletedProcess[str]:
+        runs.append(argv)
+        if len(runs) == fail_at["run"]:
+            raise OSError(7, "arg list too long")
+        return real_run(argv, fds)
+
+    monkeypatch.setattr(sandbox_probe, "run_probe", run)
+    bwrap, root, slirp = str(fake_bin / "bwrap"), os.geteuid() == 0, shutil.which("slirp4netns")
+    assert sandbox_probe.probe(force=True) == ProbeResult(
+        False, bwrap, "0.8.0", f"cannot run {bwrap}: [Errno 7] arg list too long", "check that bwrap is executable",
+        root, False, slirp,
+    )
+    runs.clear()
+    fail_at["run"] = 2
+    assert sandbox_probe.probe(force=True) == ProbeResult(
+        False, bwrap, "0.8.0", "bwrap runs but cannot load the seccomp filter: [Errno 7] arg list too long",
+        "use a kernel with CONFIG_SECCOMP_FILTER (every mainstream distribution has it)", root, False, slirp,
+    )
+    assert "--seccomp" in runs[1]
+
+
+def test_probe_version_is_the_last_word_and_true_is_found_on_path(fake_bin: Path, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    log = tmp_path / "args"
+    _script(fake_bin, "bwrap", f'[ "$1" = --version ] && echo "bwrap version 0.10.0"\necho "$@" > {log}\n')
+    assert sandbox_probe.probe(force=True).version == "0.10.0"
+    assert log.read_text().split()[-1] == shutil.which("true")
+    monkeypatch.setenv("PATH", str(fake_bin))  # no `true` on PATH: the usual place
+    assert sandbox_probe.probe(force=True).ok
+    assert log.read_text().split()[-1] == "/bin/true"
+
+
+def test_probe_without_bwrap_still_reports_slirp4netns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    d = tmp_path / "only-slirp"
+    d.mkdir()
+    slirp = _script(d, "slirp4netns", "exit 0\n")
+    monkeypatch.setenv("PATH", str(d))
+    res = sandbox_probe.probe(force=True)
+    assert res.bwrap is None and res.slirp4netns == str(slirp)
+
+
+def test_bad_extra_binds_name_their_setting(world: World, fake_bin: Path) -> None:
+    for setting in ("extra_ro_binds", "extra_rw_binds"):
+        with pytest.raises(SandboxError) as info:
+            wrap(world.spec(**{setting: ("relative/path",)}), ["true"])
+        assert info.value.message == f"sandbox.{setting}: 'relative/path' is not an absolute path"
+
+
+def test_seal_hidden_leaves_every_kind_of_bind_destination(tmp_path: Path) -> None:
+    d = tmp_path / "d"
+    d.mkdir()
+    for flag in ("--bind", "--ro-bind", "--ro-bind-try"):
+        a = bwrap_argv.BwrapArgs()
+        a.hide(d)
+        a.add(flag, "/src", str(d))
+        a.seal_hidden()
+        assert "--remount-ro" not in a.args
+    a = bwrap_argv.BwrapArgs()
+    a.hide(d)
+    a.add("--bind", "/x", str(tmp_path / "other"), "--bind", str(d))  # a last, incomplete bind
+    a.seal_hidden()
+    assert a.args[-2:] == ["--remount-ro", str(d)]
+
+
+def test_strict_mode_binds_a_common_dir_inside_the_worktree_read_only(world: World, fake_bin: Path) -> None:
+    common = world.me.worktree / ".git" / "common"
+    common.mkdir()
+    with wrap(world.spec(mode="strict", git_common_dir=common), ["true"]) as c:
+        a, path = opts(c), str(common.resolve())
+        binds = [i for i, x in enumerate(a) if x == "--ro-bind" and a[i + 1 : i + 3] == [path, path]]
+        # Once as a common dir outside the repo, and again on top of the writable worktree.
+        assert len(binds) == 2 and binds[1] > a.index(str(world.me.worktree.resolve()))
+
+
+def test_secrets_outside_the_repo_are_hidden_once_shallow_first_then_by_name(world: World, fake_bin: Path,
+                                                                             tmp_path: Path) -> None:
+    base = tmp_path / "secrets"
+    names = ["x/aa", "x/a/b", "x/d", "x/c", "x/e", "x/b"]
+    for n in names:
+        (base / n).mkdir(parents=True)
+    spec = world.spec(hidden_paths=tuple(str(base / n) for n in names))
+    with wrap(spec, ["true"]) as c:
+        a = opts(c)
+        tmpfs = [a[i + 1] for i, x in enumerate(a) if x == "--tmpfs" and a[i + 1].startswith(str(base))]
+    assert tmpfs == [str(base / n) for n in ("x/aa", "x/b", "x/c", "x/d", "x/e", "x/a/b")]
