@@ -34,7 +34,7 @@ def main() -> int:
                       XDG_STATE_HOME=str(tmp / "state"), XDG_CACHE_HOME=str(tmp / "cache"),
                       XDG_RUNTIME_DIR=str(tmp / "runtime"))
     from workbench.agent.tools import LocalRunner, ToolCall, execute, parse_call
-    from workbench.core import sandbox, session_repo
+    from workbench.core import sandbox_probe, session_repo
     from workbench.core.models import Session
     from workbench.daemon.agent_host import SandboxRunner
     from workbench.daemon.sandboxing import sandbox_command
@@ -72,7 +72,7 @@ def main() -> int:
     ways["in-daemon"] = (LocalRunner(), Path(s.worktree))
     s = session("off")
     ways["helper, sandbox off"] = (SandboxRunner(Manager(), s), Path(s.worktree))  # type: ignore[arg-type]
-    if sandbox.probe().ok:
+    if sandbox_probe.probe().ok:
         s = session("workspace")
         ways["helper, bwrap"] = (SandboxRunner(Manager(), s), Path(s.worktree))  # type: ignore[arg-type]
 

@@ -167,9 +167,9 @@ def machine_info() -> dict[str, str]:
 
 def sandbox_ok() -> bool:
     try:
-        from workbench.core import sandbox
+        from workbench.core import sandbox_probe
 
-        return bool(sandbox.probe().ok)
+        return bool(sandbox_probe.probe().ok)
     except Exception:
         return False
 

@@ -19,9 +19,9 @@ if TYPE_CHECKING:
 @pytest.fixture
 def needs_bwrap() -> None:
     """Skip, saying why, where bubblewrap cannot run (the sandbox suites use it)."""
-    from workbench.core import sandbox
+    from workbench.core import sandbox_probe
 
-    res = sandbox.probe()
+    res = sandbox_probe.probe()
     if not res.ok:
         pytest.skip(f"bubblewrap cannot run here: {res.reason}")
 

@@ -28,8 +28,8 @@ import ptyprocess
 
 from tests.conftest import git, make_repo
 from workbench import paths
-from workbench.core import sandbox, session_repo
-from workbench.core.sandbox import SandboxSpec
+from workbench.core import bwrap_argv, sandbox_paths, session_repo
+from workbench.core.sandbox_policy import SandboxSpec
 
 SECRET_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nwb-test-secret-key-material\n"
 DOTENV_SECRET = "API_TOKEN=wb-dotenv-secret-123"
@@ -91,7 +91,7 @@ class World:
         cwd: Path | None = None,
         timeout: float = 60,
     ) -> subprocess.CompletedProcess[str]:
-        cmd = sandbox.wrap(spec or self.spec(), list(argv), cwd=cwd, new_session=True)
+        cmd = bwrap_argv.wrap(spec or self.spec(), list(argv), cwd=cwd, new_session=True)
         try:
             return subprocess.run(
                 cmd.argv, env=cmd.env, cwd=cmd.cwd, pass_fds=cmd.pass_fds,
@@ -118,7 +118,7 @@ def _add_session(repo: Path, slug: str) -> Session:
     branch = f"wb/{slug}"
     session_repo.create(repo, wt, slug, branch, git(repo, "rev-parse", "main").strip())
     home = data / "sessions" / slug / "home"
-    sandbox.prepare_home(home, repo)
+    sandbox_paths.prepare_home(home, repo)
     return Session(slug, branch, wt, wt / ".git", home)
 
 
@@ -265,7 +265,7 @@ class PtyShell:
     def __init__(self, world: World, spec: SandboxSpec | None = None, *, cols: int = 80,
                  rows: int = 24) -> None:
         env_spec = spec or world.spec()
-        cmd = sandbox.wrap(env_spec, ["bash", "--norc", "--noprofile", "-i"])
+        cmd = bwrap_argv.wrap(env_spec, ["bash", "--norc", "--noprofile", "-i"])
         try:
             self.proc = ptyprocess.PtyProcess.spawn(
                 cmd.argv, cwd=str(cmd.cwd), env=cmd.env, dimensions=(rows, cols),

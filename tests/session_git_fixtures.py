@@ -19,7 +19,7 @@ from workbench.core import review as rv
 from workbench.core import session_repo
 from workbench.core.diff_model import Diff
 from workbench.core.models import Session
-from workbench.core.sandbox import SandboxCommand
+from workbench.core.sandbox_policy import SandboxCommand
 from workbench.daemon.session_git import SessionGit
 
 

@@ -199,9 +199,9 @@ def test_model_key_stays_out_of_commands(wb: Wb, calc_repo: Path, fake_factory: 
 
 
 def _bwrap_ok() -> bool:
-    from workbench.core import sandbox
+    from workbench.core import sandbox_probe
 
-    return sandbox.probe().ok
+    return sandbox_probe.probe().ok
 
 
 @pytest.mark.sandbox

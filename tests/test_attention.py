@@ -229,10 +229,10 @@ def test_auto_answer_only_when_turned_on(agents: Wb, isolated_env: Path, repo: P
 
 @pytest.mark.sandbox
 def test_hooks_reach_the_daemon_from_inside_the_sandbox(agents: Wb, repo: Path) -> None:
-    from workbench.core import sandbox
+    from workbench.core import sandbox_probe
 
-    if not sandbox.probe().ok:
-        pytest.skip(f"bubblewrap cannot run here: {sandbox.probe().reason}")
+    if not sandbox_probe.probe().ok:
+        pytest.skip(f"bubblewrap cannot run here: {sandbox_probe.probe().reason}")
     cfg_path = Path(os.environ["XDG_CONFIG_HOME"]) / "workbench" / "config.toml"
     # The fake needs no network; the real profile asks for it.
     cfg_path.write_text(cfg_path.read_text().replace("[profiles.codex]\n", "[profiles.codex]\nnetwork = false\n"))

@@ -109,9 +109,9 @@ def test_real_codex_asks_gets_approved_edits_and_finishes(
     wb: Wb, repo: Path, isolated_env: Path, fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     codex = _codex()
-    from workbench.core import sandbox
+    from workbench.core import sandbox_probe
 
-    sandboxed = sandbox.probe().ok
+    sandboxed = sandbox_probe.probe().ok
     bridge_dir = isolated_env / "bridge"
     bridge_dir.mkdir()
     port = int(fake_openai.base_url.rsplit(":", 1)[1].split("/")[0])

@@ -18,7 +18,7 @@ from tests.conftest import make_repo
 from tests.helpers import wait_for
 from workbench import doctor
 from workbench.config import Config, SandboxSettings
-from workbench.core import limits, sandbox
+from workbench.core import bwrap_argv, limits, sandbox_policy, sandbox_probe
 
 FORKER = """
 import errno, os, time
@@ -35,7 +35,7 @@ except OSError as e:
 """
 
 
-def _spec(tmp_path: Path, **kw: object) -> sandbox.SandboxSpec:
+def _spec(tmp_path: Path, **kw: object) -> sandbox_policy.SandboxSpec:
     repo = make_repo(tmp_path / "r")
     home = tmp_path / "home"
     home.mkdir()
@@ -45,18 +45,18 @@ def _spec(tmp_path: Path, **kw: object) -> sandbox.SandboxSpec:
         "worktree_gitdir": repo / ".git", "branch": "main", "home": home,
     }
     base.update(kw)
-    return sandbox.SandboxSpec(**base)  # type: ignore[arg-type]
+    return sandbox_policy.SandboxSpec(**base)  # type: ignore[arg-type]
 
 
-def _run(spec: sandbox.SandboxSpec, script: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    with sandbox.wrap(spec, ["/bin/sh", "-c", script]) as cmd:
+def _run(spec: sandbox_policy.SandboxSpec, script: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    with bwrap_argv.wrap(spec, ["/bin/sh", "-c", script]) as cmd:
         return subprocess.run(cmd.argv, env=cmd.env, pass_fds=cmd.pass_fds, cwd=cmd.cwd,
                               capture_output=True, text=True, timeout=timeout, check=False)
 
 
 @pytest.fixture
 def real_bwrap() -> None:
-    res = sandbox.probe()
+    res = sandbox_probe.probe()
     if not res.ok:
         pytest.skip(f"bubblewrap cannot run here: {res.reason}")
 
@@ -67,7 +67,7 @@ def real_bwrap() -> None:
 def test_defaults_and_settings_reach_the_spec() -> None:
     s = Config().sandbox
     assert (s.tmp_size_mb, s.max_processes) == (512, 1024)
-    spec = sandbox.SandboxSpec.from_settings(
+    spec = sandbox_policy.SandboxSpec.from_settings(
         SandboxSettings(tmp_size_mb=64, max_processes=99), mode="strict", worktree=Path("/w"),
         repo=Path("/w"), git_common_dir=Path("/w/.git"), worktree_gitdir=Path("/w/.git"),
         branch="main", home=Path("/h"))
@@ -107,7 +107,7 @@ def test_doctor_reports_the_limits(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.sandbox
 @pytest.mark.usefixtures("real_bwrap")
 def test_writing_past_the_tmp_cap_fails_with_enospc(tmp_path: Path) -> None:
-    bwrap = sandbox.find_bwrap()
+    bwrap = bwrap_argv.find_bwrap()
     assert bwrap
     if not limits.tmpfs_size_supported(bwrap):
         pytest.skip("this bubblewrap has no --size (needs 0.7+)")
@@ -142,17 +142,17 @@ def test_a_fork_loop_stops_at_the_process_cap(tmp_path: Path) -> None:
 @pytest.mark.usefixtures("real_bwrap")
 def test_limits_off_means_no_caps(tmp_path: Path) -> None:
     spec = _spec(tmp_path, tmp_size_mb=0, max_processes=0)
-    with sandbox.wrap(spec, ["true"]) as cmd:
+    with bwrap_argv.wrap(spec, ["true"]) as cmd:
         assert "--size" not in cmd.argv and "prlimit" not in " ".join(cmd.argv)
-        assert cmd.argv[0] == sandbox.find_bwrap()
+        assert cmd.argv[0] == bwrap_argv.find_bwrap()
 
 
 @pytest.mark.sandbox
 @pytest.mark.usefixtures("real_bwrap")
 def test_default_caps_are_in_the_argv(tmp_path: Path) -> None:
-    bwrap = sandbox.find_bwrap()
+    bwrap = bwrap_argv.find_bwrap()
     assert bwrap
-    with sandbox.wrap(_spec(tmp_path), ["true"]) as cmd:
+    with bwrap_argv.wrap(_spec(tmp_path), ["true"]) as cmd:
         inner = cmd.argv[cmd.argv.index("--") + 1 :]
         assert inner == [*limits.nproc_prefix(1024), "true"]
         if limits.tmpfs_size_supported(bwrap):

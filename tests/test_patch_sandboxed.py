@@ -37,9 +37,9 @@ def P(*body: str) -> str:
 
 
 def _bwrap_ok() -> bool:
-    from workbench.core import sandbox
+    from workbench.core import sandbox_probe
 
-    return sandbox.probe().ok
+    return sandbox_probe.probe().ok
 
 
 class _Manager:

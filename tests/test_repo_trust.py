@@ -19,7 +19,7 @@ import pytest
 from tests.conftest import git, make_repo
 from tests.helpers import wait_for
 from workbench import config, doctor, paths
-from workbench.core import repo_policy, sandbox, trust
+from workbench.core import repo_policy, sandbox_probe, trust
 from workbench.errors import ConfigError
 
 if typing.TYPE_CHECKING:
@@ -229,7 +229,7 @@ def test_untrusted_check_command_does_not_run_outside_a_sandbox(wb: Wb, repo: Pa
     assert wb.run("check", sid).returncode == 0 and marker.exists()
 
 
-@pytest.mark.skipif(not sandbox.probe().ok, reason="needs bubblewrap")
+@pytest.mark.skipif(not sandbox_probe.probe().ok, reason="needs bubblewrap")
 def test_attack_session_writes_repo_config_next_session_is_not_unsandboxed(wb: Wb, tmp_path: Path) -> None:
     """An in-place session (strict sandbox, main checkout writable) plants a loosening
     `.workbench.toml`. The next session is refused, never started without a sandbox;

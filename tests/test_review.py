@@ -14,10 +14,10 @@ import pytest
 from tests.conftest import git, make_repo
 from tests.helpers import wait_for
 from tests.wb import Wb
-from workbench.core import sandbox
+from workbench.core import sandbox_probe
 from workbench.daemon.client import Client
 
-SANDBOX = () if sandbox.probe().ok else ("--sandbox", "off")
+SANDBOX = () if sandbox_probe.probe().ok else ("--sandbox", "off")
 LINES = [f"line {i}" for i in range(1, 41)]
 
 

@@ -15,7 +15,7 @@ from tests.conftest import make_repo
 from tests.helpers import wait_for
 from tests.wb import Wb
 from workbench.config import Config
-from workbench.core import safe_fs, sandbox
+from workbench.core import safe_fs, sandbox_paths, sandbox_probe
 from workbench.core import worktree as wt
 from workbench.core.models import Session
 from workbench.profiles import Profile, integrations
@@ -135,7 +135,7 @@ def test_credential_link_is_not_made_inside_a_linked_dir(tmp_path: Path, home: P
 
 def test_home_gitconfig_is_not_written_through_a_link(home: Path, victim: Path) -> None:
     (home / ".gitconfig").symlink_to(victim)
-    sandbox.prepare_home(home)
+    sandbox_paths.prepare_home(home)
     assert victim.read_bytes() == VICTIM
     assert "[gc]" in (home / ".gitconfig").read_text()
 
@@ -174,8 +174,8 @@ def test_dotenv_files_are_not_copied_while_hidden(tmp_path: Path) -> None:
 
 
 def test_a_sandboxed_session_gets_no_dotenv_copy(wb: Wb, tmp_path: Path) -> None:
-    if not sandbox.probe().ok:
-        pytest.skip(f"bubblewrap cannot run here: {sandbox.probe().reason}")
+    if not sandbox_probe.probe().ok:
+        pytest.skip(f"bubblewrap cannot run here: {sandbox_probe.probe().reason}")
     repo = make_repo(tmp_path / "r", {"README.md": "x\n", ".gitignore": ".env\n"})
     (repo / ".env").write_text("SECRET=1\n")
     (repo / ".workbench.toml").write_text('[worktree]\ncopy_files = [".env"]\n')
@@ -202,8 +202,8 @@ detect_silence = false
 def test_daemon_does_not_write_agent_config_through_a_session_link(
     wb: Wb, repo: Path, tmp_path: Path, isolated_env: Path, plant: str
 ) -> None:
-    if not sandbox.probe().ok:
-        pytest.skip(f"bubblewrap cannot run here: {sandbox.probe().reason}")
+    if not sandbox_probe.probe().ok:
+        pytest.skip(f"bubblewrap cannot run here: {sandbox_probe.probe().reason}")
     target = tmp_path / "host"
     target.mkdir()
     victim = target / "config.toml"

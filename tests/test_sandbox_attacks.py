@@ -34,7 +34,7 @@ from tests.sandbox_fixtures import (
     unix_listener,
 )
 from workbench import paths
-from workbench.core import sandbox, seccomp
+from workbench.core import bwrap_argv, sandbox_net, seccomp
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.usefixtures("needs_bwrap")]
 
@@ -363,7 +363,7 @@ def test_daemon_socket_is_blocked(world: World) -> None:
 
 
 def test_network_mode_does_not_expose_host_loopback(world: World) -> None:
-    problem = sandbox.network_problem()
+    problem = sandbox_net.network_problem()
     if problem:
         pytest.skip(f"network mode cannot run here: {problem[0]} ({problem[1]})")
     with tcp_listener() as (lis, port), abstract_listener() as (alis, name):
@@ -648,7 +648,7 @@ def test_strict_mode_keeps_git_read_only(world: World) -> None:
 
 def test_off_mode_runs_the_bare_command(world: World) -> None:
     spec = world.spec(mode="off")
-    cmd = sandbox.wrap(spec, ["true"])
+    cmd = bwrap_argv.wrap(spec, ["true"])
     assert cmd.argv == ["true"] and cmd.pass_fds == ()
     proc = world.sh(f"cat {world.secret}", spec=spec)
     assert SECRET_KEY.splitlines()[1] in proc.stdout
@@ -670,7 +670,7 @@ def test_network_setup_failure_never_runs_the_command(
     (fake / "slirp4netns").write_text("#!/bin/sh\necho 'no tun for you' >&2\nexit 1\n")
     (fake / "slirp4netns").chmod(0o755)
     monkeypatch.setenv("PATH", f"{fake}:{os.environ['PATH']}")
-    problem = sandbox.network_problem()
+    problem = sandbox_net.network_problem()
     if problem:
         pytest.skip(f"network mode cannot run here: {problem[0]} ({problem[1]})")
     marker = world.me.worktree / "ran"

@@ -19,8 +19,9 @@ import pytest
 from tests.conftest import git
 from tests.sandbox_fixtures import World, build_world
 from workbench import paths
-from workbench.core import limits, sandbox, seccomp
-from workbench.core.sandbox import SandboxCommand, SandboxSpec, wrap
+from workbench.core import limits, sandbox_net, sandbox_paths, sandbox_probe, seccomp
+from workbench.core.bwrap_argv import wrap
+from workbench.core.sandbox_policy import SandboxCommand, SandboxSpec
 from workbench.errors import SandboxError
 
 
@@ -38,7 +39,6 @@ def fake_bin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     d.mkdir()
     _script(d, "bwrap", 'echo "bubblewrap 0.8.0"\nexit 0\n')
     monkeypatch.setenv("PATH", f"{d}:/usr/local/bin:/usr/bin:/bin")
-    sandbox._probe_cache.clear()
     return d
 
 
@@ -232,12 +232,12 @@ def test_strict_mode_binds_no_git_path_writable(world: World, fake_bin: Path) ->
 def test_network_off_by_default_and_on_uses_slirp_without_host_loopback(
     world: World, fake_bin: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(sandbox, "network_problem", lambda: None)  # argv only; no /dev/net/tun
+    monkeypatch.setattr(sandbox_net, "network_problem", lambda: None)  # argv only; no /dev/net/tun
     with wrap(world.spec(), ["true"]) as c:
         assert "--unshare-all" in c.argv and "--share-net" not in c.argv
     _script(fake_bin, "slirp4netns", "exit 0\n")
     with wrap(world.spec(network=True), ["true"]) as c:
-        assert c.argv[:5] == [sys.executable, "-m", "workbench.core.sandbox", "net-launch",
+        assert c.argv[:5] == [sys.executable, "-m", "workbench.core.sandbox_net", "net-launch",
                               str(fake_bin / "slirp4netns")]
         inner = c.argv[c.argv.index("--") + 1 :]
         n_opts = int(c.argv[5])
@@ -307,50 +307,50 @@ def test_probe_reports_missing_bwrap(tmp_path: Path, monkeypatch: pytest.MonkeyP
     empty = tmp_path / "empty"
     empty.mkdir()
     monkeypatch.setenv("PATH", str(empty))
-    res = sandbox.probe(force=True)
+    res = sandbox_probe.probe(force=True)
     assert not res.ok and res.bwrap is None
     assert "not installed" in (res.reason or "")
     assert "apt install bubblewrap" in (res.fix or "")
     assert "UNAVAILABLE" in res.describe()
     with pytest.raises(SandboxError) as e:
-        sandbox.require("workspace")
+        sandbox_probe.require("workspace")
     assert "not installed" in str(e.value) and '"off"' in str(e.value)
-    sandbox.require("off")  # an explicit choice; never refused
+    sandbox_probe.require("off")  # an explicit choice; never refused
     with pytest.raises(SandboxError, match="unknown sandbox mode"):
-        sandbox.require("loose")
+        sandbox_probe.require("loose")
 
 
 def test_probe_reports_a_failing_bwrap(fake_bin: Path) -> None:
     _script(fake_bin, "bwrap", 'case "$1" in --version) echo "bubblewrap 0.8.0"; exit 0;; esac\n'
             'echo "bwrap: No permissions to creating new namespace, likely because the kernel '
             'does not allow non-privileged user namespaces." >&2\nexit 1\n')
-    res = sandbox.probe(force=True)
+    res = sandbox_probe.probe(force=True)
     assert not res.ok and res.version == "0.8.0"
     assert "No permissions to creating new namespace" in (res.reason or "")
     assert res.fix
     with pytest.raises(SandboxError) as e:
-        sandbox.require("strict")
+        sandbox_probe.require("strict")
     assert "No permissions" in str(e.value)
 
 
 def test_probe_reports_an_old_bwrap(fake_bin: Path) -> None:
     _script(fake_bin, "bwrap", 'echo "bwrap: Unknown option --disable-userns" >&2\nexit 1\n')
-    res = sandbox.probe(force=True)
+    res = sandbox_probe.probe(force=True)
     assert not res.ok and "too old" in (res.reason or "") and "0.8" in (res.fix or "")
 
 
 def test_probe_reports_apparmor(fake_bin: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _script(fake_bin, "bwrap", 'echo "bwrap: setting up uid map: Permission denied" >&2\nexit 1\n')
     knobs = {"/proc/sys/kernel/apparmor_restrict_unprivileged_userns": "1"}
-    monkeypatch.setattr(sandbox, "_read_sysctl", knobs.get)
-    res = sandbox.probe(force=True)
+    monkeypatch.setattr(sandbox_probe, "read_sysctl", knobs.get)
+    res = sandbox_probe.probe(force=True)
     assert "AppArmor" in (res.reason or "") and "apparmor" in (res.fix or "")
 
 
 def test_probe_reports_seccomp_failure(fake_bin: Path) -> None:
     _script(fake_bin, "bwrap", 'for a in "$@"; do [ "$a" = --seccomp ] && '
             '{ echo "bwrap: prctl(PR_SET_SECCOMP): Invalid argument" >&2; exit 1; }; done\nexit 0\n')
-    res = sandbox.probe(force=True)
+    res = sandbox_probe.probe(force=True)
     assert not res.ok and not res.seccomp_ok
     assert "seccomp" in (res.reason or "")
 
@@ -358,10 +358,10 @@ def test_probe_reports_seccomp_failure(fake_bin: Path) -> None:
 def test_probe_is_cached_and_runs_the_real_flags(fake_bin: Path, tmp_path: Path) -> None:
     log = tmp_path / "calls"
     _script(fake_bin, "bwrap", f'echo "$@" >> {log}\nexit 0\n')
-    first = sandbox.probe(force=True)
+    first = sandbox_probe.probe(force=True)
     assert first.ok and first.seccomp_ok
     calls = log.read_text().splitlines()
-    assert sandbox.probe() is first
+    assert sandbox_probe.probe() is first
     assert log.read_text().splitlines() == calls  # cached: bwrap not run again
     runs = [c for c in calls if "--unshare-user" in c]
     assert len(runs) == 2
@@ -372,7 +372,7 @@ def test_probe_is_cached_and_runs_the_real_flags(fake_bin: Path, tmp_path: Path)
 
 
 def test_probe_warns_when_root(fake_bin: Path) -> None:
-    res = sandbox.probe(force=True)
+    res = sandbox_probe.probe(force=True)
     assert res.as_root == (os.geteuid() == 0)
     assert any("root" in w for w in res.warnings) == (os.geteuid() == 0)
 
@@ -384,7 +384,7 @@ def test_prepare_home_writes_identity(tmp_path: Path, world: World) -> None:
     git(world.repo, "config", "user.name", "Ada")
     git(world.repo, "config", "user.email", "ada@example.com")
     home = tmp_path / "h"
-    sandbox.prepare_home(home, world.repo)
+    sandbox_paths.prepare_home(home, world.repo)
     text = (home / ".gitconfig").read_text()
     assert "name = Ada" in text and "email = ada@example.com" in text and "auto = 0" in text
     assert stat.S_IMODE(home.stat().st_mode) == 0o700

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import stat
 import subprocess
 import threading
@@ -19,8 +20,10 @@ import pytest
 
 from tests.conftest import git
 from tests.sandbox_fixtures import World, build_world
-from workbench.core import sandbox
-from workbench.core.sandbox import ProbeResult, SandboxCommand, SandboxSpec, wrap
+from workbench.core import bwrap_argv, sandbox_net, sandbox_paths, sandbox_policy, sandbox_probe
+from workbench.core.bwrap_argv import wrap
+from workbench.core.sandbox_policy import SandboxCommand, SandboxSpec
+from workbench.core.sandbox_probe import ProbeResult
 from workbench.errors import SandboxError
 
 
@@ -37,7 +40,6 @@ def fake_bin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     d.mkdir()
     _script(d, "bwrap", 'echo "bubblewrap 0.8.0"\nexit 0\n')
     monkeypatch.setenv("PATH", f"{d}:/usr/local/bin:/usr/bin:/bin")
-    sandbox._probe_cache.clear()
     return d
 
 
@@ -70,15 +72,15 @@ def test_prepare_home_without_identity_and_never_overwrites(tmp_path: Path, monk
     bare = tmp_path / "bare"
     bare.mkdir()
     home = tmp_path / "h"
-    sandbox.prepare_home(home, bare)
+    sandbox_paths.prepare_home(home, bare)
     assert (home / ".gitconfig").read_text() == "[gc]\n\tauto = 0\n[maintenance]\n\tauto = false\n"
     (home / ".gitconfig").write_text("mine\n")
-    sandbox.prepare_home(home, bare)
+    sandbox_paths.prepare_home(home, bare)
     assert (home / ".gitconfig").read_text() == "mine\n"
     git(bare, "init", "-q")
     git(bare, "config", "user.email", "e@x")
     home2 = tmp_path / "h2"
-    sandbox.prepare_home(home2, bare)
+    sandbox_paths.prepare_home(home2, bare)
     assert (home2 / ".gitconfig").read_text().startswith("[user]\n\temail = e@x\n[gc]\n")
 
 
@@ -93,15 +95,15 @@ def test_expand_hidden_home_globs_and_symlinks(tmp_path: Path, monkeypatch: pyte
     real = tmp_path / "real"
     real.mkdir()
     (home / "link").symlink_to(real)
-    found = sandbox.expand_hidden(["~/.cfg*", "~/dangling", "~/missing", "~/link", "/nonexistent/x", str(real)])
+    found = sandbox_paths.expand_hidden(["~/.cfg*", "~/dangling", "~/missing", "~/link", "/nonexistent/x", str(real)])
     assert home / ".cfg-a" in found and home / ".cfg-b" in found
     assert home / "dangling" in found  # a dangling link is still a name to hide
     assert home / "link" in found and real in found
     assert found.count(real) == 1
     assert not [p for p in found if "missing" in str(p) or "nonexistent" in str(p)]
-    assert home in sandbox.expand_hidden(["~"]) and home in sandbox.expand_hidden(["~/"])
+    assert home in sandbox_paths.expand_hidden(["~"]) and home in sandbox_paths.expand_hidden(["~/"])
     monkeypatch.delenv("HOME")
-    assert all(not str(p).startswith(str(home)) for p in sandbox.expand_hidden(["~/.cfg-a"]))
+    assert all(not str(p).startswith(str(home)) for p in sandbox_paths.expand_hidden(["~/.cfg-a"]))
 
 
 def test_find_dotenv_depth_skips_and_symlinks(tmp_path: Path) -> None:
@@ -120,26 +122,26 @@ def test_find_dotenv_depth_skips_and_symlinks(tmp_path: Path) -> None:
         (root / skip / ".env").write_text("skipped")
     (root / "link").symlink_to(root / "a")
     (root / "file.txt").write_text("x")
-    found = {p.relative_to(root).as_posix() for p in sandbox._find_dotenv(root)}
+    found = {p.relative_to(root).as_posix() for p in sandbox_paths.find_dotenv(root)}
     assert found == {".env", ".envrc", ".env.d", "a/.env", "a/b/.env", "a/b/c/.env"}
-    assert sandbox._find_dotenv(tmp_path / "absent") == []
+    assert sandbox_paths.find_dotenv(tmp_path / "absent") == []
 
 
 def test_parse_bind_forms_and_errors(tmp_path: Path) -> None:
     src = tmp_path / "s"
     src.mkdir()
     (tmp_path / "ln").symlink_to(src)
-    assert sandbox._parse_bind(str(tmp_path / "ln"), "extra_ro_binds") == (src, tmp_path / "ln")
-    assert sandbox._parse_bind(f"{src}:/opt/x", "extra_rw_binds") == (src, Path("/opt/x"))
+    assert sandbox_paths.parse_bind(str(tmp_path / "ln"), "extra_ro_binds") == (src, tmp_path / "ln")
+    assert sandbox_paths.parse_bind(f"{src}:/opt/x", "extra_rw_binds") == (src, Path("/opt/x"))
     home = Path(os.environ["HOME"])
     (home / "tools").mkdir()
-    assert sandbox._parse_bind("~/tools:~/t", "extra_ro_binds") == ((home / "tools").resolve(), home / "t")
+    assert sandbox_paths.parse_bind("~/tools:~/t", "extra_ro_binds") == ((home / "tools").resolve(), home / "t")
     with pytest.raises(SandboxError) as info:
-        sandbox._parse_bind(f"{src}:rel", "extra_rw_binds")
+        sandbox_paths.parse_bind(f"{src}:rel", "extra_rw_binds")
     assert info.value.message == f"sandbox.extra_rw_binds: {str(src) + ':rel'!r} is not an absolute path"
     assert info.value.hint == "write SRC or SRC:DEST with absolute paths (~ allowed)"
     with pytest.raises(SandboxError) as info:
-        sandbox._parse_bind("/nonexistent/wb-x", "extra_ro_binds")
+        sandbox_paths.parse_bind("/nonexistent/wb-x", "extra_ro_binds")
     assert info.value.message == "sandbox.extra_ro_binds: /nonexistent/wb-x does not exist"
     assert info.value.hint == "create it or remove it from the list"
 
@@ -149,14 +151,14 @@ def test_args_hide_and_seal(tmp_path: Path) -> None:
     d.mkdir()
     f.write_text("x")
     ln.symlink_to(d)
-    a = sandbox._Args()
+    a = bwrap_argv.BwrapArgs()
     for p in (d, f, ln, tmp_path / "missing", d):
         a.hide(p)
     assert a.args == ["--tmpfs", str(d), "--ro-bind", "/dev/null", str(f), "--tmpfs", str(d)]
     a.add("--bind", "/x", str(d))
     a.seal_hidden()
     assert "--remount-ro" not in a.args  # a later bind's destination: left alone
-    b = sandbox._Args()
+    b = bwrap_argv.BwrapArgs()
     b.hide(d)
     b.add("--bind", str(d), "/elsewhere")
     b.seal_hidden()
@@ -175,7 +177,7 @@ def test_sandbox_env_allowlist_identity_and_git_config(
     monkeypatch.setenv("LC_ALL", "C")
     monkeypatch.setenv("SECRET_TOKEN", "s")
     spec = world.spec(mode="strict", env_allowlist=("HOME", "TMPDIR", "LC_ALL"))
-    env = sandbox.sandbox_env(spec)
+    env = sandbox_policy.sandbox_env(spec)
     assert env == {
         "LC_ALL": "C", "USER": "ada",
         "GIT_AUTHOR_NAME": "Test", "GIT_AUTHOR_EMAIL": "test@example.com",
@@ -205,7 +207,7 @@ def test_wrap_cwd_chdir_and_outer_env(world: World, fake_bin: Path, monkeypatch:
         a = opts(c)
         assert a[a.index("--chdir") + 1] == str(sub.resolve()) and c.cwd == sub.resolve()
         assert c.env == {"PATH": os.environ["PATH"]}  # PYTHONPATH only for the network launcher
-    monkeypatch.setattr(sandbox, "network_problem", lambda: None)
+    monkeypatch.setattr(sandbox_net, "network_problem", lambda: None)
     _script(fake_bin, "slirp4netns", "exit 0\n")
     with wrap(world.spec(network=True), ["true"]) as c:
         assert c.env == {"PATH": os.environ["PATH"], "PYTHONPATH": "/host/lib"}
@@ -219,7 +221,7 @@ def test_network_problem_and_refusal_message(
     world: World, fake_bin: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PATH", str(fake_bin))
-    assert sandbox.network_problem() == (
+    assert sandbox_net.network_problem() == (
         "slirp4netns is not installed", "apt install slirp4netns (or dnf install slirp4netns)"
     )
     with pytest.raises(SandboxError) as info:
@@ -267,7 +269,7 @@ def test_dotenv_hiding_can_be_turned_off(world: World, fake_bin: Path) -> None:
 def test_private_tmpfs_dirs(cmd: SandboxCommand, world: World) -> None:
     a = opts(cmd)
     tmpfs = [a[i + 1] for i, x in enumerate(a) if x == "--tmpfs"]
-    for d in sandbox.PRIVATE_TMPFS:
+    for d in sandbox_policy.PRIVATE_TMPFS:
         if Path(d).is_dir() and not Path(d).is_symlink():
             assert d in tmpfs
     assert a.index("--clearenv") > a.index("--chdir")
@@ -329,7 +331,7 @@ def test_probe_result_text() -> None:
 
 
 def test_probe_result_warns_about_network(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sandbox, "network_problem", lambda: ("no tun", "fix tun"))
+    monkeypatch.setattr(sandbox_net, "network_problem", lambda: ("no tun", "fix tun"))
     ok = ProbeResult(True, "b", "1", None, None, False, True)
     assert ok.warnings == ("sessions with network enabled cannot start: no tun (fix tun)",)
     assert not ProbeResult(False, "b", "1", "r", "f", False, False).warnings
@@ -351,39 +353,39 @@ def test_probe_result_warns_about_network(monkeypatch: pytest.MonkeyPatch) -> No
 def test_diagnose(
     stderr: str, knobs: dict[str, str], reason: str, fix: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(sandbox, "_read_sysctl", knobs.get)
+    monkeypatch.setattr(sandbox_probe, "read_sysctl", knobs.get)
     monkeypatch.chdir(tmp_path)
     in_container = Path("/.dockerenv").exists() or Path("/run/.containerenv").exists()
     if in_container and reason.startswith("bwrap failed"):
         reason = reason.replace("bwrap failed", "bwrap cannot create namespaces inside this container")
         fix = "run the container with"
-    got_reason, got_fix = sandbox._diagnose(stderr)
+    got_reason, got_fix = sandbox_probe.diagnose(stderr)
     assert got_reason == reason and got_fix.startswith(fix)
 
 
 def test_read_sysctl(tmp_path: Path) -> None:
     f = tmp_path / "knob"
     f.write_text(" 1\n")
-    assert sandbox._read_sysctl(str(f)) == "1"
-    assert sandbox._read_sysctl(str(tmp_path / "none")) is None
+    assert sandbox_probe.read_sysctl(str(f)) == "1"
+    assert sandbox_probe.read_sysctl(str(tmp_path / "none")) is None
 
 
 def test_probe_argv_and_version(fake_bin: Path) -> None:
-    assert sandbox._probe_argv("B", "T", None) == [
-        "B", *sandbox.base_flags(), *sandbox.BASE_MOUNTS, "--tmpfs", "/tmp", "--clearenv", "--", "T"
+    assert sandbox_probe.probe_argv("B", "T", None) == [
+        "B", *bwrap_argv.base_flags(), *bwrap_argv.BASE_MOUNTS, "--tmpfs", "/tmp", "--clearenv", "--", "T"
     ]
-    assert sandbox._probe_argv("B", "T", 7)[-4:] == ["--seccomp", "7", "--", "T"]
-    assert sandbox.base_flags(new_session=True)[-1] == "--new-session"
-    res = sandbox.probe(force=True)
+    assert sandbox_probe.probe_argv("B", "T", 7)[-4:] == ["--seccomp", "7", "--", "T"]
+    assert bwrap_argv.base_flags(new_session=True)[-1] == "--new-session"
+    res = sandbox_probe.probe(force=True)
     assert res.ok and res.version == "0.8.0" and res.bwrap == str(fake_bin / "bwrap")
     _script(fake_bin, "bwrap", "exit 0\n")
-    assert sandbox.probe(force=True).version is None
-    sandbox.require("workspace")  # a working bwrap: no error
+    assert sandbox_probe.probe(force=True).version is None
+    sandbox_probe.require("workspace")  # a working bwrap: no error
 
 
 def test_probe_of_an_unrunnable_bwrap(fake_bin: Path) -> None:
     (fake_bin / "bwrap").write_text("#!/nonexistent/interpreter\n")
-    res = sandbox.probe(force=True)
+    res = sandbox_probe.probe(force=True)
     assert not res.ok and (res.reason or "").startswith(f"cannot run {fake_bin / 'bwrap'}: ")
     assert res.fix == "check that bwrap is executable"
 
@@ -401,11 +403,11 @@ def test_read_all_reads_until_json_or_eof_and_times_out() -> None:
         t = threading.Thread(target=feed)
         t.start()
         t.join()
-        assert json.loads(sandbox._read_all(r, 5)) == {"child-pid": 42}
+        assert json.loads(sandbox_net.read_until_json(r, 5)) == {"child-pid": 42}
         os.write(w, b"partial")
         os.close(w)
         w = -1
-        assert sandbox._read_all(r, 5) == b"partial"
+        assert sandbox_net.read_until_json(r, 5) == b"partial"
     finally:
         os.close(r)
         if w >= 0:
@@ -413,18 +415,18 @@ def test_read_all_reads_until_json_or_eof_and_times_out() -> None:
     r, w = os.pipe()
     try:
         with pytest.raises(TimeoutError, match="bwrap did not report its child pid"):
-            sandbox._read_all(r, 0.05)
+            sandbox_net.read_until_json(r, 0.05)
     finally:
         os.close(r)
         os.close(w)
 
 
 def test_net_launch_entry_point_usage(capsys: pytest.CaptureFixture[str]) -> None:
-    assert sandbox._main(["net-launch", "slirp", "3"]) == 2
-    assert sandbox._main(["other", "slirp", "3", "--", "bwrap"]) == 2
-    assert sandbox._main(["net-launch", "slirp", "3", "-x", "bwrap"]) == 2
+    assert sandbox_net.main(["net-launch", "slirp", "3"]) == 2
+    assert sandbox_net.main(["other", "slirp", "3", "--", "bwrap"]) == 2
+    assert sandbox_net.main(["net-launch", "slirp", "3", "-x", "bwrap"]) == 2
     err = capsys.readouterr().err
-    assert err.count("usage: python -m workbench.core.sandbox net-launch SLIRP4NETNS N_OPTS -- BWRAP...") == 3
+    assert err.count("usage: python -m workbench.core.sandbox_net net-launch SLIRP4NETNS N_OPTS -- BWRAP...") == 3
 
 
 def test_spec_from_settings_keeps_overrides() -> None:
@@ -461,36 +463,37 @@ def slirp_bin(fake_bin: Path) -> Path:
 def test_probe_results_in_full(fake_bin: Path, slirp_bin: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     bwrap, root = str(fake_bin / "bwrap"), os.geteuid() == 0
     slirp = str(slirp_bin)
-    assert sandbox.probe(force=True) == ProbeResult(True, bwrap, "0.8.0", None, None, root, True, slirp)
+    assert sandbox_probe.probe(force=True) == ProbeResult(True, bwrap, "0.8.0", None, None, root, True, slirp)
     _script(fake_bin, "bwrap", 'case "$1" in --version) echo "bubblewrap 0.9.1";; '
             '*) echo "bwrap: setting up uid map: Permission denied" >&2; exit 1;; esac\n')
-    monkeypatch.setattr(sandbox, "_read_sysctl", {"/proc/sys/user/max_user_namespaces": "0"}.get)
-    reason, fix = sandbox._diagnose("bwrap: setting up uid map: Permission denied")
-    assert sandbox.probe(force=True) == ProbeResult(False, bwrap, "0.9.1", reason, fix, root, False, slirp)
-    _script(fake_bin, "bwrap", 'for a in "$@"; do [ "$a" = --seccomp ] && exit 1; done\nexit 0\n')
-    assert sandbox.probe(force=True) == ProbeResult(
-        False, bwrap, None, "bwrap runs but cannot load the seccomp filter: no error output",
+    monkeypatch.setattr(sandbox_probe, "read_sysctl", {"/proc/sys/user/max_user_namespaces": "0"}.get)
+    reason, fix = sandbox_probe.diagnose("bwrap: setting up uid map: Permission denied")
+    assert sandbox_probe.probe(force=True) == ProbeResult(False, bwrap, "0.9.1", reason, fix, root, False, slirp)
+    _script(fake_bin, "bwrap", '[ "$1" = --version ] && echo "bubblewrap 0.9.2"\n'
+            'for a in "$@"; do [ "$a" = --seccomp ] && exit 1; done\nexit 0\n')
+    assert sandbox_probe.probe(force=True) == ProbeResult(
+        False, bwrap, "0.9.2", "bwrap runs but cannot load the seccomp filter: no error output",
         "use a kernel with CONFIG_SECCOMP_FILTER (every mainstream distribution has it)", root, False, slirp,
     )
     (fake_bin / "bwrap").write_text("#!/nonexistent/sh\n")
-    res = sandbox.probe(force=True)
+    res = sandbox_probe.probe(force=True)
     assert res == ProbeResult(False, bwrap, None, res.reason, "check that bwrap is executable", root, False, slirp)
     empty = fake_bin / "empty"
     empty.mkdir()
     monkeypatch.setenv("PATH", str(empty))
-    reason, fix = sandbox._missing_bwrap()
-    assert sandbox.probe(force=True) == ProbeResult(False, None, None, reason, fix, root, False, None)
+    reason, fix = bwrap_argv.missing_bwrap()
+    assert sandbox_probe.probe(force=True) == ProbeResult(False, None, None, reason, fix, root, False, None)
     assert fix == ("install it: apt install bubblewrap (Debian/Ubuntu), dnf install bubblewrap (Fedora), "
                    'pacman -S bubblewrap (Arch); or choose sandbox "off" explicitly')
 
 
 def test_probe_cache_is_per_bwrap_path(fake_bin: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    first = sandbox.probe(force=True)
+    first = sandbox_probe.probe(force=True)
     other = tmp_path / "other"
     other.mkdir()
     _script(other, "bwrap", 'echo "bubblewrap 0.11.0"\n')
     monkeypatch.setenv("PATH", f"{other}:/usr/bin:/bin")
-    second = sandbox.probe()
+    second = sandbox_probe.probe()
     assert second.bwrap == str(other / "bwrap") and second.version == "0.11.0" and first.version == "0.8.0"
 
 
@@ -499,25 +502,25 @@ def test_probe_runs_bwrap_with_only_path_and_a_default(fake_bin: Path, tmp_path:
     log = tmp_path / "envlog"
     _script(fake_bin, "bwrap", f'env > {log}\nexit 0\n')
     monkeypatch.setenv("SECRET_X", "1")
-    assert sandbox.probe(force=True).ok
+    assert sandbox_probe.probe(force=True).ok
     env = dict(line.split("=", 1) for line in log.read_text().splitlines() if "=" in line)
     assert env.get("PATH") == os.environ["PATH"] and "SECRET_X" not in env
-    run = sandbox._run_probe([str(fake_bin / "bwrap")], ())
+    run = sandbox_probe.run_probe([str(fake_bin / "bwrap")], ())
     assert run.returncode == 0 and run.stdout == ""
     monkeypatch.setenv("PATH", "")
-    assert sandbox._run_probe([str(fake_bin / "bwrap")], ()).returncode == 0
+    assert sandbox_probe.run_probe([str(fake_bin / "bwrap")], ()).returncode == 0
     env = dict(line.split("=", 1) for line in log.read_text().splitlines() if "=" in line)
-    assert env["PATH"] == sandbox.DEFAULT_PATH
+    assert env["PATH"] == sandbox_policy.DEFAULT_PATH
 
 
 def test_unsupported_architecture(world: World, fake_bin: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import platform
 
     monkeypatch.setattr(platform, "machine", lambda: "mips")
-    res = sandbox.probe(force=True)
-    assert not res.ok and (res.reason or "").startswith("no seccomp syscall table for 'mips'")
-    assert res.fix == 'use sandbox "off" on this machine' and res.bwrap == str(fake_bin / "bwrap")
-    assert res.version == "0.8.0" and not res.seccomp_ok
+    res = sandbox_probe.probe(force=True)
+    assert (res.reason or "").startswith("no seccomp syscall table for 'mips'")
+    assert res == ProbeResult(False, str(fake_bin / "bwrap"), "0.8.0", res.reason, 'use sandbox "off" on this machine',
+                              os.geteuid() == 0, False, shutil.which("slirp4netns"))
     with pytest.raises(SandboxError) as info:
         wrap(world.spec(env={"A": "b"}), ["true"])
     assert info.value.message.startswith("no seccomp syscall table for 'mips'")
@@ -526,34 +529,34 @@ def test_unsupported_architecture(world: World, fake_bin: Path, monkeypatch: pyt
 
 def test_diagnose_more_knobs(monkeypatch: pytest.MonkeyPatch) -> None:
     knobs = {"/proc/sys/kernel/unprivileged_userns_clone": "0"}
-    monkeypatch.setattr(sandbox, "_read_sysctl", knobs.get)
+    monkeypatch.setattr(sandbox_probe, "read_sysctl", knobs.get)
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
-    reason, fix = sandbox._diagnose("bwrap: No permissions\n")
+    reason, fix = sandbox_probe.diagnose("bwrap: No permissions\n")
     assert reason == (
         "unprivileged user namespaces are disabled (kernel.unprivileged_userns_clone=0): bwrap: No permissions"
     )
     assert fix == ("sudo sysctl -w kernel.unprivileged_userns_clone=1, and persist it in "
                    "/etc/sysctl.d/99-userns.conf")
     monkeypatch.setattr(os, "geteuid", lambda: 0)
-    assert not sandbox._diagnose("x")[0].startswith("unprivileged")  # root is not affected
+    assert not sandbox_probe.diagnose("x")[0].startswith("unprivileged")  # root is not affected
     knobs.clear()
     knobs["/proc/sys/kernel/apparmor_restrict_unprivileged_userns"] = "1"
-    reason, fix = sandbox._diagnose("e")
+    reason, fix = sandbox_probe.diagnose("e")
     assert reason == ("AppArmor restricts unprivileged user namespaces "
                       "(kernel.apparmor_restrict_unprivileged_userns=1): e")
     assert fix == ("install an AppArmor profile that allows userns for bwrap (see docs/security.md, "
                    "'AppArmor'), or sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0")
     knobs.clear()
     knobs["/proc/sys/user/max_user_namespaces"] = "0"
-    assert sandbox._diagnose("e")[1] == (
+    assert sandbox_probe.diagnose("e")[1] == (
         "sudo sysctl -w user.max_user_namespaces=15000, and persist it in /etc/sysctl.d/99-userns.conf"
     )
-    assert sandbox._diagnose("Unknown option --disable-userns")[1] == (
+    assert sandbox_probe.diagnose("Unknown option --disable-userns")[1] == (
         "install bubblewrap 0.8 or newer (Debian 12+, Ubuntu 23.10+, Fedora 38+)"
     )
     knobs.clear()
     in_container = Path("/.dockerenv").exists() or Path("/run/.containerenv").exists()
-    reason, fix = sandbox._diagnose("e")
+    reason, fix = sandbox_probe.diagnose("e")
     if in_container:
         assert reason == "bwrap cannot create namespaces inside this container: e"
         assert fix == ("run the container with --security-opt seccomp=unconfined --security-opt "
@@ -565,11 +568,11 @@ def test_diagnose_more_knobs(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_require_messages(fake_bin: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(SandboxError) as info:
-        sandbox.require("loose")
+        sandbox_probe.require("loose")
     assert info.value.hint == "use one of: workspace, strict, off"
     monkeypatch.setenv("PATH", str(fake_bin / "none"))
     with pytest.raises(SandboxError) as info:
-        sandbox.require("strict")
+        sandbox_probe.require("strict")
     assert info.value.message.startswith("cannot start a session in sandbox mode 'strict': bubblewrap (bwrap)")
     assert info.value.hint is not None and info.value.hint.endswith(
         '; or choose sandbox "off" explicitly for this session (it then runs unconfined)'
@@ -588,18 +591,18 @@ def test_network_problem_without_tun_access(slirp_bin: Path, monkeypatch: pytest
         return False
 
     monkeypatch.setattr(os, "access", access)
-    assert sandbox.network_problem() == (
+    assert sandbox_net.network_problem() == (
         "/dev/net/tun is not usable by this user (slirp4netns needs it)",
         "sudo chmod 0666 /dev/net/tun (udev sets this mode on standard systems)",
     )
     assert seen == [("/dev/net/tun", os.R_OK | os.W_OK)]
     monkeypatch.setattr(os, "access", lambda p, m, **kw: True)
-    assert sandbox.network_problem() is None
+    assert sandbox_net.network_problem() is None
 
 
 def test_network_spec_binds_a_private_resolv_conf(world: World, slirp_bin: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sandbox, "network_problem", lambda: None)
+    monkeypatch.setattr(sandbox_net, "network_problem", lambda: None)
     with wrap(world.spec(network=True), ["true"]) as c:
         assert c.argv[4] == str(slirp_bin)
         inner = c.argv[c.argv.index("--") + 1 :]
@@ -640,7 +643,7 @@ def test_agent_env_blob_and_memfds(world: World, fake_bin: Path) -> None:
 
 def test_off_mode_has_no_fds_and_base_flags_default(world: World) -> None:
     c = wrap(world.spec(mode="off"), ["x"])
-    assert c.pass_fds == () and "--new-session" not in sandbox.base_flags()
+    assert c.pass_fds == () and "--new-session" not in bwrap_argv.base_flags()
     with pytest.raises(SandboxError, match=r"^empty command$"):
         wrap(world.spec(mode="off"), [])
 
@@ -657,25 +660,25 @@ def test_find_dotenv_visits_a_bounded_number_of_dirs(tmp_path: Path, monkeypatch
     for i in range(5):
         (root / f"d{i}").mkdir(parents=True)
         (root / f"d{i}" / ".env").write_text("x")
-    monkeypatch.setattr(sandbox, "_DOTENV_MAX_DIRS", 3)  # the root and two subdirectories
-    assert len(sandbox._find_dotenv(root)) == 2
-    monkeypatch.setattr(sandbox, "_DOTENV_MAX_DIRS", 1)
-    assert sandbox._find_dotenv(root) == []
+    monkeypatch.setattr(sandbox_paths, "DOTENV_MAX_DIRS", 3)  # the root and two subdirectories
+    assert len(sandbox_paths.find_dotenv(root)) == 2
+    monkeypatch.setattr(sandbox_paths, "DOTENV_MAX_DIRS", 1)
+    assert sandbox_paths.find_dotenv(root) == []
 
 
 def test_expand_hidden_tilde_forms(monkeypatch: pytest.MonkeyPatch) -> None:
     home = Path(os.environ["HOME"])
     (home / "x").mkdir()
-    assert sandbox.expand_hidden(["~//x"]) == [home / "x"]
+    assert sandbox_paths.expand_hidden(["~//x"]) == [home / "x"]
     (home / "lit[1]").mkdir()
-    assert sandbox.expand_hidden(["~/lit[1]"]) == []  # a glob: matches "lit1", which does not exist
-    assert sandbox.expand_hidden([str(home / "x")]) == [home / "x"]
+    assert sandbox_paths.expand_hidden(["~/lit[1]"]) == []  # a glob: matches "lit1", which does not exist
+    assert sandbox_paths.expand_hidden([str(home / "x")]) == [home / "x"]
 
 
 def test_sandbox_env_never_takes_home_or_tmpdir_from_the_allowlist(world: World,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TMPDIR", "/host/tmp")
-    env = sandbox.sandbox_env(world.spec(env_allowlist=("HOME", "TMPDIR")))
+    env = sandbox_policy.sandbox_env(world.spec(env_allowlist=("HOME", "TMPDIR")))
     assert env["HOME"] == str(world.me.home.resolve()) and env["TMPDIR"] == "/tmp"
     assert list(env).index("HOME") > list(env).index("PATH")
 
@@ -708,7 +711,7 @@ def test_net_helper_attaches_slirp_then_lets_the_command_go(tmp_path: Path) -> N
     try:
         os.write(info_w, json.dumps({"child-pid": child.pid}).encode())
         os.write(ready_w, b"x")
-        assert sandbox._net_helper(str(slirp), 0, info_r, ready_r, go_w, exit_r) == 0
+        assert sandbox_net.attach_network(str(slirp), 0, info_r, ready_r, go_w, exit_r) == 0
         assert os.read(go_r, 10) == b"go\n"
         args = log.read_text().split()
         assert args[:4] == ["--configure", "--mtu=65520", "--disable-host-loopback", f"--exit-fd={exit_r}"]
@@ -734,7 +737,7 @@ def test_net_helper_kills_the_sandbox_when_slirp_fails(tmp_path: Path, capfd: py
     try:
         os.write(info_w, b'{"child-pid": %d}' % child.pid)
         os.write(ready_w, b"x")
-        assert sandbox._net_helper(str(slirp), 0, info_r, ready_r, go_w, exit_r) == 1
+        assert sandbox_net.attach_network(str(slirp), 0, info_r, ready_r, go_w, exit_r) == 1
         assert child.wait(5) == -9
         assert "workbench: slirp4netns failed: cannot open tap\n\r\n" in capfd.readouterr().err
     finally:
@@ -749,7 +752,7 @@ def test_net_helper_kills_the_sandbox_when_slirp_fails(tmp_path: Path, capfd: py
     os.write(ready_w, b"n")
     try:
         with pytest.raises(RuntimeError, match="the sandbox did not start"):
-            sandbox._net_helper(str(slirp), 0, info_r, ready_r, -1, -1)
+            sandbox_net.attach_network(str(slirp), 0, info_r, ready_r, -1, -1)
     finally:
         for fd in (ready_r, ready_w, info_r, info_w):
             os.close(fd)
@@ -768,7 +771,7 @@ def test_net_launch_runs_the_command_after_the_network_is_up(tmp_path: Path) -> 
         'eval "printf \'{\\"child-pid\\": %d}\' $$ >&$info"\n'
         'exec "$@"\n'
     ), "/bin/bash")
-    assert sandbox._main(["net-launch"]) == 2  # (in-process: ties this test to _main for mutmut)
+    assert sandbox_net.main(["net-launch"]) == 2  # (in-process: ties this test to main for mutmut)
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child becomes bwrap
         try:
@@ -776,7 +779,7 @@ def test_net_launch_runs_the_command_after_the_network_is_up(tmp_path: Path) -> 
             # As in a fresh launcher process: the pipes get low numbers (the waiter's /bin/sh
             # may be dash, which cannot redirect fds above 9).
             os.closerange(3, 1 << 16)
-            sandbox._main(["net-launch", str(slirp), "2", "--", str(bwrap), "--opt-a", "--opt-b", "--",
+            sandbox_net.main(["net-launch", str(slirp), "2", "--", str(bwrap), "--opt-a", "--opt-b", "--",
                            "/bin/sh", "-c", f"echo ran > {out}"])
         finally:
             os._exit(127)
@@ -785,3 +788,96 @@ def test_net_launch_runs_the_command_after_the_network_is_up(tmp_path: Path) -> 
     assert out.read_text() == "ran\n"
     assert blog.read_text().split() == ["--opt-a", "--opt-b"]
     assert log.read_text().split()[-1] == "tap0"
+
+
+def test_probe_when_running_bwrap_itself_fails(fake_bin: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The probe runs (not `--version`) raising: at the first run, and at the seccomp run."""
+    real_run = sandbox_probe.run_probe
+    fail_at = {"run": 1}
+    runs: list[list[str]] = []
+
+    def run(argv: list[str], fds: tuple[int, ...]) -> subprocess.CompletedProcess[str]:
+        runs.append(argv)
+        if len(runs) == fail_at["run"]:
+            raise OSError(7, "arg list too long")
+        return real_run(argv, fds)
+
+    monkeypatch.setattr(sandbox_probe, "run_probe", run)
+    bwrap, root, slirp = str(fake_bin / "bwrap"), os.geteuid() == 0, shutil.which("slirp4netns")
+    assert sandbox_probe.probe(force=True) == ProbeResult(
+        False, bwrap, "0.8.0", f"cannot run {bwrap}: [Errno 7] arg list too long", "check that bwrap is executable",
+        root, False, slirp,
+    )
+    runs.clear()
+    fail_at["run"] = 2
+    assert sandbox_probe.probe(force=True) == ProbeResult(
+        False, bwrap, "0.8.0", "bwrap runs but cannot load the seccomp filter: [Errno 7] arg list too long",
+        "use a kernel with CONFIG_SECCOMP_FILTER (every mainstream distribution has it)", root, False, slirp,
+    )
+    assert "--seccomp" in runs[1]
+
+
+def test_probe_version_is_the_last_word_and_true_is_found_on_path(fake_bin: Path, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    log = tmp_path / "args"
+    _script(fake_bin, "bwrap", f'[ "$1" = --version ] && echo "bwrap version 0.10.0"\necho "$@" > {log}\n')
+    assert sandbox_probe.probe(force=True).version == "0.10.0"
+    assert log.read_text().split()[-1] == shutil.which("true")
+    monkeypatch.setenv("PATH", str(fake_bin))  # no `true` on PATH: the usual place
+    assert sandbox_probe.probe(force=True).ok
+    assert log.read_text().split()[-1] == "/bin/true"
+
+
+def test_probe_without_bwrap_still_reports_slirp4netns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    d = tmp_path / "only-slirp"
+    d.mkdir()
+    slirp = _script(d, "slirp4netns", "exit 0\n")
+    monkeypatch.setenv("PATH", str(d))
+    res = sandbox_probe.probe(force=True)
+    assert res.bwrap is None and res.slirp4netns == str(slirp)
+
+
+def test_bad_extra_binds_name_their_setting(world: World, fake_bin: Path) -> None:
+    for setting in ("extra_ro_binds", "extra_rw_binds"):
+        with pytest.raises(SandboxError) as info:
+            wrap(world.spec(**{setting: ("relative/path",)}), ["true"])
+        assert info.value.message == f"sandbox.{setting}: 'relative/path' is not an absolute path"
+
+
+def test_seal_hidden_leaves_every_kind_of_bind_destination(tmp_path: Path) -> None:
+    d = tmp_path / "d"
+    d.mkdir()
+    for flag in ("--bind", "--ro-bind", "--ro-bind-try"):
+        a = bwrap_argv.BwrapArgs()
+        a.hide(d)
+        a.add(flag, "/src", str(d))
+        a.seal_hidden()
+        assert "--remount-ro" not in a.args
+    a = bwrap_argv.BwrapArgs()
+    a.hide(d)
+    a.add("--bind", "/x", str(tmp_path / "other"), "--bind", str(d))  # a last, incomplete bind
+    a.seal_hidden()
+    assert a.args[-2:] == ["--remount-ro", str(d)]
+
+
+def test_strict_mode_binds_a_common_dir_inside_the_worktree_read_only(world: World, fake_bin: Path) -> None:
+    common = world.me.worktree / ".git" / "common"
+    common.mkdir()
+    with wrap(world.spec(mode="strict", git_common_dir=common), ["true"]) as c:
+        a, path = opts(c), str(common.resolve())
+        binds = [i for i, x in enumerate(a) if x == "--ro-bind" and a[i + 1 : i + 3] == [path, path]]
+        # Once as a common dir outside the repo, and again on top of the writable worktree.
+        assert len(binds) == 2 and binds[1] > a.index(str(world.me.worktree.resolve()))
+
+
+def test_secrets_outside_the_repo_are_hidden_once_shallow_first_then_by_name(world: World, fake_bin: Path,
+                                                                             tmp_path: Path) -> None:
+    base = tmp_path / "secrets"
+    names = ["x/aa", "x/a/b", "x/d", "x/c", "x/e", "x/b"]
+    for n in names:
+        (base / n).mkdir(parents=True)
+    spec = world.spec(hidden_paths=tuple(str(base / n) for n in names))
+    with wrap(spec, ["true"]) as c:
+        a = opts(c)
+        tmpfs = [a[i + 1] for i, x in enumerate(a) if x == "--tmpfs" and a[i + 1].startswith(str(base))]
+    assert tmpfs == [str(base / n) for n in ("x/aa", "x/b", "x/c", "x/d", "x/e", "x/a/b")]

@@ -16,21 +16,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ptyprocess import PtyProcess
 
-from workbench.core.screen import (
+from workbench.core.screen import Cursor, ScreenEvent, TerminalScreen
+from workbench.core.screen_native import MAX_EVENTS
+from workbench.core.sgr import (
     BLINK,
     BOLD,
     FAINT,
     INVERSE,
     INVISIBLE,
     ITALIC,
-    MAX_EVENTS,
     STRIKETHROUGH,
     TRUECOLOR,
     UNDERLINE,
-    Cursor,
     Row,
-    ScreenEvent,
-    TerminalScreen,
     row_text,
     row_to_ansi,
 )
@@ -388,9 +386,7 @@ def _cells(row: Row) -> list[tuple[str, int, int, int]]:
 def test_fast_read_path_matches_cell_by_cell_decoding(tokens: list[bytes], cols: int) -> None:
     s = screen(b"".join(tokens), cols=cols, rows=6)
     fast = s.frame()
-    from pyghostty import lib  # the slow path is internal: compare against it directly
-
-    slow = [s._cell_row(lib.GHOSTTY_POINT_TAG_ACTIVE, y) for y in range(6)]
+    slow = s.cell_rows()
     assert [_cells(r) for r in fast] == [_cells(r) for r in slow]
 
 

@@ -62,10 +62,10 @@ def check_emulator() -> Check:
 
 def check_sandbox() -> Check:
     try:
-        from workbench.core import sandbox
+        from workbench.core import sandbox_probe
     except ImportError as e:
         return Check("bubblewrap", "fail", f"sandbox module unavailable: {e}")
-    res = sandbox.probe(force=True)
+    res = sandbox_probe.probe(force=True)
     if not res.ok:
         return Check("bubblewrap", "fail", res.reason or "bwrap cannot run", res.fix or "")
     detail = f"{res.bwrap} {res.version or ''}".strip()
@@ -80,13 +80,13 @@ def check_sandbox() -> Check:
 def check_limits() -> Check:
     """Which resource caps hold for sandboxes on this machine (size of /tmp, processes)."""
     from workbench import config as config_mod
-    from workbench.core import limits, sandbox
+    from workbench.core import bwrap_argv, limits
 
     try:
         s = config_mod.load(None).sandbox
     except Exception:  # check_config reports a bad file; describe the defaults meanwhile
         s = config_mod.SandboxSettings()
-    rep = limits.describe(sandbox.find_bwrap(), s.tmp_size_mb, s.max_processes)
+    rep = limits.describe(bwrap_argv.find_bwrap(), s.tmp_size_mb, s.max_processes)
     detail = f"{rep.tmp}; {rep.processes}"
     if rep.ok:
         return Check("limits", "ok", detail)

@@ -77,7 +77,7 @@ def sandbox_command(
         env = {**os.environ, **env_extra}
         env.pop("WORKBENCH_DAEMON", None)
         return PlainCommand(list(argv), env)
-    from workbench.core import sandbox, session_repo
+    from workbench.core import bwrap_argv, sandbox_paths, sandbox_policy, session_repo
 
     cfg = config_mod.load(Path(s.repo) if Path(s.repo).is_dir() else None)
     key = (s.id, s.worktree)
@@ -97,12 +97,12 @@ def sandbox_command(
         # user's repository is asked (never the session's own, which it can write).
         common = session_repo.common_dir(Path(s.repo))
         gitdir = common if s.in_place else Path(s.worktree) / ".git"
-        sandbox.prepare_home(home, Path(s.repo))
+        sandbox_paths.prepare_home(home, Path(s.repo))
         if len(_PREPARED) > 4096:
             _PREPARED.clear()
         _PREPARED[key] = prepared = (common, gitdir)
     common, gitdir = prepared
-    spec = sandbox.SandboxSpec(
+    spec = sandbox_policy.SandboxSpec(
         mode=s.sandbox,  # type: ignore[arg-type]
         worktree=Path(s.worktree),
         repo=Path(s.repo),
@@ -123,4 +123,4 @@ def sandbox_command(
         max_processes=cfg.sandbox.max_processes,
         process_group=f"{os.getuid()}-{s.id}",
     )
-    return sandbox.wrap(spec, list(argv), cwd=Path(s.worktree), new_session=new_session)
+    return bwrap_argv.wrap(spec, list(argv), cwd=Path(s.worktree), new_session=new_session)

@@ -109,9 +109,9 @@ class Daemon:
 
     def _probe_sandbox(self) -> None:
         try:
-            from workbench.core import sandbox
+            from workbench.core import sandbox_probe
 
-            res = sandbox.probe()
+            res = sandbox_probe.probe()
             self.sandbox_status = {
                 "ok": res.ok, "reason": res.reason, "fix": res.fix, "as_root": res.as_root,
                 "version": res.version,

@@ -334,9 +334,9 @@ class SessionManager:
                 log.exception("observer %s.%s failed for %s", type(obs).__name__, hook, s.id)
 
     def require_sandbox(self, mode: str) -> None:
-        from workbench.core import sandbox
+        from workbench.core import sandbox_probe
 
-        sandbox.require(mode)
+        sandbox_probe.require(mode)
 
     def _screen_event(self, s: Session, ev: ScreenEvent) -> None:
         if ev.kind in ("title", "notify", "bell"):

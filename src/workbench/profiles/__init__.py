@@ -138,7 +138,7 @@ def inspect_cli(profile: Profile, cfg: Config, timeout: float = 10.0) -> CliRepo
     import shutil
     import subprocess
 
-    from workbench.core import sandbox
+    from workbench.core import sandbox_paths
 
     exe = profile.executable
     if profile.name == "shell" and not exe:
@@ -156,8 +156,8 @@ def inspect_cli(profile: Profile, cfg: Config, timeout: float = 10.0) -> CliRepo
                 error = f"`{exe} {' '.join(profile.version_args)}` exited {proc.returncode}"
         except (OSError, subprocess.TimeoutExpired) as e:
             error = f"cannot run {exe}: {e}"
-    hidden = sandbox.expand_hidden(cfg.sandbox.hidden_paths)
-    protected = [p.resolve() for p in sandbox._workbench_dirs()]
+    hidden = sandbox_paths.expand_hidden(cfg.sandbox.hidden_paths)
+    protected = [p.resolve() for p in sandbox_paths.workbench_dirs()]
     creds = [(raw, _credential_status(raw, hidden, protected)) for raw in profile.credential_paths]
     for var in profile.pass_env:
         if os.environ.get(var):

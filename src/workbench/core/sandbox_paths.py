@@ -1,0 +1,143 @@
+"""Host paths a sandbox hides or binds: secrets, `.env*` files, workbench state, user binds.
+
+Also prepares a session's private $HOME. `bwrap_argv` turns these paths into mounts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import glob
+import os
+import pwd
+import subprocess
+from collections.abc import Iterable
+from pathlib import Path
+
+from workbench import paths
+from workbench.core import safe_fs
+from workbench.errors import SandboxError
+
+# How far `find_dotenv` looks: repos can be huge, and these dirs hold no project secrets.
+DOTENV_SKIP_DIRS = {".git", "node_modules", ".venv", "venv", "__pycache__", ".tox", ".mypy_cache"}
+DOTENV_MAX_DEPTH = 3
+DOTENV_MAX_DIRS = 2000
+
+
+def _real_homes() -> list[Path]:
+    """$HOME and the passwd home: tools differ in which they use to find ~/.ssh."""
+    homes: list[Path] = []
+    env_home = os.environ.get("HOME")
+    if env_home:
+        homes.append(Path(env_home))
+    with contextlib.suppress(KeyError):
+        homes.append(Path(pwd.getpwuid(os.getuid()).pw_dir))
+    out: list[Path] = []
+    for h in homes:
+        if h not in out:
+            out.append(h)
+    return out
+
+
+def expand_hidden(patterns: Iterable[str]) -> list[Path]:
+    """Hidden-path patterns -> existing absolute paths (~ is the real user's home; globs ok)."""
+    found: list[Path] = []
+    for pat in patterns:
+        if pat.startswith("~"):
+            rest = pat[1:].lstrip("/")
+            candidates = [str(h / rest) if rest else str(h) for h in _real_homes()]
+        else:
+            candidates = [pat]
+        for cand in candidates:
+            matches = glob.glob(cand) if glob.has_magic(cand) else [cand]
+            for m in matches:
+                p = Path(m)
+                if p.exists() or p.is_symlink():
+                    for q in (p.absolute(), p.resolve()):
+                        if q not in found:
+                            found.append(q)
+    return found
+
+
+def find_dotenv(root: Path) -> list[Path]:
+    """`.env*` files and dirs in `root`, a few levels deep (bounded: repos can be huge)."""
+    out: list[Path] = []
+    queue: list[tuple[Path, int]] = [(root, 0)]
+    seen = 0
+    while queue and seen < DOTENV_MAX_DIRS:
+        d, depth = queue.pop(0)
+        seen += 1
+        try:
+            entries = list(os.scandir(d))
+        except OSError:
+            continue
+        for e in entries:
+            if fnmatch.fnmatch(e.name, ".env*"):
+                out.append(Path(e.path))
+                continue
+            if depth < DOTENV_MAX_DEPTH and e.name not in DOTENV_SKIP_DIRS:
+                with contextlib.suppress(OSError):
+                    if e.is_dir(follow_symlinks=False):
+                        queue.append((Path(e.path), depth + 1))
+    return out
+
+
+def workbench_dirs() -> list[Path]:
+    """Where workbench and the daemon keep state: never visible inside a session."""
+    dirs = [paths.runtime_dir(), paths.data_dir(), paths.state_dir(), paths.config_dir(),
+            paths.cache_dir()]
+    xdg_rt = os.environ.get("XDG_RUNTIME_DIR")
+    if xdg_rt:
+        dirs.append(Path(xdg_rt))
+    return dirs
+
+
+def is_within(p: Path, parent: Path) -> bool:
+    """`p` is `parent` or lies under it (by name: resolve both first)."""
+    return p == parent or p.is_relative_to(parent)
+
+
+def parse_bind(spec: str, what: str) -> tuple[Path, Path]:
+    """One `extra_*_binds` entry, SRC or SRC:DEST, -> (resolved source, destination).
+
+    `what` names the setting in error messages.
+    """
+    src_s, _, dst_s = spec.partition(":")
+    src = Path(os.path.expanduser(src_s))
+    dst = Path(os.path.expanduser(dst_s)) if dst_s else src
+    if not src.is_absolute() or not dst.is_absolute():
+        raise SandboxError(
+            f"sandbox.{what}: {spec!r} is not an absolute path",
+            hint="write SRC or SRC:DEST with absolute paths (~ allowed)",
+        )
+    if not src.exists():
+        raise SandboxError(
+            f"sandbox.{what}: {src} does not exist", hint="create it or remove it from the list"
+        )
+    return src.resolve(), dst
+
+
+def prepare_home(home: Path, repo: Path | None = None) -> None:
+    """Create a session's private $HOME with a .gitconfig carrying the user's identity.
+
+    The home is session-writable: the file goes through `safe_fs`, which replaces a
+    planted symlink instead of writing through it, and keeps a regular file the session
+    edited.
+    """
+    home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    cfg = home / ".gitconfig"
+    if cfg.exists() and not cfg.is_symlink():
+        return
+    lines = []
+    ident = {}
+    for key in ("user.name", "user.email"):
+        cmd = ["git", "config", "--get", key]
+        proc = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, check=False)
+        if proc.returncode == 0 and proc.stdout.strip():
+            ident[key.split(".")[1]] = proc.stdout.strip()
+    if ident:
+        lines.append("[user]")
+        lines += [f"\t{k} = {v}" for k, v in ident.items()]
+    lines += ["[gc]", "\tauto = 0", "[maintenance]", "\tauto = false"]
+    safe_fs.write_text(home, ".gitconfig", "\n".join(lines) + "\n", mode=0o644)
+
