@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import re
 
-Run = tuple[str, int, int, int]
-"""(text, fg, bg, flags): colours -1 default, 0..255 palette, TRUECOLOR | 0xRRGGBB."""
-Row = list[Run]
+# The wire's run type (text, fg, bg, flags): colours -1 default, 0..255 palette,
+# TRUECOLOR | 0xRRGGBB. One definition, in the protocol; re-exported for the emulator's users.
+from workbench.protocol.terminal import Row as Row
+from workbench.protocol.terminal import Run as Run
 
 DEFAULT_COLOR = -1
 TRUECOLOR = 0x1000000
