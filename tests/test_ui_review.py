@@ -18,7 +18,8 @@ from workbench.ui.widgets.diff_panel import DiffPanel
 from workbench.ui.widgets.diff_view import DiffView
 
 
-async def until(pilot: Any, pred: Callable[[], Any], what: str, timeout: float = 5) -> Any:
+async def until(pilot: Any, pred: Callable[[], Any], what: str, timeout: float = 20) -> Any:
+    """Wait for `pred`; the timeout only bounds a hang (CI machines are loaded), it times nothing."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while not (got := pred()):
