@@ -1,4 +1,10 @@
-"""The main screen: the session list on the left, the focused session (or a grid) on the right."""
+"""The main screen: the session list on the left, the focused session (or a grid) on the right.
+
+Over 600 lines because it is where every key of the main view lands (list, panes, grid,
+approvals, send, stop/restart/remove) and where the app's messages are handled; review keys
+already live in `review_actions.ReviewActions`. The next seam is the pane-grid management
+(show/rebuild/focus), which could become a widget of its own.
+"""
 
 from __future__ import annotations
 
