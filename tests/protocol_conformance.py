@@ -2,13 +2,26 @@
 
 `conforms(value, tp)` returns the first mismatch as a path and a reason, or None: a missing
 required key, a key the declaration does not have, or a value of the wrong kind. JSON turns
-tuples into lists, so a declared tuple accepts a list of the same length.
+tuples into lists, so a declared tuple accepts a list of the same length. `result_type(spec)`
+is the result type a method declares.
 """
 
 from __future__ import annotations
 
 import types
 from typing import Any, Literal, NotRequired, Required, Union, get_args, get_origin, get_type_hints, is_typeddict
+
+from workbench.protocol import agent, review, session, terminal
+from workbench.protocol.method import Method
+
+
+def result_type(spec: Method[Any, Any]) -> Any:
+    # `Method[P, R]` keeps no R at runtime: read it from the constant's annotation in its module.
+    for mod in (session, terminal, agent, review):
+        for name, value in vars(mod).items():
+            if value is spec:
+                return get_args(get_type_hints(mod)[name])[1]
+    raise AssertionError(f"{spec.name} has no declared result type")
 
 
 def conforms(value: Any, tp: Any, path: str = "$") -> str | None:

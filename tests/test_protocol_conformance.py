@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.helpers import wait_for
-from tests.protocol_conformance import conforms
+from tests.protocol_conformance import conforms, result_type
 from tests.wb import Wb
 from workbench.daemon.client import Client
 from workbench.protocol import agent as pa
@@ -23,29 +23,16 @@ from workbench.protocol.method import Method
 
 def _ok(c: Client, spec: Method[Any, Any], params: Any) -> Any:
     result = c.request(spec, params)
-    why = conforms(result, _result_type(spec))
+    why = conforms(result, result_type(spec))
     assert why is None, f"{spec.name}: {why}"
     return result
-
-
-def _result_type(spec: Method[Any, Any]) -> Any:
-    # The result type is the second argument of the spec's annotation in its module.
-    import sys
-    from typing import get_args, get_type_hints
-
-    for mod_name in ("session", "terminal", "agent", "review"):
-        mod = sys.modules[f"workbench.protocol.{mod_name}"]
-        for name, value in vars(mod).items():
-            if value is spec:
-                return get_args(get_type_hints(mod)[name])[1]
-    raise AssertionError(f"{spec.name} has no declared result type")
 
 
 def test_every_declared_method_has_a_result_type() -> None:
     from workbench.protocol.catalog import METHODS
 
     for spec in METHODS.values():
-        assert _result_type(spec) is not None
+        assert result_type(spec) is not None
 
 
 @pytest.mark.timeout(180)

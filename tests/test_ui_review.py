@@ -10,6 +10,7 @@ from typing import Any
 from tests.test_ui_app import SIZE, calls, started, sync
 from tests.ui_fakes import HarnessApp, sample_sessions, session
 from tests.ui_review_fakes import FakeReview
+from workbench.protocol import review as pr
 from workbench.ui.dialogs import ConfirmScreen, LineInputScreen
 from workbench.ui.messages import DaemonEvent
 from workbench.ui.screens.compare import CompareScreen
@@ -280,13 +281,17 @@ async def test_compare_attempts_and_pick_the_winner() -> None:
     sessions = [session("t1", "task-1", "review", extra={"attempt_group": "g1"}, added=3, removed=1),
                 session("t2", "task-2", "review", extra={"attempt_group": "g1"}, added=9, removed=0)]
     app = HarnessApp(sessions=sessions, screens={})
-    app.link.compare = {"group": "g1", "sessions": [  # type: ignore[attr-defined]
-        {"id": "t1", "name": "task-1", "state": "review", "check": "failed",
-         "stat": {"files": 1, "added": 3, "removed": 1}, "files": [{"path": "a.py", "added": 3, "removed": 1}],
-         "check_result": {"status": "failed", "tail": "AssertionError"}},
-        {"id": "t2", "name": "task-2", "state": "review", "check": "passed",
-         "stat": {"files": 2, "added": 9, "removed": 0},
-         "files": [{"path": "a.py", "added": 4, "removed": 0}, {"path": "b.py", "added": 5, "removed": 0}]}]}
+    failed = pr.CheckResult(status="failed", exit_code=1, duration_s=0.8, tail="AssertionError", command="pytest -q",
+                            reason="", finished_at=0.0)
+    app.link.compare = pr.CompareResult(group="g1", sessions=[  # type: ignore[attr-defined]
+        pr.AttemptEntry(id="t1", name="task-1", state="review", check="failed",
+                        stat=pr.DiffStat(files=1, added=3, removed=1),
+                        files=[pr.AttemptFile(path="a.py", status="modified", added=3, removed=1, binary=False)],
+                        check_result=failed),
+        pr.AttemptEntry(id="t2", name="task-2", state="review", check="passed",
+                        stat=pr.DiffStat(files=2, added=9, removed=0),
+                        files=[pr.AttemptFile(path="a.py", status="modified", added=4, removed=0, binary=False),
+                               pr.AttemptFile(path="b.py", status="added", added=5, removed=0, binary=False)])])
     async with app.run_test(size=SIZE) as pilot:
         await started(app, pilot)
         await pilot.press("P")

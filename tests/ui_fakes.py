@@ -9,6 +9,10 @@ import time
 from typing import Any, cast
 
 from tests.ui_review_fakes import REVIEW_METHODS, FakeReview
+from workbench.protocol import agent as pa
+from workbench.protocol import review as pr
+from workbench.protocol import session as ps
+from workbench.protocol import terminal as pt
 from workbench.protocol.method import Method
 from workbench.protocol.session import SessionInfo
 from workbench.ui.app import WorkbenchApp
@@ -31,17 +35,16 @@ def session(sid: str, name: str, state: str = "running", repo: str = "/work/api"
 
 
 def frame(sid: str, lines: list[str], cols: int = 60, rows: int = 12,
-          cursor: tuple[int, int] = (0, 0)) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+          cursor: tuple[int, int] = (0, 0)) -> pt.Frame:
+    out: dict[str, pt.Row] = {}
     for i in range(rows):
         text = lines[i] if i < len(lines) else ""
         if text.startswith("!"):
-            out[str(i)] = [[text[1:], 1, -1, 1]]  # bold red
+            out[str(i)] = [(text[1:], 1, -1, 1)]  # bold red
         else:
-            out[str(i)] = [[text, -1, -1, 0]] if text else []
-    return {"session": sid, "rows": out, "cursor": [cursor[0], cursor[1], True], "size": [cols, rows],
-            "alt": False, "title": "", "full": True, "bracketed_paste": True, "mouse": False,
-            "app_cursor": False}
+            out[str(i)] = [(text, -1, -1, 0)] if text else []
+    return pt.Frame(session=sid, rows=out, cursor=(cursor[0], cursor[1], True), size=(cols, rows), alt=False,
+                    title="", full=True, bracketed_paste=True, mouse=False, app_cursor=False)
 
 
 def sample_sessions() -> list[SessionInfo]:
@@ -66,7 +69,7 @@ SCREENS = {
 class FakeLink:
     """Answers the methods the UI calls, from canned data; records every call."""
 
-    def __init__(self, post: Any, sessions: list[dict[str, Any]], screens: dict[str, list[str]]) -> None:
+    def __init__(self, post: Any, sessions: list[SessionInfo], screens: dict[str, list[str]]) -> None:
         self.post = post
         self.up = True
         self.sessions = sessions
@@ -76,7 +79,7 @@ class FakeLink:
         self.keys: list[tuple[str, bytes]] = []
         self.unavailable = {"approve", "deny", "send", "log", "interrupt"}
         self.review = FakeReview()
-        self.compare: dict[str, Any] = {"group": "g1", "sessions": []}
+        self.compare = pr.CompareResult(group="g1", sessions=[])
         self.apart: list[str] = []  # methods called on a connection of their own
 
     async def connect(self, autostart: bool = True) -> None:
@@ -95,9 +98,11 @@ class FakeLink:
         if method == "ls":
             return [dict(s) for s in self.sessions]
         if method == "status":
-            return {"pid": 4242, "loop_lag_ms": 0.0}
-        if method == "events":
-            return [{"seq": 1, "ts": time.time(), "kind": "state", "data": {"from": "starting", "to": "running"}}]
+            return ps.StatusResult(pid=4242, socket="/tmp/none/wb.sock", version="0.0.0", sessions=len(self.sessions),
+                                   states={}, uptime_s=60.0, clients=1, loop_lag_ms=0.0, sandbox={},
+                                   data_dir="/tmp/none", log="/tmp/none/daemon.log")
+        if method in ("events", "log"):
+            return [ps.LogEntry(seq=1, ts=time.time(), kind="state", data={"from": "starting", "to": "running"})]
         if method == "recent_repos":
             return ["/work/api", "/work/web"]
         if method in REVIEW_METHODS:
@@ -105,15 +110,48 @@ class FakeLink:
         if method == "compare":
             return self.compare
         if method == "pick":
-            removed = [{"id": e["id"], "name": e["name"]} for e in self.compare["sessions"] if e["id"] != params["id"]]
-            return {"winner": params["id"], "group": self.compare["group"], "removed": removed}
+            removed = [pr.Named(id=e["id"], name=e["name"]) for e in self.compare["sessions"]
+                       if e["id"] != params["id"]]
+            return pr.PickResult(winner=params["id"], group=self.compare["group"], removed=removed)
         if method == "scrollback":
             total = 50
             start = min(total, int(params.get("start", 0)))
             count = min(int(params.get("count", 1)), total - start)
-            return {"total": total, "start": start,
-                    "rows": [[[f"old line {i}", -1, -1, 0]] for i in range(start, start + count)]}
-        return {}
+            return pt.ScrollbackResult(total=total, start=start,
+                                       rows=[[(f"old line {i}", -1, -1, 0)] for i in range(start, start + count)])
+        return self._answer(method, params)
+
+    def _answer(self, method: str, params: dict[str, Any]) -> Any:
+        """What the daemon answers to the methods whose reply the UI barely reads."""
+        sid = str(params.get("id", ""))
+        if method == "new":
+            s = session("n1", params.get("name") or "new-session", "starting", repo=params["repo"])
+            return ps.NewSession(**s, warnings=[])
+        if method in ("get", "stop", "restart"):  # the session as it is now: the fake's list stays put
+            info = next(s for s in self.sessions if s["id"] == sid)
+            state = {"stop": "stopped", "restart": "starting"}.get(method, info["state"])
+            return cast(SessionInfo, {**info, "state": state})
+        if method == "rm":
+            return ps.RmResult(id=sid, removed=True, branch_kept=False)
+        if method == "keys":
+            return pt.KeysResult(bytes=len(params.get("data") or params.get("text") or ""))
+        if method == "resize":
+            cols, _, rows = str(params["size"]).partition("x")
+            return pt.ResizeResult(cols=int(cols), rows=int(rows))
+        if method == "send":
+            return pa.SendResult(id=sid, queued=False)
+        if method in ("approve", "deny"):
+            decision: pa.Decision = ("deny" if method == "deny" else "approve_always" if params.get("always")
+                                     else "approve")
+            return pa.AnswerResult(id=sid, decision=decision, call_id="c1", describe="pytest -q tests/test_login.py")
+        if method == "interrupt":
+            return pa.InterruptResult(id=sid, interrupted=True)
+        if method == "unsubscribe":
+            return pt.UnsubscribeResult(subscribed=[])
+        if method == "subscribe":
+            return pt.SubscribeResult(subscribed=sorted(params.get("ids") or []), all=bool(params.get("all")),
+                                      frames=bool(params.get("frames")))
+        raise KeyError(f"the fake daemon does not answer {method}")
 
     async def request(self, spec: Method[Any, Any], params: Any) -> Any:
         """The typed entry the UI uses; slow methods go "on a connection of their own"."""
@@ -137,7 +175,7 @@ class FakeLink:
 class HarnessApp(WorkbenchApp):
     """The real app over the fake link."""
 
-    def __init__(self, sessions: list[dict[str, Any]] | None = None,
+    def __init__(self, sessions: list[SessionInfo] | None = None,
                  screens: dict[str, list[str]] | None = None, theme: str | None = None,
                  **kw: Any) -> None:
         super().__init__(strict=True, **kw)

@@ -6,9 +6,14 @@ from __future__ import annotations
 import copy
 import difflib
 import hashlib
+import time
 from typing import Any
 
 from workbench.errors import GitError, NotFound, UsageError
+from workbench.protocol import review as pr
+
+# A hunk's changed ranges as difflib opcodes (old a1:a2 -> new b1:b2): what reject reverses.
+Ops = list[tuple[int, int, int, int]]
 
 
 def ten_files() -> dict[str, tuple[list[str], list[str]]]:
@@ -32,9 +37,13 @@ def _hunk_id(path: str, lines: list[list[Any]]) -> str:
     return hashlib.sha1(f"{path}\0{changed}".encode()).hexdigest()[:12]
 
 
-def hunks_of(path: str, old: list[str], new: list[str]) -> list[dict[str, Any]]:
+def hunks_of(path: str, old: list[str], new: list[str]) -> list[pr.HunkInfo]:
+    return [h for h, _ops in _hunks_with_ops(path, old, new)]
+
+
+def _hunks_with_ops(path: str, old: list[str], new: list[str]) -> list[tuple[pr.HunkInfo, Ops]]:
     sm = difflib.SequenceMatcher(None, old, new, autojunk=False)
-    out = []
+    out: list[tuple[pr.HunkInfo, Ops]] = []
     for group in sm.get_grouped_opcodes(3):
         i1, j1 = group[0][1], group[0][3]
         i2, j2 = group[-1][2], group[-1][4]
@@ -45,26 +54,28 @@ def hunks_of(path: str, old: list[str], new: list[str]) -> list[dict[str, Any]]:
                 continue
             lines += [["-", old[a].rstrip("\n"), a + 1, None] for a in range(a1, a2)]
             lines += [["+", new[b].rstrip("\n"), None, b + 1] for b in range(b1, b2)]
-        out.append({"id": _hunk_id(path, lines), "header": f"@@ -{i1 + 1},{i2 - i1} +{j1 + 1},{j2 - j1} @@",
-                    "old_start": i1 + 1 if i2 > i1 else i1, "old_lines": i2 - i1,
-                    "new_start": j1 + 1 if j2 > j1 else j1, "new_lines": j2 - j1, "lines": lines,
-                    "_ops": [(a1, a2, b1, b2) for tag, a1, a2, b1, b2 in group if tag != "equal"]})
+        hunk = pr.HunkInfo(id=_hunk_id(path, lines), header=f"@@ -{i1 + 1},{i2 - i1} +{j1 + 1},{j2 - j1} @@",
+                           old_start=i1 + 1 if i2 > i1 else i1, old_lines=i2 - i1,
+                           new_start=j1 + 1 if j2 > j1 else j1, new_lines=j2 - j1, lines=lines)
+        out.append((hunk, [(a1, a2, b1, b2) for tag, a1, a2, b1, b2 in group if tag != "equal"]))
     return out
 
 
 class FakeReview:
+    """Answers the review methods as the daemon would, each reply built with its protocol type."""
+
     def __init__(self, files: dict[str, tuple[list[str], list[str]]] | None = None) -> None:
         self.files = files if files is not None else ten_files()
         self.reviewed: set[str] = set()
-        self.comments: list[dict[str, Any]] = []
-        self.rejections: list[dict[str, Any]] = []
+        self.comments: list[pr.Comment] = []
+        self.rejections: list[pr.Rejection] = []
         self.undo_stack: list[tuple[str, Any]] = []
         self.sent: list[str] = []
-        self.check: dict[str, Any] | None = {"status": "failed", "exit_code": 1, "duration_s": 1.5,
-                                              "command": "pytest -q", "reason": "",
-                                              "tail": "FAILED tests/test_a.py::test_x\n1 failed, 9 passed"}
+        self.check: pr.CheckResult | None = pr.CheckResult(
+            status="failed", exit_code=1, duration_s=1.5, command="pytest -q", reason="",
+            tail="FAILED tests/test_a.py::test_x\n1 failed, 9 passed", finished_at=time.time() - 120)
 
-    def _file(self, path: str, old: list[str], new: list[str]) -> dict[str, Any]:
+    def _file(self, path: str, old: list[str], new: list[str]) -> pr.FileInfo:
         binary = path.endswith(".png")
         status = "added" if not old else "deleted" if not new else "modified"
         hunks = [] if binary else hunks_of(path, old, new)
@@ -75,30 +86,50 @@ class FakeReview:
         done = sum(i in self.reviewed for i in ids)
         review_status = ("reviewed" if (key in self.reviewed if not ids else done == len(ids))
                          else "partial" if done else "unreviewed")
-        return {"path": path, "old_path": None, "status": status, "binary": binary,
-                "added": sum(1 for h in hunks for ln in h["lines"] if ln[0] == "+") + (binary and 0),
-                "removed": sum(1 for h in hunks for ln in h["lines"] if ln[0] == "-"), "key": key,
-                "review_status": review_status, "hunk_count": len(hunks), "omitted": False,
-                "mode_change": None, "hunks": [{k: v for k, v in h.items() if k != "_ops"} for h in hunks]}
+        return pr.FileInfo(
+            path=path, old_path=None, status=status, binary=binary,
+            added=sum(1 for h in hunks for ln in h["lines"] or [] if ln[0] == "+"),
+            removed=sum(1 for h in hunks for ln in h["lines"] or [] if ln[0] == "-"),
+            mode_change=None, old_mode=None, new_mode=None, hunks=hunks, similarity=None, key=key,
+            review_status=review_status, hunk_count=len(hunks), omitted=False)
 
-    def result(self, sid: str, paths: list[str] | None = None) -> dict[str, Any]:
+    def result(self, sid: str, paths: list[str] | None = None) -> pr.DiffReply:
         files = [self._file(p, o, n) for p, (o, n) in sorted(self.files.items()) if o != n
                  and (not paths or p in paths)]
-        return {"session": sid, "base": "main", "digest": str(len(self.undo_stack)),
-                "stat": {"files": len(files), "added": sum(f["added"] for f in files),
-                         "removed": sum(f["removed"] for f in files)},
-                "files": files, "review": self.review_json(), "check": self.check, "offset": 0, "next": None}
+        stat = pr.DiffStat(files=len(files), added=sum(f["added"] for f in files),
+                           removed=sum(f["removed"] for f in files))
+        return pr.DiffReply(session=sid, base="main", digest=str(len(self.undo_stack)), stat=stat, notes=[],
+                            review=self.review_json(), check=self.check, offset=0, next=None, files=files)
 
-    def review_json(self) -> dict[str, Any]:
-        return {"comments": copy.deepcopy(self.comments), "rejections": copy.deepcopy(self.rejections),
-                "reviewed": sorted(self.reviewed), "undo": [k for k, _ in self.undo_stack]}
+    def review_json(self) -> pr.ReviewState:
+        return pr.ReviewState(comments=[dict(c) for c in copy.deepcopy(self.comments)],
+                              rejections=[dict(r) for r in copy.deepcopy(self.rejections)],
+                              reviewed=sorted(self.reviewed), undo=[k for k, _ in self.undo_stack])
 
-    def _find(self, hunk: str) -> tuple[str, dict[str, Any]]:
+    def summary(self) -> pr.ReviewSummary:
+        return pr.ReviewSummary(reviewed=len(self.reviewed),
+                                pending_rejections=sum(1 for r in self.rejections if not r["sent"]),
+                                pending_comments=sum(1 for c in self.comments if not c["sent"]),
+                                undo=self.undo_stack[-1][0] if self.undo_stack else None)
+
+    def _find(self, hunk: str) -> tuple[str, pr.HunkInfo, Ops]:
         for path, (old, new) in self.files.items():
-            for h in hunks_of(path, old, new):
+            for h, ops in _hunks_with_ops(path, old, new):
                 if h["id"] == hunk:
-                    return path, h
+                    return path, h, ops
         raise NotFound(f"no hunk {hunk} in the diff (refresh the diff)")
+
+    def _rejection(self, path: str, reason: str, h: pr.HunkInfo | None) -> pr.Rejection:
+        status = "added" if not self.files[path][0] else "deleted" if not self.files[path][1] else "modified"
+        rej = pr.Rejection(
+            id=len(self.rejections) + 1, hunk=h["id"] if h else None, path=path, old_path=None, status=status,
+            header=h["header"] if h else "", reason=reason, whole_file=h is None,
+            new_start=h["new_start"] if h else 0, new_lines=h["new_lines"] if h else 0,
+            excerpt=[str(ln[1]) for ln in (h["lines"] or []) if ln[0] in "+-"][:8] if h else [],
+            where=f"{h['new_start']}-{h['new_start'] + h['new_lines'] - 1}" if h else "",
+            created_at=time.time(), sent=False)
+        self.rejections.append(rej)
+        return rej
 
     def handle(self, method: str, p: dict[str, Any]) -> Any:
         sid = p.get("id", "")
@@ -112,33 +143,30 @@ class FakeReview:
             else:
                 self.reviewed -= set(keys)
             self.undo_stack.append(("mark", before))
-            return {"changed": keys, "reviewed": p.get("reviewed", True), "review": {}}
+            return pr.MarkResult(changed=keys, reviewed=p.get("reviewed", True), review=self.summary())
         if method == "reject":
-            path, h = self._find(p["hunk"])
+            path, h, ops = self._find(p["hunk"])
             old, new = self.files[path]
             patched = list(new)
-            for a1, a2, b1, b2 in reversed(h["_ops"]):
+            for a1, a2, b1, b2 in reversed(ops):
                 patched[b1:b2] = old[a1:a2]
+            rej = self._rejection(path, p.get("reason", ""), h)
             self.undo_stack.append(("reject", (path, new)))
             self.files[path] = (old, patched)
-            rej = {"id": len(self.rejections) + 1, "path": path, "header": h["header"], "reason": p.get("reason", ""),
-                   "sent": False, "whole_file": False}
-            self.rejections.append(rej)
-            return {"rejection": rej, "review": {}}
+            return pr.RejectResult(rejection=rej, review=self.summary())
         if method == "revert_file":
             old, new = self.files[p["path"]]
+            rej = self._rejection(p["path"], p.get("reason", ""), None)
             self.undo_stack.append(("revert_file", (p["path"], new)))
             self.files[p["path"]] = (old, list(old))
-            rej = {"id": len(self.rejections) + 1, "path": p["path"], "header": "", "reason": p.get("reason", ""),
-                   "sent": False, "whole_file": True}
-            self.rejections.append(rej)
-            return {"rejection": rej, "review": {}}
+            return pr.RejectResult(rejection=rej, review=self.summary())
         if method == "comment":
-            c = {"id": len(self.comments) + 1, "path": p["path"], "line": p["line"],
-                 "end_line": p.get("end_line", p["line"]), "text": p["text"], "sent": False}
+            c = pr.Comment(id=len(self.comments) + 1, path=p["path"], line=p["line"],
+                           end_line=p.get("end_line", p["line"]), text=p["text"], hunk=None,
+                           excerpt=[], created_at=time.time(), sent=False)
             self.comments.append(c)
             self.undo_stack.append(("comment", None))
-            return {"comment": c, "review": {}}
+            return pr.CommentResult(comment=c, review=self.summary())
         if method == "undo":
             if not self.undo_stack:
                 raise UsageError("nothing to undo")
@@ -151,12 +179,14 @@ class FakeReview:
                 path, new = data
                 self.files[path] = (self.files[path][0], new)
                 self.rejections.pop()
-            return {"undone": kind, "review": {}}
+            return pr.UndoResult(undone=kind, review=self.summary())
         if method == "review":
-            pending = [r for r in self.rejections if not r["sent"]] + [c for c in self.comments if not c["sent"]]
+            pending: list[pr.Rejection | pr.Comment] = [r for r in self.rejections if not r["sent"]]
+            pending += [c for c in self.comments if not c["sent"]]
             msg = "\n".join(f"{x['path']}: {x.get('reason') or x.get('text') or ''}" for x in pending)
-            out = {"message": msg, "rejections": sum(1 for r in self.rejections if not r["sent"]),
-                   "comments": sum(1 for c in self.comments if not c["sent"]), "sent": False}
+            out = pr.ReviewResult(message=msg, rejections=sum(1 for r in self.rejections if not r["sent"]),
+                                  comments=sum(1 for c in self.comments if not c["sent"]), sent=False,
+                                  review=self.review_json())
             if p.get("send"):
                 if not msg:
                     raise UsageError("nothing to send")
@@ -164,22 +194,23 @@ class FakeReview:
                 for x in pending:
                     x["sent"] = True
                 self.undo_stack.clear()
-                out.update(sent=True, via="keys")
+                out["sent"], out["via"], out["review"] = True, "keys", self.review_json()
             return out
         if method == "merge":
             if "conflict" in str(p.get("message", "")):
                 raise GitError("merge conflict in src/mod0.py; nothing changed")
-            return {"commit": "c0ffee1234567", "strategy": p.get("strategy") or "squash", "files_changed": 10,
-                    "base_branch": "main", "message": p.get("message", "")}
+            return pr.MergeResult(commit="c0ffee1234567", strategy=p.get("strategy") or "squash", files_changed=10,
+                                  base_branch="main", message=p.get("message", ""))
         if method == "discard":
             n = sum(1 for o, n_ in self.files.values() if o != n_)
             self.files = {k: (o, list(o)) for k, (o, _n) in self.files.items()}
-            return {"files": n, "added": 0, "removed": 0, "base": "0" * 40}
+            return pr.DiscardResult(files=n, added=0, removed=0, base="0" * 40)
         if method == "check":
-            self.check = {**(self.check or {}), "status": "passed", "exit_code": 0, "tail": "10 passed"}
+            self.check = pr.CheckResult(status="passed", exit_code=0, duration_s=1.5, command="pytest -q",
+                                        reason="", tail="10 passed", finished_at=time.time())
             return self.check
         if method == "send_check":
-            return {"message": "the check failed", "via": "keys"}
+            return pr.SendCheckResult(message="the check failed", via="keys")
         raise KeyError(method)
 
     def _file_keys(self, path: str) -> list[str]:
