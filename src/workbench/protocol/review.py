@@ -5,8 +5,8 @@ from typing import Any, Literal, NotRequired, TypedDict
 from workbench.protocol.method import Method
 from workbench.protocol.session import IdParams, NewParams, SessionInfo
 
-# A diff line as sent: [kind (" ", "+", "-", "\\"), old line number, new line number, text,
-# word-diff spans or None]; see core's DiffLine.
+# A diff line as sent: [kind (" " | "+" | "-"), text, old line number or None, new line
+# number or None] and, only when set, a fifth item {"no_newline": bool, "cr": bool}.
 DiffRow = list[Any]
 
 
