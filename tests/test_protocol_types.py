@@ -115,3 +115,11 @@ def test_a_declaration_with_postponed_annotations_is_refused() -> None:
 
     with pytest.raises(TypeError, match="without `from __future__ import annotations`"):
         compile_checker(Late)
+
+
+def test_an_unknown_parameter_is_named_inertly() -> None:
+    """The name comes from the client: quotes and control characters are shown escaped."""
+    for key, shown in [("'", "unknown parameter '''"), ("\x1b[2J", "unknown parameter '\\x1b[2J'")]:
+        with pytest.raises(ParamError) as info:
+            ps.GET.validate({"id": "a", key: 1})
+        assert str(info.value) == shown

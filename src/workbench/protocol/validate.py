@@ -45,7 +45,8 @@ def compile_checker(td: type) -> Checker:
                 continue
             fn = checks.get(key)
             if fn is None:
-                raise ParamError(f"unknown parameter {str(key)[:40]!r}")
+                # repr() escapes control characters: a key is shown, never interpreted.
+                raise ParamError(f"unknown parameter '{repr(str(key)[:40])[1:-1]}'")
             out[key] = fn(key, value)
         for key in required:
             if key not in out:
