@@ -194,3 +194,11 @@ def test_sandboxed_session_serves_files_and_terminals_inside_the_sandbox(
     (tmp_path / "outside.txt").write_text("host file\n")
     wait_text(wb, sid, "hi from " + sid)
     assert not any("host file" in t for t in texts(wb, sid))
+
+
+def test_doctor_lists_acp_profiles_with_install_hints(wb: Wb) -> None:
+    out = wb.run("doctor", check=False).stdout
+    for name, hint in (("gemini", "@google/gemini-cli"), ("codex", "@zed-industries/codex-acp"),
+                       ("claude", "@zed-industries/claude-agent-acp"), ("opencode", "opencode"), ("goose", "goose")):
+        line = next(ln for ln in out.splitlines() if f"acp agent {name}:" in ln)
+        assert "install:" not in line or hint in line, line
