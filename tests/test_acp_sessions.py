@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 from tests.conftest import make_repo
 from tests.helpers import wait_for
 from tests.wb import Wb
+from workbench.profiles.acp import PROFILES
 
 AGENT = Path(__file__).parent / "fake_agents" / "acp_agent.py"
 OFF = ("--sandbox", "off")
@@ -175,9 +177,12 @@ def test_missing_agent_command_is_a_clear_error(wb: Wb, acp_repo: Path) -> None:
     sid = wb.new(acp_repo, "--agent", "acp:no-such-acp-agent --flag", *OFF)
     s = wait_state(wb, sid, "error")
     assert "not installed" in s["reason"]
-    sid = wb.new(acp_repo, "--agent", "acp:codex", *OFF)
+    missing = [p for p in PROFILES.values() if shutil.which(p.argv[0]) is None]
+    if not missing:
+        return  # every profile's agent is installed here: no install hint to show
+    sid = wb.new(acp_repo, "--agent", f"acp:{missing[0].name}", *OFF)
     s = wait_state(wb, sid, "error")
-    assert "npm install -g @zed-industries/codex-acp" in s["reason"] or "codex-acp" in s["reason"]
+    assert f"install it: {missing[0].install_hint}" in s["reason"], s["reason"]
 
 
 def test_sandboxed_session_serves_files_and_terminals_inside_the_sandbox(

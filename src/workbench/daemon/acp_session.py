@@ -125,6 +125,7 @@ class AcpRuntime:
             "wire_api": "acp", "endpoint": " ".join(self.argv)[:200],
             "load_session": can_load, "approval": self.s.approval, "sandbox": self.s.sandbox,
         })
+        self.s.model = info.name if info else self.argv[0]
         prev = str(self.s.extra.get("acp_session_id") or "")
         if resume and prev and can_load:
             self.replaying = True  # the agent replays the conversation: the transcript has it

@@ -28,6 +28,8 @@ from workbench.daemon.acp_client import SandboxTerminals
 from workbench.daemon.bus import AgentDelta
 from workbench.daemon.sessions import SessionManager
 
+MAX_OUTPUT = 64_000  # characters of a tool's output kept in the transcript
+
 
 def _text(content: Any) -> str:
     return str(getattr(content, "text", "") or "")
@@ -95,8 +97,12 @@ class TranscriptWriter:
                 texts.append(_text(getattr(c, "content", None)))
         if u.locations:
             out["locations"] = [{"path": loc.path, "line": loc.line} for loc in u.locations]
+        if not any(texts) and u.raw_output is not None:  # some agents report output only raw
+            raw = u.raw_output
+            texts.append(str(raw.get("formatted_output") or raw.get("output") or raw) if isinstance(raw, dict)
+                         else str(raw))
         if texts:
-            out["text"] = "\n".join(t for t in texts if t)
+            out["text"] = "\n".join(t for t in texts if t)[:MAX_OUTPUT]
         return out
 
     def _flush_thought(self) -> None:
