@@ -207,3 +207,14 @@ def test_doctor_lists_acp_profiles_with_install_hints(wb: Wb) -> None:
                        ("claude", "@zed-industries/claude-agent-acp"), ("opencode", "opencode"), ("goose", "goose")):
         line = next(ln for ln in out.splitlines() if f"acp agent {name}:" in ln)
         assert "install:" not in line or hint in line, line
+
+
+def test_daemon_restart_resumes_the_acp_session(wb: Wb, acp_repo: Path, state: Path) -> None:
+    sid = wb.new(acp_repo, "--agent", acp(), "--prompt", "before the restart", *OFF)
+    wait_text(wb, sid, "echo: before the restart")
+    wb.stop()
+    s = wait_state(wb, sid, "running")  # `ls` starts the daemon again, which relaunches the session
+    assert s["alive"] and s["transcript"]
+    wait_for(lambda: any(e["kind"] == "resumed" for e in log_of(wb, sid)), 20, what="session/load")
+    wb.run("send", sid, "after the daemon restart")
+    wait_text(wb, sid, "echo: after the daemon restart")
