@@ -85,3 +85,14 @@ def test_codex_acp_deny_sends_the_reason(wb: Wb, repo: Path, fake_openai: FakeOp
     assert not (Path(s["worktree"]) / "hello.txt").exists()
     users = [e["data"]["text"] for e in log_of(wb, sid) if e["kind"] == "user"]
     assert users[-1] == "call it greeting.txt instead"
+
+
+def test_codex_profile_starts_in_the_real_sandbox(wb: Wb, repo: Path, needs_bwrap: None) -> None:
+    """`acp:codex` names the profile; the handshake runs in bwrap. Without a login (this test's
+    HOME has none) codex-acp refuses session/new: the session is `error` saying so."""
+    _codex_acp()
+    sid = wb.new(repo, "--agent", "acp:codex")
+    s = wait_state(wb, sid, "running", "error", timeout=60)
+    assert s["state"] == "running" or "Authentication required" in s["reason"], s["reason"]
+    agent = next(e["data"] for e in log_of(wb, sid) if e["kind"] == "agent")
+    assert agent["command"] == ["codex-acp"] and agent["sandbox"] == "workspace"

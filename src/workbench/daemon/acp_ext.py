@@ -13,13 +13,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from workbench import profiles
 from workbench.config import Config
 from workbench.core.models import Session, SessionState
 from workbench.daemon.acp_session import AcpRuntime
 from workbench.daemon.extensions import Extension, Launcher
+from workbench.daemon.sandboxing import LaunchSpec, session_home
 from workbench.daemon.sessions import LIVE_STATES
 from workbench.errors import WorkbenchError
 from workbench.profiles import acp as acp_profiles
+from workbench.profiles import integrations
 
 if TYPE_CHECKING:
     from workbench.daemon.api import Daemon
@@ -60,7 +63,7 @@ class AcpAgents(Extension):
         s.extra.pop("resume_on_start", None)
         if self.store.approval(s.id) is not None:  # an old request died with its agent
             self.store.set_approval(s.id, None)
-        rt = AcpRuntime(self.manager, s, argv, self.daemon.stopping)
+        rt = AcpRuntime(self.manager, s, self.spec(s, cfg, argv), self.daemon.stopping)
         self.manager.runtimes[s.id] = rt
         s.exit_code = None
         await rt.start(resume)
@@ -69,6 +72,16 @@ class AcpAgents(Extension):
             rt.send(s.prompt)
         else:
             await rt.settle()
+
+    def spec(self, s: Session, cfg: Config, argv: list[str]) -> LaunchSpec:
+        """What the sandbox must show the agent: for a profile (`acp:codex`), the credentials,
+        variables and network of the terminal profile of the same name (the same CLI's login)."""
+        prof = acp_profiles.profile_of(argv)
+        term = profiles.resolve(prof.name, cfg) if prof is not None else None
+        if term is None or s.sandbox == "off":
+            return LaunchSpec(argv=argv)
+        binds, _missing = integrations.link_credentials(term, session_home(s))
+        return LaunchSpec(argv=argv, ro_binds=binds, pass_env=list(term.pass_env), network=term.network or None)
 
     async def deliver(self, s: Session, text: str) -> str | None:
         if not is_acp(s):

@@ -41,6 +41,7 @@ from acp.schema import (
 from workbench.core.models import Session, SessionState
 from workbench.daemon.acp_client import MAX_LINE, LineTransport, SandboxFiles, SandboxTerminals
 from workbench.daemon.acp_transcript import TranscriptWriter, unified
+from workbench.daemon.sandboxing import LaunchSpec
 from workbench.daemon.session_git import has_changes
 from workbench.daemon.sessions import SessionManager
 from workbench.errors import WorkbenchError
@@ -59,10 +60,11 @@ OPTION_KINDS = {
 class AcpRuntime:
     """What the manager keeps in `runtimes` for an ACP session."""
 
-    def __init__(self, manager: SessionManager, s: Session, argv: list[str], stopping: asyncio.Event) -> None:
+    def __init__(self, manager: SessionManager, s: Session, spec: LaunchSpec, stopping: asyncio.Event) -> None:
         self.manager = manager
         self.s = s
-        self.argv = argv
+        self.spec = spec
+        self.argv = spec.argv
         self.daemon_stopping = stopping
         self.alive = False
         self.busy = False
@@ -85,7 +87,7 @@ class AcpRuntime:
     # -- start ---------------------------------------------------------------------------
 
     async def start(self, resume: bool) -> None:
-        cmd = self.manager.sandboxed(self.s, self.argv, new_session=True)
+        cmd = self.manager.sandboxed(self.s, self.argv, self.spec, new_session=True)
         try:
             self.proc = await asyncio.create_subprocess_exec(
                 *cmd.argv, cwd=self.s.worktree, env=cmd.env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
