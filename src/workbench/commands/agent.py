@@ -190,7 +190,7 @@ def register(cli: click.Group) -> None:
     @cli.command()
     @click.argument("session_id")
     def interrupt(session_id: str) -> None:
-        """Stop the built-in agent's current turn; the session stays, ready for `send`."""
+        """Stop the built-in (or ACP) agent's current turn; the session stays, ready for `send`."""
         res = _request(pa.INTERRUPT, IdParams(id=session_id))
         click.echo(f"{res['id']} interrupted" if res.get("interrupted") else f"{res['id']}: nothing to interrupt")
 
