@@ -169,8 +169,13 @@ def test_paths_outside_the_worktree_are_refused(wb: Wb, acp_repo: Path, state: P
     wb.run("send", sid, f"put {tmp_path / 'evil.txt'} pwned")
     wait_text(wb, sid, "put failed")
     assert not (tmp_path / "evil.txt").exists()
+    wb.run("send", sid, "put ../escape.txt pwned")
+    wait_for(lambda: len([t for t in texts(wb, sid) if "put failed" in t]) == 2, 20, what="the ../ refusal")
+    wb.run("send", sid, "read .git/config")
+    wait_for(lambda: len([t for t in texts(wb, sid) if "read failed" in t]) == 2, 20, what="the .git refusal")
     wb.run("send", sid, "read README.md")
     wait_text(wb, sid, "read: hello")
+    assert not (Path(wb.session(sid)["worktree"]).parent / "escape.txt").exists()
 
 
 def test_missing_agent_command_is_a_clear_error(wb: Wb, acp_repo: Path) -> None:
