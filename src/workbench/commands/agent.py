@@ -107,6 +107,15 @@ def format_entry(e: Mapping[str, Any], full: bool = False, session: str = "ID") 
                      f"{one_line(str(d.get('reason', '')), 300)}")]
     if kind == "interrupted":
         return [head(one_line(str(d.get("reason", "")), 300))]
+    # ACP sessions (daemon/acp_transcript.py)
+    if kind == "thought":
+        return body(str(d.get("text", "")))
+    if kind == "stop":
+        return [head(f"turn ended: {d.get('stop_reason')}")]
+    if kind == "mode":
+        return [head(f"mode {d.get('mode')}")]
+    if kind == "resumed":
+        return [head(f"the agent loaded its session {d.get('acp_session_id')}")]
     return None
 
 
@@ -181,7 +190,7 @@ def register(cli: click.Group) -> None:
     @cli.command()
     @click.argument("session_id")
     def interrupt(session_id: str) -> None:
-        """Stop the built-in agent's current turn; the session stays, ready for `send`."""
+        """Stop the built-in (or ACP) agent's current turn; the session stays, ready for `send`."""
         res = _request(pa.INTERRUPT, IdParams(id=session_id))
         click.echo(f"{res['id']} interrupted" if res.get("interrupted") else f"{res['id']}: nothing to interrupt")
 

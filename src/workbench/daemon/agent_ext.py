@@ -48,6 +48,7 @@ BUILTIN = "builtin"
 TRANSCRIPT_KINDS = frozenset({
     "agent", "user", "assistant", "tool_call", "tool_output", "plan", "approval_request",
     "approval", "error", "usage", "compaction", "retry", "interrupted", "send",
+    "thought", "stop", "mode", "resumed",  # ACP sessions (acp_session.py)
 })  # fmt: skip
 STARTING_WAIT_S = 30.0
 
@@ -279,6 +280,10 @@ async def send(d: Daemon, c: Client, p: pa.SendParams) -> pa.SendResult:
     if not text.strip():
         raise UsageError("the message is empty")
     if not is_builtin(s):
+        busy = bool(d.manager.describe(s).get("turn_active"))
+        for ext in d.manager.extensions:
+            if await ext.deliver(s, text) is not None:  # an agent an extension runs (ACP)
+                return {"id": s.id, "queued": busy}
         n = d.manager.send_to_pty(s, text)
         return {"id": s.id, "queued": False, "bytes": n}
     agent = await _ext(d).agent_for(s)
@@ -323,6 +328,10 @@ async def log_entries(d: Daemon, c: Client, p: EventsParams) -> list[LogEntry]:
 async def interrupt(d: Daemon, c: Client, p: IdParams) -> pa.InterruptResult:
     s = d.manager.get(p["id"])
     if not is_builtin(s):
+        for ext in d.manager.extensions:
+            done = await ext.interrupt(s)
+            if done is not None:
+                return {"id": s.id, "interrupted": done}
         raise UsageError(
             f"session {s.name} runs {s.agent!r} in a terminal; interrupt it with its own key",
             hint=f"e.g. `workbench keys {s.id} '\\x1b'` (Esc) or '\\x03' (Ctrl-C)",

@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 # its `setup` builds the ReviewService.
 EXTENSIONS: list[str] = [
     "workbench.daemon.agent_ext", "workbench.daemon.profiles_ext", "workbench.daemon.review_methods",
+    "workbench.daemon.acp_ext",
 ]
 
 # (session, config, resume) -> None: starts a session whose agent is not a PTY command.
@@ -66,6 +67,11 @@ class Extension:
         """Give `text` (review feedback, a failing check) to the session's agent as the user's
         next message if this extension runs that agent; returns how ("message"), else None.
         The first to answer wins; when none does, the manager types it into the terminal."""
+        return None
+
+    async def interrupt(self, s: Session) -> bool | None:
+        """Stop the turn in progress of an agent this extension runs (not the built-in one):
+        True if one was stopped, False if none was running, None if not this extension's."""
         return None
 
     def describe(self, s: Session) -> dict[str, Any]:

@@ -78,6 +78,12 @@ class SessionManager:
         self.extensions.append(ext)
         self._launchers.update(ext.launchers())
 
+    def launcher_for(self, agent: str) -> Launcher | None:
+        """The launcher of an agent kind: the first word of `--agent`, or what comes before
+        its `:` (`acp:gemini`)."""
+        word = agent.split()[0] if agent.strip() else agent
+        return self._launchers.get(word) or self._launchers.get(word.split(":", 1)[0])
+
     def extension(self, kind: type[E]) -> E | None:
         """The registered extension of this class (socket handlers find their feature here)."""
         return next((e for e in self.extensions if isinstance(e, kind)), None)
@@ -202,7 +208,7 @@ class SessionManager:
         self, req: CreateRequest, info: wt.RepoInfo, cfg: Config, agent: str, name: str
     ) -> tuple[Session, list[str]]:
         sandbox, approval = check_modes(req, cfg)
-        launcher = self._launchers.get(agent.split()[0] if agent.strip() else agent)
+        launcher = self.launcher_for(agent)
         command = [] if launcher or self._resolves(agent, cfg) else resolve_command(agent)
         if sandbox != "off":
             self.require_sandbox(sandbox)
@@ -276,7 +282,7 @@ class SessionManager:
 
     async def launch(self, s: Session, cfg: Config | None = None, *, resume: bool = False) -> None:
         cfg = cfg or config_mod.load(Path(s.repo) if Path(s.repo).is_dir() else None)
-        launcher = self._launchers.get(s.agent.split()[0] if s.agent.strip() else s.agent)
+        launcher = self.launcher_for(s.agent)
         if launcher is not None:
             await launcher(s, cfg, resume)
             return

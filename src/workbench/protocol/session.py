@@ -12,7 +12,7 @@ class IdParams(TypedDict):
 
 
 class Approval(TypedDict):
-    """A built-in agent's tool call waiting for the person."""
+    """A built-in (or ACP) agent's tool call waiting for the person."""
 
     call_id: str
     kind: Literal["command", "patch"]
@@ -64,6 +64,8 @@ class SessionInfo(TypedDict):
     turn_active: NotRequired[bool]
     context_tokens: NotRequired[int]
     context_window: NotRequired[int]
+    # agents an extension drives by protocol (ACP): shown as a transcript, like built-in ones
+    transcript: NotRequired[bool]
     # terminal agents
     auto_answer: NotRequired[bool]
     # review (sessions whose worktree is watched)

@@ -122,8 +122,9 @@ def agent_of(s: Session) -> str:
 
 
 def is_builtin(s: Session) -> bool:
-    """Sessions run by the built-in agent have a transcript rather than (only) a terminal."""
-    return str(s.get("agent", "")).split(" ")[0] in {"builtin", "workbench", "agent"}
+    """Sessions run by the built-in agent (or an ACP agent, `transcript`) have a transcript
+    rather than (only) a terminal."""
+    return str(s.get("agent", "")).split(" ")[0] in {"builtin", "workbench", "agent"} or bool(s.get("transcript"))
 
 
 def unsandboxed(s: Session) -> bool:

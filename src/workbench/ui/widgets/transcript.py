@@ -42,6 +42,14 @@ def note_text(kind: str, data: dict[str, Any]) -> tuple[str, str]:
                if data.get("context_tokens") and data.get("context_window") else "")
         cost = f" · ${float(data.get('cost_usd') or 0):.4f}" if data.get("cost_usd") else ""
         return f"tokens {total}{ctx}{cost}", "dim"
+    if kind == "thought":
+        return f"thinking: {one_line(str(data.get('text', '')), 300)}", "italic $text-muted"
+    if kind == "stop":
+        return f"turn ended: {data.get('stop_reason', '?')}", "$text-muted"
+    if kind == "mode":
+        return f"mode: {one_line(str(data.get('mode', '')), 60)}", "$text-muted"
+    if kind == "resumed":
+        return "the agent loaded its previous session", "$text-muted"
     if kind == "state":
         reason = f": {one_line(str(data.get('reason')))}" if data.get("reason") else ""
         return f"state {data.get('from', '?')} → {data.get('to', '?')}{reason}", "$text-muted"
