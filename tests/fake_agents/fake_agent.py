@@ -2,7 +2,8 @@
 
     fake_agent.py STYLE [CLI args...] [PROMPT]
 
-STYLE picks the screens (codex, claude, aider, opencode, gemini, osc). The fake works for
+STYLE picks the screens (codex, claude, aider, opencode, gemini, osc). `--draw-delay=S`
+waits S seconds after its first (invisible) terminal set-up before drawing anything. The fake works for
 a moment (busy indicator, spinner title), asks for approval, waits for the answer key,
 writes `fake_output.txt` in its working directory when approved, works again, then reports
 the finished turn the way the real CLI does (Codex notify program, Claude hooks, aider
@@ -51,7 +52,8 @@ STYLES: dict[str, dict[str, object]] = {
         "idle": "\u2503 ",
         "approval": ["Permission required: bash touch fake_output.txt",
                      "Allow once (a)  Allow always (A)  Reject (r)"],
-        "approve": "aA", "deny": "r",
+        # Enter takes the selected "Allow once", Esc rejects, as in opencode's dialog.
+        "approve": "aA\r\n", "deny": "r\x1b",
     },
     "gemini": {
         "busy": "\u280b Thinking (esc to cancel, 1s)",
@@ -165,9 +167,16 @@ class Fake:
         while True:
             k = self.key()
             if k in str(self.st["approve"]):
+                self.keep_prompt(approval, k)
                 return True
             if k in str(self.st["deny"]):
+                self.keep_prompt(approval, k)
                 return False
+
+    def keep_prompt(self, approval: list[str], key: str) -> None:
+        # aider prints its question into the scrolling chat: it stays on screen, answered.
+        if self.style == "aider":
+            self.lines.append(approval[-1] + key.strip())
 
     def task(self, prompt: str) -> None:
         self.lines.append(f"> {prompt}")
@@ -188,6 +197,9 @@ class Fake:
 
     def run(self) -> None:
         self.w("\x1b[?2004h")
+        delay = [a for a in self.args if a.startswith("--draw-delay=")]
+        if delay:
+            time.sleep(float(delay[0].split("=", 1)[1]))
         prompt = prompt_of(self.style, self.args)
         if "resume" in self.args or "--continue" in self.args or "--restore-chat-history" in self.args:
             self.lines.append("resumed the last conversation")

@@ -6,6 +6,11 @@ Signals, most reliable first:
 2. desktop notifications (OSC 9 / 777, signal `osc9`) and the terminal title (`title`);
 3. screen patterns from the profile (`pattern:<name>`), and output silence (`silence`).
 
+A screen pattern never brings back an approval prompt that was already answered: an
+answer records how many prompt matches the screen holds, and only a further match (a new
+prompt drawn, or the old one gone and drawn again) counts as a new prompt. Stale text of
+an answered prompt (aider leaves its question on screen) therefore never asks twice.
+
 Every transition is logged as a `detect` event naming its signal, so a wrong detection
 can be traced to the pattern or hook that caused it. Nothing here answers a prompt unless
 auto-answer was turned on for the session (or its profile, in config.toml).
@@ -54,21 +59,33 @@ ACTIVE = (SessionState.RUNNING, SessionState.WAITING, SessionState.REVIEW)
 
 @dataclass(frozen=True)
 class Verdict:
-    """What the screen says: waiting | busy | idle | unknown, and which signal says so."""
+    """What the screen says: blocked | waiting | busy | idle | unknown, and which signal says so.
+
+    `blocked`: the CLI cannot work until the human acts outside a prompt (login, no network)."""
 
     kind: str
     signal: str = ""
     pattern: str = ""
 
 
-def classify(profile: Profile, lines: list[str], title: str) -> Verdict:
+def classify(profile: Profile, lines: list[str], title: str, *, stale: bool = False,
+             stale_title: bool = False) -> Verdict:
+    """`stale`: the prompt text on screen was answered already; `stale_title` likewise."""
     text = "\n".join(line.rstrip() for line in lines)
-    for p in profile.waiting_patterns:
+    if not text.strip() and not title:
+        # Nothing drawn yet: a CLI that is still starting is neither idle nor waiting.
+        return Verdict("unknown")
+    for p in profile.blocked_patterns:
         if p.search(text):
-            return Verdict("waiting", f"pattern:{p.name}", p.name)
-    for p in profile.title_waiting:
-        if p.search(title):
-            return Verdict("waiting", "title", p.name)
+            return Verdict("blocked", f"pattern:{p.name}", p.name)
+    if not stale:
+        for p in profile.waiting_patterns:
+            if p.search(text):
+                return Verdict("waiting", f"pattern:{p.name}", p.name)
+    if not stale_title:
+        for p in profile.title_waiting:
+            if p.search(title):
+                return Verdict("waiting", "title", p.name)
     for p in profile.busy_patterns:
         if p.search(text):
             return Verdict("busy", f"pattern:{p.name}", p.name)
@@ -81,6 +98,12 @@ def classify(profile: Profile, lines: list[str], title: str) -> Verdict:
     if not profile.idle_patterns and profile.detect_silence:
         return Verdict("idle", "silence")
     return Verdict("unknown")
+
+
+def prompt_matches(profile: Profile, lines: list[str]) -> int:
+    """How many approval-prompt matches the screen holds (the identity of "this prompt")."""
+    text = "\n".join(line.rstrip() for line in lines)
+    return sum(1 for p in profile.waiting_patterns for _ in p.regex.finditer(text))
 
 
 def normalize_event(event: str) -> str:
@@ -114,6 +137,11 @@ class AttentionObserver:
         self.hooks_seen = 0
         self.last_verdict = Verdict("unknown")
         self.answered_at = 0.0
+        # An approval prompt (hook, notification or screen) no answer has closed yet.
+        self.pending = False
+        # Prompt matches on screen when the last answer was sent; None: no answer to hold.
+        self.answered_matches: int | None = None
+        self.answered_title: str | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # observer interface
@@ -160,19 +188,36 @@ class AttentionObserver:
         return e
 
     def answered(self, action: str) -> None:
+        scr = self.rt.screen
         self.answered_at = time.monotonic()
+        self.pending = False
+        self.answered_matches = prompt_matches(self.p, scr.lines())
+        self.answered_title = scr.title or ""
         self._to(SessionState.RUNNING, f"answered:{action}", "", cause="answered")
 
     def verdict(self) -> Verdict:
         scr = self.rt.screen
-        v = classify(self.p, scr.lines(), scr.title or "")
+        lines, title = scr.lines(), scr.title or ""
+        stale = False
+        if self.answered_matches is not None:
+            n = prompt_matches(self.p, lines)
+            # Fewer matches: the answered prompt went (or scrolled) away, so the baseline
+            # drops with it; more: a new prompt was drawn.
+            self.answered_matches = min(self.answered_matches, n)
+            stale = n <= self.answered_matches and n > 0
+            if not stale:
+                self.answered_matches = None if n > 0 else self.answered_matches
+        if self.answered_title is not None and title != self.answered_title:
+            self.answered_title = None
+        v = classify(self.p, lines, title, stale=stale, stale_title=self.answered_title is not None)
         self.last_verdict = v
         if v.kind == "busy":
             self.busy_at = time.monotonic()
         return v
 
     def approval_pending(self) -> bool:
-        return not self.closed and self.verdict().kind == "waiting"
+        """An approval prompt that no answer has closed: from a hook, or new on screen."""
+        return not self.closed and (self.pending or self.verdict().kind == "waiting")
 
     def diagnose(self) -> AttentionReport:
         v = self.verdict() if not self.closed else self.last_verdict
@@ -248,13 +293,19 @@ class AttentionObserver:
         v = self.verdict()
         quiet_ms = (time.monotonic() - self.rt.last_output) * 1000
         state = self.s.state
+        if v.kind == "blocked":
+            if state != SessionState.WAITING or self.signal != v.signal:
+                reason = self.p.reasons.get(v.pattern) or f"blocked: {v.pattern}"
+                self._to(SessionState.WAITING, v.signal, reason, cause="blocked", pattern=v.pattern)
+            return
         if v.kind == "waiting":
             since = time.monotonic() - self.answered_at
             if since < ANSWER_GRACE:
                 # The prompt we just answered may still be on screen for a frame or two.
                 self.loop.call_later(ANSWER_GRACE - since + 0.01, self._schedule_eval)
                 return
-            if state != SessionState.WAITING or self.cause not in ("pattern", "hook", "notify"):
+            if state != SessionState.WAITING or self.cause not in ("pattern", "hook", "notify") \
+                    or not self.pending:
                 self._to(SessionState.WAITING, v.signal, "approval requested", cause="pattern",
                          pattern=v.pattern, approval=True)
             return
@@ -266,9 +317,9 @@ class AttentionObserver:
         # waiting or review: does the CLI work again?
         if v.kind == "busy":
             self._to(SessionState.RUNNING, v.signal, "", cause="", pattern=v.pattern)
-        elif self.cause == "pattern" and state == SessionState.WAITING:
-            # The approval prompt is gone: it was answered in the terminal.
-            self._to(SessionState.RUNNING, "output", "", cause="", detail="approval prompt gone")
+        elif self.cause in ("pattern", "blocked") and state == SessionState.WAITING:
+            # The prompt (or login / network screen) is gone: it was dealt with in the terminal.
+            self._to(SessionState.RUNNING, "output", "", cause="", detail="prompt gone")
         elif (v.kind == "unknown" or v.signal == "silence") and self._screen_changed():
             # No pattern tells idle from busy: new output on the screen means work again.
             self._to(SessionState.RUNNING, "output", "", cause="", detail="screen changed")
@@ -310,7 +361,7 @@ class AttentionObserver:
                 self.m.record(self.s, "detect", {"signal": signal, "ignored": "screen shows busy",
                                                  "screen": v.signal, **data})
                 return
-            if v.kind == "waiting":
+            if v.kind in ("waiting", "blocked"):
                 self.evaluate()
                 return
             self._finished(signal, data)
@@ -350,15 +401,21 @@ class AttentionObserver:
         if old == state:
             # Already there: a more specific cause (an approval prompt after an idle wait,
             # a hook after a pattern) replaces the old one, so the right signal can undo it.
-            if state == SessionState.WAITING and cause in ("hook", "notify", "pattern") and cause != self.cause:
+            refine = cause in ("hook", "notify", "pattern", "blocked") and \
+                (cause != self.cause or bool(data.get("approval")) > self.pending or signal != self.signal)
+            if state == SessionState.WAITING and refine:
                 self.cause, self.signal = cause, signal
+                self.pending = self.pending or bool(data.get("approval"))
                 self.m.record(self.s, "detect", {"signal": signal, "from": str(old), "to": str(state),
                                                  "refined": True, **data})
+                if reason and reason != self.s.reason:
+                    self.m.set_state(self.s, state, reason, signal=signal)
                 if data.get("approval") and self.auto_answer_enabled():
                     self.loop.call_later(0.2, self._auto_answer, self.gen)
             return
         self.gen += 1
         self.cause, self.signal = cause, signal
+        self.pending = state == SessionState.WAITING and bool(data.get("approval"))
         self.snapshot = None
         self.snapshot_at = time.monotonic() + SNAPSHOT_DELAY
         entry = {"signal": signal, "from": str(old), "to": str(state), **data}
