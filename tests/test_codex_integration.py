@@ -174,3 +174,41 @@ def test_real_codex_asks_gets_approved_edits_and_finishes(
         assert state(sid)["worktree"] == str(worktree)
     finally:
         bridge.close()
+
+
+def _codex_session(wb: Wb, repo: Path, isolated_env: Path, user_config: str) -> str:
+    """The real Codex, sandbox off (neither screen needs it), with this user config.toml."""
+    _codex()
+    wb.env.pop("OPENAI_API_KEY", None)
+    codex_home = isolated_env / "home" / ".codex"
+    codex_home.mkdir(parents=True, exist_ok=True)
+    (codex_home / "config.toml").write_text(user_config)
+    wb.run("daemon", "start")
+    return str(call("new", repo=str(repo), agent="codex", prompt="hello", sandbox="off")["id"])
+
+
+def test_real_codex_login_screen_waits_with_the_reason(wb: Wb, repo: Path, isolated_env: Path) -> None:
+    """No credentials: Codex shows its sign-in screen, which is `waiting`, not `running`."""
+    sid = _codex_session(wb, repo, isolated_env, "")
+    waiting = wait_state(sid, "waiting", timeout=30)
+    assert waiting["reason"].startswith("codex needs login"), waiting
+    assert "Sign in with ChatGPT" in screen(sid)
+    assert ("waiting", "pattern:login") in detects(sid)
+    with pytest.raises(WorkbenchError, match="not at an approval prompt: codex needs login"):
+        call("approve", id=sid)
+
+
+def test_real_codex_unreachable_endpoint_says_so(wb: Wb, repo: Path, isolated_env: Path) -> None:
+    """A model endpoint nobody listens on: Codex sits at "Reconnecting...", the session says why."""
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    wb.env["FAKE_CODEX_KEY"] = "sk-test"
+    sid = _codex_session(wb, repo, isolated_env,
+                         'model = "fake-model"\nmodel_provider = "fake"\n\n[model_providers.fake]\n'
+                         f'name = "fake"\nbase_url = "http://127.0.0.1:{port}/v1"\n'
+                         'wire_api = "responses"\nenv_key = "FAKE_CODEX_KEY"\n')
+    waiting = wait_state(sid, "waiting", timeout=60)
+    assert waiting["reason"].startswith("codex cannot reach its model endpoint"), waiting
+    assert "Reconnecting..." in screen(sid)
+    assert ("waiting", "pattern:offline") in detects(sid)
