@@ -13,7 +13,7 @@ import pytest
 
 from workbench import config, profiles
 from workbench.core.models import Session
-from workbench.daemon.attention import classify, normalize_event
+from workbench.daemon.attention_screen import classify, normalize_event
 from workbench.daemon.profiles_ext import parse_line
 from workbench.errors import ConfigError
 from workbench.profiles import integrations

@@ -7,7 +7,7 @@ live when the daemon died are resumed with the profile's resume command once it 
 
 The notify channel: each profile session gets a FIFO in the daemon's private runtime
 directory, bound into the sandbox at NOTIFY_PATH. The daemon reads it and accepts one
-short event a line (see attention.EVENTS) for that session only; everything else is
+short event a line (see attention_screen.EVENTS) for that session only; everything else is
 dropped. It is the only way from inside a sandbox back to the daemon.
 """
 
