@@ -99,7 +99,7 @@ def in_order(seq: list[tuple[str, str]], want: list[tuple[str, str | tuple[str, 
 CASES: dict[str, tuple[str | tuple[str, ...], str, str, str]] = {
     # The title and the prompt land in one redraw or two: either is the right signal.
     "codex": (("title", "pattern:approval"), "answered:approve", "hook:agent-turn-complete", "approve"),
-    "claude": ("hook:waiting", "answered:approve", "hook:turn-complete", "approve"),
+    "claude": ("hook:approval", "answered:approve", "hook:turn-complete", "approve"),
     "aider": ("pattern:approval", "answered:approve", "hook:turn-complete", "approve"),
     "opencode": ("pattern:approval", "pattern:working", "silence", "keys"),
     "gemini": ("pattern:approval", "answered:approve", "pattern:input-box", "approve"),

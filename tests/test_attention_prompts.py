@@ -66,3 +66,17 @@ def test_no_idle_before_the_cli_draws(agents: Wb, repo: Path, isolated_env: Path
     assert state(sid)["state"] == "running", detects(sid)
     wait_state(sid, "waiting")
     assert [d for d in detects(sid) if d[0] == "waiting"] == [("waiting", "pattern:approval")], detects(sid)
+
+
+def test_bell_asks_for_the_human(agents: Wb, repo: Path, isolated_env: Path) -> None:
+    """A CLI without hooks or notifications that rings the bell at its prompt is `waiting`."""
+    cfg = isolated_env / "config" / "workbench" / "config.toml"
+    cfg.write_text(cfg.read_text() + f"\n[profiles.bellbot]\ncommand = {_argv('bell')}\nsilence_ms = 400\n")
+    s = new(repo, "bellbot", prompt="ring")
+    sid, worktree = s["id"], Path(s["worktree"])
+    waiting = wait_state(sid, "waiting")
+    assert waiting["reason"] == "needs your attention" and detects(sid)[0] == ("waiting", "bell"), detects(sid)
+    time.sleep(0.5)  # the detector takes its reference screen just after the signal
+    call("keys", id=sid, text="y")
+    wait_state(sid, "review")
+    assert (worktree / "fake_output.txt").read_text() == "done: ring\n"

@@ -2,7 +2,7 @@
 
     fake_agent.py STYLE [CLI args...] [PROMPT]
 
-STYLE picks the screens (codex, claude, aider, opencode, gemini, osc). `--draw-delay=S`
+STYLE picks the screens (codex, claude, aider, opencode, gemini, osc, bell). `--draw-delay=S`
 waits S seconds after its first (invisible) terminal set-up before drawing anything. The fake works for
 a moment (busy indicator, spinner title), asks for approval, waits for the answer key,
 writes `fake_output.txt` in its working directory when approved, works again, then reports
@@ -70,6 +70,8 @@ STYLES: dict[str, dict[str, object]] = {
     },
 }
 
+STYLES["bell"] = {**STYLES["osc"], "osc": False, "bell": True}
+
 BUSY_S = float(os.environ.get("FAKE_BUSY_S", "0.4"))
 
 
@@ -122,12 +124,15 @@ class Fake:
             settings = self.args[self.args.index("--settings") + 1]
             with open(settings) as f:
                 hooks = json.load(f)["hooks"]
-            name = {"done": "Stop", "approval": "Notification", "prompt": "UserPromptSubmit"}[what]
-            for entry in hooks.get(name, []):
-                for h in entry["hooks"]:
-                    payload = {"hook_event_name": name, "message": "Claude needs your permission to use Bash"}
-                    subprocess.run(["/bin/sh", "-c", h["command"]], input=json.dumps(payload).encode(),
-                                   check=False)
+            # At a permission dialog Claude Code runs PermissionRequest, then Notification.
+            names = {"done": ["Stop"], "approval": ["PermissionRequest", "Notification"],
+                     "prompt": ["UserPromptSubmit"]}[what]
+            for name in names:
+                for entry in hooks.get(name, []):
+                    for h in entry["hooks"]:
+                        payload = {"hook_event_name": name, "message": "Claude needs your permission to use Bash"}
+                        subprocess.run(["/bin/sh", "-c", h["command"]], input=json.dumps(payload).encode(),
+                                       check=False)
         elif self.style == "aider" and what == "done" and "--notifications-command" in self.args:
             cmd = self.args[self.args.index("--notifications-command") + 1]
             subprocess.run(["/bin/sh", "-c", cmd], check=False)
@@ -164,6 +169,8 @@ class Fake:
         assert isinstance(approval, list)
         self.draw(approval)
         self.osc9("Approval requested: touch fake_output.txt")
+        if self.st.get("bell"):
+            self.w("\x07")
         while True:
             k = self.key()
             if k in str(self.st["approve"]):

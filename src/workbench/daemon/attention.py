@@ -3,7 +3,8 @@
 Signals, most reliable first:
 1. the CLI's own hooks / notify program (`hook:<event>`), through the notify channel or
    the `notify` socket method;
-2. desktop notifications (OSC 9 / 777, signal `osc9`) and the terminal title (`title`);
+2. desktop notifications (OSC 9 / 777, signal `osc9`), the terminal title (`title`), and
+   the bell (`bell`, only while the screen shows no work);
 3. screen patterns from the profile (`pattern:<name>`), and output silence (`silence`).
 
 A screen pattern never brings back an approval prompt that was already answered: an
@@ -103,6 +104,8 @@ class AttentionObserver:
             return
         if ev.kind == "notify":
             self._notification(ev.value)
+        elif ev.kind == "bell" and self.p.detect_silence:
+            self._bell()
         elif ev.kind == "title":
             self._schedule_eval()
 
@@ -292,6 +295,13 @@ class AttentionObserver:
         approval = any(h in text.lower() for h in APPROVAL_HINTS)
         self._to(SessionState.WAITING, "osc9", "approval requested" if approval else "needs your attention",
                  cause="notify", approval=approval, **data)
+
+    def _bell(self) -> None:
+        # A bell asks for the human, but CLIs also ring it on a bad key: it counts only in
+        # a running session whose screen shows no work (shells, detect_silence off, never).
+        if self.s.state != SessionState.RUNNING or self.verdict().kind == "busy":
+            return
+        self._to(SessionState.WAITING, "bell", "needs your attention", cause="notify")
 
     def _done_later(self, signal: str, data: dict[str, Any]) -> None:
         # Some CLIs report side tasks (Codex names the thread with a sub-request) as a
