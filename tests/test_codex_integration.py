@@ -145,7 +145,8 @@ def test_real_codex_asks_gets_approved_edits_and_finishes(
         sid, worktree = s["id"], Path(s["worktree"])
         waiting = wait_state(sid, "waiting", timeout=30)
         assert waiting["reason"] == "approval requested", waiting
-        assert "Would you like to run the following command?" in screen(sid)
+        # The hook may land a moment before Codex draws its prompt.
+        wait_for(lambda: "Would you like to run the following command?" in screen(sid), 10, what="prompt drawn")
         assert not (worktree / "hello.txt").exists()
         call("approve", id=sid)
         wait_state(sid, "review", timeout=30)
