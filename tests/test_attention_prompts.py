@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import wait_for
 from tests.test_attention import _argv, agents, call, detects, new, screen, state, wait_state
 from tests.wb import Wb
 from workbench.errors import WorkbenchError
@@ -33,12 +34,12 @@ def test_answered_prompt_is_answered_once(agents: Wb, repo: Path) -> None:
     assert (worktree / "fake_output.txt").read_text() == "done: task for aider\n"
     assert [d for d in detects(sid) if d[0] == "waiting" and d[1].startswith("pattern:")] == \
         [("waiting", "pattern:approval")]
-    # A new question (the next task's) is a new prompt, seen and answerable again.
+    # The next message works as usual, with the answered question still in the chat.
     call("send", id=sid, text="another")
-    wait_for_echo = time.monotonic() + 10
-    while "echo: another" not in screen(sid) and time.monotonic() < wait_for_echo:
-        time.sleep(0.05)
-    assert state(sid)["state"] in ("review", "running")
+    wait_for(lambda: "echo: another" in screen(sid), 10, what="echo of the next message")
+    wait_state(sid, "review")
+    assert [d for d in detects(sid) if d[0] == "waiting" and d[1].startswith("pattern:")] == \
+        [("waiting", "pattern:approval")]
 
 
 def test_approve_answers_opencode_and_says_what_to_type(agents: Wb, repo: Path) -> None:
