@@ -5,7 +5,8 @@ Codex talks to the test suite's fake OpenAI server through a custom model provid
 127.0.0.1 is forwarded to a Unix socket bound in from the host (tests/fake_agents/tcp_bridge.py).
 The scripted task asks to run a command with escalated permissions: Codex asks for
 approval, workbench sees it, `approve` answers it, Codex writes the file and finishes,
-and its notify program tells the daemon the turn is complete.
+and its hooks tell the daemon the turn is complete. The later tests run Codex against
+the product's own bridge (`[sandbox] host_ports`), its sign-in screen and a dead endpoint.
 
 CI installs Codex with: npm install -g @openai/codex@0.169.0
 """
@@ -177,15 +178,15 @@ def test_real_codex_asks_gets_approved_edits_and_finishes(
         bridge.close()
 
 
-def _codex_session(wb: Wb, repo: Path, isolated_env: Path, user_config: str) -> str:
-    """The real Codex, sandbox off (neither screen needs it), with this user config.toml."""
+def _codex_session(wb: Wb, repo: Path, isolated_env: Path, user_config: str, sandbox: str = "off") -> str:
+    """The real Codex (sandbox off unless asked: neither screen needs it), with this user config.toml."""
     _codex()
     wb.env.pop("OPENAI_API_KEY", None)
     codex_home = isolated_env / "home" / ".codex"
     codex_home.mkdir(parents=True, exist_ok=True)
     (codex_home / "config.toml").write_text(user_config)
     wb.run("daemon", "start")
-    return str(call("new", repo=str(repo), agent="codex", prompt="hello", sandbox="off")["id"])
+    return str(call("new", repo=str(repo), agent="codex", prompt="hello", sandbox=sandbox)["id"])
 
 
 def test_real_codex_login_screen_waits_with_the_reason(wb: Wb, repo: Path, isolated_env: Path) -> None:
@@ -213,3 +214,31 @@ def test_real_codex_unreachable_endpoint_says_so(wb: Wb, repo: Path, isolated_en
     assert waiting["reason"].startswith("codex cannot reach its model endpoint"), waiting
     assert "Reconnecting..." in screen(sid)
     assert ("waiting", "pattern:offline") in detects(sid)
+
+
+@pytest.mark.sandbox
+def test_real_codex_in_the_sandbox_reaches_a_host_model_server(
+    wb: Wb, repo: Path, isolated_env: Path, fake_openai: FakeOpenAI
+) -> None:
+    """`[sandbox] host_ports`: the sandboxed Codex, with network, talks to a model server on
+    the host's 127.0.0.1 through workbench's own bridge, not a test helper."""
+    from workbench.core import sandbox_net, sandbox_probe
+
+    _codex()
+    if not sandbox_probe.probe().ok:
+        pytest.skip(f"bubblewrap cannot run here: {sandbox_probe.probe().reason}")
+    if sandbox_net.network_problem():
+        pytest.skip(f"no sandbox network here: {sandbox_net.network_problem()}")
+    port = int(fake_openai.base_url.rsplit(":", 1)[1].split("/")[0])
+    wb.env["FAKE_CODEX_KEY"] = "sk-test"
+    cfg = isolated_env / "config" / "workbench" / "config.toml"
+    cfg.parent.mkdir(parents=True, exist_ok=True)
+    cfg.write_text(f"[sandbox]\nhost_ports = [{port}]\n")
+    sid = _codex_session(wb, repo, isolated_env,
+                         'model = "fake-model"\nmodel_provider = "fake"\n\n[model_providers.fake]\n'
+                         f'name = "fake"\nbase_url = "http://127.0.0.1:{port}/v1"\n'
+                         'wire_api = "responses"\nenv_key = "FAKE_CODEX_KEY"\n', sandbox="workspace")
+    waiting = wait_state(sid, "waiting", timeout=60)
+    assert waiting["reason"] == "approval requested", waiting
+    assert state(sid)["sandbox"] == "workspace"
+    assert [r for r in fake_openai.requests if r.script == ""], "Codex never reached the server"
