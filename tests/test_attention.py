@@ -99,7 +99,7 @@ def in_order(seq: list[tuple[str, str]], want: list[tuple[str, str | tuple[str, 
 CASES: dict[str, tuple[str | tuple[str, ...], str, str, str]] = {
     # The title and the prompt land in one redraw or two: either is the right signal.
     "codex": (("title", "pattern:approval"), "answered:approve", "hook:agent-turn-complete", "approve"),
-    "claude": ("hook:waiting", "answered:approve", "hook:turn-complete", "approve"),
+    "claude": ("hook:approval", "answered:approve", "hook:turn-complete", "approve"),
     "aider": ("pattern:approval", "answered:approve", "hook:turn-complete", "approve"),
     "opencode": ("pattern:approval", "pattern:working", "silence", "keys"),
     "gemini": ("pattern:approval", "answered:approve", "pattern:input-box", "approve"),
@@ -182,7 +182,7 @@ def test_restart_resumes_in_the_same_worktree(agents: Wb, repo: Path) -> None:
     assert f"cwd {s['worktree']}" in screen(sid).replace("\n", "")
     starts = [e["data"] for e in call("events", id=sid) if e["kind"] == "state" and e["data"].get("argv")]
     assert starts[0]["argv"][-1] == "make the file"
-    assert starts[-1]["argv"][-1] == "resume"
+    assert starts[-1]["argv"][-2:] == ["resume", "--dangerously-bypass-hook-trust"]
 
 
 def test_sessions_resume_after_daemon_kill_9(agents: Wb, repo: Path) -> None:
@@ -208,7 +208,7 @@ def test_sessions_resume_after_daemon_kill_9(agents: Wb, repo: Path) -> None:
         evs = call("events", id=sid)
         assert any(e["kind"] == "resume" for e in evs)
         starts = [e["data"]["argv"] for e in evs if e["kind"] == "state" and e["data"].get("argv")]
-        assert starts[-1][-1] == "resume"
+        assert starts[-1][-2:] == ["resume", "--dangerously-bypass-hook-trust"]
 
 
 def test_auto_answer_only_when_turned_on(agents: Wb, isolated_env: Path, repo: Path) -> None:

@@ -5,7 +5,8 @@ Codex talks to the test suite's fake OpenAI server through a custom model provid
 127.0.0.1 is forwarded to a Unix socket bound in from the host (tests/fake_agents/tcp_bridge.py).
 The scripted task asks to run a command with escalated permissions: Codex asks for
 approval, workbench sees it, `approve` answers it, Codex writes the file and finishes,
-and its notify program tells the daemon the turn is complete.
+and its hooks tell the daemon the turn is complete. The later tests run Codex against
+the product's own bridge (`[sandbox] host_ports`), its sign-in screen and a dead endpoint.
 
 CI installs Codex with: npm install -g @openai/codex@0.169.0
 """
@@ -25,6 +26,7 @@ import pytest
 from tests.helpers import sandbox_visible_binds, wait_for
 from tests.test_attention import call, detects, in_order, screen, state, wait_state
 from tests.wb import Wb
+from workbench.errors import WorkbenchError
 from workbench.fakes.model_server import FakeOpenAI, Script, ScriptedToolCall, Turn
 
 CODEX_VERSION = "0.169.0"
@@ -144,18 +146,22 @@ def test_real_codex_asks_gets_approved_edits_and_finishes(
         sid, worktree = s["id"], Path(s["worktree"])
         waiting = wait_state(sid, "waiting", timeout=30)
         assert waiting["reason"] == "approval requested", waiting
-        assert "Would you like to run the following command?" in screen(sid)
+        # The hook may land a moment before Codex draws its prompt.
+        wait_for(lambda: "Would you like to run the following command?" in screen(sid), 10, what="prompt drawn")
         assert not (worktree / "hello.txt").exists()
         call("approve", id=sid)
         wait_state(sid, "review", timeout=30)
         assert (worktree / "hello.txt").read_text() == "hello from codex\n"
         seq = detects(sid)
+        # Codex's own hooks are the first signal: PermissionRequest, then Stop.
         assert in_order(seq, [
-            ("waiting", ("title", "pattern:approval")),
+            ("waiting", "hook:approval"),
             ("running", "answered:approve"),
-            ("review", ("hook:agent-turn-complete", "title", "pattern:composer", "silence")),
+            ("review", "hook:turn-complete"),
         ]), seq
-        assert ("review", "hook:agent-turn-complete") in seq, seq
+        # A second approve for the same prompt finds nothing to answer.
+        with pytest.raises(WorkbenchError, match="no approval is pending"):
+            call("approve", id=sid)
         # Codex really talked to the fake through its provider, with our key.
         main = [r for r in fake_openai.requests if r.script == ""]
         assert len(main) >= 2
@@ -166,7 +172,73 @@ def test_real_codex_asks_gets_approved_edits_and_finishes(
         call("restart", id=sid)
         wait_for(lambda: "create hello.txt" in screen(sid), 30, what="resumed conversation on screen")
         starts = [e["data"]["argv"] for e in call("events", id=sid) if e["kind"] == "state" and e["data"].get("argv")]
-        assert starts[-1][-2:] == ["resume", "--last"]
+        assert starts[-1][-3:] == ["resume", "--last", "--dangerously-bypass-hook-trust"]
         assert state(sid)["worktree"] == str(worktree)
     finally:
         bridge.close()
+
+
+def _codex_session(wb: Wb, repo: Path, isolated_env: Path, user_config: str, sandbox: str = "off") -> str:
+    """The real Codex (sandbox off unless asked: neither screen needs it), with this user config.toml."""
+    _codex()
+    wb.env.pop("OPENAI_API_KEY", None)
+    codex_home = isolated_env / "home" / ".codex"
+    codex_home.mkdir(parents=True, exist_ok=True)
+    (codex_home / "config.toml").write_text(user_config)
+    wb.run("daemon", "start")
+    return str(call("new", repo=str(repo), agent="codex", prompt="hello", sandbox=sandbox)["id"])
+
+
+def test_real_codex_login_screen_waits_with_the_reason(wb: Wb, repo: Path, isolated_env: Path) -> None:
+    """No credentials: Codex shows its sign-in screen, which is `waiting`, not `running`."""
+    sid = _codex_session(wb, repo, isolated_env, "")
+    waiting = wait_state(sid, "waiting", timeout=30)
+    assert waiting["reason"].startswith("codex needs login"), waiting
+    assert "Sign in with ChatGPT" in screen(sid)
+    assert ("waiting", "pattern:login") in detects(sid)
+    with pytest.raises(WorkbenchError, match="not at an approval prompt: codex needs login"):
+        call("approve", id=sid)
+
+
+def test_real_codex_unreachable_endpoint_says_so(wb: Wb, repo: Path, isolated_env: Path) -> None:
+    """A model endpoint nobody listens on: Codex sits at "Reconnecting...", the session says why."""
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    wb.env["FAKE_CODEX_KEY"] = "sk-test"
+    sid = _codex_session(wb, repo, isolated_env,
+                         'model = "fake-model"\nmodel_provider = "fake"\n\n[model_providers.fake]\n'
+                         f'name = "fake"\nbase_url = "http://127.0.0.1:{port}/v1"\n'
+                         'wire_api = "responses"\nenv_key = "FAKE_CODEX_KEY"\n')
+    waiting = wait_state(sid, "waiting", timeout=60)
+    assert waiting["reason"].startswith("codex cannot reach its model endpoint"), waiting
+    assert "Reconnecting..." in screen(sid)
+    assert ("waiting", "pattern:offline") in detects(sid)
+
+
+@pytest.mark.sandbox
+def test_real_codex_in_the_sandbox_reaches_a_host_model_server(
+    wb: Wb, repo: Path, isolated_env: Path, fake_openai: FakeOpenAI
+) -> None:
+    """`[sandbox] host_ports`: the sandboxed Codex, with network, talks to a model server on
+    the host's 127.0.0.1 through workbench's own bridge, not a test helper."""
+    from workbench.core import sandbox_net, sandbox_probe
+
+    _codex()
+    if not sandbox_probe.probe().ok:
+        pytest.skip(f"bubblewrap cannot run here: {sandbox_probe.probe().reason}")
+    if sandbox_net.network_problem():
+        pytest.skip(f"no sandbox network here: {sandbox_net.network_problem()}")
+    port = int(fake_openai.base_url.rsplit(":", 1)[1].split("/")[0])
+    wb.env["FAKE_CODEX_KEY"] = "sk-test"
+    cfg = isolated_env / "config" / "workbench" / "config.toml"
+    cfg.parent.mkdir(parents=True, exist_ok=True)
+    cfg.write_text(f"[sandbox]\nhost_ports = [{port}]\n")
+    sid = _codex_session(wb, repo, isolated_env,
+                         'model = "fake-model"\nmodel_provider = "fake"\n\n[model_providers.fake]\n'
+                         f'name = "fake"\nbase_url = "http://127.0.0.1:{port}/v1"\n'
+                         'wire_api = "responses"\nenv_key = "FAKE_CODEX_KEY"\n', sandbox="workspace")
+    waiting = wait_state(sid, "waiting", timeout=60)
+    assert waiting["reason"] == "approval requested", waiting
+    assert state(sid)["sandbox"] == "workspace"
+    assert [r for r in fake_openai.requests if r.script == ""], "Codex never reached the server"

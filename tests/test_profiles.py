@@ -13,7 +13,7 @@ import pytest
 
 from workbench import config, profiles
 from workbench.core.models import Session
-from workbench.daemon.attention import classify, normalize_event
+from workbench.daemon.attention_screen import classify, normalize_event
 from workbench.daemon.profiles_ext import parse_line
 from workbench.errors import ConfigError
 from workbench.profiles import integrations
@@ -152,7 +152,8 @@ def test_codex_config_keeps_the_users_and_adds_notify(tmp_path: Path, isolated_e
     home.mkdir()
     prep = integrations.prepare(profiles.builtin_profiles()["codex"], s, resume=False, home=home,
                                 notify_path="/run/workbench-notify")
-    assert prep.argv == ["codex", "--no-daemon", "fix the bug"]
+    # Only workbench's own hooks are in the session's config, so Codex may skip its trust review.
+    assert prep.argv == ["codex", "--no-daemon", "--dangerously-bypass-hook-trust", "fix the bug"]
     assert prep.env["CODEX_HOME"] == str(home / ".codex")
     assert prep.env["WORKBENCH_NOTIFY"] == "/run/workbench-notify"
     assert "CORP_KEY" in prep.pass_env and "OPENAI_API_KEY" in prep.pass_env
@@ -166,9 +167,41 @@ def test_codex_config_keeps_the_users_and_adds_notify(tmp_path: Path, isolated_e
     notify = [a.replace("/run/workbench-notify", str(chan)) for a in doc["notify"]]
     subprocess.run([*notify, '{"type":"agent-turn-complete"}'], check=True)
     assert chan.read_text() == 'codex {"type":"agent-turn-complete"}\n'
+    # Codex's own hooks: a permission request, a finished turn, and work, through the channel.
+    assert set(doc["hooks"]) == {"PermissionRequest", "Stop", "UserPromptSubmit", "PostToolUse"}
+    for hook, stdin, want in (("PermissionRequest", b'{"hook_event_name": "PermissionRequest"}',
+                               'approval codex:PermissionRequest {"hook_event_name": "PermissionRequest"}\n'),
+                              ("Stop", b"{}", "turn-complete codex:Stop\n")):
+        cmd = doc["hooks"][hook][0]["hooks"][0]["command"].replace("/run/workbench-notify", str(chan))
+        subprocess.run(["/bin/sh", "-c", cmd], input=stdin, check=True)
+        assert chan.read_text() == want
     # Credentials: bound read-only at their real path, linked from the private home.
     assert str((user / "auth.json").resolve()) in prep.ro_binds
     assert (home / ".codex" / "auth.json").resolve() == (user / "auth.json").resolve()
+
+
+def test_codex_hook_trust_is_kept_when_other_hooks_exist(tmp_path: Path, isolated_env: Path) -> None:
+    """The user's or the repo's own Codex hooks keep Codex's trust review: no bypass, no hooks of ours."""
+    user = isolated_env / "home" / ".codex"
+    user.mkdir(parents=True)
+    s = session(tmp_path)
+    home = tmp_path / "home"
+    home.mkdir()
+    codex = profiles.builtin_profiles()["codex"]
+    (user / "config.toml").write_text('[[hooks.Stop]]\n[[hooks.Stop.hooks]]\ntype = "command"\ncommand = "mine"\n')
+    prep = integrations.prepare(codex, s, resume=False, home=home, notify_path="/run/workbench-notify")
+    assert "--dangerously-bypass-hook-trust" not in prep.argv
+    doc = tomllib.loads((home / ".codex" / "config.toml").read_text())
+    assert doc["hooks"]["Stop"][0]["hooks"][0]["command"] == "mine" and "PermissionRequest" not in doc["hooks"]
+    (user / "config.toml").write_text('model = "o9"\n')
+    dot = Path(s.worktree) / ".codex"
+    dot.mkdir(parents=True)
+    (dot / "hooks.json").write_text("{}")
+    prep = integrations.prepare(codex, s, resume=True, home=home, notify_path="/run/workbench-notify")
+    assert "--dangerously-bypass-hook-trust" not in prep.argv
+    (dot / "hooks.json").unlink()
+    prep = integrations.prepare(codex, s, resume=True, home=home, notify_path="/run/workbench-notify")
+    assert prep.argv[-1] == "--dangerously-bypass-hook-trust" and "resume" in prep.argv
 
 
 def test_claude_and_aider_hooks(tmp_path: Path) -> None:
@@ -180,10 +213,14 @@ def test_claude_and_aider_hooks(tmp_path: Path) -> None:
                                 home=home, notify_path=str(chan))
     assert prep.argv[:3] == ["claude", "--continue", "--permission-mode"] and "acceptEdits" in prep.argv
     settings = json.loads(Path(prep.argv[prep.argv.index("--settings") + 1]).read_text())
-    assert set(settings["hooks"]) == {"Notification", "Stop", "UserPromptSubmit", "PostToolUse"}
+    assert set(settings["hooks"]) == {"PermissionRequest", "Notification", "Stop", "UserPromptSubmit",
+                                      "PostToolUse"}
     cmd = settings["hooks"]["Notification"][0]["hooks"][0]["command"]
     subprocess.run(["/bin/sh", "-c", cmd], input=b'{"message": "Claude needs your permission"}', check=True)
     assert chan.read_text().startswith("waiting claude:Notification {\"message\": \"Claude needs your permission")
+    cmd = settings["hooks"]["PermissionRequest"][0]["hooks"][0]["command"]
+    subprocess.run(["/bin/sh", "-c", cmd], input=b'{"tool_name": "Bash"}', check=True)
+    assert chan.read_text() == 'approval claude:PermissionRequest {"tool_name": "Bash"}\n'
     aider = integrations.prepare(profiles.builtin_profiles()["aider"], session(tmp_path, agent="aider"),
                                  resume=False, home=home, notify_path=str(chan))
     assert aider.argv[aider.argv.index("--notifications-command") + 1].endswith(f"> {chan}")

@@ -10,7 +10,7 @@ import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
@@ -52,6 +52,9 @@ class SandboxSettings(_Section):
     hide_dotenv: bool = True
     extra_ro_binds: list[str] = Field(default_factory=list)
     extra_rw_binds: list[str] = Field(default_factory=list)
+    # Ports of the host's 127.0.0.1 a session with network reaches at its own 127.0.0.1
+    # (a local model server); no other host port is reachable. docs/security.md, "Network".
+    host_ports: list[Annotated[int, Field(ge=1, le=65535)]] = Field(default_factory=list)
     # Caps per sandbox (0 = none): size of each private tmpfs (/tmp, /var/tmp, /run),
     # and tasks (processes and threads) of one session. docs/security.md, "Limits".
     tmp_size_mb: int = Field(default=512, ge=0, le=1_048_576)

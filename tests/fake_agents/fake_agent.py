@@ -2,7 +2,8 @@
 
     fake_agent.py STYLE [CLI args...] [PROMPT]
 
-STYLE picks the screens (codex, claude, aider, opencode, gemini, osc). The fake works for
+STYLE picks the screens (codex, claude, aider, opencode, gemini, osc, bell). `--draw-delay=S`
+waits S seconds after its first (invisible) terminal set-up before drawing anything. The fake works for
 a moment (busy indicator, spinner title), asks for approval, waits for the answer key,
 writes `fake_output.txt` in its working directory when approved, works again, then reports
 the finished turn the way the real CLI does (Codex notify program, Claude hooks, aider
@@ -51,7 +52,8 @@ STYLES: dict[str, dict[str, object]] = {
         "idle": "\u2503 ",
         "approval": ["Permission required: bash touch fake_output.txt",
                      "Allow once (a)  Allow always (A)  Reject (r)"],
-        "approve": "aA", "deny": "r",
+        # Enter takes the selected "Allow once", Esc rejects, as in opencode's dialog.
+        "approve": "aA\r\n", "deny": "r\x1b",
     },
     "gemini": {
         "busy": "\u280b Thinking (esc to cancel, 1s)",
@@ -67,6 +69,8 @@ STYLES: dict[str, dict[str, object]] = {
         "approve": "y", "deny": "n", "osc": True,
     },
 }
+
+STYLES["bell"] = {**STYLES["osc"], "osc": False, "bell": True}
 
 BUSY_S = float(os.environ.get("FAKE_BUSY_S", "0.4"))
 
@@ -120,12 +124,15 @@ class Fake:
             settings = self.args[self.args.index("--settings") + 1]
             with open(settings) as f:
                 hooks = json.load(f)["hooks"]
-            name = {"done": "Stop", "approval": "Notification", "prompt": "UserPromptSubmit"}[what]
-            for entry in hooks.get(name, []):
-                for h in entry["hooks"]:
-                    payload = {"hook_event_name": name, "message": "Claude needs your permission to use Bash"}
-                    subprocess.run(["/bin/sh", "-c", h["command"]], input=json.dumps(payload).encode(),
-                                   check=False)
+            # At a permission dialog Claude Code runs PermissionRequest, then Notification.
+            names = {"done": ["Stop"], "approval": ["PermissionRequest", "Notification"],
+                     "prompt": ["UserPromptSubmit"]}[what]
+            for name in names:
+                for entry in hooks.get(name, []):
+                    for h in entry["hooks"]:
+                        payload = {"hook_event_name": name, "message": "Claude needs your permission to use Bash"}
+                        subprocess.run(["/bin/sh", "-c", h["command"]], input=json.dumps(payload).encode(),
+                                       check=False)
         elif self.style == "aider" and what == "done" and "--notifications-command" in self.args:
             cmd = self.args[self.args.index("--notifications-command") + 1]
             subprocess.run(["/bin/sh", "-c", cmd], check=False)
@@ -162,12 +169,21 @@ class Fake:
         assert isinstance(approval, list)
         self.draw(approval)
         self.osc9("Approval requested: touch fake_output.txt")
+        if self.st.get("bell"):
+            self.w("\x07")
         while True:
             k = self.key()
             if k in str(self.st["approve"]):
+                self.keep_prompt(approval, k)
                 return True
             if k in str(self.st["deny"]):
+                self.keep_prompt(approval, k)
                 return False
+
+    def keep_prompt(self, approval: list[str], key: str) -> None:
+        # aider prints its question into the scrolling chat: it stays on screen, answered.
+        if self.style == "aider":
+            self.lines.append(approval[-1] + key.strip())
 
     def task(self, prompt: str) -> None:
         self.lines.append(f"> {prompt}")
@@ -188,6 +204,9 @@ class Fake:
 
     def run(self) -> None:
         self.w("\x1b[?2004h")
+        delay = [a for a in self.args if a.startswith("--draw-delay=")]
+        if delay:
+            time.sleep(float(delay[0].split("=", 1)[1]))
         prompt = prompt_of(self.style, self.args)
         if "resume" in self.args or "--continue" in self.args or "--restore-chat-history" in self.args:
             self.lines.append("resumed the last conversation")

@@ -74,7 +74,7 @@ def register(cli: click.Group) -> None:
         EVENT is one of: approval, waiting, input, running, turn-complete, done, idle.
         Inside a session's sandbox this writes to the session's notify channel.
         """
-        from workbench.daemon.attention import normalize_event
+        from workbench.daemon.attention_screen import normalize_event
 
         try:
             e = normalize_event(event)

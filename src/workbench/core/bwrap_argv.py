@@ -15,7 +15,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from workbench.core import limits, sandbox_net, seccomp
+from workbench.core import limits, sandbox_loopback, sandbox_net, seccomp
 from workbench.core.sandbox_paths import expand_hidden, find_dotenv, is_within, parse_bind, workbench_dirs
 from workbench.core.sandbox_policy import (
     DEFAULT_PATH,
@@ -156,6 +156,8 @@ def wrap(
                     str(len(a.args)), "--", *argv]
             if os.environ.get("PYTHONPATH"):
                 outer_env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+            if spec.host_ports:
+                outer_env[sandbox_loopback.PORTS_ENV] = ",".join(str(p) for p in spec.host_ports)
         procs = limits.session_cgroup(spec.process_group, spec.max_processes) if spec.process_group else None
         if procs is not None:
             argv = [*limits.join_cgroup_prefix(procs), *argv]

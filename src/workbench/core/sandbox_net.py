@@ -17,6 +17,9 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
+
+from workbench.core import sandbox_loopback
 
 # slirp4netns defaults: the interface it creates in the namespace, and its DNS forwarder.
 SLIRP_TAP = "tap0"
@@ -56,6 +59,7 @@ def net_launch(slirp: str, n_opts: int, bwrap_argv: list[str]) -> int:
     go_r, go_w = os.pipe()
     exit_r, exit_w = os.pipe()
     bwrap_pid = os.getpid()
+    host_ports = sandbox_loopback.parse_ports(os.environ.pop(sandbox_loopback.PORTS_ENV, ""))
     helper = os.fork()
     if helper == 0:
         code = 1
@@ -64,7 +68,7 @@ def net_launch(slirp: str, n_opts: int, bwrap_argv: list[str]) -> int:
                 os._exit(0)
             for fd in (info_w, ready_w, go_r, exit_w):
                 os.close(fd)
-            code = attach_network(slirp, bwrap_pid, info_r, ready_r, go_w, exit_r)
+            code = attach_network(slirp, bwrap_pid, info_r, ready_r, go_w, exit_r, host_ports)
         except BaseException as e:  # the helper must never return into the caller's code
             sys.stderr.write(f"workbench: network setup failed: {e}\r\n")
             code = 1
@@ -107,9 +111,11 @@ def read_until_json(fd: int, timeout: float) -> bytes:
 
 
 def attach_network(
-    slirp: str, bwrap_pid: int, info_r: int, ready_r: int, go_w: int, exit_r: int
+    slirp: str, bwrap_pid: int, info_r: int, ready_r: int, go_w: int, exit_r: int,
+    host_ports: Sequence[int] = (),
 ) -> int:
-    """The helper's work: once the sandbox is set up, attach slirp4netns, then say "go".
+    """The helper's work: once the sandbox is set up, attach slirp4netns (and the bridge to
+    `host_ports` on the host's loopback, sandbox_loopback.py), then say "go".
 
     Reads bwrap's child pid from `info_r` and "set up" from `ready_r`; `exit_r` closing
     stops slirp4netns. Returns 0 when the command may start; on failure the sandbox is killed.
@@ -125,6 +131,7 @@ def attach_network(
     netfd = os.open(f"/proc/{child}/ns/net", os.O_RDONLY)
     userfd = fcntl.ioctl(netfd, NS_GET_USERNS)
     slirp_ready_r, slirp_ready_w = os.pipe()
+    relay_stop = os.dup(exit_r) if host_ports else -1
     argv = [slirp, "--configure", "--mtu=65520", "--disable-host-loopback",
             f"--exit-fd={exit_r}", f"--ready-fd={slirp_ready_w}", "--netns-type=path",
             f"--userns-path=/proc/self/fd/{userfd}", f"/proc/self/fd/{netfd}", SLIRP_TAP]
@@ -132,10 +139,18 @@ def attach_network(
         argv, pass_fds=(exit_r, slirp_ready_w, netfd, userfd), stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
     )
-    for fd in (slirp_ready_w, exit_r, netfd, userfd):
+    for fd in (slirp_ready_w, exit_r):
         os.close(fd)
     r, _, _ = select.select([slirp_ready_r], [], [], 20)
     ok = bool(r) and os.read(slirp_ready_r, 1) == b"1"
+    if ok and host_ports:
+        # A port that cannot be bridged is reported on the session's terminal; the session
+        # runs on and its CLI says it cannot reach the server.
+        for problem in sandbox_loopback.start_relay(userfd, netfd, host_ports, relay_stop):
+            sys.stderr.write(f"workbench: host port bridge: {problem}\r\n")
+    for fd in (netfd, userfd, relay_stop):
+        if fd >= 0:
+            os.close(fd)
     if not ok:
         # Kill the sandbox before our exit closes the go fd: the waiter would take that
         # EOF as the go-ahead and start the command (without network, but still).

@@ -42,6 +42,8 @@ class SandboxSettings(Protocol):
     @property
     def extra_rw_binds(self) -> Sequence[str]: ...
     @property
+    def host_ports(self) -> Sequence[int]: ...
+    @property
     def tmp_size_mb(self) -> int: ...
     @property
     def max_processes(self) -> int: ...
@@ -90,6 +92,8 @@ class SandboxSpec:
     hide_dotenv: bool = True
     extra_ro_binds: Sequence[str] = ()
     extra_rw_binds: Sequence[str] = ()
+    # Host loopback ports bridged into a sandbox with network (core/sandbox_loopback.py).
+    host_ports: Sequence[int] = ()
     protected_paths: Sequence[Path] = ()
     # Workbench's own helpers (session_side/) write the session's .git even in strict
     # mode: they run our code, and strict only keeps the agent from committing.
@@ -109,6 +113,7 @@ class SandboxSpec:
             "hide_dotenv": settings.hide_dotenv,
             "extra_ro_binds": tuple(settings.extra_ro_binds),
             "extra_rw_binds": tuple(settings.extra_rw_binds),
+            "host_ports": tuple(settings.host_ports),
             "tmp_size_mb": settings.tmp_size_mb,
             "max_processes": settings.max_processes,
         }

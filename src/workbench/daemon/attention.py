@@ -3,8 +3,14 @@
 Signals, most reliable first:
 1. the CLI's own hooks / notify program (`hook:<event>`), through the notify channel or
    the `notify` socket method;
-2. desktop notifications (OSC 9 / 777, signal `osc9`) and the terminal title (`title`);
+2. desktop notifications (OSC 9 / 777, signal `osc9`), the terminal title (`title`), and
+   the bell (`bell`, only while the screen shows no work);
 3. screen patterns from the profile (`pattern:<name>`), and output silence (`silence`).
+
+A screen pattern never brings back an approval prompt that was already answered: an
+answer records how many prompt matches the screen holds, and only a further match (a new
+prompt drawn, or the old one gone and drawn again) counts as a new prompt. Stale text of
+an answered prompt (aider leaves its question on screen) therefore never asks twice.
 
 Every transition is logged as a `detect` event naming its signal, so a wrong detection
 can be traced to the pattern or hook that caused it. Nothing here answers a prompt unless
@@ -16,12 +22,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from workbench.core.keys import decode_escapes
 from workbench.core.models import Session, SessionState
 from workbench.core.screen import ScreenEvent
+from workbench.daemon.attention_screen import (
+    APPROVAL_HINTS,
+    RUNNING_EVENTS,
+    WAITING_EVENTS,
+    Verdict,
+    classify,
+    normalize_event,
+    prompt_matches,
+)
 from workbench.daemon.session_git import has_changes
 from workbench.profiles import Profile
 from workbench.protocol.session import AttentionReport
@@ -42,52 +56,7 @@ ANSWER_GRACE = 0.5  # after workbench answers a prompt, the CLI gets this long t
 SNAPSHOT_DELAY = 0.3  # after entering waiting/review, when the reference screen is taken
 MAX_AUTO_ANSWERS = 200  # per run: a runaway prompt loop must not hammer the CLI forever
 
-# Notify-channel vocabulary -> what it means.
-WAITING_EVENTS = {"approval", "approval-requested", "waiting", "input", "needs-input", "question"}
-RUNNING_EVENTS = {"running", "busy", "start", "working"}
-DONE_EVENTS = {"turn-complete", "agent-turn-complete", "done", "idle", "stop", "finished"}
-EVENTS = WAITING_EVENTS | RUNNING_EVENTS | DONE_EVENTS
-APPROVAL_HINTS = ("approval", "permission", "allow", "action-required")
-
 ACTIVE = (SessionState.RUNNING, SessionState.WAITING, SessionState.REVIEW)
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """What the screen says: waiting | busy | idle | unknown, and which signal says so."""
-
-    kind: str
-    signal: str = ""
-    pattern: str = ""
-
-
-def classify(profile: Profile, lines: list[str], title: str) -> Verdict:
-    text = "\n".join(line.rstrip() for line in lines)
-    for p in profile.waiting_patterns:
-        if p.search(text):
-            return Verdict("waiting", f"pattern:{p.name}", p.name)
-    for p in profile.title_waiting:
-        if p.search(title):
-            return Verdict("waiting", "title", p.name)
-    for p in profile.busy_patterns:
-        if p.search(text):
-            return Verdict("busy", f"pattern:{p.name}", p.name)
-    for p in profile.title_busy:
-        if p.search(title):
-            return Verdict("busy", "title", p.name)
-    for p in profile.idle_patterns:
-        if p.search(text):
-            return Verdict("idle", f"pattern:{p.name}", p.name)
-    if not profile.idle_patterns and profile.detect_silence:
-        return Verdict("idle", "silence")
-    return Verdict("unknown")
-
-
-def normalize_event(event: str) -> str:
-    e = event.strip().lower().replace("_", "-")
-    if e not in EVENTS:
-        raise ValueError(f"unknown event {event!r}; one of: {', '.join(sorted(EVENTS))}")
-    return e
 
 
 class AttentionObserver:
@@ -114,6 +83,11 @@ class AttentionObserver:
         self.hooks_seen = 0
         self.last_verdict = Verdict("unknown")
         self.answered_at = 0.0
+        # An approval prompt (hook, notification or screen) no answer has closed yet.
+        self.pending = False
+        # Prompt matches on screen when the last answer was sent; None: no answer to hold.
+        self.answered_matches: int | None = None
+        self.answered_title: str | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # observer interface
@@ -130,6 +104,8 @@ class AttentionObserver:
             return
         if ev.kind == "notify":
             self._notification(ev.value)
+        elif ev.kind == "bell" and self.p.detect_silence:
+            self._bell()
         elif ev.kind == "title":
             self._schedule_eval()
 
@@ -160,19 +136,36 @@ class AttentionObserver:
         return e
 
     def answered(self, action: str) -> None:
+        scr = self.rt.screen
         self.answered_at = time.monotonic()
+        self.pending = False
+        self.answered_matches = prompt_matches(self.p, scr.lines())
+        self.answered_title = scr.title or ""
         self._to(SessionState.RUNNING, f"answered:{action}", "", cause="answered")
 
     def verdict(self) -> Verdict:
         scr = self.rt.screen
-        v = classify(self.p, scr.lines(), scr.title or "")
+        lines, title = scr.lines(), scr.title or ""
+        stale = False
+        if self.answered_matches is not None:
+            n = prompt_matches(self.p, lines)
+            # Fewer matches: the answered prompt went (or scrolled) away, so the baseline
+            # drops with it; more: a new prompt was drawn.
+            self.answered_matches = min(self.answered_matches, n)
+            stale = n <= self.answered_matches and n > 0
+            if not stale:
+                self.answered_matches = None if n > 0 else self.answered_matches
+        if self.answered_title is not None and title != self.answered_title:
+            self.answered_title = None
+        v = classify(self.p, lines, title, stale=stale, stale_title=self.answered_title is not None)
         self.last_verdict = v
         if v.kind == "busy":
             self.busy_at = time.monotonic()
         return v
 
     def approval_pending(self) -> bool:
-        return not self.closed and self.verdict().kind == "waiting"
+        """An approval prompt that no answer has closed: from a hook, or new on screen."""
+        return not self.closed and (self.pending or self.verdict().kind == "waiting")
 
     def diagnose(self) -> AttentionReport:
         v = self.verdict() if not self.closed else self.last_verdict
@@ -248,13 +241,19 @@ class AttentionObserver:
         v = self.verdict()
         quiet_ms = (time.monotonic() - self.rt.last_output) * 1000
         state = self.s.state
+        if v.kind == "blocked":
+            if state != SessionState.WAITING or self.signal != v.signal:
+                reason = self.p.reasons.get(v.pattern) or f"blocked: {v.pattern}"
+                self._to(SessionState.WAITING, v.signal, reason, cause="blocked", pattern=v.pattern)
+            return
         if v.kind == "waiting":
             since = time.monotonic() - self.answered_at
             if since < ANSWER_GRACE:
                 # The prompt we just answered may still be on screen for a frame or two.
                 self.loop.call_later(ANSWER_GRACE - since + 0.01, self._schedule_eval)
                 return
-            if state != SessionState.WAITING or self.cause not in ("pattern", "hook", "notify"):
+            if state != SessionState.WAITING or self.cause not in ("pattern", "hook", "notify") \
+                    or not self.pending:
                 self._to(SessionState.WAITING, v.signal, "approval requested", cause="pattern",
                          pattern=v.pattern, approval=True)
             return
@@ -266,9 +265,9 @@ class AttentionObserver:
         # waiting or review: does the CLI work again?
         if v.kind == "busy":
             self._to(SessionState.RUNNING, v.signal, "", cause="", pattern=v.pattern)
-        elif self.cause == "pattern" and state == SessionState.WAITING:
-            # The approval prompt is gone: it was answered in the terminal.
-            self._to(SessionState.RUNNING, "output", "", cause="", detail="approval prompt gone")
+        elif self.cause in ("pattern", "blocked") and state == SessionState.WAITING:
+            # The prompt (or login / network screen) is gone: it was dealt with in the terminal.
+            self._to(SessionState.RUNNING, "output", "", cause="", detail="prompt gone")
         elif (v.kind == "unknown" or v.signal == "silence") and self._screen_changed():
             # No pattern tells idle from busy: new output on the screen means work again.
             self._to(SessionState.RUNNING, "output", "", cause="", detail="screen changed")
@@ -297,6 +296,13 @@ class AttentionObserver:
         self._to(SessionState.WAITING, "osc9", "approval requested" if approval else "needs your attention",
                  cause="notify", approval=approval, **data)
 
+    def _bell(self) -> None:
+        # A bell asks for the human, but CLIs also ring it on a bad key: it counts only in
+        # a running session whose screen shows no work (shells, detect_silence off, never).
+        if self.s.state != SessionState.RUNNING or self.verdict().kind == "busy":
+            return
+        self._to(SessionState.WAITING, "bell", "needs your attention", cause="notify")
+
     def _done_later(self, signal: str, data: dict[str, Any]) -> None:
         # Some CLIs report side tasks (Codex names the thread with a sub-request) as a
         # finished turn while the main turn still runs: trust the screen if it says busy.
@@ -310,7 +316,7 @@ class AttentionObserver:
                 self.m.record(self.s, "detect", {"signal": signal, "ignored": "screen shows busy",
                                                  "screen": v.signal, **data})
                 return
-            if v.kind == "waiting":
+            if v.kind in ("waiting", "blocked"):
                 self.evaluate()
                 return
             self._finished(signal, data)
@@ -350,15 +356,21 @@ class AttentionObserver:
         if old == state:
             # Already there: a more specific cause (an approval prompt after an idle wait,
             # a hook after a pattern) replaces the old one, so the right signal can undo it.
-            if state == SessionState.WAITING and cause in ("hook", "notify", "pattern") and cause != self.cause:
+            refine = cause in ("hook", "notify", "pattern", "blocked") and \
+                (cause != self.cause or bool(data.get("approval")) > self.pending or signal != self.signal)
+            if state == SessionState.WAITING and refine:
                 self.cause, self.signal = cause, signal
+                self.pending = self.pending or bool(data.get("approval"))
                 self.m.record(self.s, "detect", {"signal": signal, "from": str(old), "to": str(state),
                                                  "refined": True, **data})
+                if reason and reason != self.s.reason:
+                    self.m.set_state(self.s, state, reason, signal=signal)
                 if data.get("approval") and self.auto_answer_enabled():
                     self.loop.call_later(0.2, self._auto_answer, self.gen)
             return
         self.gen += 1
         self.cause, self.signal = cause, signal
+        self.pending = state == SessionState.WAITING and bool(data.get("approval"))
         self.snapshot = None
         self.snapshot_at = time.monotonic() + SNAPSHOT_DELAY
         entry = {"signal": signal, "from": str(old), "to": str(state), **data}

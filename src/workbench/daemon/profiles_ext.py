@@ -7,7 +7,7 @@ live when the daemon died are resumed with the profile's resume command once it 
 
 The notify channel: each profile session gets a FIFO in the daemon's private runtime
 directory, bound into the sandbox at NOTIFY_PATH. The daemon reads it and accepts one
-short event a line (see attention.EVENTS) for that session only; everything else is
+short event a line (see attention_screen.EVENTS) for that session only; everything else is
 dropped. It is the only way from inside a sandbox back to the daemon.
 """
 
@@ -202,9 +202,21 @@ class ProfilesExt(Extension):
         obs = self.observers.get(s.id)
         if obs is None or obs.closed:
             return False
+        # This session is ours: say why nothing was typed rather than a generic refusal.
+        if s.state == SessionState.WAITING and obs.cause == "blocked":
+            raise UsageError(f"session {s.name} is not at an approval prompt: {s.reason}",
+                             hint=f"attach with `workbench attach {s.id}`")
+        if not obs.approval_pending():
+            raise UsageError(f"no approval is pending for session {s.name}: the last prompt was answered"
+                             if obs.answered_matches is not None or obs.answered_at else
+                             f"no approval is pending for session {s.name} ({s.state})")
         keys = obs.p.answers.get(action)
-        if not keys or not obs.approval_pending():
-            return False
+        if not keys:
+            known = ", ".join(f"{a}: {k!r}" for a, k in sorted(obs.p.answers.items())) or "none"
+            raise UsageError(
+                f"profile {obs.p.name!r} has no key for {action} (keys it knows: {known})",
+                hint=f"choose it in the CLI's prompt: `workbench attach {s.id}`, or type the key with "
+                     f"`workbench keys {s.id} KEYS`; set [profiles.{obs.p.name}] answers in config.toml")
         rt = self.m.pty(s)
         rt.write(decode_escapes(keys))
         if action == "deny" and text:

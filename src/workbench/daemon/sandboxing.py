@@ -117,6 +117,7 @@ def sandbox_command(
         hide_dotenv=cfg.sandbox.hide_dotenv,
         extra_ro_binds=(*cfg.sandbox.extra_ro_binds, *(spec_in.ro_binds if spec_in else ())),
         extra_rw_binds=(*cfg.sandbox.extra_rw_binds, *(spec_in.rw_binds if spec_in else ())),
+        host_ports=tuple(cfg.sandbox.host_ports),
         protected_paths=(*others, paths.runtime_dir(), paths.data_dir(), paths.state_dir(), paths.config_dir()),
         helper=spec_in.helper if spec_in else False,
         tmp_size_mb=cfg.sandbox.tmp_size_mb,

@@ -41,6 +41,18 @@ CODEX = Profile(
         ("approval", r"Would you like to (run|make|apply|allow)|Press enter to confirm or esc to cancel"),
         ("question", r"Press enter to submit answer|Type your answer"),
     ),
+    # Checked before the busy patterns: "Reconnecting... (esc to interrupt)" is not work.
+    blocked_patterns=_p(
+        "blocked",
+        ("login", r"Sign in with ChatGPT|Sign in with Device Code"),
+        ("offline", r"Reconnecting\.\.\."),
+    ),
+    reasons={
+        "login": "codex needs login: attach and sign in, or run `codex login` in the session "
+                 "(or pass OPENAI_API_KEY)",
+        "offline": "codex cannot reach its model endpoint (Reconnecting...): check the network "
+                   "and the provider's base_url",
+    },
     busy_patterns=_p("busy", ("working", r"esc to interrupt")),
     idle_patterns=_p("idle", ("composer", r"^\s*\u203a ")),
     title_waiting=_p("title-waiting", ("action-required", r"Action Required")),
@@ -109,6 +121,9 @@ OPENCODE = Profile(
     waiting_patterns=_p("waiting", ("approval", r"Permission required|Allow (once|always)")),
     busy_patterns=_p("busy", ("working", r"esc (to )?interrupt")),
     notify_done=_patterns(list(_DONE), "notify-done"),
+    # Its permission prompt selects "Allow once" first: Enter takes it, Esc rejects.
+    # "Allow always" has no single key; `approve --always` says so.
+    answers={"approve": r"\r", "deny": r"\x1b"},
     install_hint="npm install -g opencode-ai",
 )
 

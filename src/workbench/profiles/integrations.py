@@ -25,7 +25,16 @@ from workbench.profiles import Profile, command_line
 
 # What each CLI hook says, in the notify channel's vocabulary.
 CLAUDE_HOOKS = {
+    "PermissionRequest": "approval",
     "Notification": "waiting",
+    "Stop": "turn-complete",
+    "UserPromptSubmit": "running",
+    "PostToolUse": "running",
+}
+# Codex 0.169.0 hooks (inline [hooks] in config.toml). It has no Notification hook: Stop
+# (turn over, waiting for input) and PermissionRequest are what tell workbench it waits.
+CODEX_HOOKS = {
+    "PermissionRequest": "approval",
     "Stop": "turn-complete",
     "UserPromptSubmit": "running",
     "PostToolUse": "running",
@@ -87,12 +96,61 @@ def _load_user_codex(path: Path) -> tomlkit.TOMLDocument:
         raise ConfigError(f"{path}: cannot read the Codex config: {e}") from None
 
 
-def codex_config(s: Session, notify_path: str, user_config: Path) -> tuple[str, list[str]]:
-    """The session's Codex config.toml text (the user's, plus ours), and env keys it needs."""
+def _hook_command(notify_path: str, event: str, with_detail: bool) -> str:
+    """A hook's shell command: one channel line; the JSON on stdin (its head) as detail."""
+    if not with_detail:
+        return notify_shell(notify_path, event)
+    return (f"printf '%s %s\\n' {shlex.quote(event)} "
+            f"\"$(head -c 300 | tr -d '\\n')\" > {shlex.quote(notify_path)}")
+
+
+def _has_codex_hooks(toml_path: Path) -> bool:
+    """Does this Codex config define hooks? An unreadable one counts as yes (be careful)."""
+    try:
+        return "hooks" in tomllib.loads(toml_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return False
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return True
+
+
+def foreign_codex_hooks(user_doc: tomlkit.TOMLDocument, worktree: Path) -> bool:
+    """Hooks other than workbench's that Codex would load in this session: the user's own
+    (copied with their config) or the repo's `.codex/` ones. Codex runs those only once
+    the user trusted them, so workbench must not bypass its trust check for them."""
+    dot = worktree / ".codex"
+    return "hooks" in user_doc or (dot / "hooks.json").exists() or _has_codex_hooks(dot / "config.toml")
+
+
+def _codex_hooks(doc: tomlkit.TOMLDocument, notify_path: str) -> None:
+    hooks = tomlkit.table(is_super_table=True)
+    for hook, event in CODEX_HOOKS.items():
+        handler = tomlkit.table()
+        handler["type"] = "command"
+        handler["command"] = _hook_command(notify_path, f"{event} codex:{hook}", hook == "PermissionRequest")
+        group = tomlkit.aot()
+        inner = tomlkit.aot()
+        inner.append(handler)
+        entry = tomlkit.table()
+        entry["hooks"] = inner
+        group.append(entry)
+        hooks[hook] = group
+    doc["hooks"] = hooks
+
+
+def codex_config(s: Session, notify_path: str, user_config: Path) -> tuple[str, list[str], bool]:
+    """The session's Codex config.toml text (the user's, plus ours), the env keys it needs,
+    and whether workbench's hooks are in it (only when no other hooks are: see below)."""
     doc = _load_user_codex(user_config)
     # Codex appends its JSON event as the last argument.
     script = f"printf 'codex %s\\n' \"$1\" > {shlex.quote(notify_path)}"
     doc["notify"] = ["/bin/sh", "-c", script, "workbench-notify"]
+    # Codex runs a hook only once its exact text was trusted in its /hooks review, unless
+    # started with --dangerously-bypass-hook-trust. Ours are written here by workbench, so
+    # the bypass is safe only while they are the only hooks Codex would load.
+    own_hooks = not foreign_codex_hooks(doc, Path(s.worktree))
+    if own_hooks:
+        _codex_hooks(doc, notify_path)
     # The workbench sandbox already confines Codex; its own sandbox cannot nest inside
     # bubblewrap, so escalations it asks for are what the human approves.
     if s.approval == "full-auto":
@@ -120,17 +178,14 @@ def codex_config(s: Session, notify_path: str, user_config: Path) -> tuple[str, 
         key = (providers.get(provider) or {}).get("env_key")
         if isinstance(key, str):
             env_keys.append(key)
-    return tomlkit.dumps(doc), env_keys
+    return tomlkit.dumps(doc), env_keys, own_hooks
 
 
 def claude_settings(notify_path: str) -> dict[str, Any]:
     hooks: dict[str, Any] = {}
     for hook, event in CLAUDE_HOOKS.items():
-        cmd = notify_shell(notify_path, f"{event} claude:{hook}")
-        if hook == "Notification":
-            # The hook's JSON says why ("...needs your permission to use Bash"): pass its head on.
-            cmd = (f"printf '%s %s\\n' {shlex.quote(f'{event} claude:{hook}')} "
-                   f"\"$(head -c 300 | tr -d '\\n')\" > {shlex.quote(notify_path)}")
+        # The Notification JSON says why ("...needs your permission to use Bash"): pass its head on.
+        cmd = _hook_command(notify_path, f"{event} claude:{hook}", hook in ("Notification", "PermissionRequest"))
         hooks[hook] = [{"hooks": [{"type": "command", "command": cmd}]}]
     return {"hooks": hooks}
 
@@ -152,7 +207,9 @@ def prepare(
     flags = approval_flags(profile, s.approval)
     if profile.hooks == "codex":
         codex_home = home / ".codex"
-        text, keys = codex_config(s, notify_path, real_home() / ".codex" / "config.toml")
+        text, keys, own_hooks = codex_config(s, notify_path, real_home() / ".codex" / "config.toml")
+        if own_hooks:
+            flags.append("--dangerously-bypass-hook-trust")
         # Through dir fds that refuse links: the session may have planted one at
         # .codex or .codex/config.toml pointing at a host file.
         safe_fs.write_text(home, ".codex/config.toml", text)

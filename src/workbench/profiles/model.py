@@ -58,6 +58,10 @@ class Profile:
     waiting_patterns: tuple[Pattern, ...] = ()
     idle_patterns: tuple[Pattern, ...] = ()
     busy_patterns: tuple[Pattern, ...] = ()
+    # Screens where the CLI cannot go on until the human acts outside any prompt (a login
+    # screen, an unreachable model endpoint): the session waits with `reasons[name]`.
+    blocked_patterns: tuple[Pattern, ...] = ()
+    reasons: dict[str, str] = field(default_factory=dict)
     title_waiting: tuple[Pattern, ...] = ()
     title_busy: tuple[Pattern, ...] = ()
     # A desktop notification (OSC 9/777) whose text matches this means "turn finished";
