@@ -37,6 +37,7 @@ LOOSENING = {
     "sandbox.hide_dotenv": "false",
     "sandbox.extra_ro_binds": '["~/.ssh"]',
     "sandbox.extra_rw_binds": '["~"]',
+    "sandbox.host_ports": "[22]",
     "worktree.copy_files": '[".env", ".env.local", ".env.production"]',
     "worktree.in_place": "true",
     "sandbox.tmp_size_mb": "0",

@@ -109,6 +109,8 @@ RULES: dict[str, Rule] = {
     "sandbox.max_processes": Rule("tighten", "may only lower the process cap (0 is none)", _cap),
     "sandbox.extra_ro_binds": Rule("tighten", "may not add host paths", _subset(paths=True)),
     "sandbox.extra_rw_binds": Rule("tighten", "may not add host paths", _subset(paths=True)),
+    # A bridged port is a way out of the sandbox to a host service: only the user opens one.
+    "sandbox.host_ports": Rule("tighten", "may only remove ports from yours", _subset()),
     # [worktree]
     "worktree.copy_files": Rule("tighten", "may only copy fewer files than yours", _subset()),
     "worktree.setup": Rule("sandboxed", "runs only inside the sandbox"),
