@@ -122,13 +122,7 @@ class AcpAgents(Extension):
                 continue
             if not (prior[s.id] in LIVE_STATES or s.extra.get("resume_on_start")):
                 continue
-            try:
-                await self.manager.launch(s, resume=True)
-            except WorkbenchError as e:
-                self.manager.set_state(s, SessionState.ERROR, f"could not resume: {e}")
-            except Exception as e:
-                log.exception("resuming session %s failed", s.id)
-                self.manager.set_state(s, SessionState.ERROR, f"internal error while resuming: {e}")
+            await self.manager.resume(s)
 
 
 def setup(daemon: Daemon) -> AcpAgents:

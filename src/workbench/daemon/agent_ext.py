@@ -212,13 +212,7 @@ class BuiltinAgents(Extension):
                 continue
             if not Path(s.worktree).is_dir():
                 continue
-            try:
-                await self.manager.launch(s, resume=True)
-            except WorkbenchError as e:
-                self.manager.set_state(s, SessionState.ERROR, f"could not resume: {e}")
-            except Exception as e:
-                log.exception("resuming session %s failed", s.id)
-                self.manager.set_state(s, SessionState.ERROR, f"internal error while resuming: {e}")
+            await self.manager.resume(s)
 
     def on_shutdown(self) -> None:
         self.demo.stop_all()

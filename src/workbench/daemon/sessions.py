@@ -280,6 +280,17 @@ class SessionManager:
             tail = text.strip().splitlines()[-1:] or [""]
             raise WorkbenchError(f"set-up command failed (exit {proc.returncode}): {tail[0][:200]}")
 
+    async def resume(self, s: Session) -> None:
+        """Launch `s` again after a daemon restart (an extension's `after_recover`); a failure
+        puts the session in `error` with the reason instead of stopping the others."""
+        try:
+            await self.launch(s, resume=True)
+        except WorkbenchError as e:
+            self.set_state(s, SessionState.ERROR, f"could not resume: {e}")
+        except Exception as e:
+            log.exception("resuming session %s failed", s.id)
+            self.set_state(s, SessionState.ERROR, f"internal error while resuming: {e}")
+
     async def launch(self, s: Session, cfg: Config | None = None, *, resume: bool = False) -> None:
         cfg = cfg or config_mod.load(Path(s.repo) if Path(s.repo).is_dir() else None)
         launcher = self.launcher_for(s.agent)
