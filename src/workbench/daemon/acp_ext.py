@@ -7,7 +7,6 @@ and CLI show, answer and review them the same way.
 
 from __future__ import annotations
 
-import logging
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
@@ -27,7 +26,6 @@ from workbench.profiles import integrations
 if TYPE_CHECKING:
     from workbench.daemon.api import Daemon
 
-log = logging.getLogger(__name__)
 
 
 def is_acp(s: Session) -> bool:
