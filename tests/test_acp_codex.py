@@ -19,6 +19,8 @@ from tests.test_acp_sessions import log_of, wait_approval, wait_state
 from tests.wb import Wb
 from workbench.fakes.model_server import FakeOpenAI, Script, ScriptedToolCall, Turn
 
+pytestmark = pytest.mark.xdist_group("real_agent_cli")  # one worker runs the real CLIs in turn
+
 
 def _codex_acp() -> str:
     exe = shutil.which("codex-acp")

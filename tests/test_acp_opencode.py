@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from tests.helpers import wait_for
 from tests.test_acp_sessions import log_of, wait_approval, wait_state
 from tests.wb import Wb
 from workbench.fakes.model_server import FakeOpenAI, Script, ScriptedToolCall, Turn
+
+pytestmark = pytest.mark.xdist_group("real_agent_cli")  # one worker runs the real CLIs in turn
 
 
 @pytest.fixture
@@ -40,6 +43,10 @@ def _session(wb: Wb, tmp_path: Path, fake_openai: FakeOpenAI) -> str:
     exe = shutil.which("opencode")
     if exe is None:
         pytest.skip("opencode is not installed (npm install -g opencode-ai)")
+    try:
+        socket.create_connection(("registry.npmjs.org", 443), timeout=5).close()
+    except OSError:
+        pytest.skip("opencode fetches its provider package from registry.npmjs.org on first use; not reachable here")
     config = {
         "$schema": "https://opencode.ai/config.json",
         "provider": {"fake": {"npm": "@ai-sdk/openai-compatible", "name": "fake",

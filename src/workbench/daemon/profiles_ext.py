@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 NOTIFY_PATH = "/run/workbench-notify"  # where the channel appears inside a sandbox
 MAX_LINE = 64 * 1024
 MAX_EVENTS_PER_S = 20
+ANSWER_SETTLE_S = 0.6  # the screen's quiet time before an approval's keys are typed
 _CODEX_TYPE = re.compile(r'"type"\s*:\s*"([A-Za-z_-]{1,40})"')
 
 # Plain command lines (`--agent "python bot.py"`): only notifications count.
@@ -218,12 +219,21 @@ class ProfilesExt(Extension):
                 hint=f"choose it in the CLI's prompt: `workbench attach {s.id}`, or type the key with "
                      f"`workbench keys {s.id} KEYS`; set [profiles.{obs.p.name}] answers in config.toml")
         rt = self.m.pty(s)
-        rt.write(decode_escapes(keys))
+        # A hook can announce the prompt before the CLI has drawn it, and a CLI may drop keys
+        # that arrive while its dialog is still being drawn (Codex does): type the answer once
+        # the screen has been still for ANSWER_SETTLE_S.
+        delay = max(0.0, ANSWER_SETTLE_S - (time.monotonic() - rt.last_output))
+        loop = asyncio.get_running_loop()
+        loop.call_later(delay, self._write_quietly, s, decode_escapes(keys))
         if action == "deny" and text:
             # The CLI asks what to do instead once the prompt is closed.
-            asyncio.get_running_loop().call_later(0.3, self._send_quietly, s, text)
+            loop.call_later(delay + 0.3, self._send_quietly, s, text)
         obs.answered(action)
         return True
+
+    def _write_quietly(self, s: Session, data: bytes) -> None:
+        with contextlib.suppress(WorkbenchError):
+            self.m.pty(s).write(data)
 
     def _send_quietly(self, s: Session, text: str) -> None:
         with contextlib.suppress(WorkbenchError):
