@@ -204,6 +204,36 @@ def test_codex_hook_trust_is_kept_when_other_hooks_exist(tmp_path: Path, isolate
     assert prep.argv[-1] == "--dangerously-bypass-hook-trust" and "resume" in prep.argv
 
 
+@pytest.mark.timeout(20)
+def test_a_planted_repo_codex_config_is_not_followed_or_blocking(tmp_path: Path, isolated_env: Path) -> None:
+    """The worktree is the session's: a FIFO at `.codex/config.toml` (which a plain read would
+    block on forever), a link to a host file, or a link at `.codex` itself is never read;
+    each counts as "the repo has hooks", so Codex's trust check is kept."""
+    import os
+
+    s = session(tmp_path)
+    home = tmp_path / "home"
+    home.mkdir()
+    codex = profiles.builtin_profiles()["codex"]
+    secret = tmp_path / "host-secret.toml"
+    secret.write_text('model = "o9"\n')  # no hooks: following the link would mean a bypass
+    dot = Path(s.worktree) / ".codex"
+    dot.mkdir(parents=True)
+    for plant in ("fifo", "link", "dir-link"):
+        if plant == "fifo":
+            os.mkfifo(dot / "config.toml")
+        elif plant == "link":
+            (dot / "config.toml").symlink_to(secret)
+        else:
+            dot.rename(tmp_path / "real-dot")
+            dot.symlink_to(tmp_path / "real-dot")
+            (tmp_path / "real-dot" / "config.toml").write_text('model = "o9"\n')
+        prep = integrations.prepare(codex, s, resume=False, home=home, notify_path="/run/workbench-notify")
+        assert "--dangerously-bypass-hook-trust" not in prep.argv, plant
+        if plant != "dir-link":
+            (dot / "config.toml").unlink()
+
+
 def test_claude_and_aider_hooks(tmp_path: Path) -> None:
     home = tmp_path / "home"
     home.mkdir()

@@ -1,4 +1,4 @@
-"""Writes into session-writable directories that never follow a link.
+"""Reads and writes in session-writable directories that never follow a link.
 
 A session can replace any file or directory in its home or worktree with a symlink to
 a host path. Host code that writes there by path (`Path.write_text`, `mkdir(parents=
@@ -161,3 +161,27 @@ def exists(root: Path, rel: str | os.PathLike[str]) -> bool:
         return False
     return True
 
+
+
+def read_bytes(root: Path, rel: str | os.PathLike[str], limit: int) -> bytes:
+    """The regular file `root/rel`, no component followed if it is a link; at most `limit`
+    bytes. A FIFO or device planted there is refused (opened non-blocking, never read),
+    as is a file over `limit`. FileNotFoundError when nothing is there."""
+    parent_rel, name = _split(rel)
+    with open_dir(root, parent_rel) as dfd:
+        try:
+            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dfd)
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise UnsafePathError(f"{root / rel}: is a symlink; refusing to follow it") from None
+            raise
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise UnsafePathError(f"{root / rel}: not a regular file")
+        if st.st_size > limit:
+            raise UnsafePathError(f"{root / rel}: over {limit} bytes")
+        with os.fdopen(os.dup(fd), "rb") as f:
+            return f.read(limit + 1)[:limit]
+    finally:
+        os.close(fd)

@@ -20,8 +20,10 @@ import tomlkit
 
 from workbench.core import safe_fs
 from workbench.core.models import Session
-from workbench.errors import ConfigError
+from workbench.errors import ConfigError, WorkbenchError
 from workbench.profiles import Profile, command_line
+
+MAX_REPO_CODEX_CONFIG = 1 << 20  # a repo's .codex/config.toml larger than this counts as "has hooks"
 
 # What each CLI hook says, in the notify channel's vocabulary.
 CLAUDE_HOOKS = {
@@ -104,13 +106,16 @@ def _hook_command(notify_path: str, event: str, with_detail: bool) -> str:
             f"\"$(head -c 300 | tr -d '\\n')\" > {shlex.quote(notify_path)}")
 
 
-def _has_codex_hooks(toml_path: Path) -> bool:
-    """Does this Codex config define hooks? An unreadable one counts as yes (be careful)."""
+def _has_codex_hooks(worktree: Path) -> bool:
+    """Does the repo's `.codex/config.toml` define hooks? The worktree is the session's, so it
+    is read without following links and refused if it is not a small regular file; anything
+    unreadable counts as yes (be careful: then the trust check is not bypassed)."""
     try:
-        return "hooks" in tomllib.loads(toml_path.read_text(encoding="utf-8"))
+        data = safe_fs.read_bytes(worktree, ".codex/config.toml", MAX_REPO_CODEX_CONFIG)
+        return "hooks" in tomllib.loads(data.decode("utf-8"))
     except FileNotFoundError:
         return False
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+    except (OSError, WorkbenchError, UnicodeDecodeError, tomllib.TOMLDecodeError):
         return True
 
 
@@ -118,8 +123,8 @@ def foreign_codex_hooks(user_doc: tomlkit.TOMLDocument, worktree: Path) -> bool:
     """Hooks other than workbench's that Codex would load in this session: the user's own
     (copied with their config) or the repo's `.codex/` ones. Codex runs those only once
     the user trusted them, so workbench must not bypass its trust check for them."""
-    dot = worktree / ".codex"
-    return "hooks" in user_doc or (dot / "hooks.json").exists() or _has_codex_hooks(dot / "config.toml")
+    return ("hooks" in user_doc or safe_fs.exists(worktree, ".codex/hooks.json")
+            or _has_codex_hooks(worktree))
 
 
 def _codex_hooks(doc: tomlkit.TOMLDocument, notify_path: str) -> None:
