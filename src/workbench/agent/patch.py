@@ -18,9 +18,9 @@ the standard library. The applier refuses absolute paths, `..`, `.git` and symli
 opens every path component relative to its parent directory with `O_NOFOLLOW`, so even a
 session without a sandbox cannot race it into writing outside the workspace.
 
-Over 600 lines because it holds the patch format's parser, the hunk matcher and the link-
-refusing file writer belong together for the session-side helper (stdlib only); parser /
-matcher / writer is the planned split (issue 13, item 4).
+Over 600 lines because the patch format's parser, the hunk matcher and the link-refusing
+file writer ship together as the session-side helper (stdlib only, one import under
+`python -I -S`); parser / matcher / writer is the seam to split on.
 """
 
 from __future__ import annotations

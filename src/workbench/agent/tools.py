@@ -6,7 +6,7 @@ calls `execute`. Nothing here raises for a model's mistake: it becomes an error 
 model can read and correct.
 
 Over 600 lines because it holds tool specs, argument checks and execution of the three
-tools; specs and execution are the seam to split on (issue 13, item 4).
+tools; specs and execution are the seam to split on.
 """
 
 from __future__ import annotations

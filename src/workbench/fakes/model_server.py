@@ -10,7 +10,7 @@ answers no call, a call left without a result, tools in the wrong wire shape) ar
     python -m workbench.fakes.model_server --script demo.json --port 8765
 
 Over 600 lines because it holds a test and demo double: one scripted server for both wire
-APIs, streaming and not; splitting the two wire APIs is the seam (issue 13, item 4).
+APIs, streaming and not; splitting the two wire APIs is the seam.
 """
 
 from __future__ import annotations
