@@ -33,7 +33,8 @@ def main() -> int:
     os.environ.update(XDG_CONFIG_HOME=str(tmp / "config"), XDG_DATA_HOME=str(tmp / "data"),
                       XDG_STATE_HOME=str(tmp / "state"), XDG_CACHE_HOME=str(tmp / "cache"),
                       XDG_RUNTIME_DIR=str(tmp / "runtime"))
-    from workbench.agent.tools import LocalRunner, ToolCall, execute, parse_call
+    from workbench.agent.command_run import LocalRunner
+    from workbench.agent.tools import ToolCall, execute, parse_call
     from workbench.core import sandbox_probe, session_repo
     from workbench.core.models import Session
     from workbench.daemon.agent_host import SandboxRunner

@@ -22,11 +22,11 @@ from tests.agent_support import (
     until,
 )
 from tests.conftest import make_repo
+from workbench.agent.command_run import LocalRunner
 from workbench.agent.conversation import SUMMARY_PREFIX, item_from_dict
 from workbench.agent.loop import INTERRUPT_RESULT, RESTART_RESULT, Agent, LoopOptions
 from workbench.agent.prompts import COMPACT_PROMPT, PromptContext
 from workbench.agent.providers import Provider, ProviderConfig
-from workbench.agent.tools import LocalRunner
 from workbench.fakes.model_server import FakeOpenAI, Fault, Script, ScriptedToolCall, Turn
 
 

@@ -24,8 +24,9 @@ import pytest
 
 from tests.conftest import git, make_repo
 from workbench import paths
+from workbench.agent.command_run import LocalRunner
 from workbench.agent.patch import PatchError, apply_patch
-from workbench.agent.tools import LocalRunner, ToolCall, ToolOutcome, execute, parse_call
+from workbench.agent.tools import ToolCall, ToolOutcome, execute, parse_call
 from workbench.core import session_repo
 from workbench.core.models import Session
 from workbench.daemon.agent_host import SandboxRunner

@@ -14,10 +14,9 @@ from hypothesis import strategies as st
 
 from tests.conftest import git
 from tests.helpers import wait_for
+from workbench.agent.command_run import CommandResult, LocalRunner
 from workbench.agent.tools import (
     TOOL_SPECS,
-    CommandResult,
-    LocalRunner,
     ParsedCall,
     ToolCall,
     ToolOutcome,

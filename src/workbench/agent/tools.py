@@ -5,27 +5,23 @@ and hand back `ToolCall`s; the loop asks for approval using `ParsedCall.describe
 calls `execute`. Nothing here raises for a model's mistake: it becomes an error outcome the
 model can read and correct.
 
-Over 600 lines because it holds tool specs, argument checks and execution of the three
-tools; specs and execution are the seam to split on.
+About 600 lines: tool specs, argument checks and execution of the three tools (running one
+command is `command_run.py`); specs and execution are the next seam to split on.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import math
 import os
 import re
 import shlex
-import signal
-import subprocess
-import time
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from workbench.agent.command_run import CommandResult
 from workbench.agent.patch import (
     AddFile,
     DeleteFile,
@@ -179,14 +175,6 @@ def responses_tool_schemas() -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------- running
 
 
-@dataclass
-class CommandResult:
-    exit_code: int | None  # None when killed by the timeout
-    output: str
-    timed_out: bool
-    duration_ms: int
-
-
 class CommandRunner(Protocol):
     async def run(self, argv: list[str], cwd: Path, timeout_ms: int) -> CommandResult: ...
 
@@ -203,126 +191,6 @@ class PatchRunner(Protocol):
 
 class PatchUnavailable(Exception):
     """The patch could not be applied for a reason other than the patch (no sandbox, a crash)."""
-
-
-class _Capture:
-    """Keeps the first and last `limit/2` bytes of a stream, counting what falls between."""
-
-    def __init__(self, limit: int) -> None:
-        self.half = max(limit // 2, 1)
-        self.head = bytearray()
-        self.tail = bytearray()
-        self.dropped = 0
-
-    def feed(self, chunk: bytes) -> None:
-        room = self.half - len(self.head)
-        if room > 0:
-            self.head += chunk[:room]
-            chunk = chunk[room:]
-        if chunk:
-            self.tail += chunk
-            extra = len(self.tail) - self.half
-            if extra > 0:
-                del self.tail[:extra]
-                self.dropped += extra
-
-    def text(self) -> str:
-        middle = f"\n[... {self.dropped} bytes not captured ...]\n" if self.dropped else ""
-        head = self.head.decode("utf-8", "replace")
-        return head + middle + bytes(self.tail).decode("utf-8", "replace")
-
-
-async def _exited(proc: asyncio.subprocess.Process) -> None:
-    # Not proc.wait(): it also waits for the pipes to close, which a background child holding
-    # stdout would delay until it exits. The child watcher sets returncode at exit.
-    delay = 0.002
-    while proc.returncode is None:
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 0.05)
-
-
-def _kill_group(pgid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGKILL)
-
-
-async def collect_output(
-    proc: asyncio.subprocess.Process, timeout_ms: int, max_bytes: int, elapsed: Callable[[], int]
-) -> CommandResult:
-    """Wait for a command started in its own session (merged stdout/stderr on a pipe), keep
-    the head and tail of its output, and kill its whole process group when done or late."""
-    capture = _Capture(max_bytes)
-    assert proc.stdout is not None
-
-    async def pump() -> None:
-        assert proc.stdout is not None
-        while chunk := await proc.stdout.read(65536):
-            capture.feed(chunk)
-
-    reader = asyncio.create_task(pump())
-    timed_out = False
-    try:
-        await asyncio.wait_for(_exited(proc), timeout=max(timeout_ms, 0) / 1000)
-    except TimeoutError:
-        timed_out = True
-    except asyncio.CancelledError:
-        _kill_group(proc.pid)
-        reader.cancel()
-        raise
-    # The leader is done (or timed out); take any children still holding the pipe with it.
-    _kill_group(proc.pid)
-    await _exited(proc)
-    try:
-        await asyncio.wait_for(reader, timeout=1.0)
-    except TimeoutError:
-        # A child that left the group (setsid) still holds the pipe: keep what we have and
-        # close our end, which asyncio only exposes through the process transport.
-        transport = getattr(proc, "_transport", None)
-        if transport is not None:
-            transport.close()
-    code = None if timed_out else proc.returncode
-    return CommandResult(code, capture.text(), timed_out, elapsed())
-
-
-class LocalRunner:
-    """Plain subprocess without a sandbox: its own process group, stdin /dev/null,
-    stdout and stderr merged. On timeout, and after the command exits, the whole group is
-    killed so background children do not outlive the call."""
-
-    def __init__(
-        self, env: Mapping[str, str] | None = None, max_capture_bytes: int = 8 * 1024 * 1024
-    ) -> None:
-        self.env = dict(env) if env is not None else None
-        self.max_capture_bytes = max_capture_bytes
-
-    async def run(self, argv: list[str], cwd: Path, timeout_ms: int) -> CommandResult:
-        start = time.monotonic()
-
-        def elapsed() -> int:
-            return int((time.monotonic() - start) * 1000)
-
-        if not argv:
-            return CommandResult(127, "empty command", False, 0)
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                *argv,
-                cwd=cwd,
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        except FileNotFoundError:
-            if not Path(cwd).is_dir():
-                return CommandResult(127, f"working directory not found: {cwd}", False, elapsed())
-            return CommandResult(127, f"command not found: {argv[0]}", False, elapsed())
-        except PermissionError:
-            return CommandResult(126, f"permission denied: {argv[0]}", False, elapsed())
-        except OSError as e:
-            return CommandResult(126, f"cannot run {argv[0]}: {e.strerror or e}", False, elapsed())
-
-        return await collect_output(proc, timeout_ms, self.max_capture_bytes, elapsed)
 
 
 # --------------------------------------------------------------------------- calls

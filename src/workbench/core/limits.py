@@ -133,6 +133,11 @@ def _prune(parent: Path, keep: Path) -> None:
                         d.rmdir()  # fails (EBUSY) while processes are in it
 
 
+# Cgroups this process made, with the pids.max it set: every spawn of a session asks
+# again, and only a cgroup that vanished (pruned while idle) or a new limit needs the work.
+_READY: dict[Path, int] = {}
+
+
 def session_cgroup(group: str, max_processes: int) -> Path | None:
     """The `cgroup.procs` file of `group`'s pids cgroup (made, with pids.max set), or None
     when no pids cgroup is writable here."""
@@ -141,6 +146,8 @@ def session_cgroup(group: str, max_processes: int) -> Path | None:
         return None
     name = hashlib.sha256(group.encode()).hexdigest()[:16]
     d = parent / name
+    if _READY.get(d) == max_processes and d.is_dir():
+        return d / "cgroup.procs"
     try:
         if not parent.exists():
             parent.mkdir(mode=0o755)
@@ -149,8 +156,12 @@ def session_cgroup(group: str, max_processes: int) -> Path | None:
         d.mkdir(mode=0o755, exist_ok=True)
         (d / "pids.max").write_text(f"{max_processes}\n")
     except OSError:
+        _READY.pop(d, None)
         return None
     _prune(parent, d)
+    if len(_READY) > 4096:
+        _READY.clear()
+    _READY[d] = max_processes
     return d / "cgroup.procs"
 
 

@@ -11,6 +11,7 @@ import glob
 import os
 import pwd
 import subprocess
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -59,15 +60,41 @@ def expand_hidden(patterns: Iterable[str]) -> list[Path]:
     return found
 
 
+# root -> (the directories scanned with their mtimes, what was found). A directory's mtime
+# changes whenever an entry in it is added, removed or renamed, so re-checking the mtimes
+# (a stat per directory) tells whether a rescan could find anything new; the scan itself
+# was ~3 ms of every tool call on a small repository.
+_DOTENV_CACHE: dict[Path, tuple[list[tuple[str, int]], list[Path]]] = {}
+_DOTENV_CACHE_MAX = 256
+
+
+def _unchanged(dirs: list[tuple[str, int]]) -> bool:
+    for d, mtime in dirs:
+        try:
+            if os.stat(d, follow_symlinks=False).st_mtime_ns != mtime:
+                return False
+        except OSError:
+            return False
+    return True
+
+
 def find_dotenv(root: Path) -> list[Path]:
     """`.env*` files and dirs in `root`, a few levels deep (bounded: repos can be huge)."""
+    cached = _DOTENV_CACHE.get(root)
+    if cached is not None and _unchanged(cached[0]):
+        return list(cached[1])
     out: list[Path] = []
-    queue: list[tuple[Path, int]] = [(root, 0)]
-    seen = 0
-    while queue and seen < DOTENV_MAX_DIRS:
+    scanned: list[tuple[str, int]] = []
+    # Timestamps are coarse (a clock tick): a directory changed within the last second
+    # could change again without its mtime moving, so it is never trusted (git's "racy" rule).
+    recent = time.time_ns() - 1_000_000_000
+    queue: list[tuple[str, int]] = [(str(root), 0)]
+    while queue and len(scanned) < DOTENV_MAX_DIRS:
         d, depth = queue.pop(0)
-        seen += 1
         try:
+            # The mtime before the listing: a change during the scan shows up next time.
+            mtime = os.stat(d, follow_symlinks=False).st_mtime_ns
+            scanned.append((d, mtime if mtime < recent else -1))
             entries = list(os.scandir(d))
         except OSError:
             continue
@@ -78,8 +105,11 @@ def find_dotenv(root: Path) -> list[Path]:
             if depth < DOTENV_MAX_DEPTH and e.name not in DOTENV_SKIP_DIRS:
                 with contextlib.suppress(OSError):
                     if e.is_dir(follow_symlinks=False):
-                        queue.append((Path(e.path), depth + 1))
-    return out
+                        queue.append((e.path, depth + 1))
+    if len(_DOTENV_CACHE) >= _DOTENV_CACHE_MAX:
+        _DOTENV_CACHE.clear()
+    _DOTENV_CACHE[root] = (scanned, out)
+    return list(out)
 
 
 def workbench_dirs() -> list[Path]:

@@ -17,9 +17,10 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+from workbench.agent.command_run import CommandResult, collect_output, spawn
 from workbench.agent.conversation import Item
 from workbench.agent.patch import PatchError, PatchResult
-from workbench.agent.tools import CommandResult, PatchUnavailable, collect_output
+from workbench.agent.tools import PatchUnavailable
 from workbench.core.escapes import strip_escapes
 from workbench.core.models import Session, SessionState
 from workbench.daemon.bus import AgentDelta
@@ -68,8 +69,8 @@ class SandboxRunner:
         for name in self.hide_env:  # the model's API key stays out of its own commands
             env.pop(name, None)
         try:
-            proc = await asyncio.create_subprocess_exec(
-                *cmd.argv,
+            spawned = await spawn(
+                cmd.argv,
                 cwd=root,
                 env=env,
                 stdin=subprocess.DEVNULL,
@@ -86,7 +87,7 @@ class SandboxRunner:
             return CommandResult(126, f"cannot run {argv[0]}: {e.strerror or e}", False, elapsed())
         finally:
             cmd.close()
-        return await collect_output(proc, timeout_ms, MAX_CAPTURE_BYTES, elapsed)
+        return await collect_output(spawned, timeout_ms, MAX_CAPTURE_BYTES, elapsed)
 
     async def apply_patch(self, patch: str, root: Path, cwd: Path) -> PatchResult:
         """Apply a patch inside the session's sandbox (`session_side/apply_patch.py`), as the
