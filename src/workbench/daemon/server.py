@@ -17,16 +17,14 @@ import signal
 import socket
 import stat
 import struct
-import sys
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
 from workbench import __version__, paths
 from workbench.core.escapes import InertLogFormatter
 from workbench.core.store import Store
-from workbench.daemon import methods
+from workbench.daemon import methods, process_upkeep
 from workbench.daemon.api import Router
 from workbench.daemon.extensions import EXTENSIONS
 from workbench.daemon.hub import Client, Hub
@@ -79,7 +77,8 @@ class Daemon:
         self._conn_tasks: set[asyncio.Task[Any]] = set()
 
     async def run(self) -> None:
-        _watch_children_with_pidfds()
+        process_upkeep.watch_children_with_pidfds()
+        process_upkeep.limit_arenas()
         load_extensions(self)
         self._probe_sandbox()
         await self.manager.recover()
@@ -91,11 +90,13 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.add_signal_handler(sig, self.stopping.set)
         lag_task = loop.create_task(self._measure_lag())
+        trim_task = loop.create_task(process_upkeep.trim_periodically())
         log.info("daemon %s listening on %s (pid %d)", __version__, self.sock_path, os.getpid())
         try:
             await self.stopping.wait()
         finally:
             lag_task.cancel()
+            trim_task.cancel()
             log.info("daemon stopping")
             self.server.close()
             for c in list(self.hub.clients):
@@ -259,23 +260,6 @@ def _clear_stale_socket(path: Path) -> None:
     if stat.S_ISDIR(st.st_mode):
         raise DaemonError(f"{path} is a directory; remove it and try again")
     path.unlink()
-
-
-def _watch_children_with_pidfds() -> None:
-    """Python 3.11's default child watcher starts a thread per child to block in waitpid and
-    hands the exit back through the loop; a pidfd in the loop's selector does it without the
-    thread (3.12 does this by default). Every tool call and check spawns a child."""
-    if sys.version_info >= (3, 12) or not hasattr(os, "pidfd_open"):
-        return
-    try:
-        os.close(os.pidfd_open(os.getpid()))
-    except OSError:  # an old kernel, or a seccomp policy that refuses it
-        return
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        watcher = asyncio.PidfdChildWatcher()
-        watcher.attach_loop(asyncio.get_running_loop())
-        asyncio.set_child_watcher(watcher)
 
 
 def run_daemon() -> int:

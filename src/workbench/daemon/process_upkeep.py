@@ -1,0 +1,81 @@
+"""Process-wide settings and upkeep of the daemon: how it waits for children, and handing
+freed memory back to the system.
+
+The daemon lives for days with dozens of sessions; its worker threads (git, snapshots,
+checks) each grow a malloc arena, and a large diff's transient buffers leave the heap
+fragmented. glibc keeps such memory (RSS went 61 -> 92-115 MB within minutes of mixed use
+with 8 sessions, see docs/performance.md) unless it is asked to return it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import ctypes.util
+import logging
+import os
+import sys
+import warnings
+
+log = logging.getLogger(__name__)
+
+TRIM_EVERY_S = 30.0
+_M_ARENA_MAX = -8  # mallopt() parameter (glibc's malloc.h)
+_ARENAS = 2
+
+
+def _libc() -> ctypes.CDLL | None:
+    name = ctypes.util.find_library("c")
+    if not name:
+        return None
+    try:
+        libc = ctypes.CDLL(name)
+        libc.malloc_trim, libc.mallopt  # noqa: B018 - glibc only (not musl)
+    except (OSError, AttributeError):
+        return None
+    return libc
+
+
+_LIBC = _libc()
+
+
+def watch_children_with_pidfds() -> None:
+    """Python 3.11's default child watcher starts a thread per child to block in waitpid and
+    hands the exit back through the loop; a pidfd in the loop's selector does it without the
+    thread (3.12 does this by default). Every tool call and check spawns a child."""
+    if sys.version_info >= (3, 12) or not hasattr(os, "pidfd_open"):
+        return
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except OSError:  # an old kernel, or a seccomp policy that refuses it
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        watcher = asyncio.PidfdChildWatcher()
+        watcher.attach_loop(asyncio.get_running_loop())
+        asyncio.set_child_watcher(watcher)
+
+
+def limit_arenas() -> None:
+    """At most two malloc arenas: threads share them instead of each keeping its own."""
+    if _LIBC is not None:
+        _LIBC.mallopt(_M_ARENA_MAX, _ARENAS)
+
+
+def trim() -> bool:
+    """Return freed heap pages to the system (glibc's malloc_trim); False where unsupported."""
+    if _LIBC is None:
+        return False
+    _LIBC.malloc_trim(0)
+    return True
+
+
+async def trim_periodically(every_s: float = TRIM_EVERY_S) -> None:
+    """Trim now and then, in a worker thread (ctypes drops the GIL; the loop keeps serving)."""
+    loop = asyncio.get_running_loop()
+    while True:
+        await asyncio.sleep(every_s)
+        with contextlib.suppress(Exception):
+            if not await loop.run_in_executor(None, trim):
+                return
