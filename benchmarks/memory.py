@@ -44,7 +44,6 @@ from benchlib import (
     sandbox_ok,
 )
 
-
 # Both RSS readings are taken after this long without requests: what the daemon keeps, not
 # what a stream or a diff in flight holds for a moment (the daemon trims every 30 s).
 QUIET_S = 40
