@@ -9,8 +9,6 @@ import textwrap
 
 import pytest
 
-from workbench.daemon import process_upkeep
-
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux (glibc, pidfd) only")
 
 

@@ -25,9 +25,11 @@ from typing import Any
 from pyghostty import ffi, lib
 
 from workbench.core import screen_native as native
+from workbench.core.scrollback_cold import ColdHistory
 from workbench.core.sgr import DEFAULT_COLOR, DEFAULT_STYLE, VISIBLE_ON_BLANK, Row, parse_vt, row_text, row_to_ansi
 from workbench.errors import UsageError, WorkbenchError
 
+_ERASE_SAVED_LINES = b"\x1b[3J"
 MAX_COLS = 1000
 MAX_ROWS = 500
 
@@ -141,6 +143,7 @@ class TerminalScreen:
 
         self._cols = cols
         self._nrows = rows
+        self._cold = ColdHistory(scrollback_lines)
         self._rows: list[Row] = [[] for _ in range(rows)]
         self._pending: set[int] = set(range(rows))
 
@@ -387,16 +390,40 @@ class TerminalScreen:
 
     def scrollback_len(self) -> int:
         """Rows of history above the screen (0 on the alternate screen)."""
+        hot = self._hot_len()
+        if hot == 0 and self.alt_screen:
+            return 0
+        return self._cold_visible(hot) + hot
+
+    def _hot_len(self) -> int:
         return int(self._get(lib.GHOSTTY_TERMINAL_DATA_SCROLLBACK_ROWS, self._size_t))
+
+    def _cold_visible(self, hot: int) -> int:
+        """Cold rows shown: together with the emulator's, at most the scrollback limit."""
+        return min(len(self._cold), max(0, self._cold.limit - hot))
 
     def scrollback(self, start: int, count: int) -> list[Row]:
         """History rows [start, start+count), clipped to what exists; row 0 is the oldest."""
         for name, value in (("start", start), ("count", count)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise UsageError(f"scrollback {name} must be a whole number >= 0, got {value!r}")
-        end = min(start + count, self.scrollback_len())
+        hot = self._hot_len()
+        if hot == 0 and self.alt_screen:
+            return []
+        cold = self._cold_visible(hot)
+        end = min(start + count, cold + hot)
         if start >= end:
             return []
+        out: list[Row] = []
+        if start < cold:
+            skip = len(self._cold) - cold
+            out = self._cold.rows(skip + start, min(end, cold) - start)
+        if end > cold:
+            out += self._hot_rows(max(start, cold) - cold, end - cold)
+        return out
+
+    def _hot_rows(self, start: int, end: int) -> list[Row]:
+        """The emulator's own history rows [start, end)."""
         tag = lib.GHOSTTY_POINT_TAG_HISTORY
         rows = self._format(tag, start, end - 1)
         if rows is None:
@@ -409,6 +436,26 @@ class TerminalScreen:
             )
             out.append(self._cell_row(tag, y) if suspect else row)
         return out
+
+    def compact_history(self, min_rows: int = 1) -> int:
+        """Move the emulator's history into the compressed cold store when it holds at least
+        `min_rows`; the rows moved.
+
+        For a screen whose output has paused: the rows read the same afterwards, at a few
+        bytes each instead of ~1 KB. Not on the alternate screen (it has no history).
+        """
+        if self._closed or self.alt_screen:
+            return 0
+        hot = self._hot_len()
+        if hot < max(1, min_rows):
+            return 0
+        self._cold.extend(self._hot_rows(0, hot))
+        # ED 3 erases the saved lines only: the screen, cursor and modes stay as they are.
+        lib.ghostty_terminal_vt_write(self._term, _ERASE_SAVED_LINES, len(_ERASE_SAVED_LINES))
+        return hot
+
+    def cold_history_bytes(self) -> int:
+        return self._cold.nbytes()
 
     def close(self) -> None:
         """Free the native terminal. Later `feed` calls are ignored; reads raise."""

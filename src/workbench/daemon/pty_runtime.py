@@ -49,6 +49,11 @@ class _FrameBudget:
 
 _budget = _FrameBudget()
 
+# History is compressed once a session has printed nothing for this long, if it has this
+# many rows in the emulator (~1 KB each there, a few bytes compressed).
+COMPACT_AFTER_QUIET_S = 2.0
+COMPACT_MIN_ROWS = 200
+
 
 class PtyRuntime:
     def __init__(
@@ -187,3 +192,10 @@ class PtyRuntime:
         if self._frame_handle is not None:
             self._frame_handle.cancel()
         self.screen.close()
+
+    def compact_if_quiet(self, now: float) -> int:
+        """Compress the screen's history once output has paused (core/scrollback_cold.py);
+        the rows moved. During a stream the emulator's own limits bound it."""
+        if now - self.last_output < COMPACT_AFTER_QUIET_S:
+            return 0
+        return self.screen.compact_history(min_rows=COMPACT_MIN_ROWS)

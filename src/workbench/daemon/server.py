@@ -39,6 +39,7 @@ from workbench.daemon.protocol import (
 from workbench.daemon.sessions import SessionManager
 from workbench.errors import DaemonError, WorkbenchError
 
+COMPACT_EVERY_S = 5.0
 log = logging.getLogger("workbench.daemon")
 
 MAX_INFLIGHT = 32  # concurrent requests per connection
@@ -91,12 +92,14 @@ class Daemon:
             loop.add_signal_handler(sig, self.stopping.set)
         lag_task = loop.create_task(self._measure_lag())
         trim_task = loop.create_task(process_upkeep.trim_periodically())
+        compact_task = loop.create_task(self._compact_quiet_histories())
         log.info("daemon %s listening on %s (pid %d)", __version__, self.sock_path, os.getpid())
         try:
             await self.stopping.wait()
         finally:
             lag_task.cancel()
             trim_task.cancel()
+            compact_task.cancel()
             log.info("daemon stopping")
             self.server.close()
             for c in list(self.hub.clients):
@@ -125,6 +128,20 @@ class Daemon:
                 log.warning("sandbox: %s", w)
         except Exception as e:  # the probe must never stop the daemon from serving
             self.sandbox_status = {"ok": False, "reason": f"probe failed: {e}"}
+
+    async def _compact_quiet_histories(self) -> None:
+        """Every few seconds, compress the history of sessions whose output has paused."""
+        while True:
+            await asyncio.sleep(COMPACT_EVERY_S)
+            now = time.monotonic()
+            for rt in list(self.manager.runtimes.values()):
+                compact = getattr(rt, "compact_if_quiet", None)
+                if compact is None:
+                    continue
+                try:
+                    compact(now)
+                except Exception:  # a screen's trouble must not stop the sweep for the rest
+                    log.exception("compacting the history of %s failed", getattr(rt, "session_id", "?"))
 
     async def _measure_lag(self) -> None:
         loop = asyncio.get_running_loop()
