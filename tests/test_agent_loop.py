@@ -23,7 +23,7 @@ from tests.agent_support import (
 )
 from tests.conftest import make_repo
 from workbench.agent.conversation import SUMMARY_PREFIX, item_from_dict
-from workbench.agent.loop import INTERRUPT_RESULT, RESTART_RESULT, Agent, LoopOptions
+from workbench.agent.loop import IDLE_REASON, INTERRUPT_RESULT, RESTART_RESULT, Agent, LoopOptions
 from workbench.agent.prompts import COMPACT_PROMPT, PromptContext
 from workbench.agent.providers import Provider, ProviderConfig
 from workbench.agent.tools import LocalRunner
@@ -199,7 +199,7 @@ def test_model_mistakes_become_readable_errors(tmp_path: Path) -> None:
     assert "not valid JSON" in outs[1]["output"]
     assert "apply_patch failed" in outs[2]["output"]
     assert "timed out after 300 ms" in outs[3]["output"]
-    assert host.status == "running" and host.of("error") == []
+    assert host.statuses[-1] == ("waiting", IDLE_REASON) and host.of("error") == []
     assert (root / "calc.py").read_text() == CALC
     assert fake.violations == []
     assert "apply_patch failed" in json.dumps(messages(fake, 3))
@@ -217,7 +217,7 @@ def test_retries_then_visible_error_and_nothing_lost(tmp_path: Path) -> None:
             agent = make_agent(fake, root, host)
             agent.begin("task one")
             await idle(agent, host)
-            assert host.status == "running"
+            assert host.status == "waiting"
             agent.send("task two")
             await idle(agent, host)
             assert host.status == "error"
@@ -232,7 +232,7 @@ def test_retries_then_visible_error_and_nothing_lost(tmp_path: Path) -> None:
     errors = host.of("error")
     assert len(errors) == 1 and "gave up after 3 attempts" in errors[0]["message"]
     assert ("error", errors[0]["message"]) in host.statuses
-    assert host.status == "running"
+    assert host.status == "waiting"
     _, items = host.stored()
     texts = [(i["type"], i.get("text")) for i in items[1:]]
     assert texts == [("user", "task one"), ("assistant", "first answer"), ("user", "task two"),
@@ -293,7 +293,7 @@ def test_forced_compaction_keeps_latest_user_messages(tmp_path: Path) -> None:
     last = messages(fake, 3)
     assert [m["content"] for m in last[1:]] == [
         "TASK", "second message", SUMMARY_PREFIX + "THE SUMMARY", "third message"]
-    assert host.status == "running"
+    assert host.status == "waiting"
 
 
 def test_interrupt_stops_a_running_command_and_keeps_the_conversation_valid(tmp_path: Path) -> None:
@@ -420,7 +420,7 @@ def test_loop_overhead_per_turn_is_small(tmp_path: Path) -> None:
 
         total, model, commands = run(main())
     ours = (total - model - commands) / (n + 1)
-    assert len(host.of("tool_output")) == n and host.status == "running"
+    assert len(host.of("tool_output")) == n and host.status == "waiting"
     assert ours < 0.02, f"{ours * 1000:.2f} ms per turn in the loop itself"
 
 
@@ -434,7 +434,7 @@ def test_interrupt_while_waiting_for_approval_withdraws_it(tmp_path: Path) -> No
             agent.begin("touch x")
             await until(lambda: host.status == "waiting")
             assert await agent.interrupt() is True
-            assert agent.pending is None and host.approval is None and host.status == "running"
+            assert agent.pending is None and host.approval is None and host.status == "waiting"
             with pytest.raises(Exception, match="no approval is pending"):
                 agent.answer("approve")
             agent.send("skip it")
