@@ -445,3 +445,43 @@ def test_interrupt_while_waiting_for_approval_withdraws_it(tmp_path: Path) -> No
     assert not (root / "x").exists()
     assert host.of("tool_output")[0]["output"] == INTERRUPT_RESULT
     assert fake.violations == []
+
+
+def test_a_server_that_refuses_streamed_tools_runs_the_task_unstreamed(tmp_path: Path) -> None:
+    from workbench.agent.provider_unstreamed import NO_STREAMING
+
+    NO_STREAMING.forget()
+    root = repo(tmp_path)
+    script = [Script("", [calls(patch(FIX)), calls(shell(TESTS)), Turn(text="Fixed.")])]
+    host = MemoryHost(root)
+    with FakeOpenAI(script, refuse_streamed_tools=True) as fake:
+        async def main() -> None:
+            agent = make_agent(fake, root, host)
+            agent.begin("fix it")
+            await idle(agent, host)
+            await agent.provider.close()
+
+        run(main())
+    notices = host.of("notice")
+    assert len(notices) == 1 and "refused a streamed request" in notices[0]["message"]
+    assert host.of("retry") == [] and host.of("error") == [] and host.status == "review"
+    assert [bool(r.body["stream"]) for r in fake.requests] == [True, False, False, False]
+    assert "len(values)\n" in (root / "calc.py").read_text() and fake.violations == []
+    NO_STREAMING.forget()
+
+
+def test_cut_streams_in_a_row_show_a_saturated_endpoint_while_retrying(tmp_path: Path) -> None:
+    root = repo(tmp_path)
+    host = MemoryHost(root)
+    with FakeOpenAI([Script("", [Turn(text="ok", error=Fault("cut", times=2))])]) as fake:
+        async def main() -> None:
+            agent = make_agent(fake, root, host)
+            agent.begin("hi")
+            await idle(agent, host)
+            await agent.provider.close()
+
+        run(main())
+    reasons = [r for s, r in host.statuses if s == "running" and r]
+    assert reasons[0].startswith("retry 1 in ") and reasons[1].startswith("the endpoint is saturated or slow; retry 2")
+    assert [r["saturated"] for r in host.of("retry")] == [False, True]
+    assert host.statuses[-1] == ("waiting", IDLE_REASON)
