@@ -189,8 +189,8 @@ class Provider:
     def unstreamed_reason(self) -> str | None:
         """Why turns go unstreamed (None: they are streamed)."""
         if self.cfg.stream is False:
-            src = self.cfg.sources.get("stream") or "the provider's stream setting"
-            return f"turns are requested without streaming: stream = false{' in ' + src if src else ''}"
+            src = self.cfg.sources.get("stream") or "the provider's settings"
+            return f"turns are requested without streaming (stream = false, from {src})"
         if self.cfg.stream is None:
             return NO_STREAMING.reason(self._memory_key)
         return None
