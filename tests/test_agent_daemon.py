@@ -164,7 +164,7 @@ def test_interrupt_compact_and_the_responses_api(wb: Wb, calc_repo: Path, fake_f
     time.sleep(0.3)
     assert "interrupted" in wb.run("interrupt", sid).stdout
     s = wb.session(sid)
-    assert s["state"] == "running" and s["turn_active"] is False
+    assert s["state"] == "waiting" and s["turn_active"] is False
     assert "nothing to interrupt" in wb.run("interrupt", sid).stdout
     outputs = [e["data"] for e in log_of(wb, sid) if e["kind"] == "tool_output"]
     assert outputs[-1]["is_error"] and "interrupted" in outputs[-1]["output"]
@@ -268,5 +268,5 @@ def test_session_without_prompt_idles_until_send(wb: Wb, calc_repo: Path, fake_f
     wb.run("send", sid, "hello there")  # may arrive while the session is still starting
     wait_for(lambda: any(e["kind"] == "assistant" for e in log_of(wb, sid)), 10, what="the reply")
     assert [e["kind"] for e in log_of(wb, sid)][:2] == ["agent", "user"]
-    assert wb.session(sid)["state"] == "running" and len(fake.requests) == 1
+    assert wb.session(sid)["state"] == "waiting" and len(fake.requests) == 1
     assert fake.requests[0].body["messages"][0]["role"] == "system"

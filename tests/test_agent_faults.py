@@ -111,12 +111,12 @@ def test_kill9_during_a_model_stream(wb: Wb, repo: Path) -> None:
         assert wb.daemon_pid() != dpid
         assert _texts(sid, "user") == ["stream a long answer"]
         s = wait_session(sid, _idle, 20, what="the resumed session to settle")
-        assert s["state"] in ("running", "review"), s
+        assert s["state"] in ("waiting", "review"), s
         kinds = [e["kind"] for e in log_entries(sid)]
         assert "interrupted" in kinds, kinds  # the transcript says the turn was cut
         assert not any("streaming slowly" in t for t in _texts(sid))  # no half answer passed off as whole
         _carry_on(wb, sid, "answer after restart")
-        assert wait_session(sid, _idle, 20)["state"] in ("running", "review")
+        assert wait_session(sid, _idle, 20)["state"] in ("waiting", "review")
 
 
 def _patch(n: int) -> str:
@@ -140,7 +140,7 @@ def test_kill9_with_an_apply_patch_waiting_for_approval(wb: Wb, repo: Path) -> N
         wb.run("approve", sid)
         wait_log(sid, lambda es: any("files added" in str(e["data"].get("text")) for e in es), 30)
         assert sorted(p.name for p in (wt / "gen").iterdir()) == ["f000.txt", "f001.txt", "f002.txt"]
-        assert session(sid)["state"] in ("review", "running")
+        assert wait_session(sid, _idle, 20)["state"] == "review"
 
 
 def test_kill9_while_an_apply_patch_is_being_applied(wb: Wb, repo: Path) -> None:

@@ -24,7 +24,7 @@ from tests.agent_support import (
 from tests.conftest import make_repo
 from workbench.agent.command_run import LocalRunner
 from workbench.agent.conversation import SUMMARY_PREFIX, item_from_dict
-from workbench.agent.loop import INTERRUPT_RESULT, RESTART_RESULT, Agent, LoopOptions
+from workbench.agent.loop import IDLE_REASON, INTERRUPT_RESULT, RESTART_RESULT, Agent, LoopOptions
 from workbench.agent.prompts import COMPACT_PROMPT, PromptContext
 from workbench.agent.providers import Provider, ProviderConfig
 from workbench.fakes.model_server import FakeOpenAI, Fault, Script, ScriptedToolCall, Turn
@@ -199,7 +199,7 @@ def test_model_mistakes_become_readable_errors(tmp_path: Path) -> None:
     assert "not valid JSON" in outs[1]["output"]
     assert "apply_patch failed" in outs[2]["output"]
     assert "timed out after 300 ms" in outs[3]["output"]
-    assert host.status == "running" and host.of("error") == []
+    assert host.statuses[-1] == ("waiting", IDLE_REASON) and host.of("error") == []
     assert (root / "calc.py").read_text() == CALC
     assert fake.violations == []
     assert "apply_patch failed" in json.dumps(messages(fake, 3))
@@ -217,7 +217,7 @@ def test_retries_then_visible_error_and_nothing_lost(tmp_path: Path) -> None:
             agent = make_agent(fake, root, host)
             agent.begin("task one")
             await idle(agent, host)
-            assert host.status == "running"
+            assert host.status == "waiting"
             agent.send("task two")
             await idle(agent, host)
             assert host.status == "error"
@@ -232,7 +232,7 @@ def test_retries_then_visible_error_and_nothing_lost(tmp_path: Path) -> None:
     errors = host.of("error")
     assert len(errors) == 1 and "gave up after 3 attempts" in errors[0]["message"]
     assert ("error", errors[0]["message"]) in host.statuses
-    assert host.status == "running"
+    assert host.status == "waiting"
     _, items = host.stored()
     texts = [(i["type"], i.get("text")) for i in items[1:]]
     assert texts == [("user", "task one"), ("assistant", "first answer"), ("user", "task two"),
@@ -293,7 +293,7 @@ def test_forced_compaction_keeps_latest_user_messages(tmp_path: Path) -> None:
     last = messages(fake, 3)
     assert [m["content"] for m in last[1:]] == [
         "TASK", "second message", SUMMARY_PREFIX + "THE SUMMARY", "third message"]
-    assert host.status == "running"
+    assert host.status == "waiting"
 
 
 def test_interrupt_stops_a_running_command_and_keeps_the_conversation_valid(tmp_path: Path) -> None:
@@ -420,7 +420,7 @@ def test_loop_overhead_per_turn_is_small(tmp_path: Path) -> None:
 
         total, model, commands = run(main())
     ours = (total - model - commands) / (n + 1)
-    assert len(host.of("tool_output")) == n and host.status == "running"
+    assert len(host.of("tool_output")) == n and host.status == "waiting"
     assert ours < 0.02, f"{ours * 1000:.2f} ms per turn in the loop itself"
 
 
@@ -434,7 +434,7 @@ def test_interrupt_while_waiting_for_approval_withdraws_it(tmp_path: Path) -> No
             agent.begin("touch x")
             await until(lambda: host.status == "waiting")
             assert await agent.interrupt() is True
-            assert agent.pending is None and host.approval is None and host.status == "running"
+            assert agent.pending is None and host.approval is None and host.status == "waiting"
             with pytest.raises(Exception, match="no approval is pending"):
                 agent.answer("approve")
             agent.send("skip it")
@@ -445,3 +445,43 @@ def test_interrupt_while_waiting_for_approval_withdraws_it(tmp_path: Path) -> No
     assert not (root / "x").exists()
     assert host.of("tool_output")[0]["output"] == INTERRUPT_RESULT
     assert fake.violations == []
+
+
+def test_a_server_that_refuses_streamed_tools_runs_the_task_unstreamed(tmp_path: Path) -> None:
+    from workbench.agent.provider_unstreamed import NO_STREAMING
+
+    NO_STREAMING.forget()
+    root = repo(tmp_path)
+    script = [Script("", [calls(patch(FIX)), calls(shell(TESTS)), Turn(text="Fixed.")])]
+    host = MemoryHost(root)
+    with FakeOpenAI(script, refuse_streamed_tools=True) as fake:
+        async def main() -> None:
+            agent = make_agent(fake, root, host)
+            agent.begin("fix it")
+            await idle(agent, host)
+            await agent.provider.close()
+
+        run(main())
+    notices = host.of("notice")
+    assert len(notices) == 1 and "refused a streamed request" in notices[0]["message"]
+    assert host.of("retry") == [] and host.of("error") == [] and host.status == "review"
+    assert [bool(r.body["stream"]) for r in fake.requests] == [True, False, False, False]
+    assert "len(values)\n" in (root / "calc.py").read_text() and fake.violations == []
+    NO_STREAMING.forget()
+
+
+def test_cut_streams_in_a_row_show_a_saturated_endpoint_while_retrying(tmp_path: Path) -> None:
+    root = repo(tmp_path)
+    host = MemoryHost(root)
+    with FakeOpenAI([Script("", [Turn(text="ok", error=Fault("cut", times=2))])]) as fake:
+        async def main() -> None:
+            agent = make_agent(fake, root, host)
+            agent.begin("hi")
+            await idle(agent, host)
+            await agent.provider.close()
+
+        run(main())
+    reasons = [r for s, r in host.statuses if s == "running" and r]
+    assert reasons[0].startswith("retry 1 in ") and reasons[1].startswith("the endpoint is saturated or slow; retry 2")
+    assert [r["saturated"] for r in host.of("retry")] == [False, True]
+    assert host.statuses[-1] == ("waiting", IDLE_REASON)

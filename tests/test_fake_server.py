@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import subprocess
 import sys
@@ -348,3 +349,54 @@ def test_command_line_serves_until_terminated(tmp_path: Path) -> None:
         proc.terminate()
         rc = proc.wait(10)
     assert rc == 0
+
+
+def test_local_server_switches_leave_the_script_alone() -> None:
+    from workbench.fakes.model_server import STREAMED_TOOLS_REFUSAL
+
+    tools = [{"type": "function", "function": {"name": "shell", "parameters": {}}}]
+    with FakeOpenAI([Script("", [Turn(text="one"), Turn(text="two")])],
+                    refuse_streamed_tools=True, no_responses=True) as f:
+        status, _, raw = post(f.base_url + "/chat/completions", {**chat_body("x", stream=True), "tools": tools})
+        assert status == 500 and json.loads(raw)["error"]["message"] == STREAMED_TOOLS_REFUSAL
+        status, _, _ = post(f.base_url + "/responses", {"model": "m", "input": "x"})
+        assert status == 404
+        # Unstreamed with tools, or streamed without: answered, from the script's first turn.
+        status, _, raw = post(f.base_url + "/chat/completions", {**chat_body("x"), "tools": tools})
+        assert status == 200 and json.loads(raw)["choices"][0]["message"]["content"] == "one"
+        assert f.refused == 1
+
+
+def test_max_streams_cuts_a_stream_while_the_server_is_busy_until_released() -> None:
+    with FakeOpenAI([Script("", [Turn(text="slow", delay_s=60), Turn(text="quick")])], max_streams=1) as f:
+        held: list[int] = []
+        t = threading.Thread(target=lambda: held.append(post(f.base_url + "/chat/completions", chat_body("a"))[0]))
+        t.start()
+        deadline = time.monotonic() + 10
+        while f.in_flight < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        with pytest.raises(http.client.IncompleteRead):  # headers, then the connection closes
+            post(f.base_url + "/chat/completions", chat_body("b", stream=True))
+        assert f.cuts == 1
+        f.release()
+        t.join(10)
+        assert held == [200] and f.in_flight == 0
+        status, _, raw = post(f.base_url + "/chat/completions", chat_body("c"))
+        assert status == 200 and json.loads(raw)["choices"][0]["message"]["content"] == "quick"
+
+
+def test_command_line_switches(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "workbench.fakes.model_server", "--port", "0", "--no-responses",
+         "--refuse-streamed-tools", "--max-streams", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip()
+        assert post(url + "/responses", {"model": "m", "input": "x"})[0] == 404
+        tools = [{"type": "function", "function": {"name": "shell", "parameters": {}}}]
+        assert post(url + "/chat/completions", {**chat_body("x", stream=True), "tools": tools})[0] == 500
+    finally:
+        proc.terminate()
+        assert proc.wait(10) == 0

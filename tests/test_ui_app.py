@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from textual.message import Message
+from textual.widgets import Input
 
 from tests.ui_fakes import HarnessApp, frame, sample_sessions, session
 from workbench import paths
@@ -374,6 +375,29 @@ async def test_new_session_dialog_submits_every_field() -> None:
         assert (p["repo"], p["prompt"], p["sandbox"], p["approval"], p["network"], p["base"]) == (
             "/work/api", "add tests", "off", "full-auto", True, "main")
         assert p["cols"] >= 20 and p["rows"] >= 5
+
+
+@sync
+async def test_new_session_dialog_offers_the_providers_config_defines_now(isolated_env: Path) -> None:
+    app = HarnessApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await started(app, pilot)
+        # Written after the UI started: the dialog reads config.toml when it opens.
+        (isolated_env / "config" / "workbench").mkdir(parents=True, exist_ok=True)
+        (isolated_env / "config" / "workbench" / "config.toml").write_text(
+            '[providers.local]\nbase_url = "http://127.0.0.1:9/v1"\nmodel = "m"\n')
+        await pilot.press("ctrl+n")
+        await pilot.pause(0.2)
+        screen = app.screen
+        assert isinstance(screen, NewSessionScreen)
+        assert "local" in str(screen.query_one("#provider", Input).placeholder)
+        screen.query_one("#agent", Input).value = "builtin"
+        screen.query_one("#provider", Input).value = "local"
+        screen.query_one("#model", Input).value = "qwen2.5-coder"
+        await pilot.press("enter")
+        await pilot.pause(0.2)
+        p = calls(app, "new")[0]
+        assert (p["agent"], p["provider"], p["model"]) == ("builtin", "local", "qwen2.5-coder")
 
 
 @sync

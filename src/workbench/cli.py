@@ -154,11 +154,17 @@ def daemon_run() -> None:
               help="let workbench answer an external agent's approval prompts (off by default)")
 @click.option("--attempts", type=click.IntRange(1, 10), default=1, show_default=True,
               help="start N sessions on the same prompt (NAME-1..N) to compare")
+@click.option("--provider", default=None, help="built-in agent: a [providers.NAME] of config.toml")
+@click.option("--model", default=None, help="built-in agent: the model, for this session only")
+@click.option("--base-url", default=None, help="built-in agent: the endpoint, for this session only")
+@click.option("--wire-api", type=click.Choice(["chat", "responses"]), default=None,
+              help="built-in agent: the endpoint's API, for this session only")
 @click.option("--json", "as_json", is_flag=True, help="print the session as JSON")
 def new(
     repo: str, agent: str | None, name: str | None, base: str | None, sandbox: str | None,
     network: bool | None, approval: str | None, prompt: str | None, prompt_file: str | None,
-    in_place: bool | None, size: str | None, auto_answer: bool, attempts: int, as_json: bool,
+    in_place: bool | None, size: str | None, auto_answer: bool, attempts: int, provider: str | None,
+    model: str | None, base_url: str | None, wire_api: str | None, as_json: bool,
 ) -> None:
     """Create a session: branch wb/<name>, a worktree, and its agent in a PTY."""
     if prompt_file:
@@ -184,6 +190,14 @@ def new(
         params["in_place"] = in_place
     if auto_answer:
         params["auto_answer"] = True
+    if provider is not None:
+        params["provider"] = provider
+    if model is not None:
+        params["model"] = model
+    if base_url is not None:
+        params["base_url"] = base_url
+    if wire_api is not None:  # click's Choice allows only these two
+        params["wire_api"] = "responses" if wire_api == "responses" else "chat"
     if size:
         from workbench.daemon.methods import parse_size
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -79,6 +80,9 @@ class ProviderSettings(_Section):
     api_key_env: str = "OPENAI_API_KEY"
     model: str | None = None
     wire_api: WireApi = "chat"
+    # None: stream, and fall back to unstreamed requests if the endpoint refuses (remembered
+    # per endpoint and model); false: never stream; true: always stream.
+    stream: bool | None = None
     context_window: int = Field(default=128_000, gt=0)
     price_in_per_million: float = Field(default=0.0, ge=0)
     price_out_per_million: float = Field(default=0.0, ge=0)
@@ -159,17 +163,59 @@ class Config(BaseModel):
 
     def provider(self, name: str | None = None) -> ProviderSettings:
         """The named provider, with OPENAI_* environment defaults filled in for `default`."""
+        return self.choose_provider(name).settings
+
+    def choose_provider(
+        self, name: str | None = None, overrides: Mapping[str, str] | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> ProviderChoice:
+        """The named provider with a session's one-off `overrides` (model, base_url,
+        wire_api) on top, and where each setting came from (errors name it)."""
         name = name or self.session.provider
+        env = os.environ if env is None else env
+        sources: dict[str, str] = {}
         if name in self.providers:
-            return self.providers[name]
-        if name != "default":
-            raise ConfigError(f"unknown provider {name!r}; define [providers.{name}] in config.toml")
-        wire = os.environ.get("WORKBENCH_WIRE_API", "chat")
-        return ProviderSettings(
-            base_url=os.environ.get("OPENAI_BASE_URL") or None,
-            model=os.environ.get("OPENAI_MODEL") or "gpt-5.1-codex",
-            wire_api="responses" if wire == "responses" else "chat",
-        )
+            settings = self.providers[name]
+            for key in settings.model_fields_set:
+                sources[key] = f"[providers.{name}].{key} in config.toml"
+        elif name != "default":
+            known = ", ".join(sorted(self.providers)) or "none"
+            raise ConfigError(
+                f"unknown provider {name!r} (defined: {known}); define [providers.{name}] in config.toml"
+            )
+        else:
+            values: dict[str, Any] = {"model": "gpt-5.1-codex"}
+            for key, var in PROVIDER_ENV.items():
+                if env.get(var):
+                    values[key] = env[var]
+                    sources[key] = var
+            values["wire_api"] = "responses" if values.get("wire_api") == "responses" else "chat"
+            settings = ProviderSettings(**values)
+        over = {k: v for k, v in (overrides or {}).items() if v}
+        bad = sorted(set(over) - set(PROVIDER_OVERRIDES))
+        if bad:
+            raise ConfigError(f"a session cannot override the provider's {bad[0]!r}")
+        if over.get("wire_api") not in (None, "chat", "responses"):
+            raise ConfigError(f"unknown wire API {over['wire_api']!r} (--wire-api): chat or responses")
+        if over:
+            settings = settings.model_copy(update=over)
+            sources.update({k: PROVIDER_OVERRIDES[k] for k in over})
+        return ProviderChoice(name, settings, sources)
+
+
+# The default provider's settings from the daemon's environment, and what `new` may override
+# (each with the option that sets it).
+PROVIDER_ENV = {"base_url": "OPENAI_BASE_URL", "model": "OPENAI_MODEL", "wire_api": "WORKBENCH_WIRE_API"}
+PROVIDER_OVERRIDES = {"model": "--model", "base_url": "--base-url", "wire_api": "--wire-api"}
+
+
+@dataclass
+class ProviderChoice:
+    """A session's provider: its name, settings and where each setting came from."""
+
+    name: str
+    settings: ProviderSettings
+    sources: dict[str, str] = field(default_factory=dict)
 
 
 # Sections a repo may override in its .workbench.toml; the rest is personal.

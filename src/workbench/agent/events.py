@@ -58,6 +58,16 @@ class Retrying:
     attempt: int  # 1 for the first retry
     delay_s: float
     reason: str
+    # Two or more failures in a row that an overloaded server gives (cut streams, 429, 503,
+    # timeouts): the endpoint is saturated or slow rather than broken.
+    saturated: bool = False
+
+
+@dataclass(frozen=True)
+class StreamingOff:
+    """This and later turns are requested without streaming; `reason` says why (once)."""
+
+    reason: str
 
 
 Event = (
@@ -69,4 +79,5 @@ Event = (
     | TurnDone
     | StreamError
     | Retrying
+    | StreamingOff
 )

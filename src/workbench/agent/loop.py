@@ -30,7 +30,7 @@ from workbench.agent.conversation import (
     UserMessage,
     estimate_tokens,
 )
-from workbench.agent.events import Retrying, StreamError, TextDelta, ToolCallDone, Usage
+from workbench.agent.events import Retrying, StreamError, StreamingOff, TextDelta, ToolCallDone, Usage
 from workbench.agent.prompts import COMPACT_PROMPT, PromptContext, system_prompt
 from workbench.agent.providers import Provider, cost_usd
 from workbench.agent.tools import (
@@ -57,6 +57,8 @@ RESTART_RESULT = (
     "it ran, so it may not have completed. Check the current state before repeating it."
 )
 INTERRUPT_RESULT = "The user interrupted the turn; this call was stopped or never ran."
+# A finished turn that changed nothing: the same reason a terminal agent's idle prompt gets.
+IDLE_REASON = "idle: waiting for your next message"
 
 # Provider error texts that mean "the request is larger than the context window".
 _OVERFLOW = re.compile(
@@ -368,13 +370,16 @@ class Agent:
         await self._settle()
 
     async def _settle(self) -> None:
-        """The model is done: review if the worktree changed, else idle."""
+        """The model is done: review if the worktree changed, else waiting for a message."""
         try:
             changed = await self.host.worktree_changed()
         except Exception:  # git trouble must not hide the answer
             log.exception("checking the worktree failed")
             changed = False
-        self.host.set_status("review" if changed else "running")
+        if changed:
+            self.host.set_status("review")
+        else:
+            self.host.set_status("waiting", IDLE_REASON)
 
     def _flush_queue(self) -> None:
         """Deliver queued user messages (recorded in the transcript when they were sent)."""
@@ -420,11 +425,16 @@ class Agent:
                     text.clear()
                     calls.clear()
                     usage = None
-                    self.host.record(
-                        "retry",
-                        {"attempt": ev.attempt, "delay_s": round(ev.delay_s, 3), "reason": ev.reason},
+                    self.host.record("retry", {
+                        "attempt": ev.attempt, "delay_s": round(ev.delay_s, 3), "reason": ev.reason,
+                        "saturated": ev.saturated,
+                    })
+                    busy = "the endpoint is saturated or slow; " if ev.saturated else ""
+                    self.host.set_status(
+                        "running", f"{busy}retry {ev.attempt} in {ev.delay_s:.1f}s: {ev.reason}"[:300]
                     )
-                    self.host.set_status("running", f"retry {ev.attempt} in {ev.delay_s:.1f}s: {ev.reason}"[:300])
+                elif isinstance(ev, StreamingOff):
+                    self.host.record("notice", {"message": ev.reason})
                 elif isinstance(ev, StreamError):
                     self._partial = []
                     return ev.message

@@ -9,16 +9,20 @@ whole turn again. Text is streamed live, so a consumer that sees `Retrying` must
 partial turn it has received so far. When retries run out, or on an error that retrying
 cannot fix (401, 404, ...), the last event is `StreamError(message, retryable=False)` and
 the turn is lost, partial text included; `stream()` never raises for provider trouble.
+Two or more failures in a row of the kinds an overloaded server gives (cut streams, 429,
+502-504, timeouts) mark the `Retrying` as `saturated`.
+
+Streaming is negotiated (provider_unstreamed.py): when the endpoint refuses a streamed
+request, the same turn is requested again unstreamed at once (no delay, no attempt counted),
+and so is every later one for that endpoint and model; `StreamingOff` says so, once per
+provider. `stream = false` in the provider's settings skips streaming from the start.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.utils
-import json
 import random
-import time
 import uuid
 from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass, field
@@ -47,6 +51,7 @@ from workbench.agent.events import (
     Event,
     Retrying,
     StreamError,
+    StreamingOff,
     TextDelta,
     ToolCallDelta,
     ToolCallDone,
@@ -54,8 +59,17 @@ from workbench.agent.events import (
     TurnDone,
     Usage,
 )
+from workbench.agent.provider_errors import OVERLOAD_STATUS, Failed, retry_after_s, server_message
+from workbench.agent.provider_unstreamed import (
+    NO_STREAMING,
+    chat_reply_events,
+    refuses_streaming,
+    responses_reply_events,
+)
 from workbench.config import ProviderSettings
 from workbench.errors import ConfigError
+
+__all__ = ["PLACEHOLDER_KEY", "Provider", "ProviderConfig", "cost_usd", "make_provider_config", "retry_after_s"]
 
 # Sent when no key is configured: local servers (Ollama, vLLM, llama.cpp) ignore it, and the
 # SDK would otherwise refuse to build a client.
@@ -90,14 +104,20 @@ class ProviderConfig:
     retry_base_s: float = 1.0  # first backoff delay; doubles each retry
     retry_max_s: float = 60.0  # cap for backoff and for a server's retry-after
     api_key_env: str = "OPENAI_API_KEY"  # only to say which variable to set in errors
+    stream: bool | None = None  # None: stream unless the endpoint refuses
+    # Where each setting came from ("--wire-api", "WORKBENCH_WIRE_API", "[providers.x].model
+    # in ~/.config/...") so that an error names the setting to change.
+    sources: dict[str, str] = field(default_factory=dict)
 
 
-def make_provider_config(settings: ProviderSettings, env: Mapping[str, str]) -> ProviderConfig:
+def make_provider_config(
+    settings: ProviderSettings, env: Mapping[str, str], sources: Mapping[str, str] | None = None
+) -> ProviderConfig:
     """A config for `settings`, the key read from `env[settings.api_key_env]` (never stored)."""
     if not settings.model:
         raise ConfigError(
             'provider has no model; set `model = "..."` in its [providers.NAME] table '
-            "(or OPENAI_MODEL for the default provider)"
+            "(or OPENAI_MODEL for the default provider, or --model)"
         )
     return ProviderConfig(
         base_url=settings.base_url,
@@ -111,6 +131,8 @@ def make_provider_config(settings: ProviderSettings, env: Mapping[str, str]) -> 
         price_in_per_million=settings.price_in_per_million,
         price_out_per_million=settings.price_out_per_million,
         api_key_env=settings.api_key_env,
+        stream=settings.stream,
+        sources=dict(sources or {}),
     )
 
 
@@ -118,42 +140,6 @@ def cost_usd(cfg: ProviderConfig, input_tokens: int, output_tokens: int) -> floa
     return (
         input_tokens * cfg.price_in_per_million + output_tokens * cfg.price_out_per_million
     ) / 1_000_000
-
-
-def retry_after_s(headers: Mapping[str, str], now: float | None = None) -> float | None:
-    """Seconds a server asked us to wait (`retry-after-ms`, then `retry-after`), if any."""
-    lower = {k.lower(): v for k, v in headers.items()}
-    ms = lower.get("retry-after-ms")
-    if ms is not None:
-        try:
-            value = float(ms) / 1000
-            if value >= 0:
-                return value
-        except ValueError:
-            pass
-    ra = lower.get("retry-after")
-    if ra is None:
-        return None
-    try:
-        value = float(ra)
-        return value if value >= 0 else None
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(ra)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
-
-
-class _Failed(Exception):
-    """One attempt failed; `reason` is meant for people."""
-
-    def __init__(self, reason: str, retryable: bool, delay_s: float | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.retryable = retryable
-        self.delay_s = delay_s
 
 
 @dataclass
@@ -167,19 +153,6 @@ class _Call:
     index: int = 0
 
 
-def _server_message(body: object) -> str:
-    if isinstance(body, Mapping):
-        inner = body.get("error", body)
-        if isinstance(inner, Mapping) and isinstance(inner.get("message"), str):
-            return str(inner["message"])
-        if isinstance(inner, str):
-            return inner
-        return json.dumps(body)[:300]
-    if isinstance(body, bytes):
-        body = body.decode("utf-8", "replace")
-    return str(body)[:300] if body else ""
-
-
 class Provider:
     def __init__(self, cfg: ProviderConfig) -> None:
         self.cfg = cfg
@@ -190,6 +163,7 @@ class Provider:
             max_retries=0,
             timeout=cfg.timeout_s,
         )
+        self._announced = False  # StreamingOff was said
 
     @property
     def base_url(self) -> str:
@@ -203,6 +177,24 @@ class Provider:
     async def close(self) -> None:
         await self._client.close()
 
+    def _source(self, key: str) -> str:
+        """" (from SOURCE)" for a setting whose origin is known."""
+        src = self.cfg.sources.get(key)
+        return f" (from {src})" if src else ""
+
+    @property
+    def _memory_key(self) -> tuple[str, str, str]:
+        return (self.base_url, self.cfg.wire_api, self.cfg.model)
+
+    def unstreamed_reason(self) -> str | None:
+        """Why turns go unstreamed (None: they are streamed)."""
+        if self.cfg.stream is False:
+            src = self.cfg.sources.get("stream") or "the provider's settings"
+            return f"turns are requested without streaming (stream = false, from {src})"
+        if self.cfg.stream is None:
+            return NO_STREAMING.reason(self._memory_key)
+        return None
+
     async def stream(
         self, items: list[Item], tools: list[dict[str, Any]]
     ) -> AsyncGenerator[Event, None]:
@@ -211,16 +203,29 @@ class Provider:
         `tools` are already in the wire's shape (chat nests name/parameters under
         "function"; responses has them at the top level)."""
         attempt = 0
+        overloaded = 0  # failures in a row that an overloaded server gives
         while True:
+            why = self.unstreamed_reason()
+            if why is not None and not self._announced:
+                self._announced = True
+                yield StreamingOff(why)
             try:
-                async with contextlib.aclosing(self._attempt(items, tools)) as events:
+                async with contextlib.aclosing(self._attempt(items, tools, why is None)) as events:
                     async for ev in events:
                         yield ev
                 return
-            except _Failed as f:
+            except Failed as f:
                 failure = f
             except Exception as e:  # anything the SDK or a broken server throws at us
                 failure = self._classify(e)
+            if failure.refusal and why is None and self.cfg.stream is None:
+                # Not a fault of this attempt: ask again unstreamed, now and from now on.
+                NO_STREAMING.remember(self._memory_key, (
+                    f"{self.endpoint} refused a streamed request ({failure.reason}); this turn and "
+                    f"later ones for model {self.cfg.model!r} there are requested without streaming"
+                ))
+                continue
+            overloaded = overloaded + 1 if failure.overload else 0
             if not failure.retryable:
                 yield StreamError(failure.reason, retryable=False)
                 return
@@ -233,7 +238,7 @@ class Provider:
                 return
             attempt += 1
             delay = self._delay(attempt, failure.delay_s)
-            yield Retrying(attempt=attempt, delay_s=delay, reason=failure.reason)
+            yield Retrying(attempt=attempt, delay_s=delay, reason=failure.reason, saturated=overloaded >= 2)
             await asyncio.sleep(delay)
 
     def _delay(self, attempt: int, server_delay: float | None) -> float:
@@ -243,85 +248,106 @@ class Provider:
         return min(self.cfg.retry_max_s, backoff * random.uniform(0.8, 1.2))
 
     def _attempt(
-        self, items: list[Item], tools: list[dict[str, Any]]
+        self, items: list[Item], tools: list[dict[str, Any]], streamed: bool
     ) -> AsyncGenerator[Event, None]:
         if self.cfg.wire_api == "responses":
-            return self._attempt_responses(items, tools)
-        return self._attempt_chat(items, tools)
+            return self._attempt_responses(items, tools, streamed)
+        return self._attempt_chat(items, tools, streamed)
 
     # -- error classification -------------------------------------------------------------
 
-    def _classify(self, e: Exception) -> _Failed:
+    def _classify(self, e: Exception) -> Failed:
         cfg = self.cfg
         if isinstance(e, openai.APIStatusError):
             status = e.status_code
             url = str(e.request.url)
-            msg = _server_message(e.body) or e.message
+            msg = server_message(e.body) or e.message
             reason = f"HTTP {status} from {url}: {msg}"
             retryable = status in (408, 409, 429) or status >= 500
             if status == 401:
+                key_src = self._source("api_key_env")
                 fix = (
-                    f"no API key is set: set {cfg.api_key_env}"
+                    f"no API key is set: set {cfg.api_key_env}{key_src}"
                     if not cfg.api_key
-                    else f"the API key was rejected: check {cfg.api_key_env}"
+                    else f"the API key was rejected: check {cfg.api_key_env}{key_src}"
                 )
                 reason += f" ({fix})"
             elif status == 403:
                 reason += " (the key has no access to this model or endpoint)"
             elif status == 404:
-                reason += f" (check the model name {cfg.model!r} and base_url {self.base_url!r}"
+                reason += (
+                    f" (check the model name {cfg.model!r}{self._source('model')} and base_url "
+                    f"{self.base_url!r}{self._source('base_url')}"
+                )
                 if cfg.wire_api == "responses":
-                    reason += '; if the server has no Responses API, set wire_api = "chat"'
+                    src = cfg.sources.get("wire_api") or "wire_api"
+                    reason += (
+                        f"; if the server has no Responses API, use the chat API: {src} chose "
+                        '"responses", set it to "chat"'
+                    )
                 reason += ")"
             delay = retry_after_s(e.response.headers) if retryable else None
-            return _Failed(reason, retryable, delay)
+            return Failed(
+                reason, retryable, delay, overload=status in OVERLOAD_STATUS,
+                refusal=refuses_streaming(status, msg),
+            )
         if isinstance(e, openai.APITimeoutError):
-            return _Failed(
-                f"no response from {e.request.url} within {cfg.timeout_s:g}s", retryable=True
+            return Failed(
+                f"no response from {e.request.url} within {cfg.timeout_s:g}s{self._source('timeout_s')}",
+                retryable=True, overload=True,
             )
         if isinstance(e, openai.APIConnectionError):
             cause = e.__cause__ or e.__context__
             detail = f"{type(cause).__name__}: {cause}" if cause else e.message
-            return _Failed(
-                f"connection to {e.request.url} failed or was cut: {detail}", retryable=True
+            return Failed(
+                f"connection to {e.request.url}{self._source('base_url')} failed or was cut: {detail}",
+                retryable=True, overload=True,
             )
         if isinstance(e, openai.APIError):
             # An error payload inside a 200 stream.
             code = e.code or (e.body.get("code") if isinstance(e.body, Mapping) else None)
             retryable = code not in _FATAL_STREAM_CODES
-            return _Failed(f"server error mid-stream from {self.endpoint}: {e.message}", retryable)
+            return Failed(f"server error mid-stream from {self.endpoint}: {e.message}", retryable)
         if isinstance(e, (ValueError, TypeError, AttributeError, KeyError)):
             # Invalid JSON/SSE or a payload of the wrong shape: often a flaky proxy.
-            return _Failed(
+            return Failed(
                 f"malformed response from {self.endpoint} ({type(e).__name__}: {e})"[:500],
                 retryable=True,
             )
         if isinstance(e, openai.OpenAIError):
-            return _Failed(f"{type(e).__name__}: {e}", retryable=False)
-        return _Failed(
+            return Failed(f"{type(e).__name__}: {e}", retryable=False)
+        return Failed(
             f"unexpected error talking to {self.endpoint}: {type(e).__name__}: {e}", False
         )
 
-    def _stream_failure(self, error: Any, what: str) -> _Failed:
+    def _stream_failure(self, error: Any, what: str) -> Failed:
         code = getattr(error, "code", None) if error is not None else None
         message = getattr(error, "message", None) if error is not None else None
         text = f"{what} from {self.endpoint}: {message or 'no message'}"
         text += f" ({code})" if code else ""
-        return _Failed(text, retryable=code not in _FATAL_STREAM_CODES)
+        return Failed(text, retryable=code not in _FATAL_STREAM_CODES)
 
     # -- Chat Completions ----------------------------------------------------------------
 
     async def _attempt_chat(
-        self, items: list[Item], tools: list[dict[str, Any]]
+        self, items: list[Item], tools: list[dict[str, Any]], streamed: bool = True
     ) -> AsyncGenerator[Event, None]:
         body: dict[str, Any] = {
             "model": self.cfg.model,
             "messages": to_chat_messages(items),
-            "stream": True,
-            "stream_options": {"include_usage": True},
+            "stream": streamed,
         }
+        if streamed:
+            body["stream_options"] = {"include_usage": True}
         if tools:
             body["tools"] = tools
+        if not streamed:
+            reply = await self._client.post(
+                "/chat/completions", body=body, options=_BEARER, cast_to=ChatCompletion
+            )
+            for ev in chat_reply_events(reply):
+                yield ev
+            return
         # `post` rather than `chat.completions.create`: our body is already plain JSON, and
         # create()'s transform walks every message with type introspection on every turn,
         # which made the cost of a turn grow with the conversation.
@@ -368,9 +394,9 @@ class Provider:
         finally:
             await stream.close()
         if finish is None:
-            raise _Failed(
+            raise Failed(
                 f"stream from {self.endpoint} ended before the response was complete",
-                retryable=True,
+                retryable=True, overload=True,
             )
         for ev in self._finish_calls(calls):
             yield ev
@@ -430,19 +456,26 @@ class Provider:
     # -- Responses API -------------------------------------------------------------------
 
     async def _attempt_responses(
-        self, items: list[Item], tools: list[dict[str, Any]]
+        self, items: list[Item], tools: list[dict[str, Any]], streamed: bool = True
     ) -> AsyncGenerator[Event, None]:
         instructions, input_items = to_responses_input(items)
         body: dict[str, Any] = {
             "model": self.cfg.model,
             "input": input_items,
-            "stream": True,
+            "stream": streamed,
             "store": False,  # we resend the whole conversation; nothing to keep server-side
         }
         if instructions is not None:
             body["instructions"] = instructions
         if tools:
             body["tools"] = tools
+        if not streamed:
+            resp = await self._client.post("/responses", body=body, options=_BEARER, cast_to=Response)
+            if getattr(resp, "status", None) == "failed":
+                raise self._stream_failure(getattr(resp, "error", None), "response failed")
+            for out in responses_reply_events(resp):
+                yield out
+            return
         # Plain JSON already: skip create()'s per-turn transform (see _attempt_chat).
         stream = await self._client.post(
             "/responses",
@@ -520,6 +553,7 @@ class Provider:
                     raise self._stream_failure(ev, "server error mid-stream")
         finally:
             await stream.close()
-        raise _Failed(
-            f"stream from {self.endpoint} ended before the response was complete", retryable=True
+        raise Failed(
+            f"stream from {self.endpoint} ended before the response was complete",
+            retryable=True, overload=True,
         )

@@ -103,8 +103,11 @@ def format_entry(e: Mapping[str, Any], full: bool = False, session: str = "ID") 
         return [head(f"context compacted: {d.get('before')} -> {d.get('after')} tokens"
                      + (f" ({one_line(str(d['reason']), 100)})" if d.get("reason") else ""))]
     if kind == "retry":
-        return [head(f"retry {d.get('attempt')} in {float(d.get('delay_s') or 0):.1f}s: "
+        busy = "the endpoint is saturated or slow; " if d.get("saturated") else ""
+        return [head(f"{busy}retry {d.get('attempt')} in {float(d.get('delay_s') or 0):.1f}s: "
                      f"{one_line(str(d.get('reason', '')), 300)}")]
+    if kind == "notice":
+        return [head(one_line(str(d.get("message", "")), 1000))]
     if kind == "interrupted":
         return [head(one_line(str(d.get("reason", "")), 300))]
     # ACP sessions (daemon/acp_transcript.py)

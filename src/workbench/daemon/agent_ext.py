@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING, Any, cast
 from workbench.agent.conversation import AssistantMessage, Item, SystemMessage, item_from_dict
 from workbench.agent.prompts import PromptContext
 from workbench.agent.tools import PatchUnavailable
-from workbench.config import Config
+from workbench.config import PROVIDER_OVERRIDES, Config
 from workbench.core.models import Session, SessionState
 from workbench.daemon.agent_host import AgentRuntime, DaemonHost, SandboxRunner
 from workbench.daemon.api import method
-from workbench.daemon.extensions import Extension, Launcher
+from workbench.daemon.extensions import Extension, Launcher, NewRequest
 from workbench.daemon.hub import Client
 from workbench.daemon.session_create import CreateRequest
 from workbench.daemon.sessions import LIVE_STATES
@@ -49,12 +49,19 @@ TRANSCRIPT_KINDS = frozenset({
     "agent", "user", "assistant", "tool_call", "tool_output", "plan", "approval_request",
     "approval", "error", "usage", "compaction", "retry", "interrupted", "send",
     "thought", "stop", "mode", "resumed",  # ACP sessions (acp_session.py)
+    "notice",  # e.g. the endpoint refused streaming
 })  # fmt: skip
+# Where a session's one-off provider settings (`new --model/--base-url/--wire-api`) are kept.
+OVERRIDES_KEY = "provider_overrides"
 STARTING_WAIT_S = 30.0
 
 
 def is_builtin(s: Session) -> bool:
-    return (s.agent.split() or [""])[0] == BUILTIN
+    return is_builtin_agent(s.agent)
+
+
+def is_builtin_agent(agent: str) -> bool:
+    return (agent.split() or [""])[0] == BUILTIN
 
 
 # --------------------------------------------------------------------------- extension
@@ -72,15 +79,38 @@ class BuiltinAgents(Extension):
 
     # -- launching -----------------------------------------------------------------------
 
+    def check_new(self, req: NewRequest, cfg: Config, agent: str) -> None:
+        """A built-in session's provider must resolve now (a bad name or model is the `new`
+        command's error); its one-off settings are kept for every launch of the session."""
+        overrides = {k: v for k in PROVIDER_OVERRIDES if (v := getattr(req, k))}
+        if not is_builtin_agent(agent):
+            if overrides:
+                opts = ", ".join(PROVIDER_OVERRIDES[k] for k in overrides)
+                raise UsageError(f"{opts}: only for the built-in agent (--agent builtin)")
+            return
+        if req.extra.get("demo"):
+            return
+        from workbench.agent.providers import make_provider_config
+
+        choice = cfg.choose_provider(req.provider, overrides)
+        make_provider_config(choice.settings, os.environ, choice.sources)
+        if overrides:
+            req.extra[OVERRIDES_KEY] = overrides
+
     def provider_config(self, s: Session, cfg: Config) -> ProviderConfig:
+        """The session's provider: config.toml as it is now (a new provider needs no daemon
+        restart) with the session's own settings on top."""
         from workbench.agent.providers import make_provider_config
 
         if s.extra.get("demo"):
             return self.demo.provider_config(s.id)
-        return make_provider_config(cfg.provider(s.provider or None), os.environ)
+        stored = s.extra.get(OVERRIDES_KEY)
+        overrides = {k: v for k, v in stored.items() if isinstance(v, str)} if isinstance(stored, dict) else {}
+        choice = cfg.choose_provider(s.provider or None, overrides)
+        return make_provider_config(choice.settings, os.environ, choice.sources)
 
     async def launch(self, s: Session, cfg: Config, resume: bool) -> None:
-        from workbench.agent.loop import Agent, Grants, LoopOptions
+        from workbench.agent.loop import IDLE_REASON, Agent, Grants, LoopOptions
         from workbench.agent.providers import Provider
 
         old = self.manager.runtimes.get(s.id)
@@ -141,7 +171,7 @@ class BuiltinAgents(Extension):
             self.manager.record(s, "agent", {
                 "model": pcfg.model, "provider": "demo" if s.extra.get("demo") else s.provider,
                 "endpoint": provider.endpoint, "wire_api": pcfg.wire_api,
-                "approval": s.approval, "sandbox": s.sandbox,
+                "approval": s.approval, "sandbox": s.sandbox, "sources": pcfg.sources,
             })
             agent.begin(s.prompt)
             return
@@ -158,8 +188,11 @@ class BuiltinAgents(Extension):
                 "restarted); send a message to continue",
             })
         changed = await DaemonHost(self.manager, s).worktree_changed()
-        s.reason = ""
-        self.manager.set_state(s, SessionState.REVIEW if changed else SessionState.RUNNING, "")
+        if changed:
+            s.reason = ""
+            self.manager.set_state(s, SessionState.REVIEW, "")
+        else:
+            self.manager.set_state(s, SessionState.WAITING, IDLE_REASON)
 
     async def deliver(self, s: Session, text: str) -> str | None:
         if not is_builtin(s):

@@ -56,7 +56,8 @@ async def create_attempts(d: Daemon, template: CreateRequest, n: int) -> tuple[s
             req = CreateRequest(
                 repo=template.repo, agent=template.agent, name=nm, base=template.base, sandbox=template.sandbox,
                 network=template.network, approval=template.approval, prompt=template.prompt, in_place=False,
-                cols=template.cols, rows=template.rows, provider=template.provider,
+                cols=template.cols, rows=template.rows, provider=template.provider, model=template.model,
+                base_url=template.base_url, wire_api=template.wire_api,
                 extra={"attempt_group": group, "attempt": i, "attempts": n},
             )
             s, warns = await d.manager.create(req)
@@ -131,7 +132,7 @@ async def new_attempts(d: Daemon, c: Client, p: pr.NewAttemptsParams) -> pr.Atte
         repo=p["repo"], agent=p.get("agent"), name=p.get("name"), base=p.get("base"),
         sandbox=p.get("sandbox"), network=p.get("network"), approval=p.get("approval"),
         prompt=p.get("prompt", ""), in_place=p.get("in_place", False), cols=p.get("cols"), rows=p.get("rows"),
-        provider=p.get("provider"),
+        provider=p.get("provider"), model=p.get("model"), base_url=p.get("base_url"), wire_api=p.get("wire_api"),
     )
     group, created, warnings = await create_attempts(d, template, p["attempts"])
     return {"group": group, "sessions": [d.manager.describe(s) for s in created], "warnings": warnings}

@@ -33,6 +33,17 @@ EXTENSIONS: list[str] = [
 Launcher = Callable[["Session", "Config", bool], Awaitable[None]]
 
 
+class NewRequest(Protocol):
+    """What `new` asks for, as the `check_new` hook sees it (session_create.CreateRequest)."""
+
+    agent: str | None
+    provider: str | None
+    model: str | None
+    base_url: str | None
+    wire_api: str | None
+    extra: dict[str, Any]
+
+
 class PtyObserver(Protocol):
     """Watches one PTY session's runtime (waiting detection); dropped when it exits."""
 
@@ -53,6 +64,10 @@ class Extension:
         """What to run in a PTY session's terminal; the first extension to answer wins.
         Creation asks with a probe session (id "probe") to validate the agent name."""
         return None
+
+    def check_new(self, req: NewRequest, cfg: Config, agent: str) -> None:
+        """Check a new session's request before its worktree exists: raise a WorkbenchError
+        to refuse it; keys added to `req.extra` are stored with the session."""
 
     def observe(self, s: Session, rt: PtyRuntime) -> PtyObserver | None:
         """An observer for a PTY runtime that has just started."""

@@ -84,6 +84,9 @@ async def new(d: Daemon, c: Client, p: ps.NewParams) -> ps.NewSession:
         cols=p.get("cols"),
         rows=p.get("rows"),
         provider=p.get("provider"),
+        model=p.get("model"),
+        base_url=p.get("base_url"),
+        wire_api=p.get("wire_api"),
         extra={"auto_answer": True} if p.get("auto_answer") else {},
     )
     if req.cols is not None or req.rows is not None:

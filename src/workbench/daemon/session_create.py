@@ -44,6 +44,10 @@ class CreateRequest:
     cols: int | None = None
     rows: int | None = None
     provider: str | None = None
+    # One-off provider settings of a built-in agent session (agent_ext.py stores them).
+    model: str | None = None
+    base_url: str | None = None
+    wire_api: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 

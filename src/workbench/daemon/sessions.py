@@ -212,6 +212,8 @@ class SessionManager:
         command = [] if launcher or self._resolves(agent, cfg) else resolve_command(agent)
         if sandbox != "off":
             self.require_sandbox(sandbox)
+        for ext in self.extensions:
+            ext.check_new(req, cfg, agent)
         s, warnings = await build_session(
             self.store, req, info, cfg, agent=agent, name=name, sandbox=sandbox, approval=approval,
             command=command, repo_lock=self._repo_locks.setdefault(str(info.root), asyncio.Lock()),

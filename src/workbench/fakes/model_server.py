@@ -7,6 +7,12 @@ request is recorded, and protocol mistakes a real server would reject (a tool re
 answers no call, a call left without a result, tools in the wrong wire shape) are noted in
 `violations` while the request is answered normally.
 
+Three switches act like local servers people run (each leaves the scripts' turns alone):
+`refuse_streamed_tools` answers a streamed request that offers tools with llama-cpp-python's
+HTTP 500; `no_responses` has no Responses API (404, as Ollama's and llama.cpp's older
+servers); `max_streams` cuts a stream that arrives while that many requests are answered.
+`release()` ends every turn's `delay_s` early (a test holds a request with it).
+
     python -m workbench.fakes.model_server --script demo.json --port 8765
 
 Over 600 lines because it holds a test and demo double: one scripted server for both wire
@@ -38,6 +44,8 @@ FaultKind = Literal["status", "cut", "garbage", "hang", "stream_error"]
 FINISHED_TEXT = "(script finished)"
 NO_SCRIPT_TEXT = "(no script matches this request)"
 DEFAULT_MODEL = "fake-model"
+# What llama-cpp-python's server says (HTTP 500) to a streamed request with tools.
+STREAMED_TOOLS_REFUSAL = "Automatic streaming tool choice is not supported"
 
 
 @dataclass
@@ -378,10 +386,19 @@ class FakeOpenAI:
         models: list[str] | None = None,  # when set, other model names get a 404
         host: str = "127.0.0.1",
         port: int = 0,
+        refuse_streamed_tools: bool = False,
+        no_responses: bool = False,
+        max_streams: int | None = None,
     ) -> None:
         self.scripts = scripts
         self.api_key = api_key
         self.models = models
+        self.refuse_streamed_tools = refuse_streamed_tools
+        self.no_responses = no_responses
+        self.max_streams = max_streams
+        self.in_flight = 0  # model requests being answered now
+        self.refused = 0  # streamed requests refused (refuse_streamed_tools)
+        self.cuts = 0  # streams cut because max_streams were being answered
         self.host = host
         self.port = port
         self.requests: list[RecordedRequest] = []
@@ -391,6 +408,7 @@ class FakeOpenAI:
         self._calls = 0
         self._ids = 0
         self._stopping = threading.Event()
+        self._released = threading.Event()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -478,8 +496,16 @@ class FakeOpenAI:
             return script, turn, None
 
     def _wait(self, seconds: float) -> None:
-        if seconds > 0:
-            self._stopping.wait(seconds)
+        end = time.monotonic() + seconds
+        while not self._stopping.is_set() and not self._released.is_set():
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            self._stopping.wait(min(left, 0.05))
+
+    def release(self) -> None:
+        """End every wait (a turn's `delay_s`, a paced stream) now and from now on."""
+        self._released.set()
 
     # -- serving ---------------------------------------------------------------------------
 
@@ -503,6 +529,37 @@ class FakeOpenAI:
                 "model_not_found",
             )
             return
+        stream = bool(body.get("stream"))
+        if self.no_responses and route == "/responses":
+            self._record("POST", h.path, headers, body)
+            h.send_error_json(404, f"no such endpoint: POST {h.path}", "not_found")
+            return
+        if self.refuse_streamed_tools and stream and body.get("tools"):
+            self._record("POST", h.path, headers, body)
+            with self._lock:
+                self.refused += 1
+            h.send_json(500, {"error": {"message": STREAMED_TOOLS_REFUSAL, "type": "internal_server_error",
+                                        "param": None, "code": None}})
+            return
+        with self._lock:
+            cut = stream and self.max_streams is not None and self.in_flight >= self.max_streams
+            if cut:
+                self.cuts += 1
+            else:
+                self.in_flight += 1
+        if cut:  # saturated: the stream starts, then is cut before any event
+            self._record("POST", h.path, headers, body)
+            h.start_sse()
+            h.cut()
+        try:
+            self._answer(h, route, headers, body, size)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    def _answer(
+        self, h: _Handler, route: str, headers: dict[str, str], body: dict[str, Any], size: int
+    ) -> None:
         script, turn, fault = self._pick(body)
         n = self._record("POST", h.path, headers, body, script.match if script else None)
         wire: Literal["chat", "responses"] = "chat" if route == "/chat/completions" else "responses"
@@ -526,6 +583,7 @@ class FakeOpenAI:
         )
         calls = [(c, c.call_id or self._next_id("call")) for c in turn.tool_calls]
         stream = bool(body.get("stream"))
+        model = str(body.get("model") or "")
         if wire == "chat":
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
             if stream:
@@ -987,13 +1045,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=0, help="0 picks a free port")
     ap.add_argument("--api-key", default=None, help="require this bearer key")
+    ap.add_argument("--refuse-streamed-tools", action="store_true",
+                    help="answer streamed requests with tools as llama-cpp-python does (HTTP 500)")
+    ap.add_argument("--no-responses", action="store_true", help="serve no Responses API (404)")
+    ap.add_argument("--max-streams", type=int, default=None,
+                    help="cut a stream that arrives while this many requests are answered")
     args = ap.parse_args(argv)
     try:
         scripts = load_script_file(args.script) if args.script else []
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    fake = FakeOpenAI(scripts, api_key=args.api_key, host=args.host, port=args.port)
+    fake = FakeOpenAI(
+        scripts, api_key=args.api_key, host=args.host, port=args.port,
+        refuse_streamed_tools=args.refuse_streamed_tools, no_responses=args.no_responses,
+        max_streams=args.max_streams,
+    )
     try:
         url = fake.start()
     except OSError as e:

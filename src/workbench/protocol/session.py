@@ -119,7 +119,11 @@ class NewParams(TypedDict):
     in_place: NotRequired[bool]
     cols: NotRequired[int]
     rows: NotRequired[int]
-    provider: NotRequired[str]
+    provider: NotRequired[str]  # a [providers.NAME] of config.toml (built-in agent)
+    # one-off provider settings of a built-in agent session, kept for its resumes
+    model: NotRequired[str]
+    base_url: NotRequired[str]
+    wire_api: NotRequired[Literal["chat", "responses"]]
     auto_answer: NotRequired[bool]
 
 

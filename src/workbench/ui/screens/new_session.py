@@ -1,4 +1,7 @@
-"""New session (ctrl+n): every choice in one screen; Enter in a text field starts it."""
+"""New session (ctrl+n): every choice in one screen; Enter in a text field starts it.
+
+The built-in agent's provider (a `[providers.NAME]` of config.toml, read when the dialog
+opens, so one added a moment ago is offered) and model apply to it alone."""
 
 from __future__ import annotations
 
@@ -12,6 +15,8 @@ from textual.screen import ModalScreen
 from textual.suggester import SuggestFromList
 from textual.widgets import Input, Label, Select, Static, Switch
 
+from workbench import config
+from workbench.errors import WorkbenchError
 from workbench.protocol.session import NewParams
 
 AGENTS = ["shell", "builtin", "codex", "claude", "aider", "opencode", "gemini"]
@@ -27,6 +32,8 @@ class NewSessionForm:
     network: bool = False
     base: str = ""
     name: str = ""
+    provider: str = ""  # built-in agent: blank is the config's [session].provider
+    model: str = ""  # built-in agent: blank is the provider's model
     recent: list[str] = field(default_factory=list)
 
     def params(self) -> NewParams:
@@ -38,7 +45,20 @@ class NewSessionForm:
             p["base"] = self.base.strip()
         if self.name.strip():
             p["name"] = self.name.strip()
+        if (self.agent.split() or [""])[0] == "builtin":
+            if self.provider.strip():
+                p["provider"] = self.provider.strip()
+            if self.model.strip():
+                p["model"] = self.model.strip()
         return p
+
+
+def provider_names() -> list[str]:
+    """The providers config.toml defines now (none when it cannot be read: `new` says why)."""
+    try:
+        return sorted(config.load().providers)
+    except (WorkbenchError, OSError):
+        return []
 
 
 class NewSessionScreen(ModalScreen[NewSessionForm | None]):
@@ -88,6 +108,13 @@ class NewSessionScreen(ModalScreen[NewSessionForm | None]):
                 yield Label("Agent")
                 yield Input(f.agent, placeholder="shell, builtin, or a command", id="agent",
                             suggester=SuggestFromList(AGENTS))
+            providers = provider_names()
+            with Horizontal(classes="row"):
+                yield Label("Provider")
+                yield Input(f.provider, id="provider", suggester=SuggestFromList(providers),
+                            placeholder="builtin only: " + (", ".join(providers[:4]) or "default"))
+                yield Label("Model")
+                yield Input(f.model, placeholder="builtin only: the provider's", id="model")
             with Horizontal(classes="row"):
                 yield Label("Approval")
                 yield Select([(m, m) for m in ("suggest", "auto-edit", "full-auto")],
@@ -117,7 +144,8 @@ class NewSessionScreen(ModalScreen[NewSessionForm | None]):
             approval=str(self.query_one("#approval", Select).value),
             sandbox=str(self.query_one("#sandbox", Select).value),
             network=self.query_one("#network", Switch).value,
-            base=text("base"), name=text("name"), recent=self.form.recent,
+            base=text("base"), name=text("name"), provider=text("provider"), model=text("model"),
+            recent=self.form.recent,
         )
 
     def action_submit(self) -> None:
