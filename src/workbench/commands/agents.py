@@ -1,4 +1,5 @@
-"""CLI commands for external agent CLIs: `agents`, `notify`, `auto-answer`, `why`."""
+"""CLI commands for external agent CLIs (`agents`, `notify`, `auto-answer`, `why`) and
+`rename`."""
 
 from __future__ import annotations
 
@@ -42,6 +43,14 @@ def write_channel(path: str, line: str) -> None:
 
 
 def register(cli: click.Group) -> None:
+    @cli.command()
+    @click.argument("session")
+    @click.argument("name", nargs=-1, required=True)
+    def rename(session: str, name: tuple[str, ...]) -> None:
+        """Give SESSION a new name (words may be given unquoted); its branch keeps its name."""
+        s = _request(ps.RENAME, ps.RenameParams(id=session, name=" ".join(name)), autostart=False)
+        click.echo(f"{s['id']}  {s['name']}")
+
     @cli.command()
     @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
     @click.option("--repo", default=None, type=click.Path(file_okay=False), help="include the repo's .workbench.toml")

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from workbench import config as config_mod
+from workbench.core import session_names
 from workbench.core import worktree as wt_mod
 from workbench.core.models import Session
 from workbench.daemon.api import method
@@ -41,7 +42,14 @@ async def create_attempts(d: Daemon, template: CreateRequest, n: int) -> tuple[s
     else:
         info = await asyncio.to_thread(wt_mod.inspect_repo, Path(template.repo))
         default_agent = template.agent or config_mod.load(info.root).session.agent
-        base = d.manager.free_name(default_agent)
+        from_prompt = session_names.name_from_prompt(template.prompt or "")
+        if from_prompt:
+            # Every "-N" of the group must be free, not just the base.
+            base = session_names.unique(
+                from_prompt, lambda b: any(d.store.name_taken(f"{b}-{i}") for i in range(1, n + 1))
+            )
+        else:
+            base = d.manager.free_name(default_agent)
     names = [f"{base}-{i}" for i in range(1, n + 1)]
     taken = [x for x in names if d.store.name_taken(x)]
     if taken:

@@ -144,6 +144,13 @@ async def restart(d: Daemon, c: Client, p: ps.IdParams) -> ps.SessionInfo:
     return d.manager.describe(s)
 
 
+@method(ps.RENAME)
+async def rename(d: Daemon, c: Client, p: ps.RenameParams) -> ps.SessionInfo:
+    s = d.manager.get(p["id"])
+    d.manager.rename(s, p["name"])
+    return d.manager.describe(s)
+
+
 @method(ps.RM)
 async def rm(d: Daemon, c: Client, p: ps.RmParams) -> ps.RmResult:
     s = d.manager.get(p["id"])

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from workbench import config as config_mod
 from workbench import paths
 from workbench.config import Config
-from workbench.core import session_repo
+from workbench.core import session_names, session_repo
 from workbench.core import worktree as wt
 from workbench.core.git_runner import run_git, stderr_text
 from workbench.core.models import ATTENTION_ORDER, Session, SessionState
@@ -195,7 +195,7 @@ class SessionManager:
         info = await asyncio.to_thread(wt.inspect_repo, Path(req.repo))
         cfg = config_mod.load(info.root)
         agent = req.agent or cfg.session.agent
-        name = wt.validate_name(req.name) if req.name else self.free_name(agent)
+        name = wt.validate_name(req.name) if req.name else self.free_name(agent, req.prompt)
         if self.store.name_taken(name) or name in self._reserved:
             raise UsageError(f"a session named {name!r} already exists", hint="pick another --name")
         self._reserved.add(name)
@@ -228,13 +228,32 @@ class SessionManager:
                         base_ref="", agent=agent, command=[])
         return any(ext.resolve_command(probe, cfg, False) is not None for ext in self.extensions)
 
-    def free_name(self, agent: str) -> str:
-        """The first unused `<agent>-<n>` session name."""
+    def _name_taken(self, name: str) -> bool:
+        return self.store.name_taken(name) or name in self._reserved
+
+    def free_name(self, agent: str, prompt: str | None = None) -> str:
+        """A name from the prompt's first words (made unique), else the first unused
+        `<agent>-<n>`."""
+        from_prompt = session_names.name_from_prompt(prompt or "")
+        if from_prompt:
+            return session_names.unique(from_prompt, self._name_taken)
         base = wt.slugify(agent.split()[0].rsplit("/", 1)[-1]) or "session"
         n = 1
         while self.store.name_taken(f"{base}-{n}") or f"{base}-{n}" in self._reserved:
             n += 1
         return f"{base}-{n}"
+
+    def rename(self, s: Session, name: str) -> None:
+        """A new display name (the branch keeps its name: it may be pushed or checked out)."""
+        name = wt.validate_name(name.strip())
+        if name == s.name:
+            return
+        if self._name_taken(name):
+            raise UsageError(f"a session named {name!r} already exists", hint="pick another name")
+        old, s.name = s.name, name
+        self.store.save_session(s)
+        self.record(s, "renamed", {"from": old, "to": name})
+        self.publish_session(s)
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         """Run `coro` in the background; cancelled when the daemon shuts down."""

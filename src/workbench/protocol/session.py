@@ -203,6 +203,11 @@ class AttentionReport(TypedDict):
     auto_answer: bool
 
 
+class RenameParams(TypedDict):
+    id: str
+    name: str
+
+
 class DemoParams(TypedDict):
     repo: str
 
@@ -228,6 +233,7 @@ NEW: Method[NewParams, NewSession] = Method("new", NewParams)
 STOP: Method[IdParams, SessionInfo] = Method("stop", IdParams)
 RESTART: Method[IdParams, SessionInfo] = Method("restart", IdParams)
 RM: Method[RmParams, RmResult] = Method("rm", RmParams)
+RENAME: Method[RenameParams, SessionInfo] = Method("rename", RenameParams)
 GC: Method[NoParams, GcResult] = Method("gc", NoParams)
 EVENTS: Method[EventsParams, list[LogEntry]] = Method("events", EventsParams)
 RECENT_REPOS: Method[NoParams, list[str]] = Method("recent_repos", NoParams)
