@@ -30,6 +30,7 @@ from workbench.core.sgr import DEFAULT_COLOR, DEFAULT_STYLE, VISIBLE_ON_BLANK, R
 from workbench.errors import UsageError, WorkbenchError
 
 _ERASE_SAVED_LINES = b"\x1b[3J"
+_KEEP_OUT_BYTES = 64 * 1024
 MAX_COLS = 1000
 MAX_ROWS = 500
 
@@ -139,7 +140,9 @@ class TerminalScreen:
         self._fmt_opts.extra.screen.size = ffi.sizeof("GhosttyFormatterScreenExtra")
         self._fmt_opts.emit = lib.GHOSTTY_FORMATTER_FORMAT_VT
         self._fmt_opts.selection = self._selection
-        self._out = ffi.new("uint8_t[]", 64 * 1024)
+        # Grown on demand up to _KEEP_OUT_BYTES; a bigger one (a long history read) is used
+        # once and dropped: every session keeps this buffer.
+        self._out = ffi.new("uint8_t[]", 8 * 1024)
 
         self._cols = cols
         self._nrows = rows
@@ -220,13 +223,16 @@ class TerminalScreen:
             return None
         try:
             n = self._size_t
-            res = lib.ghostty_formatter_format_buf(fmt[0], self._out, len(self._out), n)
-            if res == lib.GHOSTTY_OUT_OF_SPACE and n[0] > len(self._out):
-                self._out = ffi.new("uint8_t[]", int(n[0]) + 4096)
-                res = lib.ghostty_formatter_format_buf(fmt[0], self._out, len(self._out), n)
+            out = self._out
+            res = lib.ghostty_formatter_format_buf(fmt[0], out, len(out), n)
+            if res == lib.GHOSTTY_OUT_OF_SPACE and n[0] > len(out):
+                out = ffi.new("uint8_t[]", int(n[0]) + 4096)
+                if len(out) <= _KEEP_OUT_BYTES:
+                    self._out = out
+                res = lib.ghostty_formatter_format_buf(fmt[0], out, len(out), n)
             if res != 0:
                 return None
-            text = ffi.buffer(self._out, n[0])[:].decode("utf-8", "replace")
+            text = ffi.buffer(out, n[0])[:].decode("utf-8", "replace")
         finally:
             lib.ghostty_formatter_free(fmt[0])
         return parse_vt(text, last - first + 1)

@@ -93,7 +93,15 @@ class BuiltinAgents(Extension):
         from workbench.agent.providers import make_provider_config
 
         choice = cfg.choose_provider(req.provider, overrides)
-        make_provider_config(choice.settings, os.environ, choice.sources)
+        pcfg = make_provider_config(choice.settings, os.environ, choice.sources)
+        if pcfg.base_url is None and pcfg.api_key is None:
+            # The public API without a key can only fail (and the SDK would retry DNS or 401s).
+            raise UsageError(
+                f"the built-in agent has no API key: ${pcfg.api_key_env} is not set in the daemon's "
+                f"environment (provider {choice.name!r})",
+                hint=f"export {pcfg.api_key_env}=... and restart the daemon (`workbench daemon stop`), "
+                "or use a local server: --base-url http://127.0.0.1:11434/v1 --model NAME (docs/agent.md)",
+            )
         if overrides:
             req.extra[OVERRIDES_KEY] = overrides
 
