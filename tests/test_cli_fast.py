@@ -174,3 +174,37 @@ def test_an_ascii_terminal_goes_to_click(wb: Wb) -> None:
     p = subprocess.run([sys.executable, "-c", "from workbench import cli_fast; print(cli_fast.run(['ls']))"],
                        capture_output=True, text=True, env=env, timeout=60)
     assert p.stdout.strip() == "-1"
+
+
+def test_a_refused_hello_reads_the_same_on_both_paths(wb: Wb) -> None:
+    """The fast path sends its request with the hello: a daemon that refuses the hello
+    (another protocol version) must still be reported as such, as the click CLI does."""
+    import json
+    import socket
+    import threading
+
+    from workbench import paths
+
+    rt = paths.ensure_private_dir(paths.runtime_dir())
+    srv = socket.socket(socket.AF_UNIX)
+    srv.bind(str(rt / "daemon.sock"))
+    srv.listen()
+    stop = threading.Event()
+
+    def refuse() -> None:
+        while not stop.is_set():
+            conn, _ = srv.accept()
+            with conn:
+                conn.recv(65536)
+                reply = {"id": 0, "error": {"code": "version", "message": "protocol mismatch: daemon speaks 9"}}
+                conn.sendall(json.dumps(reply).encode() + b"\n")
+
+    t = threading.Thread(target=refuse, daemon=True)
+    t.start()
+    try:
+        for _ in range(5):  # the request may reach the socket before or after the hang-up
+            res = same(wb, "screen", "ID")
+            assert res == (1, "", "error: protocol mismatch: daemon speaks 9\n")
+    finally:
+        stop.set()
+        srv.close()

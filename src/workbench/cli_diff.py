@@ -29,7 +29,7 @@ else:
 
 def fetch(session_id: str, fmt: str = "json") -> rv.DiffReply:
     """The whole diff, page by page (a big diff does not fit in one reply)."""
-    with Client("cli") as c:
+    with Client("cli", pipeline=True) as c:
         params: rv.DiffParams = {"id": session_id, "format": "unified" if fmt == "unified" else "json"}
         first = c.request(DIFF, params)
         files = first["files"]
@@ -54,7 +54,7 @@ def diff(session_id: str, stat: bool, as_json: bool, echo: Callable[..., None]) 
     from workbench.cli_render import to_json
 
     if stat:
-        with Client("cli") as c:
+        with Client("cli", pipeline=True) as c:
             params: rv.DiffParams = {"id": session_id, "stat": True}
             res = c.request(DIFF, params)
         if as_json:

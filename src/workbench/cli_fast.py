@@ -77,7 +77,7 @@ def echo(text: str, *, nl: bool = True, err: bool = False, color: bool | None = 
 
 def request(spec: Method[P, R], params: P, timeout: float | None = 300) -> R:
     """One request on a connection of its own (the daemon starts if it is not running)."""
-    with Client("cli", timeout=timeout) as c:
+    with Client("cli", timeout=timeout, pipeline=True) as c:
         return c.request(spec, params)
 
 
@@ -126,7 +126,7 @@ def deny(session_id: str, reason: str) -> None:
 
 def log(session_id: str, follow: bool, as_json: bool, full: bool) -> None:
     """A session's transcript; with `follow`, new entries and state changes until it is removed."""
-    with Client("cli", timeout=None if follow else 300) as c:
+    with Client("cli", timeout=None if follow else 300, pipeline=True) as c:
         get: ps.IdParams = {"id": session_id}
         sid = c.request(GET, get)["id"]
         if follow:

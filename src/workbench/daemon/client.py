@@ -99,9 +99,14 @@ def _last_error_line() -> str:
 
 
 class Client:
-    """Blocking JSON-lines client. Pushed events received while waiting are kept in `events`."""
+    """Blocking JSON-lines client. Pushed events received while waiting are kept in `events`.
 
-    def __init__(self, name: str = "cli", autostart: bool = True, timeout: float | None = 300) -> None:
+    With `pipeline`, the hello goes out with the first request and its answer is read then
+    (a handshake error surfaces there): a one-shot CLI call saves a round trip.
+    """
+
+    def __init__(self, name: str = "cli", autostart: bool = True, timeout: float | None = 300,
+                 pipeline: bool = False) -> None:
         try:
             self.sock = _connect_raw()
         except OSError:
@@ -116,7 +121,16 @@ class Client:
         self._ids = itertools.count(1)
         self.events: list[dict[str, Any]] = []
         self.sock.sendall(encode(hello(name)))
-        self.info = self._reply(0)
+        self._info: dict[str, Any] | None = None
+        if not pipeline:
+            self._info = self._reply(0)
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """The daemon's answer to hello: protocol, version, pid."""
+        if self._info is None:
+            self._info = self._reply(0)
+        return self._info
 
     def _readline(self) -> bytes:
         while b"\n" not in self._buf:
@@ -158,12 +172,21 @@ class Client:
 
     def _send(self, method: str, params: object) -> Any:
         req_id = next(self._ids)
-        self.sock.sendall(encode(request(req_id, method, params)))
+        try:
+            self.sock.sendall(encode(request(req_id, method, params)))
+        except OSError as e:
+            if self._info is None:  # it may have refused the hello and hung up: say why
+                self._info = self._reply(0)
+            raise DaemonError(f"lost the connection to the daemon: {e}") from None
+        if self._info is None:
+            self._info = self._reply(0)
         return self._reply(req_id)
 
     def next_event(self, timeout: float | None = None) -> dict[str, Any] | None:
         if self.events:
             return self.events.pop(0)
+        if self._info is None:
+            self._info = self._reply(0)
         old = self.sock.gettimeout()
         self.sock.settimeout(timeout)
         try:

@@ -49,6 +49,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+DISK_TTL_S = 10.0  # how long a worktree's measured disk use is shown before it is walked again
 LIVE_STATES = {SessionState.STARTING, SessionState.RUNNING, SessionState.WAITING}
 
 
@@ -119,12 +120,21 @@ class SessionManager:
             d.update(ext.describe(s))
         return cast(SessionInfo, d)
 
+    def disk_sizes_known(self) -> bool:
+        """Whether `listing()` would walk no worktree (every size measured in the last 10 s)."""
+        now = time.monotonic()
+        for s in self.sessions.values():
+            hit = self._disk_cache.get(s.id)
+            if not s.in_place and (hit is None or now - hit[0] >= DISK_TTL_S):
+                return False
+        return True
+
     def _disk(self, s: Session) -> int | None:
         if s.in_place:
             return None
         now = time.monotonic()
         hit = self._disk_cache.get(s.id)
-        if hit and now - hit[0] < 10:
+        if hit and now - hit[0] < DISK_TTL_S:
             return hit[1]
         size = wt.disk_usage(Path(s.worktree)) if Path(s.worktree).exists() else 0
         self._disk_cache[s.id] = (now, size)
