@@ -82,7 +82,7 @@ def timed_pair(a: list[str], b: list[str]) -> float:
 
 
 def alternate(cases: dict[str, Callable[[], float]], rounds: int, runs: int,
-              between: Callable[[], None] | None = None) -> dict[str, list[float]]:
+              between: Callable[[], object] | None = None) -> dict[str, list[float]]:
     """`rounds` rounds; in each, every case `runs` times, interleaved run by run."""
     out: dict[str, list[float]] = {k: [] for k in cases}
     for _ in range(rounds):
@@ -129,6 +129,12 @@ class Tmux:
         with contextlib.suppress(subprocess.CalledProcessError):
             self.run("kill-server")
 
+    def __enter__(self) -> Tmux:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 # --- the phases ----------------------------------------------------------------------------
 
@@ -152,7 +158,7 @@ def commands(target: str, rounds: int, runs: int) -> dict[str, list[float]]:
 def under_load(d: Daemon, tmux: Tmux, streams: list[str], target: str, blob: Path, rounds: int,
                runs: int) -> tuple[dict[str, list[float]], dict[str, list[str]]]:
     cmd = STREAM_CMD.format(blob=shlex.quote(str(blob)))
-    out: dict[str, list[float]] = {"workbench": [], "tmux": []}
+    out: dict[str, list[float]] = {"workbench": [], "tmux": [], "daemon": []}
     loads: dict[str, list[str]] = {"workbench": [], "tmux": []}
 
     def streams_on(name: str, on: bool) -> None:
@@ -168,6 +174,11 @@ def under_load(d: Daemon, tmux: Tmux, streams: list[str], target: str, blob: Pat
         for _ in range(runs):
             if name == "workbench":
                 out[name].append(timed_pair(wb("keys", target, "x"), wb("screen", target)))
+                with d.client("bench-share") as c:  # the daemon's share: no process start
+                    t0 = time.perf_counter()
+                    c.call("keys", id=target, text="x")
+                    c.call("screen", id=target)
+                    out["daemon"].append((time.perf_counter() - t0) * 1000)
             else:
                 out[name].append(timed_pair(tmux.argv("send-keys", "-t", "typed", "x"),
                                             tmux.argv("capture-pane", "-p", "-t", "typed")))
@@ -204,7 +215,8 @@ def diffs(d: Daemon, root: Path, repo: Path, sandbox: str, files: int, rounds: i
     plain = root / "plain"
     git(root, "clone", "-q", str(repo), str(plain))
     change(plain, files)
-    git(plain, "add", "-A", "-N")
+    untracked = git(plain, "ls-files", "-z", "--others", "--exclude-standard").split("\0")
+    git(plain, "add", "-N", "--", *filter(None, untracked))  # untracked files show in `git diff`
     git_diff = ["git", "-C", str(plain), "diff"]
     # the same bytes? (a sanity check of the comparison, not timed)
     ours = subprocess.run(wb("diff", sid, "--stat"), capture_output=True, text=True).stdout.splitlines()[-1:]
@@ -248,49 +260,49 @@ def main() -> None:
         cfg.mkdir(parents=True)
         cfg.joinpath("config.toml").write_text(f'[sandbox]\nextra_ro_binds = ["{inputs}"]\n')
         repo = make_repo(root / "repo", files=files, lines=25)
-        tmux = Tmux(root, 80, 24) if shutil.which("tmux") else None
-        try:
-            with Daemon(root) as d:
-                ids = [new_session(d, repo, "shell", sandbox=sandbox, size=(80, 24), name=f"s{i}")["id"]
-                       for i in range(SESSIONS - 1)]
-                target = new_session(d, repo, "cat", sandbox=sandbox, size=(80, 24), name="typed")["id"]
-                wait_for(lambda: all(s["alive"] for s in d.call("ls")), 60, 0.1)
-                timed(BARE)  # warm the page cache
-                timed(wb("ls"))
-                print(f"commands: {rounds} rounds x {runs} runs, {SESSIONS} sessions", flush=True)
-                t = commands(target, rounds, runs)
-                load_commands = loadavg()
-                ref = t.pop("python")
-                for name, xs in t.items():
-                    what = f"`workbench {name}`" + (f" ({SESSIONS} sessions)" if name.startswith("ls") else "")
-                    res.add(Row(what, median(xs), "ms", median(ref), 'python -c "import json, socket"',
-                                median(xs) / median(ref), "<= 1.5 ratio",
-                                detail=f"p99 {percentile(xs, 99):.1f} ms vs {percentile(ref, 99):.1f} ms"))
-                res.extra["commands_ms"] = {k: [round(x, 2) for x in v] for k, v in {"python": ref, **t}.items()}
-                if tmux is not None:
-                    print("keys + screen under load", flush=True)
-                    pair, loads = under_load(d, tmux, ids[:STREAMS], target, blob, rounds, runs)
-                    for q in (50, 99):
-                        w, r = percentile(pair["workbench"], q), percentile(pair["tmux"], q)
-                        res.add(Row(f"`keys` + `screen`, {STREAMS} sessions streaming, p{q}", w, "ms", r,
-                                    "tmux send-keys + capture-pane", w / r, "<= 2 ratio",
-                                    detail=f"load average {loads['workbench'][-1]} / {loads['tmux'][-1]}"))
-                    res.extra["under_load_ms"] = {k: [round(x, 2) for x in v] for k, v in pair.items()}
-                    res.extra["under_load_loadavg"] = loads
-                else:
-                    res.notes.append("tmux is not installed: keys + screen under load not measured")
-                print(f"diff of {files} files", flush=True)
-                dt = diffs(d, root, repo, sandbox, files, rounds, max(1, runs // 2))
-                for name in ("diff", "diff --stat"):
-                    xs, ref_d = dt[name], dt[f"git {name}"]
-                    res.add(Row(f"`workbench {name}` ({files}-file repo, {files // 2} changed files)",
-                                median(xs), "ms", median(ref_d), f"git {name}", median(xs) / median(ref_d),
-                                "<= 1.5 ratio",
-                                detail=f"p99 {percentile(xs, 99):.1f} ms vs {percentile(ref_d, 99):.1f} ms"))
-                res.extra["diff_ms"] = {k: [round(x, 2) for x in v] for k, v in dt.items()}
-        finally:
+        tmux_cm = Tmux(root, 80, 24) if shutil.which("tmux") else contextlib.nullcontext(None)
+        with Daemon(root) as d, tmux_cm as tmux:  # tmux stops first: its processes are ours
+            ids = [new_session(d, repo, "shell", sandbox=sandbox, size=(80, 24), name=f"s{i}")["id"]
+                   for i in range(SESSIONS - 1)]
+            target = new_session(d, repo, "cat", sandbox=sandbox, size=(80, 24), name="typed")["id"]
+            wait_for(lambda: all(s["alive"] for s in d.call("ls")), 60, 0.1)
+            timed(BARE)  # warm the page cache
+            timed(wb("ls"))
+            print(f"commands: {rounds} rounds x {runs} runs, {SESSIONS} sessions", flush=True)
+            t = commands(target, rounds, runs)
+            load_commands = loadavg()
+            ref = t.pop("python")
+            for name, xs in t.items():
+                what = f"`workbench {name}`" + (f" ({SESSIONS} sessions)" if name.startswith("ls") else "")
+                res.add(Row(what, median(xs), "ms", median(ref), 'python -c "import json, socket"',
+                            median(xs) / median(ref), "<= 1.5 ratio",
+                            detail=f"p99 {percentile(xs, 99):.1f} ms vs {percentile(ref, 99):.1f} ms"))
+            res.extra["commands_ms"] = {k: [round(x, 2) for x in v] for k, v in {"python": ref, **t}.items()}
             if tmux is not None:
-                tmux.close()
+                print("keys + screen under load", flush=True)
+                pair, loads = under_load(d, tmux, ids[:STREAMS], target, blob, rounds, runs)
+                for q in (50, 99):
+                    w, r = percentile(pair["workbench"], q), percentile(pair["tmux"], q)
+                    res.add(Row(f"`keys` + `screen`, {STREAMS} sessions streaming, p{q}", w, "ms", r,
+                                "tmux send-keys + capture-pane", w / r, "<= 2 ratio",
+                                detail=f"load average {loads['workbench'][-1]} / {loads['tmux'][-1]}"))
+                res.add(Row("  the daemon's share of it (one open connection, no process start)",
+                            median(pair["daemon"]), "ms",
+                            detail=f"p99 {percentile(pair['daemon'], 99):.1f} ms"))
+                res.extra["under_load_ms"] = {k: [round(x, 2) for x in v] for k, v in pair.items()}
+                res.extra["under_load_loadavg"] = loads
+            else:
+                res.notes.append("tmux is not installed: keys + screen under load not measured")
+            print(f"diff of {files} files", flush=True)
+            dt = diffs(d, root, repo, sandbox, files, rounds, max(1, runs // 2))
+            for name in ("diff", "diff --stat"):
+                xs, ref_d = dt[name], dt[f"git {name}"]
+                changed = files // 2 + files // 10 + files // 4  # modified, deleted, new
+                res.add(Row(f"`workbench {name}` ({changed} files changed in a {files}-file repo)",
+                            median(xs), "ms", median(ref_d), f"git {name}", median(xs) / median(ref_d),
+                            "<= 1.5 ratio",
+                            detail=f"p99 {percentile(xs, 99):.1f} ms vs {percentile(ref_d, 99):.1f} ms"))
+            res.extra["diff_ms"] = {k: [round(x, 2) for x in v] for k, v in dt.items()}
     res.extra["loadavg"] = {"start": load_at_start, "after commands": load_commands, "end": loadavg()}
     res.notes.append(f"sandbox {sandbox}; load average at start {load_at_start}, after the commands "
                      f"{load_commands}, at the end {res.extra['loadavg']['end']}")

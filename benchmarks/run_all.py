@@ -40,6 +40,7 @@ BENCHES: list[tuple[str, str, int]] = [
     ("scale", "scale.py", 240),
     ("startup", "startup.py", 120),
     ("agent_overhead", "agent_overhead.py", 150),
+    ("cli_latency", "cli_latency.py", 600),
 ]
 TITLES = {
     "throughput": "1. Terminal throughput",
@@ -49,6 +50,7 @@ TITLES = {
     "scale": "5. Scale and memory",
     "startup": "6. Start-up",
     "agent_overhead": "7. Agent overhead",
+    "cli_latency": "8. CLI latency",
 }
 
 
