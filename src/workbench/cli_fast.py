@@ -240,7 +240,8 @@ def parse(argv: list[str]) -> tuple[Callable[..., None], dict[str, Any]] | None:
 
 def _text_streams_ok() -> bool:
     """click re-wraps a stream whose encoding is ASCII (a misconfigured locale): leave that to it."""
-    return all((getattr(f, "encoding", "") or "").lower().replace("-", "") == "utf8" for f in (sys.stdout, sys.stderr))
+    return all((getattr(f, "encoding", "") or "").lower().replace("-", "").replace("_", "") == "utf8"
+               for f in (sys.stdout, sys.stderr))
 
 
 def run(argv: list[str]) -> int | None:
