@@ -12,7 +12,9 @@ References, same run, alternating (issue 15, item 2):
   `--agent shell` sessions run `while :; do cat FILE; done` (2 MB of plain and SGR text),
   against `tmux send-keys` + `tmux capture-pane -p` on a tmux server (its own `-L` socket)
   with 8 windows streaming the same way. The two loads take turns: each side is measured
-  while its own 8 streams run and the other's are stopped (Ctrl-C); goal: <= 2x;
+  while its own 8 streams run and the other's are stopped (Ctrl-C); goal: <= 2x. Measured
+  beside it, under the same load: the daemon's share (the same two requests on one open
+  connection) and two bare Python starts (the floor of any CLI written in Python);
 - `diff ID` and `diff ID --stat` of a change (modified, new and deleted files) against
   `git diff` / `git diff --stat` of the same change in a plain clone, untracked files
   included by `git add -N` beforehand (so git's side is one process; ours finds them too).
@@ -158,7 +160,7 @@ def commands(target: str, rounds: int, runs: int) -> dict[str, list[float]]:
 def under_load(d: Daemon, tmux: Tmux, streams: list[str], target: str, blob: Path, rounds: int,
                runs: int) -> tuple[dict[str, list[float]], dict[str, list[str]]]:
     cmd = STREAM_CMD.format(blob=shlex.quote(str(blob)))
-    out: dict[str, list[float]] = {"workbench": [], "tmux": [], "daemon": []}
+    out: dict[str, list[float]] = {"workbench": [], "tmux": [], "daemon": [], "python": []}
     loads: dict[str, list[str]] = {"workbench": [], "tmux": []}
 
     def streams_on(name: str, on: bool) -> None:
@@ -174,6 +176,7 @@ def under_load(d: Daemon, tmux: Tmux, streams: list[str], target: str, blob: Pat
         for _ in range(runs):
             if name == "workbench":
                 out[name].append(timed_pair(wb("keys", target, "x"), wb("screen", target)))
+                out["python"].append(timed_pair(BARE, BARE))  # the floor of two Python processes
                 with d.client("bench-share") as c:  # the daemon's share: no process start
                     t0 = time.perf_counter()
                     c.call("keys", id=target, text="x")
@@ -289,6 +292,11 @@ def main() -> None:
                 res.add(Row("  the daemon's share of it (one open connection, no process start)",
                             median(pair["daemon"]), "ms",
                             detail=f"p99 {percentile(pair['daemon'], 99):.1f} ms"))
+                floor = median(pair["python"])
+                res.add(Row("  two bare `python -c \"import json, socket\"` starts, same load", floor, "ms",
+                            median(pair["tmux"]), "tmux send-keys + capture-pane", floor / median(pair["tmux"]),
+                            detail=f"p99 {percentile(pair['python'], 99):.1f} ms: the floor of any two-process "
+                                   "Python CLI"))
                 res.extra["under_load_ms"] = {k: [round(x, 2) for x in v] for k, v in pair.items()}
                 res.extra["under_load_loadavg"] = loads
             else:
