@@ -207,7 +207,7 @@ def main() -> None:
     started = time.monotonic()
     n = args.sessions or (8 if args.quick else 30)
     minutes = args.soak_minutes if args.soak_minutes >= 0 else (1 if args.quick else 120)
-    res = Result("memory", "9. Memory", args.quick)
+    res = Result("memory", "11. Memory", args.quick)
     sandbox = "workspace" if sandbox_ok() else "off"
     load = os.getloadavg()
     with isolated("memory") as root:

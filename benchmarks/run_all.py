@@ -41,6 +41,9 @@ BENCHES: list[tuple[str, str, int]] = [
     ("startup", "startup.py", 120),
     ("agent_overhead", "agent_overhead.py", 150),
     ("local_server", "local_server.py", 150),
+    ("cli_latency", "cli_latency.py", 600),
+    ("tool_call", "tool_call.py", 300),
+    ("memory", "memory.py", 900),
 ]
 TITLES = {
     "throughput": "1. Terminal throughput",
@@ -51,6 +54,9 @@ TITLES = {
     "startup": "6. Start-up",
     "agent_overhead": "7. Agent overhead",
     "local_server": "8. A local server refusing streamed tools",
+    "cli_latency": "9. CLI latency",
+    "tool_call": "10. Tool-call overhead",
+    "memory": "11. Memory",
 }
 
 
@@ -108,6 +114,9 @@ def run_one(name: str, script: str, limit: int, quick: bool) -> dict[str, Any]:
         argv = [PYTHON, str(path), "--runs", "1" if quick else "3"]
     else:
         argv = [PYTHON, str(path), *(["--quick"] if quick else [])]
+    if script == "memory.py":
+        # The two-hour soak runs on its own (`memory.py --soak-minutes 120`); here a short one.
+        argv += ["--soak-minutes", "1" if quick else "5"]
     print(f"-- {name}: {' '.join(argv[1:])} (load {load})", flush=True)
     with log.open("w") as sink:
         proc = subprocess.Popen(argv, cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT, text=True)

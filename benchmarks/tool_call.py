@@ -118,7 +118,7 @@ def main() -> None:
     started = time.monotonic()
     rounds = args.rounds or 3
     calls = args.calls or (20 if args.quick else 60)
-    res = Result("tool_call", "8. Tool-call overhead", args.quick)
+    res = Result("tool_call", "10. Tool-call overhead", args.quick)
     sandbox = "workspace" if sandbox_ok() else "off"
     load = os.getloadavg()
     tool: list[float] = []

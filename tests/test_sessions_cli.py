@@ -397,7 +397,7 @@ def test_headless_core_does_not_import_textual() -> None:
         "for pkg in (workbench.core, workbench.agent, workbench.daemon):\n"
         "    for m in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + '.'):\n"
         "        importlib.import_module(m.name)\n"
-        "import workbench.cli\n"
+        "import workbench.cli, workbench.cli_full\n"
         "bad = [m for m in sys.modules if m == 'textual' or m.startswith('textual.')]\n"
         "assert not bad, bad\n"
         "print('clean')\n"

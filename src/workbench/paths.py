@@ -2,36 +2,63 @@
 
 Every function reads the environment on each call so tests (and two daemons) with
 different XDG directories never share a file.
+
+Cheap to import: the CLI's fast path (`workbench.cli_fast`) needs only the socket's path,
+so pathlib and platformdirs (about 10 ms of a 20 ms interpreter start) load on first use.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
-
-import platformdirs
 
 from workbench.errors import WorkbenchError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
 
 APP = "workbench"
 
 
+def _path(p: str) -> Path:
+    from pathlib import Path
+
+    return Path(p)
+
+
 def config_dir() -> Path:
-    return Path(platformdirs.user_config_dir(APP, appauthor=False))
+    import platformdirs
+
+    return _path(platformdirs.user_config_dir(APP, appauthor=False))
 
 
 def data_dir() -> Path:
-    return Path(platformdirs.user_data_dir(APP, appauthor=False))
+    import platformdirs
+
+    return _path(platformdirs.user_data_dir(APP, appauthor=False))
 
 
 def state_dir() -> Path:
-    return Path(platformdirs.user_state_dir(APP, appauthor=False))
+    import platformdirs
+
+    return _path(platformdirs.user_state_dir(APP, appauthor=False))
 
 
 def cache_dir() -> Path:
-    return Path(platformdirs.user_cache_dir(APP, appauthor=False))
+    import platformdirs
+
+    return _path(platformdirs.user_cache_dir(APP, appauthor=False))
+
+
+def runtime_dir_name() -> str:
+    """`runtime_dir()` as a string, without pathlib."""
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    if xdg:
+        return os.path.join(xdg, APP)
+    run_user = f"/run/user/{os.getuid()}"
+    if os.path.isdir(run_user) and os.access(run_user, os.W_OK):
+        return os.path.join(run_user, APP)
+    return f"/tmp/{APP}-{os.getuid()}"
 
 
 def runtime_dir() -> Path:
@@ -40,42 +67,48 @@ def runtime_dir() -> Path:
     platformdirs falls back to /run/user/UID or a temp path when XDG_RUNTIME_DIR is
     unset; we add a per-uid suffix under /tmp ourselves so the fallback is never shared.
     """
-    xdg = os.environ.get("XDG_RUNTIME_DIR")
-    if xdg:
-        return Path(xdg) / APP
-    run_user = Path(f"/run/user/{os.getuid()}")
-    if run_user.is_dir() and os.access(run_user, os.W_OK):
-        return run_user / APP
-    return Path(f"/tmp/{APP}-{os.getuid()}")
+    return _path(runtime_dir_name())
 
 
 def config_file() -> Path:
     return config_dir() / "config.toml"
 
 
+def socket_name() -> str:
+    """`socket_path()` as a string, without pathlib."""
+    return os.path.join(runtime_dir_name(), "daemon.sock")
+
+
 def socket_path() -> Path:
-    return runtime_dir() / "daemon.sock"
+    return _path(socket_name())
 
 
 # sun_path holds 108 bytes; a deep XDG_RUNTIME_DIR would not fit.
 _SUN_PATH_MAX = 100
 
 
-@contextmanager
-def socket_address(path: Path | None = None) -> Iterator[str]:
+class socket_address:  # lower case: used as `with socket_address() as addr`, like a function
     """An address for bind/connect that fits sun_path, however deep the runtime dir is.
 
     A long path is reached through `/proc/self/fd/N/` of the directory, opened O_PATH.
+    (A class, not @contextmanager: contextlib is one more import on the CLI's fast path.)
     """
-    path = path or socket_path()
-    if len(os.fsencode(path)) <= _SUN_PATH_MAX:
-        yield str(path)
-        return
-    fd = os.open(path.parent, os.O_PATH | os.O_DIRECTORY)
-    try:
-        yield f"/proc/self/fd/{fd}/{path.name}"
-    finally:
-        os.close(fd)
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        self.path = os.fspath(path) if path is not None else socket_name()
+        self.fd = -1
+
+    def __enter__(self) -> str:
+        if len(os.fsencode(self.path)) <= _SUN_PATH_MAX:
+            return self.path
+        parent, name = os.path.split(self.path)
+        self.fd = os.open(parent, os.O_PATH | os.O_DIRECTORY)
+        return f"/proc/self/fd/{self.fd}/{name}"
+
+    def __exit__(self, *exc: object) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
 
 
 def pid_file() -> Path:

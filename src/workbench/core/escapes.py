@@ -4,7 +4,6 @@ terminal, or write their clipboard (OSC 52)."""
 
 from __future__ import annotations
 
-import logging
 import re
 
 # CSI, OSC/DCS/SOS/PM/APC strings (terminated by BEL or ST), other ESC sequences, C1 controls.
@@ -33,10 +32,3 @@ def one_line(text: str, limit: int = 200) -> str:
     out = strip_escapes(text, keep_newlines=False)
     return out if len(out) <= limit else out[: limit - 1] + "…"
 
-
-class InertLogFormatter(logging.Formatter):
-    """Log lines carry session reasons, model text and file names: keep the log file safe
-    to `cat` or `tail -f` in a terminal (newlines and tabs of tracebacks stay)."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        return strip_escapes(super().format(record))

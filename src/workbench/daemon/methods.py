@@ -61,6 +61,10 @@ async def shutdown(d: Daemon, c: Client, p: ps.NoParams) -> ps.ShutdownResult:
 
 @method(ps.LS)
 async def ls(d: Daemon, c: Client, p: ps.NoParams) -> list[ps.SessionInfo]:
+    # Only a first walk of a worktree for its disk use is worth a thread: the hop costs a
+    # `ls` from the CLI milliseconds on a busy machine, more than the listing itself.
+    if d.manager.disk_sizes_known():
+        return d.manager.listing()
     return await asyncio.to_thread(d.manager.listing)
 
 

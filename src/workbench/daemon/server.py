@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench import __version__, paths
-from workbench.core.escapes import InertLogFormatter
+from workbench.core.escapes import strip_escapes
 from workbench.core.store import Store
 from workbench.daemon import methods, process_upkeep
 from workbench.daemon.api import Router
@@ -256,6 +256,14 @@ def _acquire_lock() -> int | None:
         os.close(fd)
         return None
     return fd
+
+
+class InertLogFormatter(logging.Formatter):
+    """Log lines carry session reasons, model text and file names: keep the log file safe
+    to `cat` or `tail -f` in a terminal (newlines and tabs of tracebacks stay)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return strip_escapes(super().format(record))
 
 
 def _setup_logging() -> None:

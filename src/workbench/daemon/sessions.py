@@ -21,6 +21,7 @@ import shutil
 import signal
 import time
 from collections.abc import Coroutine, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+DISK_TTL_S = 10.0  # how long a worktree's measured disk use is shown before it is walked again
 LIVE_STATES = {SessionState.STARTING, SessionState.RUNNING, SessionState.WAITING}
 
 
@@ -61,6 +63,8 @@ class SessionManager:
         self.sessions: dict[str, Session] = {}
         self.runtimes: dict[str, Any] = {}
         self._disk_cache: dict[str, tuple[float, int]] = {}
+        self._disk_walks: set[str] = set()  # sessions whose worktree a background walk measures
+        self._disk_pool: ThreadPoolExecutor | None = None
         self._git: SessionGit | None = None
         self._launchers: dict[str, Launcher] = {}  # non-PTY agents, from extensions
         self.extensions: list[Extension] = []
@@ -119,16 +123,35 @@ class SessionManager:
             d.update(ext.describe(s))
         return cast(SessionInfo, d)
 
+    def disk_sizes_known(self) -> bool:
+        """Whether `describe` would walk no worktree: each size has been measured once."""
+        return all(s.in_place or s.id in self._disk_cache for s in self.sessions.values())
+
     def _disk(self, s: Session) -> int | None:
+        """A worktree's disk use. The first time it is walked here; after that the last size is
+        shown while a background walk refreshes one older than DISK_TTL_S, so neither the
+        event loop (session events, `get`) nor a CLI `ls` ever waits for a walk again."""
         if s.in_place:
             return None
-        now = time.monotonic()
         hit = self._disk_cache.get(s.id)
-        if hit and now - hit[0] < 10:
-            return hit[1]
-        size = wt.disk_usage(Path(s.worktree)) if Path(s.worktree).exists() else 0
-        self._disk_cache[s.id] = (now, size)
-        return size
+        if hit is None:
+            return self._measure_disk(s.id, s.worktree)
+        if time.monotonic() - hit[0] >= DISK_TTL_S and s.id not in self._disk_walks:
+            self._disk_walks.add(s.id)
+            if self._disk_pool is None:
+                self._disk_pool = ThreadPoolExecutor(1, thread_name_prefix="disk-use")
+            self._disk_pool.submit(self._measure_disk, s.id, s.worktree)
+        return hit[1]
+
+    def _measure_disk(self, sid: str, worktree: str) -> int:
+        try:
+            path = Path(worktree)
+            size = wt.disk_usage(path) if path.exists() else 0
+            if sid in self.sessions:  # not for a session removed meanwhile
+                self._disk_cache[sid] = (time.monotonic(), size)
+            return size
+        finally:
+            self._disk_walks.discard(sid)
 
     # state
 

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from textual.message import Message
 
-from workbench.daemon.client import AsyncClient
+from workbench.daemon.async_client import AsyncClient
 from workbench.errors import DaemonError, NotFound, UsageError, WorkbenchError
 from workbench.protocol import terminal as pt
 from workbench.protocol.method import Method

@@ -1,0 +1,73 @@
+"""`workbench diff ID [--stat] [--json]` on the CLI's fast path (`cli_fast`): the same
+requests and output as the click command in `commands/review.py`, without click or the
+protocol's modules at import."""
+
+from __future__ import annotations
+
+import sys
+
+from workbench.core.escapes import strip_escapes
+from workbench.daemon.client import Client
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from workbench.protocol import review as rv
+
+    DIFF = rv.DIFF
+else:
+
+    class _Spec:  # the method's name is all the client sends (cli_fast._Spec)
+        __slots__ = ("name",)
+
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+    DIFF = _Spec("diff")
+
+
+def fetch(session_id: str, fmt: str = "json") -> rv.DiffReply:
+    """The whole diff, page by page (a big diff does not fit in one reply)."""
+    with Client("cli", pipeline=True) as c:
+        params: rv.DiffParams = {"id": session_id, "format": "unified" if fmt == "unified" else "json"}
+        first = c.request(DIFF, params)
+        files = first["files"]
+        texts = [first.get("text", "")]
+        nxt = first.get("next")
+        while nxt is not None:
+            params["offset"] = nxt
+            page = c.request(DIFF, params)
+            if page.get("digest") != first.get("digest"):
+                first = page  # the worktree changed meanwhile: keep the newest file list
+            for i, f in enumerate(page["files"]):
+                if f.get("hunks") is not None and i < len(files):
+                    files[i] = f
+            texts.append(page.get("text", ""))
+            nxt = page.get("next")
+    first["files"] = files
+    first["text"] = "".join(texts)
+    return first
+
+
+def diff(session_id: str, stat: bool, as_json: bool, echo: Callable[..., None]) -> None:
+    from workbench.cli_render import to_json
+
+    if stat:
+        with Client("cli", pipeline=True) as c:
+            params: rv.DiffParams = {"id": session_id, "stat": True}
+            res = c.request(DIFF, params)
+        if as_json:
+            echo(to_json({"base": res["base"], "stat": res["stat"], "files": res["files"]}))
+        else:
+            echo(res["text"], nl=False)
+        return
+    if as_json:
+        whole = fetch(session_id)
+        echo(to_json({"base": whole["base"], "digest": whole["digest"], "stat": whole["stat"],
+                      "files": whole["files"], "review": whole["review"], "check": whole["check"]}))
+        return
+    text = fetch(session_id, "unified")["text"]
+    if sys.stdout.isatty():
+        text = strip_escapes(text)  # agent-written content must not drive the terminal
+    echo(text, nl=False)
