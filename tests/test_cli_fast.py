@@ -109,13 +109,18 @@ def test_diff_prints_what_click_prints(wb: Wb, repo: Path) -> None:
         same(wb, *args)
 
 
-def test_fast_commands_start_the_daemon(wb: Wb) -> None:
+def test_fast_commands_start_the_daemon_but_status_does_not(wb: Wb) -> None:
     assert wb.daemon_pid() is None
     res = wb.run("ls")
     assert res.stdout == "no sessions; create one with `workbench new --repo PATH`\n"
     assert wb.daemon_pid() is not None
     wb.stop()
-    assert wb.json("daemon", "status")["sessions"] == 0
+    # Asking whether a daemon runs never starts one (it did before): "not running", exit 3.
+    for args in (["daemon", "status"], ["daemon", "status", "--json"]):
+        res = wb.run(*args, check=False)
+        assert res.returncode == 3 and res.stdout == ""
+        assert res.stderr.startswith("error: the daemon is not running")
+        assert wb.daemon_pid() is None
 
 
 def test_help_and_other_commands_reach_click(wb: Wb) -> None:

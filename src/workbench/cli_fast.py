@@ -27,7 +27,7 @@ from workbench.cli_render import (
 )
 from workbench.core.escapes import one_line
 from workbench.daemon.client import Client
-from workbench.errors import WorkbenchError
+from workbench.errors import DaemonNotRunning, WorkbenchError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -94,8 +94,13 @@ def ls(as_json: bool) -> None:
 
 
 def status(as_json: bool) -> None:
+    """Never starts a daemon: asking whether one runs must not change the answer."""
     no_params: ps.NoParams = {}
-    st = request(STATUS, no_params)
+    try:
+        with Client("cli", autostart=False, timeout=60, pipeline=True) as c:
+            st = c.request(STATUS, no_params)
+    except DaemonNotRunning:
+        raise DaemonNotRunning("the daemon is not running", hint="`workbench daemon start` starts it") from None
     echo(to_json(st) if as_json else "\n".join(status_lines(st)))
 
 

@@ -349,8 +349,12 @@ def trust(repo: str, revoke: bool, list_: bool) -> None:
 @click.argument("session_id", required=False)
 def attach(session_id: str | None) -> None:
     """Open the UI focused on a session with its terminal in view."""
-    from workbench.ui.launch import run_ui
+    from workbench.ui.launch import require_terminal, run_ui
 
+    if session_id:
+        with _client() as c:  # an unknown session is an error here, not an empty UI
+            session_id = c.request(ps.GET, ps.IdParams(id=session_id))["id"]
+    require_terminal()
     run_ui(session_id)
 
 

@@ -43,6 +43,12 @@ class DaemonError(WorkbenchError):
     code = "daemon"
 
 
+class DaemonNotRunning(DaemonError):
+    """Asked something of a daemon that is not running (and not to start it)."""
+
+    exit_code = 3  # as `systemctl status` says "not running"
+
+
 ERROR_CLASSES: dict[str, type[WorkbenchError]] = {
     cls.code: cls
     for cls in (WorkbenchError, UsageError, NotFound, ConfigError, GitError, SandboxError, DaemonError)

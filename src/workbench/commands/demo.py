@@ -22,8 +22,13 @@ def register(cli: click.Group) -> None:
         """Try workbench offline: a sample repo with a bug and three agent sessions
         (one fixes the bug, one waits for your approval, one fails) run by a scripted
         demo model. Needs no API key and no network; your config is not changed."""
+        import sys
+
         from workbench.demo.sample import create_repo
 
+        if not no_ui and not (sys.stdin.isatty() and sys.stdout.isatty()):
+            click.echo("no terminal here: not opening the UI (as with --no-ui)", err=True)
+            no_ui = True
         if directory:
             path = Path(directory).expanduser().absolute()
             if path.exists() and any(path.iterdir()):

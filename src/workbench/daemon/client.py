@@ -16,7 +16,7 @@ import time
 
 from workbench import paths
 from workbench.daemon.protocol import MAX_LINE, decode, encode, hello, request
-from workbench.errors import DaemonError, WorkbenchError, from_wire
+from workbench.errors import DaemonError, DaemonNotRunning, WorkbenchError, from_wire
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -111,7 +111,7 @@ class Client:
             self.sock = _connect_raw()
         except OSError:
             if not autostart:
-                raise DaemonError(
+                raise DaemonNotRunning(
                     "the daemon is not running", hint="any workbench command starts it"
                 ) from None
             start_daemon()

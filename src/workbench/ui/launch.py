@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
-import click
+import sys
+
+from workbench.errors import UsageError
+
+
+def require_terminal() -> None:
+    """The UI draws on a terminal and reads keys from one: without both it would write
+    escape codes into a pipe and spin on a closed stdin."""
+    missing = [name for name, f in (("stdin", sys.stdin), ("stdout", sys.stdout)) if f is None or not f.isatty()]
+    if missing:
+        raise UsageError(
+            f"the full-screen UI needs a terminal, and {' and '.join(missing)} "
+            f"{'is' if len(missing) == 1 else 'are'} not one",
+            hint="run it in a terminal; scripts use `workbench ls`, `screen`, `keys`, `log`",
+        )
 
 
 def run_ui(session_id: str | None) -> None:
-    try:
-        from workbench.ui.app import WorkbenchApp
-    except ImportError:
-        click.echo("The full-screen UI is not built yet; use `workbench ls`, `new`, `screen`, `keys`.")
-        return
+    require_terminal()
+    from workbench.ui.app import WorkbenchApp
+
     WorkbenchApp(focus_session=session_id).run()
