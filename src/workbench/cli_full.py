@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import click
 
 from workbench import __version__, cli_fast
+from workbench.cli_complete import SESSION
 from workbench.cli_render import to_json
 from workbench.core.escapes import one_line
 from workbench.daemon.client import Client, stop_daemon
@@ -196,7 +197,7 @@ def ls_cmd(as_json: bool) -> None:
 
 
 @cli.command()
-@click.argument("session_id")
+@click.argument("session_id", type=SESSION)
 @click.argument("text", nargs=-1, required=True)
 def keys(session_id: str, text: tuple[str, ...]) -> None:
     """Type TEXT into a session's terminal (C escapes like \\r, \\t, \\x03, \\e work)."""
@@ -204,7 +205,7 @@ def keys(session_id: str, text: tuple[str, ...]) -> None:
 
 
 @cli.command()
-@click.argument("session_id")
+@click.argument("session_id", type=SESSION)
 @click.option("--ansi", is_flag=True, help="keep colours and styles")
 def screen(session_id: str, ansi: bool) -> None:
     """Print a session's current screen, one line per row."""
@@ -212,7 +213,7 @@ def screen(session_id: str, ansi: bool) -> None:
 
 
 @cli.command()
-@click.argument("session_id")
+@click.argument("session_id", type=SESSION)
 @click.argument("size")
 def resize(session_id: str, size: str) -> None:
     """Resize a session's terminal to COLSxROWS."""
@@ -221,7 +222,7 @@ def resize(session_id: str, size: str) -> None:
 
 
 @cli.command()
-@click.argument("session_id")
+@click.argument("session_id", type=SESSION)
 def stop(session_id: str) -> None:
     """Stop a session's process (its worktree and branch stay)."""
     s = _request(ps.STOP, ps.IdParams(id=session_id))
@@ -229,7 +230,7 @@ def stop(session_id: str) -> None:
 
 
 @cli.command()
-@click.argument("session_id")
+@click.argument("session_id", type=SESSION)
 def restart(session_id: str) -> None:
     """Start a stopped session again in the same worktree."""
     s = _request(ps.RESTART, ps.IdParams(id=session_id))
@@ -237,7 +238,7 @@ def restart(session_id: str) -> None:
 
 
 @cli.command()
-@click.argument("session_id")
+@click.argument("session_id", type=SESSION)
 @click.option("--keep-branch", is_flag=True, help="keep the session's branch")
 def rm(session_id: str, keep_branch: bool) -> None:
     """Remove a session: stop it, delete its worktree (and branch unless kept)."""
@@ -256,7 +257,7 @@ def gc() -> None:
 
 
 @cli.command()
-@click.argument("session_id")
+@click.argument("session_id", type=SESSION)
 @click.option("--json", "as_json", is_flag=True)
 def events(session_id: str, as_json: bool) -> None:
     """Print a session's event log (state changes, exits, notifications)."""
@@ -346,7 +347,7 @@ def trust(repo: str, revoke: bool, list_: bool) -> None:
 
 
 @cli.command()
-@click.argument("session_id", required=False)
+@click.argument("session_id", type=SESSION, required=False)
 def attach(session_id: str | None) -> None:
     """Open the UI focused on a session with its terminal in view."""
     from workbench.ui.launch import require_terminal, run_ui
@@ -356,6 +357,18 @@ def attach(session_id: str | None) -> None:
             session_id = c.request(ps.GET, ps.IdParams(id=session_id))["id"]
     require_terminal()
     run_ui(session_id)
+
+
+@cli.command()
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion(shell: str) -> None:
+    """Print the shell completion script: eval "$(workbench completion bash)" in ~/.bashrc
+    (zsh: ~/.zshrc; fish: workbench completion fish > ~/.config/fish/completions/workbench.fish)."""
+    from click.shell_completion import get_completion_class
+
+    cls = get_completion_class(shell)
+    assert cls is not None  # click ships all three
+    click.echo(cls(cli, {}, "workbench", "_WORKBENCH_COMPLETE").source())
 
 
 def _register_commands() -> None:

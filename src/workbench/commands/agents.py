@@ -12,6 +12,7 @@ from typing import TypeVar
 
 import click
 
+from workbench.cli_complete import SESSION
 from workbench.errors import DaemonError, UsageError
 from workbench.protocol import session as ps
 from workbench.protocol.method import Method
@@ -44,7 +45,7 @@ def write_channel(path: str, line: str) -> None:
 
 def register(cli: click.Group) -> None:
     @cli.command()
-    @click.argument("session")
+    @click.argument("session", type=SESSION)
     @click.argument("name", nargs=-1, required=True)
     def rename(session: str, name: tuple[str, ...]) -> None:
         """Give SESSION a new name (words may be given unquoted); its branch keeps its name."""
@@ -74,7 +75,7 @@ def register(cli: click.Group) -> None:
                 click.echo(f"{'':<10} credential {c['what']}: {c['status']}")
 
     @cli.command()
-    @click.argument("session_id")
+    @click.argument("session_id", type=SESSION)
     @click.argument("event")
     @click.argument("detail", nargs=-1)
     def notify(session_id: str, event: str, detail: tuple[str, ...]) -> None:
@@ -99,7 +100,7 @@ def register(cli: click.Group) -> None:
         click.echo(res["state"])
 
     @cli.command("auto-answer")
-    @click.argument("session_id")
+    @click.argument("session_id", type=SESSION)
     @click.argument("setting", type=click.Choice(["on", "off"]))
     def auto_answer(session_id: str, setting: str) -> None:
         """Let workbench approve this session's approval prompts by itself (off by default)."""
@@ -107,7 +108,7 @@ def register(cli: click.Group) -> None:
         click.echo(f"auto-answer {'on' if res['auto_answer'] else 'off'}")
 
     @cli.command()
-    @click.argument("session_id")
+    @click.argument("session_id", type=SESSION)
     @click.option("--json", "as_json", is_flag=True)
     def why(session_id: str, as_json: bool) -> None:
         """Why a terminal agent is running / waiting / in review: detector state and recent signals."""

@@ -12,6 +12,7 @@ from typing import Any, Literal, TypeVar
 
 import click
 
+from workbench.cli_complete import SESSION
 from workbench.core.escapes import one_line, strip_escapes
 from workbench.daemon.client import Client
 from workbench.errors import UsageError
@@ -68,7 +69,7 @@ def fetch_diff(session_id: str, fmt: Literal["json", "unified"] = "json") -> rv.
 
 def register(cli: click.Group) -> None:
     @cli.command()
-    @click.argument("session_id")
+    @click.argument("session_id", type=SESSION)
     @click.option("--stat", is_flag=True, help="files with lines added and removed")
     @click.option("--json", "as_json", is_flag=True, help="files and hunks (with ids) as JSON")
     def diff(session_id: str, stat: bool, as_json: bool) -> None:
@@ -91,7 +92,7 @@ def register(cli: click.Group) -> None:
         click.echo(text, nl=False)
 
     @cli.command()
-    @click.argument("session_id")
+    @click.argument("session_id", type=SESSION)
     @click.argument("hunk_id")
     @click.option("--reason", default="", help="why; sent to the agent with `workbench review --send`")
     def reject(session_id: str, hunk_id: str, reason: str) -> None:
@@ -102,7 +103,7 @@ def register(cli: click.Group) -> None:
         click.echo(f"rejected {what} in {one_line(r['path'], 300)}")
 
     @cli.command()
-    @click.argument("session_id")
+    @click.argument("session_id", type=SESSION)
     @click.argument("location")
     @click.argument("text", nargs=-1, required=True)
     def comment(session_id: str, location: str, text: tuple[str, ...]) -> None:
@@ -117,7 +118,7 @@ def register(cli: click.Group) -> None:
         click.echo(f"comment {c['id']} on {one_line(c['path'], 300)}:{where}")
 
     @cli.command()
-    @click.argument("session_id")
+    @click.argument("session_id", type=SESSION)
     @click.argument("target")
     @click.option("--unmark", is_flag=True, help="mark as not reviewed")
     def mark(session_id: str, target: str, unmark: bool) -> None:
@@ -132,7 +133,7 @@ def register(cli: click.Group) -> None:
         click.echo(f"{len(res['changed'])} marked {state}")
 
     @cli.command()
-    @click.argument("session_id")
+    @click.argument("session_id", type=SESSION)
     def undo(session_id: str) -> None:
         """Undo the last review action (reject, revert, comment, mark) not yet sent."""
         res = _request(rv.UNDO, IdParams(id=session_id))
@@ -140,7 +141,7 @@ def register(cli: click.Group) -> None:
         click.echo(f"undid {res['undone']}{extra}")
 
     @cli.command()
-    @click.argument("session_id")
+    @click.argument("session_id", type=SESSION)
     @click.argument("path")
     @click.option("--reason", default="", help="why; sent to the agent with the review")
     def revert(session_id: str, path: str, reason: str) -> None:
@@ -149,7 +150,7 @@ def register(cli: click.Group) -> None:
         click.echo(f"reverted {one_line(res['rejection']['path'], 300)}")
 
     @cli.command()
-    @click.argument("session_id")
+    @click.argument("session_id", type=SESSION)
     @click.option("--send", is_flag=True, help="send it to the agent")
     @click.option("--json", "as_json", is_flag=True)
     def review(session_id: str, send: bool, as_json: bool) -> None:
@@ -166,7 +167,7 @@ def register(cli: click.Group) -> None:
             click.echo(f"-- sent to the agent ({res['rejections']} rejections, {res['comments']} comments)")
 
     @cli.command()
-    @click.argument("session_id")
+    @click.argument("session_id", type=SESSION)
     @click.option("--ff", "strategy", flag_value="ff", help="fast-forward only")
     @click.option("--squash", "strategy", flag_value="squash", help="one commit on the base branch")
     @click.option("--rebase", "strategy", flag_value="rebase", help="rebase the session's commits, then fast-forward")
@@ -189,14 +190,14 @@ def register(cli: click.Group) -> None:
             click.echo(f"warning: {one_line(res['warning'], 500)}", err=True)
 
     @cli.command()
-    @click.argument("session_id")
+    @click.argument("session_id", type=SESSION)
     def discard(session_id: str) -> None:
         """Drop all of a session's changes (worktree and branch back to its base)."""
         res = _request(rv.DISCARD, IdParams(id=session_id))
         click.echo(f"discarded {res['files']} file(s), +{res['added']} -{res['removed']}")
 
     @cli.command()
-    @click.argument("session_id")
+    @click.argument("session_id", type=SESSION)
     @click.option("--json", "as_json", is_flag=True)
     @click.option("--send", is_flag=True, help="send the last failing result to the agent instead of running")
     def check(session_id: str, as_json: bool, send: bool) -> None:
@@ -217,7 +218,7 @@ def register(cli: click.Group) -> None:
             sys.exit(1)
 
     @cli.command()
-    @click.argument("session_id")
+    @click.argument("session_id", type=SESSION)
     @click.option("--json", "as_json", is_flag=True)
     def compare(session_id: str, as_json: bool) -> None:
         """Compare the attempts a session belongs to: files, +/- and check results."""
@@ -232,7 +233,7 @@ def register(cli: click.Group) -> None:
                        f"check: {s['check']}")
 
     @cli.command()
-    @click.argument("session_id")
+    @click.argument("session_id", type=SESSION)
     def pick(session_id: str) -> None:
         """Keep this attempt; remove the other attempts of its group."""
         res = _request(rv.PICK, IdParams(id=session_id))
