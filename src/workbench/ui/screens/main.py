@@ -339,7 +339,17 @@ class MainScreen(Screen[None]):
 
     @on(ApprovalCard.Decision)
     def _decision(self, event: ApprovalCard.Decision) -> None:
-        self.decide(event.session_id, event.decision)
+        if event.decision != "deny_reason":
+            self.decide(event.session_id, event.decision)
+            return
+        sid = event.session_id
+
+        def send(reason: str | None) -> None:
+            if reason is not None:  # escape: nothing is answered
+                self.decide(sid, "deny", reason)
+
+        self.app.push_screen(LineInputScreen("Deny: why? (the agent reads this)", "e.g. use the existing helper"),
+                             send)
 
     @on(ApprovalCard.NotArmed)
     def _not_armed(self, event: ApprovalCard.NotArmed) -> None:
@@ -351,11 +361,12 @@ class MainScreen(Screen[None]):
         self.session_list.focus()
 
     @work(exit_on_error=False)
-    async def decide(self, sid: str, decision: str) -> None:
+    async def decide(self, sid: str, decision: str, reason: str = "") -> None:
         name = model.name_or_id(self.wb.sessions.get(sid), sid)
         try:
             if decision == "deny":
-                await self.wb.link.request(pa.DENY, pa.DenyParams(id=sid))
+                params = pa.DenyParams(id=sid, reason=reason) if reason else pa.DenyParams(id=sid)
+                await self.wb.link.request(pa.DENY, params)
             else:
                 await self.wb.link.request(pa.APPROVE, pa.ApproveParams(id=sid, always=decision == "always"))
         except NotAvailable:

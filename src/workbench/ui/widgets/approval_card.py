@@ -40,7 +40,7 @@ def card_content(pending: Mapping[str, Any]) -> Content:
                      "$wb-diff-removed" if line.startswith("-") else
                      "$wb-diff-hunk" if line.startswith(("@@", "***")) else "")
             parts.append(Content.assemble((line, style)))
-    parts.append(Content.assemble(("y approve · a always · n deny · esc leave", "dim")))
+    parts.append(Content.assemble(("y approve · a always · n deny · r deny with a reason · esc leave", "dim")))
     return Content("\n").join(parts)
 
 
@@ -57,6 +57,7 @@ class ApprovalCard(VerticalScroll, can_focus=True):
         Binding("y", "decide('approve')", "Approve", id="approval.approve"),
         Binding("a", "decide('always')", "Always", id="approval.always"),
         Binding("n", "decide('deny')", "Deny", id="approval.deny"),
+        Binding("r", "decide('deny_reason')", "Deny with a reason", id="approval.deny_reason"),
         Binding("escape", "leave", "Leave", id="approval.close"),
     ]
 
@@ -65,7 +66,7 @@ class ApprovalCard(VerticalScroll, can_focus=True):
         card: ApprovalCard
         session_id: str
         call_id: str
-        decision: str  # approve | always | deny
+        decision: str  # approve | always | deny | deny_reason (ask for the reason first)
 
         @property
         def control(self) -> ApprovalCard:
