@@ -31,6 +31,10 @@ _STATUS: dict[str, FileStatus] = {
 }
 
 
+_COMMON = [*ADD_OPTS, "diff", "--no-ext-diff", "--no-textconv", "-M", "-z"]
+_RawEntry = tuple[str, str, str, str | None, str]
+
+
 class _Listing:
     """Changed files from git's `-z` output, streamed: the first MAX_LISTED_FILES are kept
     as FileDiffs with line counts, the rest only counted, so neither memory nor time grows
@@ -57,17 +61,13 @@ def _fields(repo: Path, args: list[str], env: dict[str, str] | None) -> Iterator
             raise GitError(f"git diff failed in {repo}: {err.decode('utf-8', 'replace').strip()[-300:]}")
 
 
-def _numstat(repo: Path, base: str, tip: str, paths: Sequence[str] | None) -> _Listing:
-    """Every changed file's status and line counts: `--raw` then `--numstat`, both `-z`,
-    in the same order (git sorts both the same way)."""
-    common = [*ADD_OPTS, "diff", "--no-ext-diff", "--no-textconv", "-M", "-z"]
-    tail = [base, tip, "--"]
-    env = None
-    if paths:
-        env = {"GIT_LITERAL_PATHSPECS": "1"}
-        tail += [check_path(p) for p in paths]
-    raw: list[tuple[str, str, str, str | None, str]] = []  # status, old mode, new mode, old path, path
-    fields = _fields(repo, [*common, "--raw", *tail], env)
+def _raw(repo: Path, base: str, tip: str, paths: Sequence[str] | None) -> tuple[_Listing, list[_RawEntry]]:
+    """Every changed file's status and modes from `--raw -z` (no blob is read); the first
+    MAX_LISTED_FILES kept, the rest counted."""
+    env = {"GIT_LITERAL_PATHSPECS": "1"} if paths else None
+    tail = [base, tip, "--", *(check_path(p) for p in paths or ())]
+    raw: list[_RawEntry] = []  # status, old mode, new mode, old path, path
+    fields = _fields(repo, [*_COMMON, "--raw", *tail], env)
     out = _Listing()
     for meta_field in fields:
         meta = meta_field.decode().split()
@@ -77,25 +77,35 @@ def _numstat(repo: Path, base: str, tip: str, paths: Sequence[str] | None) -> _L
         out.total += 1
         if len(raw) < MAX_LISTED_FILES:
             raw.append((status, meta[0][1:], meta[1], first if second else None, second or first))
+    return out, raw
+
+
+def _numstat(repo: Path, base: str, tip: str, paths: Sequence[str] | None,
+             listing: _Listing, raw: list[_RawEntry]) -> None:
+    """Line counts of the listed files (`--numstat -z`, in `--raw`'s order) into `listing`."""
+    env = {"GIT_LITERAL_PATHSPECS": "1"} if paths else None
+    tail = [base, tip, "--", *(check_path(p) for p in paths or ())]
     # Line counts read every blob: past MAX_LISTED_FILES only the listed files get them,
     # asked for in batches of literal paths (a rename's both sides in the same batch).
     counts: dict[str, tuple[int, int, bool]] = {}
-    if out.total <= len(raw):
-        _read_numstat(repo, [*common, "--numstat", *tail], env, counts)
+    if listing.total <= len(raw):
+        _read_numstat(repo, [*_COMMON, "--numstat", *tail], env, counts)
     else:
         for k in range(0, len(raw), NUMSTAT_BATCH):
             batch = [q for r in raw[k:k + NUMSTAT_BATCH] for q in ((r[3], r[4]) if r[3] else (r[4],))]
-            _read_numstat(repo, [*common, "--numstat", base, tip, "--", *batch],
+            _read_numstat(repo, [*_COMMON, "--numstat", base, tip, "--", *batch],
                           {"GIT_LITERAL_PATHSPECS": "1"}, counts)
-    for status, old_mode, new_mode, old_path, path in raw:
-        added, removed, binary = counts.get(path, (0, 0, False))
-        out.files.append(FileDiff(
-            path, old_path if status in "RC" else None, _STATUS.get(status, "modified"), binary,
-            added, removed, [],
-            old_mode=None if old_mode == "000000" else old_mode,
-            new_mode=None if new_mode == "000000" else new_mode,
-        ))
-    return out
+    listing.files = [_listed(entry, *counts.get(entry[4], (0, 0, False))) for entry in raw]
+
+
+def _listed(entry: _RawEntry, added: int = 0, removed: int = 0, binary: bool = False) -> FileDiff:
+    status, old_mode, new_mode, old_path, path = entry
+    return FileDiff(
+        path, old_path if status in "RC" else None, _STATUS.get(status, "modified"), binary,
+        added, removed, [],
+        old_mode=None if old_mode == "000000" else old_mode,
+        new_mode=None if new_mode == "000000" else new_mode,
+    )
 
 
 def _read_numstat(repo: Path, args: list[str], env: dict[str, str] | None,
@@ -140,29 +150,47 @@ def compute_tree_diff(
     """The change from commit `base` to commit `tip`, both in `repo`; `paths` limits it."""
     if not isinstance(context, int) or isinstance(context, bool) or not 0 <= context <= 10_000:
         raise UsageError(f"invalid context {context!r}: use a number of lines from 0 up")
-    listing = _numstat(repo, base, tip, paths)
-    stat = listing.files
+    listing, raw = _raw(repo, base, tip, paths)
     all_notes = list(notes)
-    files = stat
-    if listing.total <= MAX_FULL_FILES:
-        small = [f for f in stat if f.added + f.removed <= BIG_FILE_LINES or f.binary]
-        for f in stat:
-            if f not in small:
-                all_notes.append(f"too large to show line by line: {f.path} (+{f.added} -{f.removed})")
-        want = [p for f in small for p in ([f.old_path] if f.old_path else []) + [f.path]]
-        text = _full_text(repo, base, tip, context, want) if want else b""
-        if text is None:
-            all_notes.append("the change is too large to show line by line; line counts only")
+    files: list[FileDiff] | None = None if listing.total else []
+    if files is None and listing.total <= MAX_FULL_FILES:
+        # One pass: the patch of every file, line counts read from the parse. Only when
+        # that is too large are counts asked first, to leave the big files out.
+        files = _with_text(repo, base, tip, context, [_listed(e) for e in raw],
+                           [check_path(p) for p in paths or ()], all_notes, first=True)
+    if files is None:
+        _numstat(repo, base, tip, paths, listing, raw)
+        files = listing.files
+        if listing.total <= MAX_FULL_FILES:
+            small = [f for f in files if f.added + f.removed <= BIG_FILE_LINES or f.binary]
+            keep = {id(f) for f in small}
+            all_notes += [f"too large to show line by line: {f.path} (+{f.added} -{f.removed})"
+                          for f in files if id(f) not in keep]
+            want = [p for f in small for p in ([f.old_path] if f.old_path else []) + [f.path]]
+            if want:
+                files = _with_text(repo, base, tip, context, files, want, all_notes, first=False) or files
         else:
-            parsed = {f.path: f for f in parse_unified(text.decode("utf-8", "surrogateescape"))}
-            files = [parsed.get(f.path, f) for f in stat]
-    else:
-        all_notes.append(f"{listing.total} files changed: line counts only")
+            all_notes.append(f"{listing.total} files changed: line counts only")
     diff = Diff(base=base, files=files, digest=digest_of(base, tip, context), notes=all_notes)
-    diff.more_files = listing.total - len(stat)
+    diff.more_files = listing.total - len(files)
     if diff.more_files:
-        all_notes.append(f"line counts of the {diff.more_files} files past the first {len(stat)} were not read")
+        all_notes.append(f"line counts of the {diff.more_files} files past the first {len(files)} were not read")
     return diff
+
+
+def _with_text(repo: Path, base: str, tip: str, context: int, listed: list[FileDiff],
+               pathspec: Sequence[str], notes: list[str], *, first: bool) -> list[FileDiff] | None:
+    """`listed` with the hunks git gives for `pathspec`; None when the text is over
+    MAX_DIFF_TEXT or (`first` pass) a file has over BIG_FILE_LINES changed lines."""
+    text = _full_text(repo, base, tip, context, list(pathspec))
+    if text is None:
+        if not first:
+            notes.append("the change is too large to show line by line; line counts only")
+        return None
+    parsed = {f.path: f for f in parse_unified(text.decode("utf-8", "surrogateescape"))}
+    if first and any(f.added + f.removed > BIG_FILE_LINES and not f.binary for f in parsed.values()):
+        return None
+    return [parsed.get(f.path, f) for f in listed]
 
 
 def digest_of(base: str, tip: str, context: int = 3) -> str:
