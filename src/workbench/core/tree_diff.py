@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from pathlib import Path
 
 from workbench.core.diff_model import Diff, FileDiff, FileStatus
@@ -26,6 +26,7 @@ MAX_LISTED_FILES = 10_000
 BIG_FILE_LINES = 50_000
 MAX_DIFF_TEXT = 16 << 20
 NUMSTAT_BATCH = 1000
+MAX_UPDATE_PATHS = 200  # a diff updated path by path (update_tree_diff) past this: computed whole
 _STATUS: dict[str, FileStatus] = {
     "A": "added", "M": "modified", "D": "deleted", "R": "renamed", "C": "copied", "T": "typechange",
 }
@@ -45,7 +46,7 @@ class _Listing:
         self.total = 0
 
 
-def _fields(repo: Path, args: list[str], env: dict[str, str] | None) -> Iterator[bytes]:
+def _fields(repo: Path, args: list[str], env: dict[str, str] | None) -> Generator[bytes, None, None]:
     """NUL-separated fields of a git command's output, read in chunks."""
     cmd = ["git", *SAFE_GIT, *args]
     with subprocess.Popen(cmd, cwd=repo, env=git_env(env), stdin=subprocess.DEVNULL,
@@ -191,6 +192,52 @@ def _with_text(repo: Path, base: str, tip: str, context: int, listed: list[FileD
     if first and any(f.added + f.removed > BIG_FILE_LINES and not f.binary for f in parsed.values()):
         return None
     return [parsed.get(f.path, f) for f in listed]
+
+
+def update_tree_diff(repo: Path, previous: Diff, old_tip: str, base: str, tip: str, *, context: int = 3) -> Diff | None:
+    """`previous` (the diff from `base` to `old_tip`) brought to `tip` by diffing only the
+    paths that differ between the two tips: an agent's next edit costs its own files, not
+    the whole change again. None where that might not give what compute_tree_diff gives:
+    notes or a summarised diff, many changed paths, or a change that rename detection could
+    pair with a file outside those paths (one not only modified while something was
+    deleted, renamed or copied)."""
+    if previous.notes or previous.more_files or previous.base != base:
+        return None
+    changed = _changed_paths(repo, old_tip, tip)
+    if changed is None:
+        return None
+    if not changed:  # the same tree (a commit of what was already there)
+        return Diff(base=base, files=list(previous.files), digest=digest_of(base, tip, context))
+    try:
+        part = compute_tree_diff(repo, base, tip, context=context, paths=changed)
+    except UsageError:  # a name check_path refuses: let the whole diff say so
+        return None
+    touched = set(changed)
+    was = [f for f in previous.files if f.path in touched or f.old_path in touched]
+    rest = [f for f in previous.files if not (f.path in touched or f.old_path in touched)]
+    moved = ("deleted", "renamed", "copied")
+    only_modified = all(f.status == "modified" for f in [*was, *part.files])
+    nothing_moved = not any(f.status in moved for f in [*previous.files, *part.files])
+    if part.notes or part.more_files or not (only_modified or nothing_moved):
+        return None
+    # git lists a diff by (new) path, byte by byte.
+    files = sorted([*rest, *part.files], key=lambda f: f.path.encode("utf-8", "surrogateescape"))
+    if len(files) > MAX_FULL_FILES:
+        return None
+    return Diff(base=base, files=files, digest=digest_of(base, tip, context))
+
+
+def _changed_paths(repo: Path, old_tip: str, tip: str) -> list[str] | None:
+    """Paths whose content or mode differ between two commits; None past MAX_UPDATE_PATHS."""
+    out: list[str] = []
+    fields = _fields(repo, [*ADD_OPTS, "diff", "--no-ext-diff", "--no-textconv", "--no-renames", "-z", "--raw",
+                            old_tip, tip, "--"], None)
+    for _meta in fields:
+        out.append(_s(next(fields)))
+        if len(out) > MAX_UPDATE_PATHS:
+            fields.close()
+            return None
+    return out
 
 
 def digest_of(base: str, tip: str, context: int = 3) -> str:
