@@ -21,7 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from workbench.core.diff_model import Diff
+from workbench.core.models import Session
+from workbench.core.review import CONTEXT
 from workbench.core.watch import TreeWatcher, ignored_dirs
+from workbench.daemon.session_git import SessionGit
 
 # What of a session's .git a snapshot depends on (objects are named by these; the index
 # is not read once the snapshot keeps its own).
@@ -118,6 +121,26 @@ class DiffCache:
         path by path), whatever changed since."""
         e = self.entries.get(sid)
         return (e.diff, e.tip) if e is not None and e.base == base and e.tip is not None else None
+
+    async def whole_diff(self, s: Session, watch: SessionWatch | None, git: SessionGit) -> Diff:
+        """The session's whole diff: the kept one if nothing changed since it was taken,
+        else a new snapshot's (updated from the kept one where it can be). The caller holds
+        the session's lock."""
+        generation = watch.generation() if watch is not None else None
+        diff = self.get(s.id, generation, s.base_commit)
+        if diff is not None:
+            return diff
+        tip = None
+        if s.in_place:
+            diff = await git.diff(s)
+        else:
+            snap = await git.snapshot(s)
+            previous = self.previous(s.id, s.base_commit)
+            diff = await asyncio.to_thread(git.tree_diff, s, snap, CONTEXT, None, previous)
+            tip = snap.tip
+        # The diff it replaces is freed in the worker too: thousands of files take a while.
+        await asyncio.to_thread(self.put(s.id, diff, generation, s.base_commit, tip).clear)
+        return diff
 
     def page(self, sid: str, diff: Diff, key: tuple[Any, ...] | None) -> bytes | None:
         """The encoded page `key` of `diff`, if kept."""

@@ -216,22 +216,7 @@ class ReviewService(Extension):
 
     async def _whole_diff(self, s: Session) -> Diff:
         """The kept diff if nothing changed since it was taken, else a new one (lock held)."""
-        w = self.watchers.get(s.id)
-        generation = w.generation() if w is not None else None
-        diff = self.cache.get(s.id, generation, s.base_commit)
-        if diff is not None:
-            return diff
-        tip = None
-        if s.in_place:
-            diff = await self.git.diff(s)
-        else:
-            snap = await self.git.snapshot(s)
-            previous = self.cache.previous(s.id, s.base_commit)
-            diff = await asyncio.to_thread(self.git.tree_diff, s, snap, rv.CONTEXT, None, previous)
-            tip = snap.tip
-        # The diff it replaces is freed in the worker too: thousands of files take a while.
-        await asyncio.to_thread(self.cache.put(s.id, diff, generation, s.base_commit, tip).clear)
-        return diff
+        return await self.cache.whole_diff(s, self.watchers.get(s.id), self.git)
 
     async def _snapshot(self, s: Session) -> session_repo.Snapshot:
         snap = await self.git.snapshot(s)
