@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from pathlib import Path
 
 from workbench.core.diff_model import Diff, FileDiff, FileStatus
@@ -26,9 +26,14 @@ MAX_LISTED_FILES = 10_000
 BIG_FILE_LINES = 50_000
 MAX_DIFF_TEXT = 16 << 20
 NUMSTAT_BATCH = 1000
+MAX_UPDATE_PATHS = 200  # a diff updated path by path (update_tree_diff) past this: computed whole
 _STATUS: dict[str, FileStatus] = {
     "A": "added", "M": "modified", "D": "deleted", "R": "renamed", "C": "copied", "T": "typechange",
 }
+
+
+_COMMON = [*ADD_OPTS, "diff", "--no-ext-diff", "--no-textconv", "-M", "-z"]
+_RawEntry = tuple[str, str, str, str | None, str]
 
 
 class _Listing:
@@ -41,7 +46,7 @@ class _Listing:
         self.total = 0
 
 
-def _fields(repo: Path, args: list[str], env: dict[str, str] | None) -> Iterator[bytes]:
+def _fields(repo: Path, args: list[str], env: dict[str, str] | None) -> Generator[bytes, None, None]:
     """NUL-separated fields of a git command's output, read in chunks."""
     cmd = ["git", *SAFE_GIT, *args]
     with subprocess.Popen(cmd, cwd=repo, env=git_env(env), stdin=subprocess.DEVNULL,
@@ -57,17 +62,13 @@ def _fields(repo: Path, args: list[str], env: dict[str, str] | None) -> Iterator
             raise GitError(f"git diff failed in {repo}: {err.decode('utf-8', 'replace').strip()[-300:]}")
 
 
-def _numstat(repo: Path, base: str, tip: str, paths: Sequence[str] | None) -> _Listing:
-    """Every changed file's status and line counts: `--raw` then `--numstat`, both `-z`,
-    in the same order (git sorts both the same way)."""
-    common = [*ADD_OPTS, "diff", "--no-ext-diff", "--no-textconv", "-M", "-z"]
-    tail = [base, tip, "--"]
-    env = None
-    if paths:
-        env = {"GIT_LITERAL_PATHSPECS": "1"}
-        tail += [check_path(p) for p in paths]
-    raw: list[tuple[str, str, str, str | None, str]] = []  # status, old mode, new mode, old path, path
-    fields = _fields(repo, [*common, "--raw", *tail], env)
+def _raw(repo: Path, base: str, tip: str, paths: Sequence[str] | None) -> tuple[_Listing, list[_RawEntry]]:
+    """Every changed file's status and modes from `--raw -z` (no blob is read); the first
+    MAX_LISTED_FILES kept, the rest counted."""
+    env = {"GIT_LITERAL_PATHSPECS": "1"} if paths else None
+    tail = [base, tip, "--", *(check_path(p) for p in paths or ())]
+    raw: list[_RawEntry] = []  # status, old mode, new mode, old path, path
+    fields = _fields(repo, [*_COMMON, "--raw", *tail], env)
     out = _Listing()
     for meta_field in fields:
         meta = meta_field.decode().split()
@@ -77,25 +78,35 @@ def _numstat(repo: Path, base: str, tip: str, paths: Sequence[str] | None) -> _L
         out.total += 1
         if len(raw) < MAX_LISTED_FILES:
             raw.append((status, meta[0][1:], meta[1], first if second else None, second or first))
+    return out, raw
+
+
+def _numstat(repo: Path, base: str, tip: str, paths: Sequence[str] | None,
+             listing: _Listing, raw: list[_RawEntry]) -> None:
+    """Line counts of the listed files (`--numstat -z`, in `--raw`'s order) into `listing`."""
+    env = {"GIT_LITERAL_PATHSPECS": "1"} if paths else None
+    tail = [base, tip, "--", *(check_path(p) for p in paths or ())]
     # Line counts read every blob: past MAX_LISTED_FILES only the listed files get them,
     # asked for in batches of literal paths (a rename's both sides in the same batch).
     counts: dict[str, tuple[int, int, bool]] = {}
-    if out.total <= len(raw):
-        _read_numstat(repo, [*common, "--numstat", *tail], env, counts)
+    if listing.total <= len(raw):
+        _read_numstat(repo, [*_COMMON, "--numstat", *tail], env, counts)
     else:
         for k in range(0, len(raw), NUMSTAT_BATCH):
             batch = [q for r in raw[k:k + NUMSTAT_BATCH] for q in ((r[3], r[4]) if r[3] else (r[4],))]
-            _read_numstat(repo, [*common, "--numstat", base, tip, "--", *batch],
+            _read_numstat(repo, [*_COMMON, "--numstat", base, tip, "--", *batch],
                           {"GIT_LITERAL_PATHSPECS": "1"}, counts)
-    for status, old_mode, new_mode, old_path, path in raw:
-        added, removed, binary = counts.get(path, (0, 0, False))
-        out.files.append(FileDiff(
-            path, old_path if status in "RC" else None, _STATUS.get(status, "modified"), binary,
-            added, removed, [],
-            old_mode=None if old_mode == "000000" else old_mode,
-            new_mode=None if new_mode == "000000" else new_mode,
-        ))
-    return out
+    listing.files = [_listed(entry, *counts.get(entry[4], (0, 0, False))) for entry in raw]
+
+
+def _listed(entry: _RawEntry, added: int = 0, removed: int = 0, binary: bool = False) -> FileDiff:
+    status, old_mode, new_mode, old_path, path = entry
+    return FileDiff(
+        path, old_path if status in "RC" else None, _STATUS.get(status, "modified"), binary,
+        added, removed, [],
+        old_mode=None if old_mode == "000000" else old_mode,
+        new_mode=None if new_mode == "000000" else new_mode,
+    )
 
 
 def _read_numstat(repo: Path, args: list[str], env: dict[str, str] | None,
@@ -140,29 +151,93 @@ def compute_tree_diff(
     """The change from commit `base` to commit `tip`, both in `repo`; `paths` limits it."""
     if not isinstance(context, int) or isinstance(context, bool) or not 0 <= context <= 10_000:
         raise UsageError(f"invalid context {context!r}: use a number of lines from 0 up")
-    listing = _numstat(repo, base, tip, paths)
-    stat = listing.files
+    listing, raw = _raw(repo, base, tip, paths)
     all_notes = list(notes)
-    files = stat
-    if listing.total <= MAX_FULL_FILES:
-        small = [f for f in stat if f.added + f.removed <= BIG_FILE_LINES or f.binary]
-        for f in stat:
-            if f not in small:
-                all_notes.append(f"too large to show line by line: {f.path} (+{f.added} -{f.removed})")
-        want = [p for f in small for p in ([f.old_path] if f.old_path else []) + [f.path]]
-        text = _full_text(repo, base, tip, context, want) if want else b""
-        if text is None:
-            all_notes.append("the change is too large to show line by line; line counts only")
+    files: list[FileDiff] | None = None if listing.total else []
+    if files is None and listing.total <= MAX_FULL_FILES:
+        # One pass: the patch of every file, line counts read from the parse. Only when
+        # that is too large are counts asked first, to leave the big files out.
+        files = _with_text(repo, base, tip, context, [_listed(e) for e in raw],
+                           [check_path(p) for p in paths or ()], all_notes, first=True)
+    if files is None:
+        _numstat(repo, base, tip, paths, listing, raw)
+        files = listing.files
+        if listing.total <= MAX_FULL_FILES:
+            small = [f for f in files if f.added + f.removed <= BIG_FILE_LINES or f.binary]
+            keep = {id(f) for f in small}
+            all_notes += [f"too large to show line by line: {f.path} (+{f.added} -{f.removed})"
+                          for f in files if id(f) not in keep]
+            want = [p for f in small for p in ([f.old_path] if f.old_path else []) + [f.path]]
+            if want:
+                files = _with_text(repo, base, tip, context, files, want, all_notes, first=False) or files
         else:
-            parsed = {f.path: f for f in parse_unified(text.decode("utf-8", "surrogateescape"))}
-            files = [parsed.get(f.path, f) for f in stat]
-    else:
-        all_notes.append(f"{listing.total} files changed: line counts only")
+            all_notes.append(f"{listing.total} files changed: line counts only")
     diff = Diff(base=base, files=files, digest=digest_of(base, tip, context), notes=all_notes)
-    diff.more_files = listing.total - len(stat)
+    diff.more_files = listing.total - len(files)
     if diff.more_files:
-        all_notes.append(f"line counts of the {diff.more_files} files past the first {len(stat)} were not read")
+        all_notes.append(f"line counts of the {diff.more_files} files past the first {len(files)} were not read")
     return diff
+
+
+def _with_text(repo: Path, base: str, tip: str, context: int, listed: list[FileDiff],
+               pathspec: Sequence[str], notes: list[str], *, first: bool) -> list[FileDiff] | None:
+    """`listed` with the hunks git gives for `pathspec`; None when the text is over
+    MAX_DIFF_TEXT or (`first` pass) a file has over BIG_FILE_LINES changed lines."""
+    text = _full_text(repo, base, tip, context, list(pathspec))
+    if text is None:
+        if not first:
+            notes.append("the change is too large to show line by line; line counts only")
+        return None
+    parsed = {f.path: f for f in parse_unified(text.decode("utf-8", "surrogateescape"))}
+    if first and any(f.added + f.removed > BIG_FILE_LINES and not f.binary for f in parsed.values()):
+        return None
+    return [parsed.get(f.path, f) for f in listed]
+
+
+def update_tree_diff(repo: Path, previous: Diff, old_tip: str, base: str, tip: str, *, context: int = 3) -> Diff | None:
+    """`previous` (the diff from `base` to `old_tip`) brought to `tip` by diffing only the
+    paths that differ between the two tips: an agent's next edit costs its own files, not
+    the whole change again. None where that might not give what compute_tree_diff gives:
+    notes or a summarised diff, many changed paths, or a change that rename detection could
+    pair with a file outside those paths (one not only modified while something was
+    deleted, renamed or copied)."""
+    if previous.notes or previous.more_files or previous.base != base:
+        return None
+    changed = _changed_paths(repo, old_tip, tip)
+    if changed is None:
+        return None
+    if not changed:  # the same tree (a commit of what was already there)
+        return Diff(base=base, files=list(previous.files), digest=digest_of(base, tip, context))
+    try:
+        part = compute_tree_diff(repo, base, tip, context=context, paths=changed)
+    except UsageError:  # a name check_path refuses: let the whole diff say so
+        return None
+    touched = set(changed)
+    was = [f for f in previous.files if f.path in touched or f.old_path in touched]
+    rest = [f for f in previous.files if not (f.path in touched or f.old_path in touched)]
+    moved = ("deleted", "renamed", "copied")
+    only_modified = all(f.status == "modified" for f in [*was, *part.files])
+    nothing_moved = not any(f.status in moved for f in [*previous.files, *part.files])
+    if part.notes or part.more_files or not (only_modified or nothing_moved):
+        return None
+    # git lists a diff by (new) path, byte by byte.
+    files = sorted([*rest, *part.files], key=lambda f: f.path.encode("utf-8", "surrogateescape"))
+    if len(files) > MAX_FULL_FILES:
+        return None
+    return Diff(base=base, files=files, digest=digest_of(base, tip, context))
+
+
+def _changed_paths(repo: Path, old_tip: str, tip: str) -> list[str] | None:
+    """Paths whose content or mode differ between two commits; None past MAX_UPDATE_PATHS."""
+    out: list[str] = []
+    fields = _fields(repo, [*ADD_OPTS, "diff", "--no-ext-diff", "--no-textconv", "--no-renames", "-z", "--raw",
+                            old_tip, tip, "--"], None)
+    for _meta in fields:
+        out.append(_s(next(fields)))
+        if len(out) > MAX_UPDATE_PATHS:
+            fields.close()
+            return None
+    return out
 
 
 def digest_of(base: str, tip: str, context: int = 3) -> str:

@@ -77,11 +77,16 @@ def ignored_dirs(root: Path) -> set[str]:
     try:
         gitdir = _empty_gitdir()
         proc = subprocess.run(
-            ["git", "-c", "core.fsmonitor=false", "-c", "core.hooksPath=/dev/null", "--git-dir", gitdir,
+            # Only the .gitignore files: a user's global excludes may ignore more than the
+            # snapshot inside the sandbox does, and an unwatched directory there would be
+            # a change never seen.
+            ["git", "-c", "core.fsmonitor=false", "-c", "core.hooksPath=/dev/null",
+             "-c", "core.excludesFile=/dev/null", "--git-dir", gitdir,
              "--work-tree", str(root), "ls-files", "--others", "--ignored", "--exclude-standard",
              "--directory", "-z"],
             cwd=root, capture_output=True, stdin=subprocess.DEVNULL, timeout=30, check=False,
-            env={k: v for k, v in os.environ.items() if not k.startswith("GIT_")},
+            env={**{k: v for k, v in os.environ.items() if not k.startswith("GIT_")},
+                 "GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1"},
         )
     except (OSError, subprocess.SubprocessError):
         return set()
@@ -141,14 +146,18 @@ class Inotify:
         if self.owners.pop(wd, None) is not None and self.fd >= 0:
             self.libc.inotify_rm_watch(self.fd, wd)
 
-    def _readable(self) -> None:
+    def read_pending(self) -> None:
+        while self._readable():
+            pass
+
+    def _readable(self) -> bool:
         try:
             data = os.read(self.fd, 256 * 1024)
         except BlockingIOError:
-            return
+            return False
         except OSError:
             log.exception("reading inotify events failed")
-            return
+            return False
         touched: set[TreeWatcher] = set()
         pos = 0
         while pos + _EVENT.size <= len(data):
@@ -170,13 +179,18 @@ class Inotify:
                 watcher.wds.discard(wd)
                 continue
             text = os.fsdecode(name)
+            if not rel and watcher.top is not None and text not in watcher.top:
+                continue
             if mask & IN_ISDIR and mask & (IN_CREATE | IN_MOVED_TO) and text:
                 watcher.add_tree(f"{rel}/{text}" if rel else text)
             if text in SKIP_NAMES:
                 continue
+            if text in watcher.rules:
+                watcher.rules_changed = True
             touched.add(watcher)
         for w in touched:
             w.poke()
+        return bool(data)
 
     def close(self) -> None:
         if self.fd >= 0:
@@ -192,6 +206,12 @@ class TreeWatcher:
 
     Debounced: `quiet` seconds after the last event, but never later than `max_delay`
     seconds after the first one, so a steady stream of writes still reports.
+
+    `changes` counts the changes seen, at once (not debounced), after `flush()` has read
+    the events already queued: equal counts mean no change in between, as long as the
+    watcher is `complete` (inotify, nothing unwatched that git would not ignore, the
+    ignore rules unchanged since the start: a change to a file named in `rules` clears
+    it). `top`, when given, limits the watch to these names directly under the root.
     """
 
     def __init__(
@@ -204,6 +224,8 @@ class TreeWatcher:
         poll_interval: float = 1.0,
         skip: Iterable[str] = (),
         use_inotify: bool = True,
+        top: Iterable[str] | None = None,
+        rules: Iterable[str] = (".gitignore",),
     ) -> None:
         self.root = Path(root)
         self.on_change = on_change
@@ -212,6 +234,11 @@ class TreeWatcher:
         self.poll_interval = poll_interval
         self.skip = set(skip)  # relative directory paths
         self.use_inotify = use_inotify
+        self.top = frozenset(top) if top is not None else None
+        self.rules = frozenset(rules)
+        self.changes = 0
+        self.blind = False  # a directory is skipped by name that git may not ignore
+        self.rules_changed = False
         self.mode = "off"
         self.wds: set[int] = set()
         self.overflowed = False
@@ -244,7 +271,25 @@ class TreeWatcher:
         self._poll_task = self._loop.create_task(self._poll(first))
 
     def _skipped(self, rel: str, name: str) -> bool:
-        return name in SKIP_NAMES or rel in self.skip
+        if self.top is not None and "/" not in rel:
+            return rel not in self.top
+        if rel in self.skip:
+            return True
+        if name in SKIP_NAMES:
+            # Not ignored by git, so in the diff: only the worktree's own .git is known
+            # to be watched elsewhere (or not to matter).
+            self.blind = self.blind or rel != ".git"
+            return True
+        return False
+
+    @property
+    def complete(self) -> bool:
+        return self.mode == "inotify" and not self.blind and not self.rules_changed
+
+    def flush(self) -> None:
+        """Take in the events already queued (those of every write finished before now)."""
+        if self._ino is not None and self.mode == "inotify":
+            self._ino.read_pending()
 
     def _add_tree_sync(self, rel: str) -> None:
         assert self._ino is not None
@@ -286,6 +331,7 @@ class TreeWatcher:
         """Something changed: schedule the debounced callback."""
         if self._closed or self._loop is None:
             return
+        self.changes += 1
         now = self._loop.time()
         if self._first is None:
             self._first = now

@@ -133,19 +133,30 @@ class Client:
         return self._info
 
     def _readline(self) -> bytes:
-        while b"\n" not in self._buf:
-            try:
-                chunk = self.sock.recv(65536)
-            except TimeoutError:
-                raise DaemonError("the daemon did not answer in time") from None
-            except OSError as e:
-                raise DaemonError(f"lost the connection to the daemon: {e}") from None
-            if not chunk:
-                raise DaemonError("the daemon closed the connection", hint=f"see {paths.log_file()}")
-            self._buf += chunk
-            if len(self._buf) > MAX_LINE * 2:
-                raise DaemonError("reply too large")
-        line, _, self._buf = self._buf.partition(b"\n")
+        end = self._buf.find(b"\n")
+        if end < 0:
+            # A reply of megabytes comes in many chunks: join them once, and look for the
+            # newline in each new chunk only.
+            parts = [self._buf]
+            size = len(self._buf)
+            while end < 0:
+                try:
+                    chunk = self.sock.recv(1 << 18)
+                except TimeoutError:
+                    raise DaemonError("the daemon did not answer in time") from None
+                except OSError as e:
+                    raise DaemonError(f"lost the connection to the daemon: {e}") from None
+                if not chunk:
+                    raise DaemonError("the daemon closed the connection", hint=f"see {paths.log_file()}")
+                nl = chunk.find(b"\n")
+                if nl >= 0:
+                    end = size + nl
+                parts.append(chunk)
+                size += len(chunk)
+                if end < 0 and size > MAX_LINE * 2:
+                    raise DaemonError("reply too large")
+            self._buf = b"".join(parts)
+        line, self._buf = self._buf[:end], self._buf[end + 1:]
         return line
 
     def _reply(self, req_id: int) -> Any:

@@ -19,9 +19,22 @@ class ProtocolError(WorkbenchError):
     code = "protocol"
 
 
-def encode(msg: dict[str, Any]) -> bytes:
+class Encoded(bytes):
+    """A result already encoded by `encode_value` (in a worker thread, or kept from an
+    earlier reply): framed as it is, so a big reply costs the event loop a copy only."""
+
+
+def encode_value(obj: Any) -> Encoded:
     # ensure_ascii keeps every frame one line even if a value holds U+2028 and friends.
-    return json.dumps(msg, separators=(",", ":"), ensure_ascii=True).encode() + b"\n"
+    return Encoded(json.dumps(obj, separators=(",", ":"), ensure_ascii=True).encode())
+
+
+def encode(msg: dict[str, Any]) -> bytes:
+    result = msg.get("result")
+    if isinstance(result, Encoded):
+        head = encode_value({k: v for k, v in msg.items() if k != "result"})
+        return head[:-1] + b',"result":' + result + b"}\n"
+    return encode_value(msg) + b"\n"
 
 
 def decode(line: bytes) -> dict[str, Any]:

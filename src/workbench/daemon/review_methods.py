@@ -10,13 +10,22 @@ methods defined here and the attempts' (attempts.py), imported by name for that 
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from workbench.core.git_paths import check_path
 from workbench.daemon.api import method
 from workbench.daemon.attempts import compare, new_attempts, pick  # noqa: F401  served with these
 from workbench.daemon.hub import Client
-from workbench.daemon.review_replies import MIN_BUDGET, REPLY_BUDGET, comment_json, diff_reply, rejection_json
+from workbench.daemon.protocol import Encoded, encode_value
+from workbench.daemon.review_replies import (
+    MIN_BUDGET,
+    REPLY_BUDGET,
+    comment_json,
+    encoded_page,
+    page_key,
+    rejection_json,
+    review_head,
+)
 from workbench.daemon.review_service import ReviewService, service
 from workbench.errors import UsageError
 from workbench.protocol import review as pr
@@ -35,7 +44,9 @@ def setup(daemon: Daemon) -> ReviewService:
 
 @method(pr.DIFF)
 async def diff_method(d: Daemon, c: Client, p: pr.DiffParams) -> pr.DiffReply:
-    """`{id, stat?, format?: json|unified, offset?, paths?, max_bytes?}` -> see docs/review.md."""
+    """`{id, stat?, format?: json|unified, offset?, paths?, max_bytes?, text_only?}` -> see
+    docs/review.md. A page is built and encoded in a thread once per change of the diff (and
+    of the review marks it shows); the event loop only copies it out."""
     svc = service(d)
     s = d.manager.get(p["id"])
     offset = p.get("offset", 0)
@@ -47,10 +58,16 @@ async def diff_method(d: Daemon, c: Client, p: pr.DiffParams) -> pr.DiffReply:
         check_path(path)
     diff = await svc.diff(s, paths)
     st = svc.state(s.id)
-    out = await asyncio.to_thread(diff_reply, diff, st, stat_only=p.get("stat", False),
-                                  unified=p.get("format") == "unified", offset=offset, budget_bytes=budget)
-    out["session"] = s.id
-    return out
+    stat_only, unified = p.get("stat", False), p.get("format") == "unified"
+    kw: dict[str, Any] = {"stat_only": stat_only, "unified": unified, "offset": offset, "budget_bytes": budget,
+                          "text_only": p.get("text_only", False) and (stat_only or unified)}
+    key = None if paths else page_key(st, **kw)
+    body = svc.cache.page(s.id, diff, key)
+    if body is None:
+        body = await asyncio.to_thread(encoded_page, diff, st, **kw)
+        svc.cache.keep_page(s.id, diff, key, body)
+    head = {"session": s.id, "computed": svc.cache.count(s.id), **review_head(st)}
+    return cast(pr.DiffReply, Encoded(encode_value(head)[:-1] + b"," + body[1:]))
 
 
 @method(pr.MARK_REVIEWED)

@@ -11,6 +11,7 @@ from typing import Any, cast
 from workbench.core import review as rv
 from workbench.core.diff_model import Diff, FileDiff
 from workbench.core.diff_render import diff_stat_text
+from workbench.daemon.protocol import encode_value
 from workbench.protocol import review as pr
 
 REPLY_BUDGET = 2_500_000  # bytes of hunk lines in one reply (the wire limit is 4 MiB)
@@ -19,24 +20,54 @@ FILE_OVERHEAD = 200  # bytes of a file's JSON besides its hunk lines
 
 
 def diff_reply(
-    diff: Diff, st: rv.ReviewState, *, stat_only: bool, unified: bool, offset: int, budget_bytes: int = REPLY_BUDGET
+    diff: Diff, st: rv.ReviewState, *, stat_only: bool, unified: bool, offset: int, budget_bytes: int = REPLY_BUDGET,
+    text_only: bool = False,
 ) -> pr.DiffReply:
     """The `diff` result; over the budget, files from `next` on come without hunks."""
+    out = page_body(diff, st, stat_only=stat_only, unified=unified, offset=offset, budget_bytes=budget_bytes,
+                    text_only=text_only)
+    out.update(review_head(st))
+    return cast(pr.DiffReply, out)
+
+
+def review_head(st: rv.ReviewState) -> dict[str, Any]:
+    """The part of a `diff` reply that follows the review state, not the diff."""
+    return {"review": st.to_json(), "check": st.check}
+
+
+def page_key(st: rv.ReviewState, *, stat_only: bool, unified: bool, offset: int, budget_bytes: int,
+             text_only: bool) -> tuple[Any, ...]:
+    """What a page body depends on besides the diff (its files carry the review marks)."""
+    return (stat_only, unified, text_only, offset, budget_bytes, len(st.reviewed), hash(frozenset(st.reviewed)))
+
+
+def encoded_page(diff: Diff, st: rv.ReviewState, **kw: Any) -> bytes:
+    """`page_body` as JSON (in a worker thread: a page can be megabytes)."""
+    return encode_value(page_body(diff, st, **kw))
+
+
+def page_body(
+    diff: Diff, st: rv.ReviewState, *, stat_only: bool, unified: bool, offset: int, budget_bytes: int = REPLY_BUDGET,
+    text_only: bool = False,
+) -> dict[str, Any]:
+    """A `diff` reply without `review_head` (and without `session`)."""
     files, added, removed = diff.stat()
     out: dict[str, Any] = {
         "base": diff.base,
         "digest": diff.digest,
         "stat": {"files": files, "added": added, "removed": removed},
         "notes": list(diff.notes),
-        "review": st.to_json(),
-        "check": st.check,
         "offset": offset,
         "next": None,
     }
+
+    def heads() -> list[dict[str, Any]]:
+        return [] if text_only else [_file_json(f, st, False, [0]) for f in diff.files]
+
     if stat_only:
-        out["files"] = [_file_json(f, st, False, [0]) for f in diff.files]
+        out["files"] = heads()
         out["text"] = diff_stat_text(diff)
-        return cast(pr.DiffReply, out)
+        return out
     budget = [budget_bytes]
     chosen: list[int] = []
     for i, f in enumerate(diff.files[offset:], offset):
@@ -49,12 +80,12 @@ def diff_reply(
     if unified:
         text = "".join(diff.files[i].render() for i in chosen)
         out["text"] = text if len(text) < 3 * REPLY_BUDGET // 2 else text[: REPLY_BUDGET] + "\n[truncated]\n"
-        out["files"] = [_file_json(f, st, False, [0]) for f in diff.files]
-        return cast(pr.DiffReply, out)
+        out["files"] = heads()
+        return out
     window = set(chosen)
     budget = [budget_bytes]
     out["files"] = [_file_json(f, st, i in window, budget) for i, f in enumerate(diff.files)]
-    return cast(pr.DiffReply, out)
+    return out
 
 
 def rejection_json(r: rv.Rejection) -> pr.Rejection:

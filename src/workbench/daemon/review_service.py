@@ -1,8 +1,9 @@
 """Diff review in the daemon: the ReviewService extension and what it does for the review
 methods (review_methods.py) and attempts (attempts.py).
 
-The service watches every session's worktree (core.watch), recomputes the diff off the
-event loop when files change and publishes DiffChanged; it follows the bus (daemon/bus.py)
+The service watches every session's worktree (diff_cache.SessionWatch), recomputes the
+diff off the event loop when files change, keeps it until the next change (DiffCache) and
+publishes DiffChanged; it follows the bus (daemon/bus.py)
 to watch new sessions, drop removed ones and start the check (review_checks.py) when a
 session goes to `review`. Review actions (marks, rejections, comments, undo, the review
 message, merge, discard) run under the session's lock, on the snapshot the daemon
@@ -26,9 +27,9 @@ from workbench.core import merge, session_repo
 from workbench.core import review as rv
 from workbench.core.diff_model import Diff
 from workbench.core.models import Session, SessionState
-from workbench.core.watch import TreeWatcher, ignored_dirs
 from workbench.daemon import review_merge
 from workbench.daemon.bus import DiffChanged, SessionChanged, SessionRemoved
+from workbench.daemon.diff_cache import DiffCache, SessionWatch
 from workbench.daemon.extensions import Extension
 from workbench.daemon.review_checks import CheckRunner
 from workbench.errors import GitError, UsageError, WorkbenchError
@@ -66,7 +67,8 @@ class ReviewService(Extension):
         self.git = daemon.manager.git
         self.states: dict[str, rv.ReviewState] = {}
         self.locks: dict[str, asyncio.Lock] = {}
-        self.watchers: dict[str, TreeWatcher] = {}
+        self.watchers: dict[str, SessionWatch] = {}
+        self.cache = DiffCache()
         self.stats: dict[str, dict[str, Any]] = {}  # files, added, removed, digest
         self._refreshing: set[str] = set()
         self._dirty: set[str] = set()
@@ -118,20 +120,28 @@ class ReviewService(Extension):
         if e.new_state == SessionState.REVIEW and e.old_state != SessionState.REVIEW:
             self.checks.on_turn_finished(s)
 
-    async def ensure(self, s: Session) -> None:
-        """Watch the session's worktree and publish its stats (idempotent)."""
-        if s.id in self.watchers or s.id not in self.mgr.sessions:
-            return
+    async def ensure(self, s: Session, *, again: bool = False) -> None:
+        """Watch the session's worktree and publish its stats (idempotent); `again` replaces
+        the watch by a new one once that one is running."""
+        old = self.watchers.get(s.id)
         root = Path(s.worktree)
-        if not root.is_dir():
+        if (old is not None and not again) or s.id not in self.mgr.sessions or not root.is_dir():
             return
-        w = TreeWatcher(root, partial(self.kick, s.id))
-        self.watchers[s.id] = w
-        w.skip = await asyncio.to_thread(ignored_dirs, root)
+        w = SessionWatch(root, partial(self.kick, s.id), in_place=s.in_place)
+        if old is None:
+            self.watchers[s.id] = w
+        else:
+            # First: inotify gives the new watch the old one's descriptors for the same
+            # directories, which closing the old one afterwards would remove. Closed, the
+            # old watch says nothing is known until the new one is in its place.
+            old.close()
         await w.start()
-        if s.id not in self.mgr.sessions:  # removed meanwhile
-            self.forget(s.id)
+        if s.id not in self.mgr.sessions or self.watchers.get(s.id) not in (old, w):
+            w.close()
+            if s.id not in self.mgr.sessions:  # removed meanwhile
+                self.forget(s.id)
             return
+        self.watchers[s.id] = w
         self.kick(s.id)
 
     def forget(self, sid: str) -> None:
@@ -139,6 +149,7 @@ class ReviewService(Extension):
         if w is not None:
             w.close()
         self.git.forget(sid)
+        self.cache.drop(sid)
         self.stats.pop(sid, None)
         self.states.pop(sid, None)
         self.checks.forget(sid)
@@ -155,6 +166,13 @@ class ReviewService(Extension):
 
     def kick(self, sid: str) -> None:
         """Files changed (or a review action ran): recompute the diff soon."""
+        w = self.watchers.get(sid)
+        s = self.mgr.sessions.get(sid)
+        if w is not None and w.rules_changed and s is not None and not w.replaced:
+            # What git ignores changed: watch the tree as it is now (ensure kicks again).
+            w.replaced = True
+            self._spawn(self.ensure(s, again=True))
+            return
         if sid in self._refreshing:
             self._dirty.add(sid)
             return
@@ -181,7 +199,7 @@ class ReviewService(Extension):
             return None
         try:
             async with self.lock(sid):
-                diff = await self.git.diff(s)
+                diff = await self._whole_diff(s)
         except WorkbenchError as e:
             log.info("review: diff of %s failed: %s", sid, e)
             return None
@@ -191,10 +209,19 @@ class ReviewService(Extension):
     async def diff(self, s: Session, paths: Sequence[str] | None = None) -> Diff:
         """The session's diff now (only `paths` if given; the whole one updates its stats)."""
         async with self.lock(s.id):
-            diff = await self.git.diff(s, paths=paths or None)
+            diff = await (self.git.diff(s, paths=paths) if paths else self._whole_diff(s))
         if not paths:
             self.store_stat(s, diff)
         return diff
+
+    async def _whole_diff(self, s: Session) -> Diff:
+        """The kept diff if nothing changed since it was taken, else a new one (lock held)."""
+        return await self.cache.whole_diff(s, self.watchers.get(s.id), self.git)
+
+    async def _snapshot(self, s: Session) -> session_repo.Snapshot:
+        snap = await self.git.snapshot(s)
+        self.cache.seen_tip(s.id, s.base_commit, snap.tip)
+        return snap
 
     def store_stat(self, s: Session, diff: Diff) -> None:
         """Remember the diff's stats; publish DiffChanged (and the session) if they moved."""
@@ -232,7 +259,7 @@ class ReviewService(Extension):
     async def mark(self, s: Session, hunk: str | None, path: str | None, reviewed: bool) -> list[str]:
         """Mark a hunk or a whole file (un)reviewed; the keys whose mark changed."""
         async with self.lock(s.id):
-            diff = await self.git.diff(s)
+            diff = await self._whole_diff(s)
             st = self.state(s.id)
             changed = rv.mark(st, diff, hunk=hunk, path=path, reviewed=reviewed)
             await asyncio.to_thread(st.save)
@@ -261,7 +288,7 @@ class ReviewService(Extension):
         """Plan a rejection on the imported snapshot, carry it out inside the sandbox, record it."""
         _no_in_place_edits(s)
         async with self.lock(s.id):
-            snap = await self.git.snapshot(s)
+            snap = await self._snapshot(s)
             diff = await asyncio.to_thread(self.git.tree_diff, s, snap, rv.CONTEXT)
             st = self.state(s.id)
             tree = session_repo.SnapshotTree(Path(s.repo), snap.tip)
@@ -274,7 +301,7 @@ class ReviewService(Extension):
     async def comment(self, s: Session, path: str, line: int, end_line: int | None, text: str) -> rv.Comment:
         _no_in_place_edits(s)
         async with self.lock(s.id):
-            snap = await self.git.snapshot(s)
+            snap = await self._snapshot(s)
             diff = await asyncio.to_thread(self.git.tree_diff, s, snap, rv.CONTEXT, [path])
             st = self.state(s.id)
             tree = session_repo.SnapshotTree(Path(s.repo), snap.tip)
@@ -339,7 +366,7 @@ class ReviewService(Extension):
             if base_branch is None:
                 raise GitError(f"the main checkout {s.repo} has a detached HEAD; nothing changed",
                                hint="switch it to the branch to merge into, then merge again")
-            snap = await self.git.snapshot(s)
+            snap = await self._snapshot(s)
             review_merge.check_mergeable(s, snap, reviewed)
             if pr:
                 res = await asyncio.to_thread(review_merge.open_pr, s, snap, base_branch, message)
@@ -373,7 +400,7 @@ class ReviewService(Extension):
             raise UsageError(f"session {s.name} works in the main checkout; workbench will not reset it",
                              hint=f"use git in {s.repo}")
         async with self.lock(s.id):
-            before = await self.git.diff(s)
+            before = await self._whole_diff(s)
             await self.git.edit(s, {"op": "reset", "commit": s.base_commit, "keep": False})
             st = self.state(s.id)
             st.reset()

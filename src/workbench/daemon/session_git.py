@@ -28,7 +28,7 @@ from workbench.core.diff_model import Diff
 from workbench.core.escapes import strip_escapes
 from workbench.core.git_runner import run_git
 from workbench.core.models import Session
-from workbench.core.tree_diff import compute_tree_diff
+from workbench.core.tree_diff import compute_tree_diff, update_tree_diff
 from workbench.core.worktree_diff import compute_diff
 from workbench.daemon.sandboxing import LaunchSpec
 from workbench.errors import GitError, WorkbenchError
@@ -144,7 +144,8 @@ class SessionGit:
 
     async def snapshot(self, s: Session) -> session_repo.Snapshot:
         self.check_layout(s)
-        proc, err = self._spawn(s, "snapshot", self._snapshot_args(s))
+        args = await asyncio.to_thread(self._snapshot_args, s)  # runs git: not on the event loop
+        proc, err = self._spawn(s, "snapshot", args)
         return await asyncio.to_thread(self._import, s, proc, err)
 
     def _snapshot_args(self, s: Session) -> list[str]:
@@ -212,7 +213,14 @@ class SessionGit:
 
     @staticmethod
     def tree_diff(s: Session, snap: session_repo.Snapshot, context: int = 3,
-                  paths: Sequence[str] | None = None) -> Diff:
+                  paths: Sequence[str] | None = None, previous: tuple[Diff, str] | None = None) -> Diff:
+        """The diff of `snap`; given the `previous` whole diff and its tip, only the paths
+        that changed since are diffed again, where that gives the same diff."""
+        if previous is not None and not paths and not snap.skipped_count:
+            updated = update_tree_diff(Path(s.repo), previous[0], previous[1], s.base_commit, snap.tip,
+                                       context=context)
+            if updated is not None:
+                return updated
         notes = [f"too large to review (not imported): {strip_escapes(p)} ({_human(n)})" if n >= 0
                  else f"could not be read inside the session (not imported): {strip_escapes(p)}"
                  for p, n in snap.skipped]

@@ -79,6 +79,8 @@ class DiffParams(TypedDict):
     offset: NotRequired[int]
     paths: NotRequired[list[str]]
     max_bytes: NotRequired[int]
+    # with `stat` or `format: "unified"`: `files` comes empty, only `text` matters
+    text_only: NotRequired[bool]
 
 
 class DiffReply(TypedDict):
@@ -96,6 +98,9 @@ class DiffReply(TypedDict):
     files: list[FileInfo]
     # `stat`: the diffstat text; `format=unified`: the patch text of this page
     text: NotRequired[str]
+    # how many times the daemon computed this session's whole diff (once per change;
+    # pages and repeated requests of an unchanged session are served from that)
+    computed: NotRequired[int]
 
 
 class MarkParams(TypedDict):

@@ -29,6 +29,7 @@ KEYS_HINT = ("n/p hunk · ]/[ file · a reviewed · x reject · c comment · X r
 P = TypeVar("P")
 R = TypeVar("R")
 FIRST_PAGE_BYTES = 1_000_000  # the daemon leaves later files' hunks out; they load when opened
+QUICK_PAGE_BYTES = 32_000  # the first screen, shown plain while the first page loads
 
 
 class ReviewHost(Protocol):
@@ -126,7 +127,14 @@ class DiffPanel(Vertical):
     @work(exclusive=True, group="diff-load", exit_on_error=False)
     async def load(self) -> None:
         try:
-            result = await self.host.fetch_diff(self.session, max_bytes=FIRST_PAGE_BYTES)
+            # The file list and the first screen of hunks first (a small page, quick to
+            # prepare), then the first page proper; the daemon keeps the diff, so the
+            # second request costs it no new diff.
+            result = await self.host.fetch_diff(self.session, max_bytes=QUICK_PAGE_BYTES)
+            if result.get("next") is not None:
+                self.set_class(False, "-error")
+                await self._prepare_and_show(result, highlight=False)
+                result = await self.host.fetch_diff(self.session, max_bytes=FIRST_PAGE_BYTES)
         except WorkbenchError as e:
             self.set_class(True, "-error")
             self.error.update(Content(f"diff unavailable: {one_line(str(e), 300)}"))
