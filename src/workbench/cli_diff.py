@@ -27,24 +27,43 @@ else:
     DIFF = _Spec("diff")
 
 
+RETRIES = 3
+
+
 def fetch(session_id: str, fmt: str = "json") -> rv.DiffReply:
-    """The whole diff, page by page (a big diff does not fit in one reply)."""
+    """The whole diff, page by page (a big diff does not fit in one reply), on one
+    connection. The daemon computes a diff once per change and serves its pages from that;
+    if the session changed between pages, start again (a few times, then take the pages as
+    they come, the newest file list winning)."""
     with Client("cli", pipeline=True) as c:
-        params: rv.DiffParams = {"id": session_id, "format": "unified" if fmt == "unified" else "json"}
-        first = c.request(DIFF, params)
-        files = first["files"]
-        texts = [first.get("text", "")]
-        nxt = first.get("next")
-        while nxt is not None:
-            params["offset"] = nxt
-            page = c.request(DIFF, params)
-            if page.get("digest") != first.get("digest"):
-                first = page  # the worktree changed meanwhile: keep the newest file list
-            for i, f in enumerate(page["files"]):
-                if f.get("hunks") is not None and i < len(files):
-                    files[i] = f
-            texts.append(page.get("text", ""))
-            nxt = page.get("next")
+        for attempt in range(1, RETRIES + 1):
+            whole = _pages(c, session_id, fmt, settle=attempt == RETRIES)
+            if whole is not None:
+                return whole
+    raise AssertionError("unreachable: the last attempt settles")
+
+
+def _pages(c: Client, session_id: str, fmt: str, *, settle: bool) -> rv.DiffReply | None:
+    """All pages of one diff; None when its digest moved meanwhile (unless `settle`)."""
+    params: rv.DiffParams = {"id": session_id, "format": "unified" if fmt == "unified" else "json"}
+    if fmt == "unified":
+        params["text_only"] = True  # the patch text is all it needs
+    first = c.request(DIFF, params)
+    files = first["files"]
+    texts = [first.get("text", "")]
+    nxt = first.get("next")
+    while nxt is not None:
+        params["offset"] = nxt
+        page = c.request(DIFF, params)
+        if page.get("digest") != first.get("digest"):
+            if not settle:
+                return None
+            first = page  # keep the newest file list
+        for i, f in enumerate(page["files"]):
+            if f.get("hunks") is not None and i < len(files):
+                files[i] = f
+        texts.append(page.get("text", ""))
+        nxt = page.get("next")
     first["files"] = files
     first["text"] = "".join(texts)
     return first
@@ -55,7 +74,7 @@ def diff(session_id: str, stat: bool, as_json: bool, echo: Callable[..., None]) 
 
     if stat:
         with Client("cli", pipeline=True) as c:
-            params: rv.DiffParams = {"id": session_id, "stat": True}
+            params: rv.DiffParams = {"id": session_id, "stat": True, "text_only": not as_json}
             res = c.request(DIFF, params)
         if as_json:
             echo(to_json({"base": res["base"], "stat": res["stat"], "files": res["files"]}))

@@ -8,7 +8,7 @@ import json
 import re
 import sys
 from collections.abc import Mapping
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import click
 
@@ -46,48 +46,6 @@ def parse_location(text: str) -> tuple[str, int, int | None]:
     return m["path"], int(m["line"]), end
 
 
-RETRIES = 3
-
-
-def fetch_diff(session_id: str, fmt: Literal["json", "unified"] = "json") -> rv.DiffReply:
-    """The whole diff, page by page (a big diff does not fit in one reply), on one
-    connection. The daemon computes a diff once per change and serves its pages from
-    that; if the session changed between pages, start again (a few times, then take the
-    pages as they come, the newest file list winning)."""
-    with Client("cli") as c:
-        for attempt in range(1, RETRIES + 1):
-            whole = _pages(c, session_id, fmt, settle=attempt == RETRIES)
-            if whole is not None:
-                return whole
-    raise AssertionError("unreachable: the last attempt settles")
-
-
-def _pages(c: Client, session_id: str, fmt: Literal["json", "unified"], *, settle: bool) -> rv.DiffReply | None:
-    """All pages of one diff; None when its digest moved meanwhile (unless `settle`)."""
-    params = rv.DiffParams(id=session_id, format=fmt)
-    if fmt == "unified":
-        params["text_only"] = True  # the patch text is all it needs
-    first = c.request(rv.DIFF, params)
-    files = first["files"]
-    texts = [first.get("text", "")]
-    nxt = first.get("next")
-    while nxt is not None:
-        params["offset"] = nxt
-        page = c.request(rv.DIFF, params)
-        if page.get("digest") != first.get("digest"):
-            if not settle:
-                return None
-            first = page  # keep the newest file list
-        for i, f in enumerate(page["files"]):
-            if f.get("hunks") is not None and i < len(files):
-                files[i] = f
-        texts.append(page.get("text", ""))
-        nxt = page.get("next")
-    first["files"] = files
-    first["text"] = "".join(texts)
-    return first
-
-
 def register(cli: click.Group) -> None:
     @cli.command()
     @click.argument("session_id", type=SESSION)
@@ -95,22 +53,9 @@ def register(cli: click.Group) -> None:
     @click.option("--json", "as_json", is_flag=True, help="files and hunks (with ids) as JSON")
     def diff(session_id: str, stat: bool, as_json: bool) -> None:
         """Show a session's changes against its base (untracked files included)."""
-        if stat:
-            res = _request(rv.DIFF, rv.DiffParams(id=session_id, stat=True, text_only=not as_json))
-            if as_json:
-                _json({"base": res["base"], "stat": res["stat"], "files": res["files"]})
-            else:
-                click.echo(res["text"], nl=False)
-            return
-        if as_json:
-            whole = fetch_diff(session_id)
-            _json({"base": whole["base"], "digest": whole["digest"], "stat": whole["stat"],
-                   "files": whole["files"], "review": whole["review"], "check": whole["check"]})
-            return
-        text = fetch_diff(session_id, "unified")["text"]
-        if sys.stdout.isatty():
-            text = strip_escapes(text)  # agent-written content must not drive the terminal
-        click.echo(text, nl=False)
+        from workbench import cli_diff
+
+        cli_diff.diff(session_id, stat, as_json, click.echo)
 
     @cli.command()
     @click.argument("session_id", type=SESSION)
