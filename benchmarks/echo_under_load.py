@@ -70,6 +70,17 @@ class Term:
         os.close(slave)
         self.master = master
         self.screen = TerminalScreen(COLS, ROWS)
+        self.spy: subprocess.Popen[bytes] | None = None
+
+    def profile(self, name: str) -> None:
+        """With WB_BENCH_PROFILE=DIR, record this program with py-spy too (see benchlib)."""
+        target = os.environ.get("WB_BENCH_PROFILE")
+        spy = Path(PYTHON).with_name("py-spy")
+        if target and spy.exists():
+            out = Path(target) / f"echo_under_load-{name}-{self.proc.pid}.txt"
+            self.spy = subprocess.Popen([str(spy), "record", "-p", str(self.proc.pid), "-o", str(out),
+                                         "-f", "raw", "-r", "250"],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def pump(self, timeout: float) -> bytes:
         """Read what is there (waiting up to `timeout` for the first bytes) into the screen."""
@@ -110,6 +121,19 @@ class Term:
         while (left := deadline - time.monotonic()) > 0:
             self.pump(left)
 
+    def ready(self, timeout: float = 60) -> None:
+        """Wait until typed keys reach the program: '#' (no UI binding) until it echoes.
+        Keys typed while the UI still starts would go to its key bindings instead."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            os.write(self.master, b"#")
+            with contextlib.suppress(RuntimeError):
+                self.wait_shows("#", 2)
+                os.write(self.master, b"\r")
+                self.idle(0.5)
+                return
+        raise RuntimeError(f"typed keys did not reach the program within {timeout:.0f} s")
+
     def type(self, keys: int, rng: random.Random) -> list[float]:
         """Type `keys` timed characters; each waits for its own echo on the screen."""
         latencies: list[float] = []
@@ -132,7 +156,8 @@ class Term:
                     if ch.encode() in data and self.shows(expect):
                         break
                     if time.perf_counter() > deadline:
-                        raise RuntimeError(f"no echo of {expect!r} within 20 s")
+                        rows = self.screen.lines()
+                        raise RuntimeError(f"no echo of {expect!r} within 20 s:\n" + "\n".join(rows))
                 latencies.append((time.perf_counter() - t0) * 1000)
                 typed = expect
             os.write(self.master, b"\r")
@@ -140,6 +165,10 @@ class Term:
         return latencies
 
     def close(self) -> None:
+        if self.spy is not None:
+            self.spy.send_signal(signal.SIGINT)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.spy.wait(20)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGTERM)
         try:
@@ -167,7 +196,10 @@ def workbench_phase(d: Daemon, repo: Path, stream: str, keys: int, rng: random.R
         ids.append(target)
         wait_for(lambda: all(s["alive"] for s in d.call("ls")), 20, 0.05)
         ui = Term([PYTHON, "-m", "workbench", "attach", target], term_env())
-        ui.idle(1.0)  # the UI starts; the streams reach full speed
+        ui.profile("ui")
+        ui.wait_shows("typed", 60)
+        ui.ready()
+        ui.idle(1.0)  # the streams reach full speed
         return ui.type(keys, rng)
     finally:
         if ui is not None:
@@ -189,6 +221,7 @@ def tmux_phase(root: Path, stream: str, keys: int, rng: random.Random) -> list[f
         for _ in range(STREAMS):
             tmux("new-window", "-d", "-t", "bench", f"sh -c {shlex.quote(stream)}")
         client = Term(["tmux", "-S", sock, "-f", "/dev/null", "attach", "-t", "bench"], term_env())
+        client.ready()
         client.idle(1.0)
         return client.type(keys, rng)
     finally:

@@ -23,6 +23,7 @@ from typing import Any
 
 from workbench import __version__, paths
 from workbench.core.escapes import InertLogFormatter
+from workbench.core.pty_feeder import FEEDER
 from workbench.core.store import Store
 from workbench.daemon import methods
 from workbench.daemon.api import Router
@@ -101,6 +102,7 @@ class Daemon:
                 t.cancel()
             await asyncio.gather(*self._conn_tasks, return_exceptions=True)
             await self.manager.shutdown()
+            FEEDER.join(2.0)  # its threads end with the last session's PTY
             with contextlib.suppress(FileNotFoundError):
                 self.sock_path.unlink()
             with contextlib.suppress(FileNotFoundError):
