@@ -162,7 +162,12 @@ class PtyProcess:
 
     def _finish(self) -> None:
         """The child exited: read what it wrote last (the feeder drains), then close."""
+        assert self._loop is not None
         self._finishing = True
+        if self._pidfd is not None:  # stays readable: it would call back until closed
+            self._loop.remove_reader(self._pidfd)
+            os.close(self._pidfd)
+            self._pidfd = None
         if self._released:
             self._close()
         else:
@@ -172,10 +177,6 @@ class PtyProcess:
         assert self._loop is not None and self._proc is not None
         if self._exited.is_set():
             return
-        if self._pidfd is not None:
-            self._loop.remove_reader(self._pidfd)
-            os.close(self._pidfd)
-        self._pidfd = None
         with contextlib.suppress(Exception):
             self._loop.remove_writer(self.fd)
         with contextlib.suppress(OSError):

@@ -17,11 +17,13 @@ import signal
 import socket
 import stat
 import struct
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from workbench import __version__, paths
+from workbench.core import gc_pauses
 from workbench.core.escapes import InertLogFormatter
 from workbench.core.pty_feeder import FEEDER
 from workbench.core.store import Store
@@ -80,6 +82,7 @@ class Daemon:
     async def run(self) -> None:
         load_extensions(self)
         self._probe_sandbox()
+        gc_pauses.settle()  # before the sessions: a removed one must stay collectable
         await self.manager.recover()
         with paths.socket_address(self.sock_path) as addr:
             self.server = await asyncio.start_unix_server(self._on_connect, path=addr, limit=MAX_LINE + 1)
@@ -260,6 +263,9 @@ def _clear_stale_socket(path: Path) -> None:
     path.unlink()
 
 
+SWITCH_INTERVAL = 0.0005
+
+
 def run_daemon() -> int:
     """Entry point of `workbench daemon run` (foreground)."""
     paths.ensure_private_dir(paths.runtime_dir())
@@ -269,6 +275,10 @@ def run_daemon() -> int:
     _setup_logging()
     _clear_stale_socket(paths.socket_path())
     os.environ["WORKBENCH_DAEMON"] = "1"
+    # The feeder threads give the GIL up in every read and parse, but a thread woken for
+    # it (the event loop, with a keystroke) waits for a forced switch when another one
+    # takes it back first: 5 ms by default, paid on every loop iteration under load.
+    sys.setswitchinterval(SWITCH_INTERVAL)
     try:
         asyncio.run(Daemon().run())
     except Exception:
