@@ -40,6 +40,7 @@ BENCHES: list[tuple[str, str, int]] = [
     ("scale", "scale.py", 240),
     ("startup", "startup.py", 120),
     ("agent_overhead", "agent_overhead.py", 150),
+    ("echo_under_load", "echo_under_load.py", 300),
 ]
 TITLES = {
     "throughput": "1. Terminal throughput",
@@ -49,6 +50,7 @@ TITLES = {
     "scale": "5. Scale and memory",
     "startup": "6. Start-up",
     "agent_overhead": "7. Agent overhead",
+    "echo_under_load": "8. Key echo through the UI under load, vs tmux",
 }
 
 
