@@ -170,6 +170,12 @@ class Term:
                 latencies.append((time.perf_counter() - t0) * 1000)
                 typed = expect
             os.write(self.master, b"\r")
+            # `cat` prints the line back: wait for it, or it lands after the next tag.
+            deadline = time.monotonic() + 20
+            while sum(typed in line for line in self.screen.lines()) < 2:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"`cat` did not print {typed!r} back within 20 s")
+                self.pump(0.05)
             self.idle(0.05)
         return latencies
 
@@ -194,7 +200,8 @@ def term_env() -> dict[str, str]:
     return {**os.environ, "TERM": "xterm-256color", "COLORTERM": "truecolor"}
 
 
-def workbench_phase(d: Daemon, repo: Path, stream: str, keys: int, rng: random.Random) -> list[float]:
+def workbench_phase(d: Daemon, root: Path, repo: Path, stream: str, keys: int,
+                    rng: random.Random) -> list[float]:
     ids: list[str] = []
     ui: Term | None = None
     try:
@@ -204,7 +211,10 @@ def workbench_phase(d: Daemon, repo: Path, stream: str, keys: int, rng: random.R
         target = new_session(d, repo, "cat", sandbox="off", size=(COLS, ROWS - 1), name="typed")["id"]
         ids.append(target)
         wait_for(lambda: all(s["alive"] for s in d.call("ls")), 20, 0.05)
-        ui = Term([PYTHON, "-m", "workbench", "attach", target], term_env())
+        # Its own layout file: one saved by the previous phase's UI would be restored.
+        state = root / f"ui-state-{time.monotonic_ns()}"
+        state.mkdir()
+        ui = Term([PYTHON, "-m", "workbench", "attach", target], {**term_env(), "XDG_STATE_HOME": str(state)})
         ui.profile("ui")
         ui.wait_shows("typed", 60)
         ui.ready()
@@ -219,10 +229,13 @@ def workbench_phase(d: Daemon, repo: Path, stream: str, keys: int, rng: random.R
 
 
 def tmux_phase(root: Path, stream: str, keys: int, rng: random.Random) -> list[float]:
-    sock = str(root / "tmux.sock")
+    # A socket of its own per phase: a killed server may still hold the last one.
+    sock = str(root / f"tmux-{time.monotonic_ns()}.sock")
 
     def tmux(*args: str) -> None:
-        subprocess.run(["tmux", "-S", sock, "-f", "/dev/null", *args], check=True, capture_output=True)
+        out = subprocess.run(["tmux", "-S", sock, "-f", "/dev/null", *args], capture_output=True, text=True)
+        if out.returncode != 0:
+            raise RuntimeError(f"tmux {args[0]} failed: {out.stderr.strip()}")
 
     client: Term | None = None
     try:
@@ -236,7 +249,7 @@ def tmux_phase(root: Path, stream: str, keys: int, rng: random.Random) -> list[f
     finally:
         if client is not None:
             client.close()
-        with contextlib.suppress(subprocess.CalledProcessError):
+        with contextlib.suppress(RuntimeError):
             tmux("kill-server")
 
 
@@ -267,7 +280,7 @@ def main() -> None:
         rng = random.Random(11)
         with Daemon(root) as d:
             phases: list[tuple[str, Callable[[], list[float]]]] = [
-                ("workbench", lambda: workbench_phase(d, repo, stream, keys, rng)),
+                ("workbench", lambda: workbench_phase(d, root, repo, stream, keys, rng)),
                 ("tmux", lambda: tmux_phase(root, stream, keys, rng)),
             ]
             for rnd in range(args.rounds):
