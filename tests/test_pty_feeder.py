@@ -195,3 +195,13 @@ def test_frames_of_a_session_not_subscribed_are_not_sent(wb: Wb, repo: Path, tmp
             assert ev["event"] != "frame" or ev["data"]["session"] == shown
         while (ev := events.next_event(timeout=0.2)) is not None:
             assert ev["event"] != "frame"
+
+
+def test_an_fd_that_cannot_be_watched_is_released_at_once() -> None:
+    feeder = Feeder(threads=1)
+    with TerminalScreen(80, 24) as screen:
+        sink = ScreenSink(screen)
+        feeder.add(1_000_000, sink)  # no such fd
+        assert sink.done.wait(20), "an fd epoll refused was never released"
+        feeder.join(10)
+        assert feeder.workers == [] and sink.releases == 1

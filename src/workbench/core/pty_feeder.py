@@ -27,6 +27,8 @@ from typing import Protocol
 log = logging.getLogger(__name__)
 
 CHUNK = 16384
+# Most read from a PTY being removed (a left-behind child may write forever).
+DRAIN_LIMIT = 1 << 20
 MAX_THREADS = 2
 
 
@@ -78,7 +80,15 @@ class _Worker:
                 for fd in ready:
                     if fd in self.sinks:
                         self._read(fd, CHUNK)
+        except Exception:  # a bug here must not leave sessions unread without a trace
+            log.exception("PTY feeder thread failed")
         finally:
+            with self.pool.lock:
+                if not self.dead:
+                    self.dead = True
+                    self.pool.workers.remove(self)
+            for fd in list(self.sinks):  # their owners may close them now
+                self._release(fd)
             self.ep.close()
             os.close(self.wake_r)
             os.close(self.wake_w)
@@ -98,9 +108,12 @@ class _Worker:
             for command, fd, sink in todo:
                 if command == "add" and sink is not None:
                     self.sinks[fd] = sink
-                    self.ep.register(fd, select.EPOLLIN)
+                    try:
+                        self.ep.register(fd, select.EPOLLIN)
+                    except OSError:  # closed already: nothing to read
+                        self._release(fd)
                 elif command == "remove" and fd in self.sinks:
-                    self._read(fd, 1 << 62)  # what the program wrote last
+                    self._read(fd, DRAIN_LIMIT)  # what the program wrote last
                     if fd in self.sinks:
                         self._release(fd)
 
@@ -144,6 +157,9 @@ class Feeder:
         self.workers: list[_Worker] = []
         self.threads = threads or max(1, min(MAX_THREADS, os.cpu_count() or 1))
         self.owner: dict[int, _Worker] = {}
+        # Every thread started and not yet joined: a worker leaves `workers` just before
+        # its thread ends.
+        self._started: list[threading.Thread] = []
 
     def add(self, fd: int, sink: Sink) -> None:
         """Read `fd` (non-blocking) in a feeder thread from now on."""
@@ -152,6 +168,8 @@ class Feeder:
             if len(live) < self.threads:
                 worker = _Worker(self)
                 self.workers.append(worker)
+                self._started = [t for t in self._started if t.is_alive()]
+                self._started.append(worker.thread)
                 worker.thread.start()
             else:
                 worker = min(live, key=lambda w: len(w.sinks) + len(w.commands))
@@ -168,7 +186,7 @@ class Feeder:
     def join(self, timeout: float = 5.0) -> None:
         """Wait for the threads, which end once nothing is watched."""
         with self.lock:
-            threads = [w.thread for w in self.workers]
+            threads = list(self._started)
         for t in threads:
             t.join(timeout)
 
