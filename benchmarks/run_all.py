@@ -44,6 +44,8 @@ BENCHES: list[tuple[str, str, int]] = [
     ("cli_latency", "cli_latency.py", 600),
     ("tool_call", "tool_call.py", 300),
     ("memory", "memory.py", 900),
+    ("echo_under_load", "echo_under_load.py", 300),
+    ("diff_e2e", "diff_e2e.py", 600),
 ]
 TITLES = {
     "throughput": "1. Terminal throughput",
@@ -57,6 +59,8 @@ TITLES = {
     "cli_latency": "9. CLI latency",
     "tool_call": "10. Tool-call overhead",
     "memory": "11. Memory",
+    "echo_under_load": "12. Key echo through the UI under load, vs tmux",
+    "diff_e2e": "13. Diff end to end, vs git diff",
 }
 
 

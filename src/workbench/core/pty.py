@@ -1,75 +1,32 @@
-"""A PTY-backed child process with a non-blocking asyncio reader.
+"""A PTY-backed child process whose output is read in a feeder thread (core/pty_feeder.py).
 
-Reads are bounded per wake-up so busy sessions cannot starve the event loop: all PTY
-readers of a loop share `ITERATION_BUDGET` of wall time per loop iteration, split evenly
-among the readers that were busy in the previous iteration (each reads at least one chunk),
-so one iteration stays short however many sessions stream. A session typed into recently
-gets a whole budget of its own, so its echo is never queued behind bulk output.
-Measured in benchmarks/responsiveness.py; see docs/performance.md.
+The event loop only writes input, watches for the exit and closes; reading (and whatever
+the output callback does, e.g. parsing) happens off the loop, so busy sessions cannot
+starve it and an echo is never queued behind another session's bulk output.
+See docs/performance.md.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import fcntl
 import os
 import signal
 import struct
 import termios
 import time
-import weakref
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import ptyprocess
 
+from workbench.core.pty_feeder import FEEDER, Feeder
 from workbench.errors import UsageError
 
-READ_CHUNK = 65536
-# Most one wake-up reads, however idle the other sessions are.
-READ_BUDGET = 256 * 1024
-# Bytes handed to the output callback at once; the time budget is checked between batches.
-BATCH = 4096
-ITERATION_BUDGET = 0.004
+WRITE_CHUNK = 65536
 # A session written to within this many seconds counts as interactive.
 INTERACTIVE_S = 1.0
-
-
-class _LoopShare:
-    """Per-loop count of busy readers, to split one iteration's budget among them."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        self.busy_prev = 1
-        self.busy = 0
-        self.armed = False
-
-    def slice(self) -> float:
-        if not self.armed:
-            # Runs first thing in the next iteration: callbacks queued now run before it.
-            self.armed = True
-            self.loop.call_soon(self._next_iteration)
-        self.busy += 1
-        return ITERATION_BUDGET / self.busy_prev
-
-    def _next_iteration(self) -> None:
-        self.busy_prev = max(self.busy, 1)
-        self.busy = 0
-        self.armed = False
-
-
-_shares: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopShare] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _share(loop: asyncio.AbstractEventLoop) -> _LoopShare:
-    share = _shares.get(loop)
-    if share is None:
-        share = _shares[loop] = _LoopShare(loop)
-    return share
 
 
 def process_start_time(pid: int) -> int | None:
@@ -111,7 +68,9 @@ class PtyProcess:
         self._out: bytearray = bytearray()
         self._writing = False
         self._pidfd: int | None = None
-        self._eof = False
+        self._feeder: Feeder = FEEDER
+        self._released = False
+        self._finishing = False
         self._exited = asyncio.Event()
         self._on_output: Callable[[bytes], None] = lambda b: None
         self._on_exit: Callable[[PtyProcess], None] = lambda p: None
@@ -129,6 +88,7 @@ class PtyProcess:
     def start(
         self, on_output: Callable[[bytes], None], on_exit: Callable[[PtyProcess], None]
     ) -> None:
+        """Spawn; `on_output` is called in a feeder thread, `on_exit` on the loop."""
         self._loop = asyncio.get_running_loop()
         self._on_output, self._on_exit = on_output, on_exit
         try:
@@ -144,7 +104,7 @@ class PtyProcess:
         except OSError as e:
             raise UsageError(f"cannot start {self.argv[0]}: {e.strerror or e}") from None
         os.set_blocking(self.fd, False)
-        self._loop.add_reader(self.fd, self._readable)
+        self._feeder.add(self.fd, self)
         try:
             self._pidfd = os.pidfd_open(self._proc.pid)
             self._loop.add_reader(self._pidfd, self._check_exit)
@@ -157,42 +117,25 @@ class PtyProcess:
         """Typed into lately (`last_input` is set by whoever writes on a person's behalf)."""
         return time.monotonic() - self.last_input < INTERACTIVE_S
 
-    def _readable(self, drain: bool = False) -> None:
+    # -- the feeder's sink (called in the feeder thread)
+
+    @property
+    def urgent(self) -> bool:
+        return self.interactive
+
+    def output(self, data: bytes) -> None:
+        self._on_output(data)
+
+    def released(self) -> None:
         assert self._loop is not None
-        clock = time.perf_counter
-        if drain:
-            budget, deadline = 1 << 62, float("inf")
-        else:
-            share = _share(self._loop).slice()
-            budget = READ_BUDGET
-            deadline = clock() + (ITERATION_BUDGET if self.interactive else share)
-        got = pending = 0
-        chunks: list[bytes] = []
-        while got < budget:
-            try:
-                data = os.read(self.fd, READ_CHUNK)
-            except BlockingIOError:
-                break
-            except OSError as e:
-                if e.errno not in (errno.EIO, errno.EBADF):
-                    raise
-                data = b""
-            if not data:
-                self._eof = True
-                break
-            chunks.append(data)
-            got += len(data)
-            pending += len(data)
-            if pending >= BATCH:
-                self._on_output(b"".join(chunks))
-                chunks, pending = [], 0
-                if clock() >= deadline:
-                    break
-        if chunks:
-            self._on_output(b"".join(chunks))
-        if self._eof:
-            assert self._loop is not None
-            self._loop.remove_reader(self.fd)
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nothing waits any more
+            self._loop.call_soon_threadsafe(self._on_released)
+
+    def _on_released(self) -> None:
+        self._released = True
+        if self._finishing:
+            self._close()
+        else:  # end of file: the child has probably exited
             self._check_exit()
 
     def _check_exit(self) -> None:
@@ -218,18 +161,23 @@ class PtyProcess:
             self._loop.call_later(0.5, self._poll_exit)
 
     def _finish(self) -> None:
+        """The child exited: read what it wrote last (the feeder drains), then close."""
+        assert self._loop is not None
+        self._finishing = True
+        if self._pidfd is not None:  # stays readable: it would call back until closed
+            self._loop.remove_reader(self._pidfd)
+            os.close(self._pidfd)
+            self._pidfd = None
+        if self._released:
+            self._close()
+        else:
+            self._feeder.remove(self.fd)
+
+    def _close(self) -> None:
         assert self._loop is not None and self._proc is not None
-        # Drain what the child wrote just before exiting.
-        if not self._eof:
-            with contextlib.suppress(OSError):
-                self._readable(drain=True)
-        for fd in (self._pidfd,):
-            if fd is not None:
-                self._loop.remove_reader(fd)
-                os.close(fd)
-        self._pidfd = None
+        if self._exited.is_set():
+            return
         with contextlib.suppress(Exception):
-            self._loop.remove_reader(self.fd)
             self._loop.remove_writer(self.fd)
         with contextlib.suppress(OSError):
             self._proc.close(force=False)
@@ -250,7 +198,7 @@ class PtyProcess:
         assert self._loop is not None
         while self._out:
             try:
-                n = os.write(self.fd, self._out[:READ_CHUNK])
+                n = os.write(self.fd, self._out[:WRITE_CHUNK])
             except BlockingIOError:
                 break
             except OSError:

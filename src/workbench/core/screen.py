@@ -11,16 +11,20 @@ the Python cost grows with the number of style changes, not the number of cells.
 cells one by one through cffi is ~10x slower; it stays only as a fallback. Decoded rows
 are cached, so `lines()` and `frame()` cost nothing when nothing changed.
 
-Not thread-safe: one owner (the daemon's session runtime) must serialise calls.
+Thread-safe: every call holds the screen's `lock` (re-entrant), so a feeder thread can
+parse while the event loop reads; hold `lock` across several calls for a consistent view.
 
 The native binding is `screen_native`; rows and SGR are `sgr`.
 """
 
 from __future__ import annotations
 
+import functools
+import threading
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from pyghostty import ffi, lib
 
@@ -59,6 +63,20 @@ def _check_size(cols: object, rows: object) -> tuple[int, int]:
     return cols, rows  # type: ignore[return-value]
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _locked(fn: F) -> F:
+    """Run the method under the screen's lock (libghostty's terminal is not thread-safe)."""
+
+    @functools.wraps(fn)
+    def wrapper(self: TerminalScreen, *args: Any, **kwargs: Any) -> Any:
+        with self.lock:
+            return fn(self, *args, **kwargs)
+
+    return cast(F, wrapper)
+
+
 # --- the adapter -------------------------------------------------------------------------
 
 
@@ -74,6 +92,7 @@ class TerminalScreen:
         scrollback_bytes: int = 8_000_000,
     ) -> None:
         cols, rows = _check_size(cols, rows)
+        self.lock = threading.RLock()
         for name, value in (
             ("scrollback_lines", scrollback_lines),
             ("scrollback_bytes", scrollback_bytes),
@@ -267,6 +286,7 @@ class TerminalScreen:
 
     # -- input
 
+    @_locked
     def feed(self, data: bytes | bytearray | memoryview) -> None:
         """Parse program output. Any bytes are accepted; nothing here raises for bad input."""
         if self._closed or not data:
@@ -277,18 +297,21 @@ class TerminalScreen:
             buf = ffi.from_buffer("uint8_t[]", data)
             lib.ghostty_terminal_vt_write(self._term, buf, len(buf))
 
+    @_locked
     def take_replies(self) -> bytes:
         """Bytes the terminal answers the program with (DSR, DA, ...); write them to the PTY."""
         out = bytes(self._sink.replies)
         self._sink.replies.clear()
         return out
 
+    @_locked
     def take_events(self) -> list[ScreenEvent]:
         """What the program signalled since the last call (at most `screen_native.MAX_EVENTS`)."""
         out = [ScreenEvent(kind, value) for kind, value in self._sink.events]
         self._sink.events.clear()
         return out
 
+    @_locked
     def resize(self, cols: int, rows: int) -> None:
         """Change the grid size; the primary screen reflows soft-wrapped lines."""
         cols, rows = _check_size(cols, rows)
@@ -313,6 +336,7 @@ class TerminalScreen:
         return self._cols, self._nrows
 
     @property
+    @_locked
     def cursor(self) -> Cursor:
         self._live()
         lib.ghostty_terminal_get_multi(
@@ -322,21 +346,25 @@ class TerminalScreen:
         return Cursor(int(x[0]), int(y[0]), bool(visible[0]))
 
     @property
+    @_locked
     def title(self) -> str:
         self._live()
         return native.terminal_string(self._term, lib.GHOSTTY_TERMINAL_DATA_TITLE)
 
     @property
+    @_locked
     def cwd(self) -> str:
         """Working directory last reported by the program (OSC 7), or ""."""
         self._live()
         return native.cwd_from_osc(native.terminal_string(self._term, lib.GHOSTTY_TERMINAL_DATA_PWD))
 
     @property
+    @_locked
     def alt_screen(self) -> bool:
         kind = self._get(lib.GHOSTTY_TERMINAL_DATA_ACTIVE_SCREEN, self._screen_kind)
         return bool(kind == lib.GHOSTTY_TERMINAL_SCREEN_ALTERNATE)
 
+    @_locked
     def mode(self, number: int, *, ansi: bool = False) -> bool:
         """Whether DEC private mode `number` (or ANSI mode with ansi=True) is set."""
         self._live()
@@ -354,6 +382,7 @@ class TerminalScreen:
         return self.mode(1)
 
     @property
+    @_locked
     def mouse_tracking(self) -> bool:
         return bool(self._get(lib.GHOSTTY_TERMINAL_DATA_MOUSE_TRACKING, self._bool))
 
@@ -363,22 +392,26 @@ class TerminalScreen:
 
     # -- content
 
+    @_locked
     def lines(self) -> list[str]:
         """Visible rows as plain text; leading spaces kept, trailing trimmed."""
         self._sync()
         return [row_text(row).rstrip() for row in self._rows]
 
+    @_locked
     def ansi_lines(self) -> list[str]:
         """Visible rows with SGR styles, each ending with a reset."""
         self._sync()
         return [row_to_ansi(row) for row in self._rows]
 
+    @_locked
     def frame(self) -> list[Row]:
         """Every visible row as runs. Counts as having sent everything: clears dirty rows."""
         self._sync()
         self._pending.clear()
         return list(self._rows)
 
+    @_locked
     def dirty_rows(self) -> dict[int, Row]:
         """Rows changed since the last `dirty_rows` or `frame` call, by row index."""
         self._sync()
@@ -386,6 +419,7 @@ class TerminalScreen:
         self._pending.clear()
         return out
 
+    @_locked
     def cell_rows(self) -> list[Row]:
         """Visible rows decoded cell by cell: the slow read path `frame` falls back to.
 
@@ -394,6 +428,7 @@ class TerminalScreen:
         self._live()
         return [self._cell_row(lib.GHOSTTY_POINT_TAG_ACTIVE, y) for y in range(self._nrows)]
 
+    @_locked
     def scrollback_len(self) -> int:
         """Rows of history above the screen (0 on the alternate screen)."""
         hot = self._hot_len()
@@ -408,6 +443,7 @@ class TerminalScreen:
         """Cold rows shown: together with the emulator's, at most the scrollback limit."""
         return min(len(self._cold), max(0, self._cold.limit - hot))
 
+    @_locked
     def scrollback(self, start: int, count: int) -> list[Row]:
         """History rows [start, start+count), clipped to what exists; row 0 is the oldest."""
         for name, value in (("start", start), ("count", count)):
@@ -443,6 +479,7 @@ class TerminalScreen:
             out.append(self._cell_row(tag, y) if suspect else row)
         return out
 
+    @_locked
     def compact_history(self, min_rows: int = 1) -> int:
         """Move the emulator's history into the compressed cold store when it holds at least
         `min_rows`; the rows moved.
@@ -460,9 +497,11 @@ class TerminalScreen:
         lib.ghostty_terminal_vt_write(self._term, _ERASE_SAVED_LINES, len(_ERASE_SAVED_LINES))
         return hot
 
+    @_locked
     def cold_history_bytes(self) -> int:
         return self._cold.nbytes()
 
+    @_locked
     def close(self) -> None:
         """Free the native terminal. Later `feed` calls are ignored; reads raise."""
         if not self._closed:

@@ -1,5 +1,9 @@
 """A running PTY session: process + emulator + frame publishing at most ~60 frames/s.
 
+Output is parsed in a feeder thread (core/pty_feeder.py) under the screen's lock; what the
+loop must do about it (write the terminal's replies, pass on screen events, schedule a
+frame) is posted to the loop once per batch, coalesced while one is pending.
+
 Frames cost the event loop (decode the changed rows, then JSON), so under load they are
 rationed: the frames of sessions nobody is typing into share `FRAME_SHARE` of wall time
 (a token bucket across all sessions), and their rate drops when many stream at once. A
@@ -9,6 +13,7 @@ session typed into lately gets its echo frame at once, written to the socket dir
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -27,6 +32,7 @@ FRAME_INTERVAL = 1 / 60
 ECHO_INTERVAL = 1 / 250
 FRAME_SHARE = 0.2
 FRAME_BURST = 0.02
+MAX_PENDING_EVENTS = 256
 
 
 class _FrameBudget:
@@ -84,22 +90,47 @@ class PtyRuntime:
         self._echo_due = False
         self.bytes_in = 0
         self.last_output = time.monotonic()
+        # Filled by the feeder thread under the screen's lock, emptied by the loop.
+        self._replies = bytearray()
+        self._events: list[ScreenEvent] = []
+        self._posted = False
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def start(self) -> None:
-        self.proc.start(self._output, self._exited)
+        self._loop = asyncio.get_running_loop()
+        self.proc.start(self._feed, self._exited)
 
     @property
     def alive(self) -> bool:
         return self.proc.alive
 
-    def _output(self, data: bytes) -> None:
-        self.bytes_in += len(data)
-        self.last_output = time.monotonic()
-        self.screen.feed(data)
-        replies = self.screen.take_replies()
+    def _feed(self, data: bytes) -> None:
+        """In the feeder thread: parse, and have the loop follow up once per batch."""
+        scr = self.screen
+        with scr.lock:
+            if scr.closed:
+                return
+            scr.feed(data)
+            self.bytes_in += len(data)
+            self.last_output = time.monotonic()
+            self._replies += scr.take_replies()
+            self._events += scr.take_events()
+            del self._events[:-MAX_PENDING_EVENTS]  # a flood of bells while the loop is busy
+            post, self._posted = not self._posted, True
+        if post and self._loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: the daemon is gone
+                self._loop.call_soon_threadsafe(self._output)
+
+    def _output(self) -> None:
+        with self.screen.lock:
+            self._posted = False
+            replies, self._replies = bytes(self._replies), bytearray()
+            events, self._events = self._events, []
+        if self.screen.closed:
+            return
         if replies:
             self.proc.write(replies)
-        for ev in self.screen.take_events():
+        for ev in events:
             self._on_screen_event(ev)
         self._on_output()
         self._schedule_frame()
@@ -143,9 +174,13 @@ class PtyRuntime:
         watchers = self.hub.frame_watchers(self.session_id)
         if not watchers:
             return
+        if self.screen.closed:
+            return
         t0 = time.perf_counter()
-        rows = self.screen.dirty_rows()
-        frame = {**self._meta(), "rows": {str(k): v for k, v in rows.items()}, "full": False}
+        with self.screen.lock:  # rows and cursor of the same moment
+            rows = self.screen.dirty_rows()
+            meta = self._meta()
+        frame = {**meta, "rows": {str(k): v for k, v in rows.items()}, "full": False}
         for c in watchers:
             if urgent:
                 c.send_frame(self.session_id, frame, urgent=True)
@@ -161,8 +196,10 @@ class PtyRuntime:
             if self._frame_handle is not None:
                 self._frame_handle.cancel()
             self.flush_frame()
-        rows = self.screen.frame()
-        return {**self._meta(), "rows": {str(i): r for i, r in enumerate(rows)}, "full": True}
+        with self.screen.lock:
+            rows = self.screen.frame()
+            meta = self._meta()
+        return {**meta, "rows": {str(i): r for i, r in enumerate(rows)}, "full": True}
 
     def write(self, data: bytes) -> None:
         """Input on a person's (or agent's) behalf: the session counts as interactive."""

@@ -17,12 +17,15 @@ import signal
 import socket
 import stat
 import struct
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from workbench import __version__, paths
+from workbench.core import gc_pauses
 from workbench.core.escapes import strip_escapes
+from workbench.core.pty_feeder import FEEDER
 from workbench.core.store import Store
 from workbench.daemon import methods, process_upkeep
 from workbench.daemon.api import Router
@@ -82,6 +85,7 @@ class Daemon:
         process_upkeep.limit_arenas()
         load_extensions(self)
         self._probe_sandbox()
+        gc_pauses.settle()  # before the sessions: a removed one must stay collectable
         await self.manager.recover()
         with paths.socket_address(self.sock_path) as addr:
             self.server = await asyncio.start_unix_server(self._on_connect, path=addr, limit=MAX_LINE + 1)
@@ -108,6 +112,7 @@ class Daemon:
                 t.cancel()
             await asyncio.gather(*self._conn_tasks, return_exceptions=True)
             await self.manager.shutdown()
+            FEEDER.join(2.0)  # its threads end with the last session's PTY
             with contextlib.suppress(FileNotFoundError):
                 self.sock_path.unlink()
             with contextlib.suppress(FileNotFoundError):
@@ -287,6 +292,9 @@ def _clear_stale_socket(path: Path) -> None:
     path.unlink()
 
 
+SWITCH_INTERVAL = 0.0005
+
+
 def run_daemon() -> int:
     """Entry point of `workbench daemon run` (foreground)."""
     paths.ensure_private_dir(paths.runtime_dir())
@@ -296,6 +304,10 @@ def run_daemon() -> int:
     _setup_logging()
     _clear_stale_socket(paths.socket_path())
     os.environ["WORKBENCH_DAEMON"] = "1"
+    # The feeder threads give the GIL up in every read and parse, but a thread woken for
+    # it (the event loop, with a keystroke) waits for a forced switch when another one
+    # takes it back first: 5 ms by default, paid on every loop iteration under load.
+    sys.setswitchinterval(SWITCH_INTERVAL)
     try:
         asyncio.run(Daemon().run())
     except Exception:

@@ -10,6 +10,10 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
+# Textual repaints at most MAX_FPS times a second, on a fixed grid: at its default of 60 an
+# echo waited up to 16 ms for the next slot. Read when textual is first imported (here).
+os.environ.setdefault("TEXTUAL_FPS", "120")
+
 from textual import work
 from textual.app import App
 from textual.binding import Binding
@@ -18,6 +22,7 @@ from textual.screen import Screen
 
 from workbench import config as config_mod
 from workbench import paths
+from workbench.core import gc_pauses
 from workbench.core.escapes import one_line
 from workbench.errors import WorkbenchError
 from workbench.protocol import agent as pa
@@ -135,6 +140,7 @@ class WorkbenchApp(App[None], inherit_bindings=False):
         self.set_interval(1.0, self._tick)
         self.set_interval(5.0, self._poll_status)
         self._connect()
+        gc_pauses.settle()
 
     @work(exclusive=True, group="connect", exit_on_error=False)
     async def _connect(self) -> None:
