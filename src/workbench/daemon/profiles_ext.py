@@ -44,8 +44,6 @@ from workbench.protocol import session as proto
 if TYPE_CHECKING:
     from workbench.daemon.api import Daemon
 
-# Programs that would run a typed message as commands.
-_SHELLS = frozenset({"bash", "sh", "zsh", "fish", "dash", "ksh", "tcsh", "csh", "nu", "pwsh"})
 log = logging.getLogger(__name__)
 
 NOTIFY_PATH = "/run/workbench-notify"  # where the channel appears inside a sandbox
@@ -167,18 +165,6 @@ class ProfilesExt(Extension):
 
         cfg = cfg or config_mod.load(Path(s.repo) if Path(s.repo).is_dir() else None)
         return profiles.resolve(s.agent, cfg) or COMMAND_PROFILE
-
-    async def deliver(self, s: Session, text: str) -> str | None:
-        """Refuse to type a message (review feedback, a failing check) into a plain shell:
-        it would run the text as commands. Agents' terminals are typed into as before."""
-        program = Path(s.command[0]).name if s.command else ""
-        if self.profile_for(s).name == "shell" or program in _SHELLS:
-            raise UsageError(
-                f"session {s.name} runs a shell, not an agent: the message was not typed into it "
-                "(a shell would run it as commands)",
-                hint=f"read it with `workbench review {s.id}` and act on it yourself",
-            )
-        return None
 
     def resolve_command(self, s: Session, cfg: Config, resume: bool) -> LaunchSpec | None:
         prof = profiles.resolve(s.agent, cfg)

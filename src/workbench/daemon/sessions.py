@@ -48,6 +48,8 @@ from workbench.protocol.session import SessionInfo
 if TYPE_CHECKING:
     E = TypeVar("E", bound=Extension)
 
+# Programs that would run a typed message as commands.
+_SHELLS = frozenset({"bash", "sh", "zsh", "fish", "dash", "ksh", "tcsh", "csh", "nu", "pwsh"})
 log = logging.getLogger(__name__)
 
 DISK_TTL_S = 10.0  # how long a worktree's measured disk use is shown before it is walked again
@@ -450,6 +452,15 @@ class SessionManager:
             how = await ext.deliver(s, text)
             if how is not None:
                 return how
+        program = Path(s.command[0]).name if s.command else ""
+        if s.agent == "shell" or program in _SHELLS:
+            # Typed into a plain shell, feedback would run as commands (`send` still types:
+            # there the person chose the words).
+            raise UsageError(
+                f"session {s.name} runs a shell, not an agent: the message was not typed into it "
+                "(a shell would run it as commands)",
+                hint=f"read it with `workbench review {s.id}` and act on it yourself",
+            )
         self.send_to_pty(s, text)
         return "typed"
 
