@@ -154,6 +154,7 @@ def test_stale_socket_and_planted_symlink_are_replaced(wb: Wb, tmp_path: Path) -
     target = tmp_path / "victim"
     target.write_text("keep me")
     paths.socket_path().symlink_to(target)
+    wb.run("daemon", "start")  # (`daemon status` never starts one)
     st = wb.json("daemon", "status")
     assert target.read_text() == "keep me"
     assert not Path(st["socket"]).is_symlink()
@@ -162,6 +163,7 @@ def test_stale_socket_and_planted_symlink_are_replaced(wb: Wb, tmp_path: Path) -
     s = socket.socket(socket.AF_UNIX)
     s.bind(str(paths.socket_path()))
     s.close()
+    wb.run("daemon", "start")
     assert wb.json("daemon", "status")["pid"] > 0
 
 
@@ -184,6 +186,7 @@ def test_deep_runtime_dir_beyond_sun_path_limit(tmp_path: Path, monkeypatch: pyt
     assert len(str(paths.socket_path())) > 108
     wb = Wb()
     try:
+        wb.run("daemon", "start")
         st = wb.json("daemon", "status")
         assert st["socket"] == str(paths.socket_path())
         assert wb.json("ls") == []

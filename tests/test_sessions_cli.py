@@ -208,6 +208,7 @@ def test_xdg_isolation_between_two_daemons(wb: Wb, repo: Path, tmp_path: Path) -
 
 
 def test_status_json_and_socket_permissions(wb: Wb) -> None:
+    wb.run("daemon", "start")
     st = wb.json("daemon", "status")
     for key in ("pid", "socket", "version", "sessions"):
         assert key in st

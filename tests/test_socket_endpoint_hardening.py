@@ -37,7 +37,7 @@ OK_CODES = {"usage", "not_found", "git", "config"}
 
 # Every method the daemon accepts, and which of its parameters name a session.
 ID_METHODS = [
-    "get", "keys", "screen", "resize", "stop", "restart", "rm", "events", "frame", "scrollback",
+    "get", "keys", "screen", "resize", "stop", "restart", "rm", "rename", "events", "frame", "scrollback",
     "send", "approve", "deny", "log", "interrupt", "compact",
     "diff", "mark_reviewed", "reject", "revert_file", "comment", "undo", "review", "merge", "discard",
     "check", "send_check", "pick", "compare",

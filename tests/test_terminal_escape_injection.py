@@ -205,7 +205,8 @@ def test_model_text_tool_calls_and_approvals_are_inert(wb: Wb, repo: Path) -> No
         run(wb, "log", sid)
         run(wb, "log", sid, "--full")
         run(wb, "approve", sid)
-        wait_session(sid, lambda s: s["state"] in ("review", "running") and not s.get("turn_active"), 30,
+        wait_session(sid, lambda s: s["state"] in ("review", "running", "waiting") and not s.get("turn_active")
+                     and not s.get("approval_pending"), 30,
                      what="the end of the turn")
         wait_for(lambda: "Done" in wb.run("log", sid).stdout, 15, what="the final message")
         run(wb, "log", sid, "--full")

@@ -158,6 +158,13 @@ class AcpRuntime:
         return queued
 
     async def _turns(self) -> None:
+        # A message sent while the worker settles (an await, the worker not done yet) is
+        # queued for this worker: it must look at the queue again after settling.
+        while await self._turns_once():
+            pass
+
+    async def _turns_once(self) -> bool:
+        """Run the queued turns, then settle; True when more were queued meanwhile."""
         while self._queue and self.alive and not self._failed:
             text = self._queue.pop(0)
             self.busy = True
@@ -173,7 +180,7 @@ class AcpRuntime:
                         await asyncio.wait_for(self.proc.wait(), 2)
                 if not self._stopping:
                     self._fail(self._why(e))
-                return
+                return False
             self.transcript.flush()
             self.busy = False
             stop = str(resp.stop_reason)
@@ -189,6 +196,7 @@ class AcpRuntime:
                 self.manager.record(self.s, "interrupted", {"reason": "interrupted by the user"})
         if self.alive and not self._failed:
             await self.settle()
+        return bool(self._queue) and self.alive and not self._failed
 
     async def settle(self) -> None:
         """Between turns: review if the worktree changed, else running (as the built-in agent)."""
