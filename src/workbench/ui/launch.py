@@ -11,4 +11,10 @@ def run_ui(session_id: str | None) -> None:
     except ImportError:
         click.echo("The full-screen UI is not built yet; use `workbench ls`, `new`, `screen`, `keys`.")
         return
+    from workbench.ui.keymap import startup_keymap_errors
+
+    errors = startup_keymap_errors()
+    if errors:  # a binding that silently never fires is a trap: refuse to start instead
+        click.echo(f"workbench: {errors[0]} (in config.toml [keymap])", err=True)
+        raise SystemExit(2)
     WorkbenchApp(focus_session=session_id).run()
