@@ -82,6 +82,11 @@ async def test_every_dialog_fits_at_80x24() -> None:
     app = HarnessApp()
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause(0.3)
+        # the main screen: the status line drops details whole, never cuts the counts or `? keys`
+        await until(pilot, lambda: "running" in painted(app).splitlines()[-1], "the status line")
+        status = painted(app).splitlines()[-1]
+        for part in ("1 running", "1 waiting", "1 review", "1 error", "daemon", "? keys"):
+            assert part in status, status
         for name, screen in dialogs:
             app.push_screen(screen)
             await until(pilot, lambda s=screen: app.screen is s and s.is_mounted, name)  # type: ignore[misc]
