@@ -155,6 +155,24 @@ def test_keymap_specs_that_no_terminal_sends_are_errors_naming_the_key() -> None
     assert good == {"main.zoom": "Z"} and notes == errors
 
 
+def test_the_keymap_examples_in_the_docs_are_valid() -> None:
+    import re
+    import tomllib
+    from pathlib import Path
+
+    from workbench.ui.keymap import keymap_errors
+
+    docs = Path(__file__).resolve().parents[1] / "docs"
+    found = 0
+    for name in ("ui.md", "configuration.md"):
+        for block in re.findall(r"```toml\n(.*?)```", (docs / name).read_text(encoding="utf-8"), re.S):
+            keymap = tomllib.loads(block).get("keymap")
+            if keymap:
+                found += 1
+                assert keymap_errors(keymap) == [], (name, keymap)
+    assert found >= 2
+
+
 def test_transcript_labels_for_agent_and_usage_entries() -> None:
     from workbench.ui.widgets.transcript import note_text
 

@@ -112,8 +112,7 @@ def check_keymap() -> Check:
 
     errors = startup_keymap_errors()
     if errors:
-        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        return Check("keymap", "fail", errors[0] + more,
+        return Check("keymap", "fail", "; ".join(e.removeprefix("keymap: ") for e in errors),
                      "fix [keymap] in config.toml; `?` in the UI lists ids and keys")
     return Check("keymap", "ok", "every [keymap] entry is a known id with valid keys")
 

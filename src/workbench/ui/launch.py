@@ -15,6 +15,7 @@ def run_ui(session_id: str | None) -> None:
 
     errors = startup_keymap_errors()
     if errors:  # a binding that silently never fires is a trap: refuse to start instead
-        click.echo(f"workbench: {errors[0]} (in config.toml [keymap])", err=True)
+        more = f" (and {len(errors) - 1} more: see `workbench doctor`)" if len(errors) > 1 else ""
+        click.echo(f"workbench: {errors[0]}{more}", err=True)
         raise SystemExit(2)
     WorkbenchApp(focus_session=session_id).run()
