@@ -12,8 +12,8 @@ from workbench.ui.model import Session
 
 def status_content(sessions: list[Session], daemon: str, healthy: bool, model_name: str,
                    hint: str = "? keys", width: int = 0) -> Content:
-    """The line; when `width` is given and it would not fit, the model, the daemon's details
-    and the hint's tail go first, so the counts and `? keys` are not cut in the middle."""
+    """The line; when `width` is given and it would not fit, the hint's tail, the model and the
+    daemon's details go first, so the counts and `? keys` are not cut in the middle."""
     counts = model.state_counts(sessions)
     head: list[tuple[str, str] | str] = [" "]
     for state, n in counts.items():
@@ -26,11 +26,12 @@ def status_content(sessions: list[Session], daemon: str, healthy: bool, model_na
     full_daemon = "daemon " + one_line(daemon, 60)
     short_daemon = full_daemon.split(" · ")[0]
     model_part: list[tuple[str, str] | str] = [(one_line(model_name, 30), "$text-muted"), "  "] if model_name else []
+    short_hint = hint.split(" · ")[0]
     tries: list[list[tuple[str, str] | str]] = [
         [*head, (full_daemon, daemon_style), "  ", *model_part, (hint, "dim")],
-        [*head, (full_daemon, daemon_style), "  ", (hint, "dim")],
-        [*head, (short_daemon, daemon_style), "  ", (hint, "dim")],
-        [*head, (short_daemon, daemon_style), "  ", (hint.split(" · ")[0], "dim")],
+        [*head, (full_daemon, daemon_style), "  ", *model_part, (short_hint, "dim")],
+        [*head, (full_daemon, daemon_style), "  ", (short_hint, "dim")],
+        [*head, (short_daemon, daemon_style), "  ", (short_hint, "dim")],
     ]
     line = Content.assemble(*tries[0])
     for parts in tries:
