@@ -204,6 +204,26 @@ def test_merge_message_defaults_to_the_agents_last_answer(tmp_path: Path) -> Non
     store.close()
 
 
+def test_merge_message_is_the_task_and_the_agents_summary_never_a_placeholder(tmp_path: Path) -> None:
+    from workbench.core.models import Session
+    from workbench.core.store import Store
+    from workbench.daemon.review_merge import agent_summary
+
+    store = Store(tmp_path / "db.sqlite")
+    s = Session(id="x1", name="builtin-2", repo="", branch="", worktree="", base_commit="", base_ref="",
+                agent="builtin", command=[], prompt="\nFix the CSV parser\nit breaks on CRLF")
+    assert agent_summary(store, s) == "Fix the CSV parser"
+    store.add_event(s.id, "assistant", {"text": "Parser now strips \\r before splitting."})
+    store.add_event(s.id, "assistant", {"text": "(script finished)"})
+    store.add_event(s.id, "assistant", {"text": "half a sent", "interrupted": True})
+    assert agent_summary(store, s) == "Fix the CSV parser\n\nParser now strips \\r before splitting."
+    s.agent = "acp:gemini"  # ACP agents record their answers too
+    assert agent_summary(store, s).endswith("Parser now strips \\r before splitting.")
+    s.prompt = "x" * 200
+    assert agent_summary(store, s).splitlines()[0] == "x" * 71 + "…"
+    store.close()
+
+
 def test_has_changes_reads_a_snapshot_not_the_sessions_git(ls: LocalSession, tmp_path: Path) -> None:
     """Whether a session has work to review is never asked of git in its repository on the
     host: its config is the session's (before: `git status` there ran its fsmonitor)."""

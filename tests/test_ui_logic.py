@@ -141,11 +141,43 @@ def test_the_ui_never_runs_git() -> None:
         assert '"git"' not in text, path
 
 
+def test_keymap_specs_that_no_terminal_sends_are_errors_naming_the_key() -> None:
+    from workbench.ui.keymap import DEFAULT_KEYS, bad_key, keymap_errors
+
+    assert [k for k in DEFAULT_KEYS.values() if bad_key(k)] == []
+    for good in ("ctrl+g", "G,ctrl+g", "f5", "question_mark", "alt+enter", "ctrl+space", "shift+tab", "+"):
+        assert bad_key(good) is None, good
+    for bad, key in (("ctrl-g", "ctrl-g"), ("contrl+g", "contrl+g"), ("g,ctrl+", "ctrl+"), ("f99", "f99")):
+        assert bad_key(bad) == key
+    errors = keymap_errors({"main.grid": "ctrl-g", "main.zoom": "Z"})
+    assert errors == [errors[0]] and "main.grid" in errors[0] and "'ctrl-g'" in errors[0]
+    good, notes = resolve_keymap({"main.grid": "ctrl-g", "main.zoom": "Z"})
+    assert good == {"main.zoom": "Z"} and notes == errors
+
+
+def test_the_keymap_examples_in_the_docs_are_valid() -> None:
+    import re
+    import tomllib
+    from pathlib import Path
+
+    from workbench.ui.keymap import keymap_errors
+
+    docs = Path(__file__).resolve().parents[1] / "docs"
+    found = 0
+    for name in ("ui.md", "configuration.md"):
+        for block in re.findall(r"```toml\n(.*?)```", (docs / name).read_text(encoding="utf-8"), re.S):
+            keymap = tomllib.loads(block).get("keymap")
+            if keymap:
+                found += 1
+                assert keymap_errors(keymap) == [], (name, keymap)
+    assert found >= 2
+
+
 def test_transcript_labels_for_agent_and_usage_entries() -> None:
     from workbench.ui.widgets.transcript import note_text
 
     text, _ = note_text("agent", {"model": "m1", "approval": "suggest", "sandbox": "off"})
-    assert text == "agent: model m1 · approval suggest · sandbox off"
+    assert text == "agent started: model m1 · approval suggest · sandbox off"
     text, _ = note_text("usage", {"tokens_in": 10, "tokens_out": 2, "context_tokens": 12, "context_window": 100})
     assert text == "tokens 10 in · 2 out · context 12/100"
 
@@ -167,4 +199,4 @@ def test_acp_sessions_are_transcript_sessions_with_their_own_entries() -> None:
     assert not model.is_builtin(session("p1", "pty", agent="codex"))
     assert note_text("thought", {"text": "the user wants\na file"})[0] == "thinking: the user wants a file"
     assert note_text("stop", {"stop_reason": "cancelled"})[0] == "turn ended: cancelled"
-    assert note_text("mode", {"mode": "plan"})[0] == "mode: plan"
+    assert note_text("mode", {"mode": "plan"})[0] == "mode set to plan"

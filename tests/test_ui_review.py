@@ -213,6 +213,10 @@ async def test_merge_error_keeps_the_input_then_merges() -> None:
     async with app.run_test(size=SIZE) as pilot:
         await open_diff(app, pilot)
         await pilot.press("M")
+        # nothing was reviewed: asked once, before the dialog
+        ask = await until(pilot, lambda: isinstance(app.screen, ConfirmScreen) and app.screen, "the question")
+        assert ask.question == "11 of 11 hunks not reviewed — merge anyway?"
+        await pilot.press("y")
         await until(pilot, lambda: isinstance(app.screen, MergeScreen), "merge dialog")
         await pilot.press(*"fix: a conflict")
         app.screen.query_one("#strategy").value = "rebase"

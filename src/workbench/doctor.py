@@ -107,6 +107,16 @@ def check_config() -> Check:
     return Check("config", "ok", str(p) if p.exists() else f"{p} (not present; defaults in use)")
 
 
+def check_keymap() -> Check:
+    from workbench.ui.keymap import startup_keymap_errors
+
+    errors = startup_keymap_errors()
+    if errors:
+        return Check("keymap", "fail", "; ".join(e.removeprefix("keymap: ") for e in errors),
+                     "fix [keymap] in config.toml; `?` in the UI lists ids and keys")
+    return Check("keymap", "ok", "every [keymap] entry is a known id with valid keys")
+
+
 def check_repo_trust(cwd: str | None = None) -> Check:
     """The trust state of the current repository's `.workbench.toml`."""
     from pathlib import Path
@@ -242,8 +252,8 @@ def check_acp_agents() -> list[Check]:
 
 
 def run_checks() -> Iterator[Check]:
-    for fn in (check_config, check_repo_trust, check_git, check_pty, check_emulator, check_sandbox, check_limits,
-               check_daemon, check_model, check_agents, check_acp_agents):
+    for fn in (check_config, check_keymap, check_repo_trust, check_git, check_pty, check_emulator, check_sandbox,
+               check_limits, check_daemon, check_model, check_agents, check_acp_agents):
         try:
             res = fn()
             yield from (res if isinstance(res, list) else [res])

@@ -20,6 +20,7 @@ from workbench.core.store import Store
 from workbench.core.tree_diff import digest_of
 from workbench.daemon.session_git import SessionGit
 from workbench.errors import GitError, UsageError, WorkbenchError
+from workbench.profiles import acp as acp_profiles
 
 EVENT_PAGE = 5000
 MAX_MESSAGE = 5000
@@ -27,23 +28,39 @@ SUBJECT_MAX = 72
 GH_TIMEOUT_S = 120
 
 
+def _last_answer(store: Store, s: Session) -> str:
+    """The agent's last complete answer (built-in and ACP agents record them), placeholders
+    such as "(script finished)" left out: they say nothing about the change."""
+    if s.agent != "builtin" and not acp_profiles.is_acp(s.agent):
+        return ""
+    last = ""
+    after = 0
+    while True:
+        page = store.events(s.id, after=after, limit=EVENT_PAGE)
+        for e in page:
+            text = str(e["data"].get("text") or "").strip()
+            placeholder = text.startswith("(") and text.endswith(")") and "\n" not in text
+            if e["kind"] == "assistant" and text and not placeholder and not e["data"].get("interrupted"):
+                last = text
+        if len(page) < EVENT_PAGE:
+            break
+        after = page[-1]["seq"]
+    return last[:MAX_MESSAGE]
+
+
 def agent_summary(store: Store, s: Session) -> str:
-    """Default merge message: the agent's last words (built-in agent) or the session name."""
-    if s.agent == "builtin":
-        last = ""
-        after = 0
-        while True:
-            page = store.events(s.id, after=after, limit=EVENT_PAGE)
-            for e in page:
-                if e["kind"] == "assistant" and str(e["data"].get("text") or "").strip():
-                    last = str(e["data"]["text"]).strip()
-            if len(page) < EVENT_PAGE:
-                break
-            after = page[-1]["seq"]
-        if last:
-            last = last[:MAX_MESSAGE]
-            first = last.splitlines()[0]
-            return last if len(first) <= SUBJECT_MAX else f"workbench: {s.name}\n\n{last}"
+    """Default merge message: the task (the prompt's first line) as the subject and the
+    agent's summary (its last answer) as the body; without a prompt the answer alone when
+    its first line fits a subject, else "workbench: NAME"."""
+    task = next((ln.strip() for ln in strip_escapes(s.prompt or "").splitlines() if ln.strip()), "")
+    if len(task) > SUBJECT_MAX:
+        task = task[: SUBJECT_MAX - 1].rstrip() + "…"
+    last = _last_answer(store, s)
+    if task:
+        return f"{task}\n\n{last}" if last and last != task else task
+    if last:
+        first = last.splitlines()[0]
+        return last if len(first) <= SUBJECT_MAX else f"workbench: {s.name}\n\n{last}"
     return f"workbench: {s.name}"
 
 

@@ -413,8 +413,10 @@ class WorkbenchApp(App[None], inherit_bindings=False):
             repo = str(cur["repo"]) if cur else recent[0] if recent else (
                 str(cwd) if (cwd / ".git").exists() else "")
             d = self.cfg.session
-            form = NewSessionForm(repo=repo, agent=d.agent, approval=d.approval, sandbox=d.sandbox,
-                                  network=d.network, recent=recent)
+            last = self.layout.last_new
+            form = NewSessionForm(repo=repo, agent=last.get("agent") or d.agent, approval=d.approval,
+                                  sandbox=d.sandbox, network=d.network, recent=recent,
+                                  provider=last.get("provider", ""), model=last.get("model", ""))
         self.push_screen(NewSessionScreen(form, error), self._create)
 
     def _create(self, form: NewSessionForm | None) -> None:
@@ -429,6 +431,8 @@ class WorkbenchApp(App[None], inherit_bindings=False):
             await self.action_new_session(form, one_line(str(e), 300))
             return
         self.sessions[s["id"]] = s
+        self.layout.last_new = {"agent": form.agent, "provider": form.provider, "model": form.model}
+        self.save_layout()
         for w in s.get("warnings") or []:
             self.notify(one_line(str(w), 200), severity="warning", timeout=6)
         self.notify(f"started {model.name_of(s)}", timeout=3)

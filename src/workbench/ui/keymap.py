@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import unicodedata
+
+from textual.keys import KEY_TO_UNICODE_NAME, Keys
+
 from workbench.core.escapes import one_line
 
 # Every action's binding id and default key; `[keymap]` in config.toml overrides them.
@@ -167,19 +171,67 @@ RESERVED_DETACH = {
 DEFAULT_DETACH = "ctrl+right_square_bracket"
 
 
-def resolve_keymap(user: dict[str, str]) -> tuple[dict[str, str], list[str]]:
-    """The user's keymap restricted to known ids, plus one notice per unknown id."""
+_MODIFIERS = {"ctrl", "shift", "alt", "meta", "super", "hyper"}
+_KEY_NAMES = {k.value.rpartition("+")[2] for k in Keys if not k.value.startswith("<")} | {
+    "minus", "plus", "comma", "colon", "semicolon", "at", "ctrl-at", "newline"}
+
+
+def _valid_base(name: str) -> bool:
+    if len(name) == 1:
+        return name.isprintable() and not name.isspace()
+    if name in _KEY_NAMES:
+        return True
+    try:  # Textual names punctuation after its Unicode name: question_mark, equals_sign, ...
+        unicodedata.lookup(KEY_TO_UNICODE_NAME.get(name, name.replace("_", " ").upper()))
+    except KeyError:
+        return False
+    return True
+
+
+def bad_key(spec: str) -> str | None:
+    """The first key of a comma-separated key spec that Textual would never match, or None."""
+    for key in spec.split(","):
+        key = key.strip()
+        *mods, base = key.split("+") if key not in ("+", "") else [key]
+        if not key or not base or any(m not in _MODIFIERS for m in mods) or not _valid_base(base):
+            return key
+    return None
+
+
+def keymap_errors(user: dict[str, object]) -> list[str]:
+    """One line per `[keymap]` entry that cannot work: an unknown id, or a key no terminal sends."""
     known = set(DEFAULT_KEYS) | {"terminal.detach"}
-    good: dict[str, str] = {}
-    notices: list[str] = []
+    errors: list[str] = []
     for bid, keys in user.items():
+        name = one_line(str(bid), 60)
         if bid not in known:
-            notices.append(f"keymap: unknown binding id {one_line(bid, 60)!r} (see `?` for the ids)")
+            errors.append(f"keymap: unknown binding id {name!r} (`?` in the UI lists the ids)")
         elif not isinstance(keys, str) or not keys.strip():
-            notices.append(f"keymap: {bid} needs a key such as \"ctrl+k\"")
-        else:
-            good[bid] = keys.strip()
-    return good, notices
+            errors.append(f"keymap: {name} needs a key such as \"ctrl+k\"")
+        elif (bad := bad_key(keys)) is not None:
+            errors.append(f"keymap: {name} = {one_line(keys, 60)!r}: {one_line(bad, 40)!r} is not a key"
+                          " (keys look like \"ctrl+k\", \"f5\", \"question_mark\"; several: \"a,b\")")
+    return errors
+
+
+def startup_keymap_errors() -> list[str]:
+    """The keymap errors of config.toml as it is now (none when the file itself is bad: the
+    UI reports that on its own and starts with the defaults)."""
+    from workbench import config
+    from workbench.errors import WorkbenchError
+
+    try:
+        return keymap_errors(dict(config.load().keymap))
+    except (WorkbenchError, OSError):
+        return []
+
+
+def resolve_keymap(user: dict[str, str]) -> tuple[dict[str, str], list[str]]:
+    """The user's valid keymap entries, plus one notice per entry that cannot work."""
+    known = set(DEFAULT_KEYS) | {"terminal.detach"}
+    good = {bid: keys.strip() for bid, keys in user.items()
+            if bid in known and isinstance(keys, str) and keys.strip() and bad_key(keys) is None}
+    return good, keymap_errors(dict(user))
 
 
 def detach_key(configured: str, keymap: dict[str, str]) -> tuple[str, str | None]:

@@ -20,6 +20,13 @@ def require_terminal() -> None:
 
 
 def run_ui(session_id: str | None) -> None:
+    from workbench.ui.keymap import startup_keymap_errors
+
+    errors = startup_keymap_errors()
+    if errors:  # a binding that silently never fires is a trap: refuse to start instead
+        more = f" (and {len(errors) - 1} more: see `workbench doctor`)" if len(errors) > 1 else ""
+        sys.stderr.write(f"workbench: {errors[0]}{more}\n")
+        raise SystemExit(2)
     require_terminal()
     from workbench.ui.app import WorkbenchApp
 

@@ -26,6 +26,8 @@ class LayoutState:
     zoomed: bool = False
     sidebar: bool = True
     theme: str | None = None
+    # the new-session dialog's last agent choice (agent, provider, model): ctrl+n, prompt, enter
+    last_new: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> LayoutState:
@@ -46,6 +48,9 @@ class LayoutState:
                 setattr(st, flag, d[flag])
         if isinstance(d.get("theme"), str):
             st.theme = d["theme"]
+        if isinstance(d.get("last_new"), dict):
+            st.last_new = {k: v for k, v in d["last_new"].items()
+                           if k in ("agent", "provider", "model") and isinstance(v, str)}
         return st
 
     def prune(self, live: set[str]) -> None:

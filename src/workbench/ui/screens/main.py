@@ -425,6 +425,9 @@ class MainScreen(Screen[None]):
             pane.view = "terminal"
             self.wb.layout.views[s["id"]] = "terminal"
         if model.is_builtin(s):
+            if pane.view == "terminal":  # no program to type into: its transcript is the session
+                pane.view = "transcript"
+                self.wb.layout.views[s["id"]] = "transcript"
             pane.focus_default()
         elif not model.accepts_keys(s):
             state = model.state_of(s)

@@ -48,6 +48,7 @@ class MergeScreen(ModalScreen[MergeForm | None]):
     MergeScreen TextArea { height: 8; margin-top: 1; }
     MergeScreen .row { height: 1; margin-top: 1; }
     MergeScreen .row > Label { width: 10; }
+    MergeScreen .row > Label.hint { width: 1fr; }
     MergeScreen Select { height: 1; width: 1fr; }
     MergeScreen SelectCurrent { border: none; height: 1; padding: 0 1; background: $boost; }
     MergeScreen Select:focus > SelectCurrent { background: $primary 25%; }
@@ -74,8 +75,7 @@ class MergeScreen(ModalScreen[MergeForm | None]):
             if f.summary:
                 yield Static(Content(strip_escapes(f.summary)), classes="dim")
             yield TextArea(f.message, id="message", soft_wrap=True, show_line_numbers=False)
-            yield Static(Content("Message: empty uses the agent's last answer, or “workbench: NAME”."),
-                         classes="dim")
+            yield Static(Content("Message: empty uses the task and the agent's summary."), classes="dim")
             with Horizontal(classes="row"):
                 yield Label("Strategy")
                 yield Select([(label, value) for label, value in STRATEGIES], value=f.strategy,
@@ -83,7 +83,7 @@ class MergeScreen(ModalScreen[MergeForm | None]):
             with Horizontal(classes="row"):
                 yield Label("PR")
                 yield Switch(f.pr, id="pr")
-                yield Label(" push the branch and open a pull request (gh) instead", classes="dim")
+                yield Label(" push the branch, open a pull request (gh)", classes="dim hint")
             yield Static(Content(strip_escapes(self.error)), id="merge-error")
 
     def on_mount(self) -> None:

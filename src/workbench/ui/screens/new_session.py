@@ -114,7 +114,7 @@ class NewSessionScreen(ModalScreen[NewSessionForm | None]):
                 yield Input(f.provider, id="provider", suggester=SuggestFromList(providers),
                             placeholder="builtin only: " + (", ".join(providers[:4]) or "default"))
                 yield Label("Model")
-                yield Input(f.model, placeholder="builtin only: the provider's", id="model")
+                yield Input(f.model, placeholder="the provider's", id="model")
             with Horizontal(classes="row"):
                 yield Label("Approval")
                 yield Select([(m, m) for m in ("suggest", "auto-edit", "full-auto")],

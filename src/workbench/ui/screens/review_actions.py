@@ -22,6 +22,7 @@ from workbench.ui.screens.compare import CompareScreen
 from workbench.ui.screens.merge import MergeForm, MergeScreen
 
 P = TypeVar("P")
+MERGE_PROBE_BYTES = 1024  # the merge question needs every file's review status, not its hunks
 R = TypeVar("R")
 
 if TYPE_CHECKING:
@@ -30,6 +31,19 @@ if TYPE_CHECKING:
 
     from workbench.ui.host import ScreenHost
     from workbench.ui.widgets.session_pane import SessionPane
+
+
+def review_progress(diff: pr.DiffReply) -> tuple[int, int]:
+    """(reviewed, total) hunks of a diff reply; a file without hunks (binary, mode) counts as one."""
+    done = total = 0
+    for f in diff.get("files") or []:
+        n = max(1, int(f.get("hunk_count") or len(f.get("hunks") or [])))
+        total += n
+        if f.get("review_status") == "reviewed":
+            done += n
+        elif f.get("hunks"):
+            done += sum(1 for h in f["hunks"] or [] if h.get("reviewed"))
+    return done, total
 
 
 class ReviewScreen(Protocol):
@@ -130,16 +144,36 @@ class ReviewActions:
     # finish
 
     def merge(self, form: MergeForm | None = None, error: str = "") -> None:
-        s = self.current()
-        if s is None and form is None:
+        if form is not None:  # back after a failed merge: no second question
+            self._open_merge(form, error)
             return
-        if form is None:
-            assert s is not None
-            counts = model.diff_counts(s, self.wb.diff_cache)
-            summary = (f"{s.get('files_changed', '?')} files +{counts[0]} -{counts[1]} on {s.get('branch', '')}"
-                       if counts else str(s.get("branch", "")))
-            form = MergeForm(str(s["id"]), model.name_of(s), summary=summary)
+        s = self.current()
+        if s is not None:
+            self._run(self._merge_start_work(s), "review-act")
 
+    async def _merge_start_work(self, s: model.Session) -> None:
+        counts = model.diff_counts(s, self.wb.diff_cache)
+        summary = (f"{s.get('files_changed', '?')} files +{counts[0]} -{counts[1]} on {s.get('branch', '')}"
+                   if counts else str(s.get("branch", "")))
+        form = MergeForm(str(s["id"]), model.name_of(s), summary=summary)
+        diff = await self._request(pr.DIFF, pr.DiffParams(id=s["id"], max_bytes=MERGE_PROBE_BYTES))
+        if diff is None:
+            return
+        done, total = review_progress(diff)
+        if done >= total:
+            self._open_merge(form)
+            return
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self._open_merge(form)
+
+        # Asked once, before the message: a merge of what nobody looked at is rarely meant.
+        self.screen.app.push_screen(ConfirmScreen(
+            f"{total - done} of {total} hunks not reviewed — merge anyway?",
+            "3 in the diff view shows them; a marks a hunk reviewed.", yes="merge anyway", mild=True), answer)
+
+    def _open_merge(self, form: MergeForm, error: str = "") -> None:
         def done(result: MergeForm | None) -> None:
             if result is not None:
                 self._merge(result)

@@ -188,8 +188,8 @@ class SessionPane(Vertical):
         """Focus what the pane is about: the card if one waits, else the visible view."""
         if self.card.pending is not None:
             self.card.focus()
-        elif self.view == "transcript":
-            self.transcript.focus()
+        elif self.view == "transcript" or (self.view == "split" and model.is_builtin(self.session)):
+            self.transcript.focus()  # a built-in session's terminal takes no keys: never focus it
         elif self.view == "diff":
             self.diff.view.focus()
         else:

@@ -11,20 +11,34 @@ from workbench.ui.model import Session
 
 
 def status_content(sessions: list[Session], daemon: str, healthy: bool, model_name: str,
-                   hint: str = "? keys") -> Content:
+                   hint: str = "? keys", width: int = 0) -> Content:
+    """The line; when `width` is given and it would not fit, the hint's tail, the model and the
+    daemon's details go first, so the counts and `? keys` are not cut in the middle."""
     counts = model.state_counts(sessions)
-    parts: list[tuple[str, str] | str] = [" "]
+    head: list[tuple[str, str] | str] = [" "]
     for state, n in counts.items():
         if n or state in ("running", "waiting"):
-            parts += [(f"{model.STATE_ICONS[state]} {n} {state}", f"$wb-{state}"), "  "]
+            head += [(f"{model.STATE_ICONS[state]} {n} {state}", f"$wb-{state}"), "  "]
     unsandboxed = sum(1 for s in sessions if model.unsandboxed(s))
     if unsandboxed:
-        parts += [(f"⚠ {unsandboxed} sandbox off", "bold $error"), "  "]
-    parts += [("daemon " + one_line(daemon, 60), "" if healthy else "bold $error"), "  "]
-    if model_name:
-        parts += [(one_line(model_name, 30), "$text-muted"), "  "]
-    parts.append((hint, "dim"))
-    return Content.assemble(*parts)
+        head += [(f"⚠ {unsandboxed} sandbox off", "bold $error"), "  "]
+    daemon_style = "" if healthy else "bold $error"
+    full_daemon = "daemon " + one_line(daemon, 60)
+    short_daemon = full_daemon.split(" · ")[0]
+    model_part: list[tuple[str, str] | str] = [(one_line(model_name, 30), "$text-muted"), "  "] if model_name else []
+    short_hint = hint.split(" · ")[0]
+    tries: list[list[tuple[str, str] | str]] = [
+        [*head, (full_daemon, daemon_style), "  ", *model_part, (hint, "dim")],
+        [*head, (full_daemon, daemon_style), "  ", *model_part, (short_hint, "dim")],
+        [*head, (full_daemon, daemon_style), "  ", (short_hint, "dim")],
+        [*head, (short_daemon, daemon_style), "  ", (short_hint, "dim")],
+    ]
+    line = Content.assemble(*tries[0])
+    for parts in tries:
+        line = Content.assemble(*parts)
+        if not width or line.cell_length <= width:
+            break
+    return line
 
 
 class StatusBar(Static):
@@ -33,7 +47,14 @@ class StatusBar(Static):
     StatusBar.-down { background: $error 30%; }
     """
 
+    _last: tuple[list[Session], str, bool, str, str] | None = None
+
     def show(self, sessions: list[Session], daemon: str, healthy: bool, model_name: str,
              hint: str = "? keys") -> None:
+        self._last = (sessions, daemon, healthy, model_name, hint)
         self.set_class(not healthy, "-down")
-        self.update(status_content(sessions, daemon, healthy, model_name, hint))
+        self.update(status_content(sessions, daemon, healthy, model_name, hint, self.size.width))
+
+    def on_resize(self) -> None:
+        if self._last is not None:
+            self.show(*self._last)
