@@ -6,12 +6,16 @@ import asyncio
 import json
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from workbench.agent.conversation import Item
 from workbench.agent.loop import Status
-from workbench.fakes.model_server import ScriptedToolCall, Turn
+from workbench.fakes.model_server import FakeOpenAI, ScriptedToolCall, Turn
+
+Factory = Callable[..., FakeOpenAI]
+
 
 CALC = '''def mean(values):
     return sum(values) / (len(values) + 1)

@@ -8,9 +8,12 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+from tests.agent_support import Factory
+from workbench.fakes.model_server import FakeOpenAI, Script
 
 if TYPE_CHECKING:
     from tests.wb import Wb
@@ -106,3 +109,19 @@ def wb(isolated_env: Path) -> Iterator[Wb]:
     client = Wb()
     yield client
     client.stop()
+
+
+@pytest.fixture
+def fake_factory() -> Iterator[Factory]:
+    """Fake model servers started on 127.0.0.1 for a test, stopped after it."""
+    servers: list[FakeOpenAI] = []
+
+    def make(scripts: list[Script], **kw: Any) -> FakeOpenAI:
+        fake = FakeOpenAI(scripts, **kw)
+        fake.start()
+        servers.append(fake)
+        return fake
+
+    yield make
+    for f in servers:
+        f.stop()

@@ -9,35 +9,18 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.agent_support import CALC, FIX, TEST_CALC, TESTS, calls, patch, shell
+from tests.agent_support import CALC, FIX, TEST_CALC, TESTS, Factory, calls, patch, shell
 from tests.conftest import make_repo
 from tests.helpers import wait_for
 from tests.wb import Wb
 from workbench.fakes.model_server import FakeOpenAI, Script, Turn
 
 OFF = ("--sandbox", "off")
-Factory = Callable[..., FakeOpenAI]
-
-
-@pytest.fixture
-def fake_factory() -> Iterator[Factory]:
-    servers: list[FakeOpenAI] = []
-
-    def make(scripts: list[Script], **kw: Any) -> FakeOpenAI:
-        fake = FakeOpenAI(scripts, **kw)
-        fake.start()
-        servers.append(fake)
-        return fake
-
-    yield make
-    for f in servers:
-        f.stop()
 
 
 @pytest.fixture

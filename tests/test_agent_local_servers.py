@@ -5,13 +5,12 @@ Responses API, streams cut under concurrency), providers chosen per session."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.agent_support import CALC, FIX, TEST_CALC, TESTS, calls, patch, shell
+from tests.agent_support import CALC, FIX, TEST_CALC, TESTS, Factory, calls, patch, shell
 from tests.conftest import make_repo
 from tests.helpers import wait_for
 from tests.wb import Wb
@@ -20,22 +19,6 @@ from workbench.fakes.model_server import STREAMED_TOOLS_REFUSAL, FakeOpenAI, Scr
 OFF = ("--sandbox", "off")
 AUTO = ("--agent", "builtin", "--approval", "full-auto", *OFF)
 IDLE = "idle: waiting for your next message"
-Factory = Callable[..., FakeOpenAI]
-
-
-@pytest.fixture
-def fake_factory() -> Iterator[Factory]:
-    servers: list[FakeOpenAI] = []
-
-    def make(scripts: list[Script], **kw: Any) -> FakeOpenAI:
-        fake = FakeOpenAI(scripts, **kw)
-        fake.start()
-        servers.append(fake)
-        return fake
-
-    yield make
-    for f in servers:
-        f.stop()
 
 
 @pytest.fixture

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.agent_support import calls, shell
+from tests.agent_support import Factory, calls, shell
 from tests.helpers import wait_for
-from tests.test_agent_daemon import Factory, fake_factory, point, wait_waiting  # noqa: F401 (fixture)
+from tests.test_agent_daemon import point, wait_waiting
 from tests.test_e2e_tmux import Tmux
 from tests.wb import Wb
 from workbench.fakes.model_server import Script, Turn
@@ -32,7 +32,7 @@ def term() -> Iterator[Tmux]:
 
 
 def test_deny_with_a_reason_takes_two_keys_and_the_reason(
-    wb: Wb, repo: Path, term: Tmux, fake_factory: Factory  # noqa: F811
+    wb: Wb, repo: Path, term: Tmux, fake_factory: Factory
 ) -> None:
     fake = fake_factory([Script("", [calls(shell(["touch", "made-by-agent"])), Turn(text="understood")])])
     point(wb, fake)
