@@ -12,11 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.agent_support import Factory
-from workbench.fakes.model_server import FakeOpenAI, Script
-
 if TYPE_CHECKING:
+    from tests.agent_support import Factory
     from tests.wb import Wb
+    from workbench.fakes.model_server import FakeOpenAI, Script
 
 
 @pytest.fixture
@@ -113,7 +112,10 @@ def wb(isolated_env: Path) -> Iterator[Wb]:
 
 @pytest.fixture
 def fake_factory() -> Iterator[Factory]:
-    """Fake model servers started on 127.0.0.1 for a test, stopped after it."""
+    """Fake model servers started on 127.0.0.1 for a test, stopped after it (imported here,
+    not at the top: every test process loads this file, few tests need the agent)."""
+    from workbench.fakes.model_server import FakeOpenAI
+
     servers: list[FakeOpenAI] = []
 
     def make(scripts: list[Script], **kw: Any) -> FakeOpenAI:
