@@ -27,7 +27,9 @@ if TYPE_CHECKING:
     P = TypeVar("P")
     R = TypeVar("R")
 
-START_TIMEOUT = 10.0
+# Generous: on a loaded 2-core machine the daemon's start (imports, store, sandbox probe)
+# has been seen to take over 10 s; the wait ends as soon as the socket answers.
+START_TIMEOUT = 30.0
 
 
 def _connect_raw(timeout: float = 5.0) -> socket.socket:
