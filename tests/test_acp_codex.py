@@ -17,6 +17,7 @@ import pytest
 from tests.helpers import wait_for
 from tests.test_acp_sessions import log_of, wait_approval, wait_state
 from tests.wb import Wb
+from workbench.core.models import IDLE_REASON
 from workbench.fakes.model_server import FakeOpenAI, Script, ScriptedToolCall, Turn
 
 pytestmark = pytest.mark.xdist_group("real_agent_cli")  # one worker runs the real CLIs in turn
@@ -83,7 +84,8 @@ def test_codex_acp_deny_sends_the_reason(wb: Wb, repo: Path, fake_openai: FakeOp
     wb.run("deny", sid, "--reason", "call it greeting.txt instead")
     wait_for(lambda: any("call it greeting.txt instead" in json.dumps(r.body) for r in fake_openai.requests),
              60, what="the deny reason at the model")
-    s = wait_state(wb, sid, "running", timeout=60)
+    s = wait_state(wb, sid, "waiting", timeout=60)
+    assert s["reason"] == IDLE_REASON
     assert not (Path(s["worktree"]) / "hello.txt").exists()
     users = [e["data"]["text"] for e in log_of(wb, sid) if e["kind"] == "user"]
     assert users[-1] == "call it greeting.txt instead"
@@ -94,7 +96,7 @@ def test_codex_profile_starts_in_the_real_sandbox(wb: Wb, repo: Path, needs_bwra
     HOME has none) codex-acp refuses session/new: the session is `error` saying so."""
     _codex_acp()
     sid = wb.new(repo, "--agent", "acp:codex")
-    s = wait_state(wb, sid, "running", "error", timeout=60)
-    assert s["state"] == "running" or "Authentication required" in s["reason"], s["reason"]
+    s = wait_state(wb, sid, "waiting", "error", timeout=60)
+    assert s["state"] == "waiting" or "Authentication required" in s["reason"], s["reason"]
     agent = next(e["data"] for e in log_of(wb, sid) if e["kind"] == "agent")
     assert agent["command"] == ["codex-acp"] and agent["sandbox"] == "workspace"

@@ -78,5 +78,5 @@ def test_opencode_acp_deny_sends_the_reason(wb: Wb, tmp_path: Path, fake_openai:
     wb.run("deny", sid, "--reason", "call it greeting.txt instead")
     wait_for(lambda: any("call it greeting.txt instead" in json.dumps(r.body) for r in fake_openai.requests),
              60, what="the deny reason at the model")
-    s = wait_state(wb, sid, "running", "review", timeout=60)
+    s = wait_state(wb, sid, "waiting", "review", timeout=60)
     assert not (Path(s["worktree"]) / "hello.txt").exists()

@@ -15,6 +15,7 @@ import pytest
 from tests.conftest import make_repo
 from tests.helpers import wait_for
 from tests.wb import Wb
+from workbench.core.models import IDLE_REASON
 from workbench.profiles.acp import PROFILES
 
 AGENT = Path(__file__).parent / "fake_agents" / "acp_agent.py"
@@ -63,7 +64,7 @@ def wait_approval(wb: Wb, sid: str) -> dict[str, Any]:
         return s if s["state"] == "waiting" and s.get("approval_pending") else None
 
     try:
-        return wait_for(probe, 20, what=f"approval in {sid}")
+        return wait_for(probe, 60, what=f"approval in {sid}")
     except AssertionError:
         raise AssertionError(f"{wb.session(sid)}\n{wb.run('log', sid).stdout}") from None
 
@@ -112,7 +113,8 @@ def test_deny_sends_the_reason_as_the_next_prompt(wb: Wb, acp_repo: Path, state:
     wait_text(wb, sid, "not writing x.txt")
     wait_text(wb, sid, "use y.txt instead", kind="user")
     wait_text(wb, sid, "echo: use y.txt instead")
-    s = wait_state(wb, sid, "running")
+    s = wait_state(wb, sid, "waiting")  # idle between turns, as the built-in agent
+    assert s["reason"] == IDLE_REASON
     assert not (Path(s["worktree"]) / "x.txt").exists()
     assert s["approval_pending"] is None
 
@@ -129,7 +131,7 @@ def test_send_interrupt_and_restart_loads_the_session(wb: Wb, acp_repo: Path, st
     stops = [e["data"]["stop_reason"] for e in log_of(wb, sid) if e["kind"] == "stop"]
     assert stops[-1] == "cancelled"
     wb.run("restart", sid)
-    wait_state(wb, sid, "running")
+    wait_state(wb, sid, "waiting")
     entries = log_of(wb, sid)
     assert any(e["kind"] == "resumed" for e in entries), entries
     # The replayed conversation is not recorded twice.
@@ -218,7 +220,7 @@ def test_daemon_restart_resumes_the_acp_session(wb: Wb, acp_repo: Path, state: P
     sid = wb.new(acp_repo, "--agent", acp(), "--prompt", "before the restart", *OFF)
     wait_text(wb, sid, "echo: before the restart")
     wb.stop()
-    s = wait_state(wb, sid, "running")  # `ls` starts the daemon again, which relaunches the session
+    s = wait_state(wb, sid, "waiting")  # `ls` starts the daemon again, which relaunches the session
     assert s["alive"] and s["transcript"]
     wait_for(lambda: any(e["kind"] == "resumed" for e in log_of(wb, sid)), 20, what="session/load")
     wb.run("send", sid, "after the daemon restart")

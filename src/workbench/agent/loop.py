@@ -44,6 +44,7 @@ from workbench.agent.tools import (
     parse_call,
     responses_tool_schemas,
 )
+from workbench.core.models import IDLE_REASON
 from workbench.errors import UsageError, WorkbenchError
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,6 @@ RESTART_RESULT = (
 )
 INTERRUPT_RESULT = "The user interrupted the turn; this call was stopped or never ran."
 # A finished turn that changed nothing: the same reason a terminal agent's idle prompt gets.
-IDLE_REASON = "idle: waiting for your next message"
 
 # Provider error texts that mean "the request is larger than the context window".
 _OVERFLOW = re.compile(

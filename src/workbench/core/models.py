@@ -17,6 +17,10 @@ class SessionState(enum.StrEnum):
     STOPPED = "stopped"
 
 
+# The reason of a session whose agent finished a turn without a change: its next message is up to
+# the person (the built-in agent and ACP agents alike).
+IDLE_REASON = "idle: waiting for your next message"
+
 # Attention order: who needs the human first.
 ATTENTION_ORDER = {SessionState.WAITING: 0, SessionState.ERROR: 1, SessionState.REVIEW: 2}
 

@@ -38,7 +38,7 @@ from acp.schema import (
     WaitForTerminalExitResponse,
 )
 
-from workbench.core.models import Session, SessionState
+from workbench.core.models import IDLE_REASON, Session, SessionState
 from workbench.daemon.acp_client import MAX_LINE, LineTransport, SandboxFiles, SandboxTerminals
 from workbench.daemon.acp_transcript import TranscriptWriter, unified
 from workbench.daemon.sandboxing import LaunchSpec
@@ -199,14 +199,18 @@ class AcpRuntime:
         return bool(self._queue) and self.alive and not self._failed
 
     async def settle(self) -> None:
-        """Between turns: review if the worktree changed, else running (as the built-in agent)."""
+        """Between turns: review if the worktree changed, else waiting for the person's next
+        message (as the built-in agent)."""
         try:
             changed = await has_changes(self.manager.git, self.s)
         except Exception:
             log.exception("checking the worktree of %s failed", self.s.id)
             changed = False
         if not self.busy and self.alive:
-            self._set(SessionState.REVIEW if changed else SessionState.RUNNING, "")
+            if changed:
+                self._set(SessionState.REVIEW, "")
+            else:
+                self._set(SessionState.WAITING, IDLE_REASON)
 
     async def interrupt(self) -> bool:
         if not self.busy:
