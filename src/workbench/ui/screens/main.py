@@ -235,7 +235,7 @@ class MainScreen(Screen[None]):
         else:
             self.right.mount(*self.panes.values())
         wb.watch_frames(set(ids))
-        jump_keys = self.jump_keys()
+        jump_keys = frozenset(self.jump_keys())
         for pane in self.panes.values():
             pane.terminal.jump_keys = jump_keys
         self.mark_current()
@@ -332,13 +332,16 @@ class MainScreen(Screen[None]):
     # the attention key while attached (README "Keys"): a jump when another session needs
     # the person, else the program's; pressed twice, the program's again
 
-    def jump_keys(self) -> frozenset[str]:
+    def jump_keys(self) -> list[str]:
         spec = self.wb.key_for("app.attention", DEFAULT_KEYS["app.attention"])
-        return frozenset(k.strip() for k in spec.split(",") if k.strip())
+        return [k.strip() for k in spec.split(",") if k.strip()]
 
     @on(TerminalView.JumpKey)
     def _jump_key(self, event: TerminalView.JumpKey) -> None:
         sid = event.session_id
+        if self._jump_back is not None and self._jump_back[0] == sid:
+            self._go_back()  # the second press came before the focus left the terminal
+            return
         nxt = model.next_in_queue(list(self.wb.sessions.values()), sid)
         card = nxt is not None and isinstance(nxt.get("approval_pending"), dict)
         if nxt is None or (nxt["id"] == sid and not card):
@@ -346,18 +349,25 @@ class MainScreen(Screen[None]):
             return
         self._jump_back = (sid, event.data)
         self.post_message(ShowSession(nxt["id"], focus="card" if card else "review"))
-        key = next(iter(sorted(self.jump_keys())), "ctrl+space")
+        key = (self.jump_keys() or ["ctrl+space"])[0]
         self.notify(f"{model.name_of(nxt)} needs you · {key} again: back to "
                     f"{model.name_or_id(self.wb.sessions.get(sid), sid)}, and {key} goes to its program",
                     timeout=5)
 
     def on_key(self, event: events.Key) -> None:
-        back, self._jump_back = self._jump_back, None
-        if back is None or event.key not in self.jump_keys() or back[0] not in self.wb.sessions:
+        # Any key bubbling up here after a jump ends its "press again" window.
+        if self._jump_back is not None and event.key in self.jump_keys():
+            event.stop()
+            event.prevent_default()
+            self._go_back()
+        self._jump_back = None
+
+    def _go_back(self) -> None:
+        """Back to the terminal the jump left, and its program gets the jump key after all."""
+        assert self._jump_back is not None
+        (sid, data), self._jump_back = self._jump_back, None
+        if sid not in self.wb.sessions:
             return
-        event.stop()
-        event.prevent_default()
-        sid, data = back
         self.show_session(sid)
         pane = self.panes.get(sid)
         if pane is not None:
