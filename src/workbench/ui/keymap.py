@@ -89,7 +89,7 @@ DESCRIPTIONS: dict[str, str] = {
     "app.quit": "Quit the UI (sessions keep running)",
     "app.palette": "Command palette",
     "app.help": "Show all keys",
-    "app.attention": "Jump to the session that needs you",
+    "app.attention": "Jump to the session that needs you (in a terminal: pressed twice, sent to the program)",
     "app.new_session": "New session",
     "app.theme": "Next theme",
     "app.restart_daemon": "Reconnect to (or start) the daemon",

@@ -315,8 +315,8 @@ class DiffPanel(Vertical):
 
         self.app.push_screen(LineInputScreen(
             f"Reject {one_line(h.header, 60)} in {one_line(f.path, 60)}: it is reversed in the worktree",
-            "why? (optional; it goes to the agent with the review)", allow_empty=True,
-            hint="Enter rejects · Esc cancels · u undoes it later"), done)
+            "why? (optional; an idle agent gets it at once, a busy one with the review)", allow_empty=True,
+            hint="Enter rejects · Esc cancels"), done)
 
     def ask_revert(self, t: Target) -> None:
         f = t.file
