@@ -159,7 +159,7 @@ DESCRIPTIONS: dict[str, str] = {
     "confirm.yes": "Yes",
     "confirm.no": "No",
     "help.close": "Close",
-    "terminal.detach": "Detach from the terminal (the only key not sent to it)",
+    "terminal.detach": "Detach from the terminal (the one key never sent to it)",
 }
 
 # Keys a terminal multiplexer or the shell needs; never accepted as the detach key.
