@@ -240,7 +240,9 @@ def test_keys_is_data_for_the_terminal_only(aud: Audit) -> None:
     it must not do is touch anything but that PTY. Malformed escapes are usage errors."""
     for bad in ("\\", "\\x4", "\\q", "\\uzzzz"):
         assert aud.attempt("keys", id=aud.shell, text=bad)[0] == "usage"
-    assert aud.attempt("keys", id=aud.shell, data="a\x00b")[0] == "usage"  # NUL refused at the protocol
+    # NUL is a key (ctrl+space) in terminal data; anywhere else the protocol refuses it
+    assert aud.attempt("keys", id=aud.shell, data="a\x00b") == ("ok", {"bytes": 3})
+    assert aud.attempt("keys", id=aud.shell + "\x00", data="a")[0] == "usage"
     aud.canary.assert_untouched()
 
 

@@ -200,7 +200,7 @@ def ls_cmd(as_json: bool) -> None:
 @click.argument("session_id", type=SESSION)
 @click.argument("text", nargs=-1, required=True)
 def keys(session_id: str, text: tuple[str, ...]) -> None:
-    """Type TEXT into a session's terminal (C escapes like \\r, \\t, \\x03, \\e work)."""
+    """Type TEXT into a session's terminal (C escapes like \\r, \\t, \\x03, \\e work; \\0 is ctrl+space)."""
     cli_fast.keys(session_id, " ".join(text))
 
 

@@ -4,6 +4,7 @@ from typing import Any, NotRequired, TypedDict
 
 from workbench.protocol.method import Method
 from workbench.protocol.session import IdParams
+from workbench.protocol.validate import RawStr
 
 # One styled run of a row: [text, fg, bg, flags] (colours are packed ints; flags a bitset).
 Run = tuple[str, int, int, int]
@@ -32,7 +33,8 @@ class Frame(TypedDict):
 class KeysParams(TypedDict):
     id: str
     # Exactly one of: raw text sent as is, or text with escapes (`\\r`, `\\x1b`, ...) decoded.
-    data: NotRequired[str]
+    # `data` is terminal input and may hold NUL (ctrl+space); `text` writes it as `\\0`.
+    data: NotRequired[RawStr]
     text: NotRequired[str]
 
 

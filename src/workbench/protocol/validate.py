@@ -2,18 +2,42 @@
 
 Supported annotations: str (no NUL), int (64-bit, not bool), float (finite; ints accepted),
 bool, list[str], dict[str, Any], Literal[...], Any, and `X | None`. A key given as null is
-treated as absent, so clients may pass optional parameters as None.
+treated as absent, so clients may pass optional parameters as None. `RawStr` (a str marked
+`Annotated[str, RAW_BYTES]`) is the one string that may carry NUL: bytes for a terminal, where
+NUL is a key (ctrl+space); names, ids and paths stay plain str and refuse it.
 """
 
 import math
 import types
 from collections.abc import Callable
-from typing import Any, ForwardRef, Literal, Union, get_args, get_origin, get_type_hints
+from typing import (
+    Annotated,
+    Any,
+    ForwardRef,
+    Literal,
+    NotRequired,
+    Required,
+    Union,
+    get_args,
+    get_origin,
+    get_type_hints,
+)
 
 INT_LIMIT = 2**63
 
 Checker = Callable[[Any], Any]
 _ValueCheck = Callable[[str, Any], Any]
+
+
+class _RawBytes:
+    """The marker of `RawStr`: terminal input, where NUL is an ordinary key."""
+
+    def __repr__(self) -> str:
+        return "RAW_BYTES"
+
+
+RAW_BYTES = _RawBytes()
+RawStr = Annotated[str, RAW_BYTES]
 
 
 class ParamError(ValueError):
@@ -30,7 +54,7 @@ def compile_checker(td: type) -> Checker:
     if any(isinstance(a, str | ForwardRef) for a in td.__annotations__.values()):
         # With postponed annotations Python 3.11 counts NotRequired keys as required.
         raise TypeError(f"{td.__name__}: declare protocol types without `from __future__ import annotations`")
-    hints = get_type_hints(td)
+    hints = get_type_hints(td, include_extras=True)  # extras: the RAW_BYTES marker
     required: frozenset[str] = getattr(td, "__required_keys__", frozenset())
     checks = {key: _value_check(ann) for key, ann in hints.items()}
 
@@ -58,6 +82,13 @@ def compile_checker(td: type) -> Checker:
 
 def _value_check(ann: Any) -> _ValueCheck:
     origin = get_origin(ann)
+    if origin in (NotRequired, Required):
+        return _value_check(get_args(ann)[0])
+    if origin is Annotated:
+        inner, *marks = get_args(ann)
+        if inner is str and any(m is RAW_BYTES for m in marks):
+            return _raw_str
+        return _value_check(inner)
     if origin in (Union, types.UnionType):
         inner = [a for a in get_args(ann) if a is not type(None)]
         if len(inner) != 1:
@@ -86,6 +117,12 @@ def _str(key: str, v: Any) -> str:
         raise ParamError(f"parameter '{key}' must be str")
     if "\0" in v:
         raise ParamError(f"parameter '{key}' contains a NUL byte")
+    return v
+
+
+def _raw_str(key: str, v: Any) -> str:
+    if not isinstance(v, str):
+        raise ParamError(f"parameter '{key}' must be str")
     return v
 
 

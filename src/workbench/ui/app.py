@@ -365,7 +365,7 @@ class WorkbenchApp(App[None], inherit_bindings=False):
             self.notify("nobody needs you right now", timeout=2)
             return
         card = isinstance(nxt.get("approval_pending"), dict)
-        self.main.post_message(ShowSession(nxt["id"], focus="card" if card else "list"))
+        self.main.post_message(ShowSession(nxt["id"], focus="card" if card else "review"))
 
     def goto_session(self, sid: str) -> None:
         if sid in self.sessions:

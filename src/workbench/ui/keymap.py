@@ -89,7 +89,7 @@ DESCRIPTIONS: dict[str, str] = {
     "app.quit": "Quit the UI (sessions keep running)",
     "app.palette": "Command palette",
     "app.help": "Show all keys",
-    "app.attention": "Jump to the session that needs you",
+    "app.attention": "Jump to the session that needs you (in a terminal: pressed twice, sent to the program)",
     "app.new_session": "New session",
     "app.theme": "Next theme",
     "app.restart_daemon": "Reconnect to (or start) the daemon",
@@ -159,7 +159,7 @@ DESCRIPTIONS: dict[str, str] = {
     "confirm.yes": "Yes",
     "confirm.no": "No",
     "help.close": "Close",
-    "terminal.detach": "Detach from the terminal (the only key not sent to it)",
+    "terminal.detach": "Detach from the terminal (the one key never sent to it)",
 }
 
 # Keys a terminal multiplexer or the shell needs; never accepted as the detach key.

@@ -59,11 +59,12 @@ class SessionsChanged(Message, bubble=False):
 @dataclass
 class ShowSession(Message, bubble=False):
     """Put a session in view, then (in this order) move the focus: `focus` "list" focuses the
-    session list, "card" the session's approval card (the list if it has no pane); `attach`
-    attaches as Enter does once the screen has refreshed."""
+    session list, "card" the session's approval card (the list if it has no pane), "review" its
+    diff at the first hunk not reviewed (the list if it changed nothing); `attach` attaches as
+    Enter does once the screen has refreshed."""
 
     session_id: str
-    focus: Literal["", "list", "card"] = ""
+    focus: Literal["", "list", "card", "review"] = ""
     attach: bool = False
 
 

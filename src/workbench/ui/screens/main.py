@@ -25,6 +25,7 @@ from workbench.protocol.method import Method
 from workbench.ui import model
 from workbench.ui.daemon_link import NotAvailable
 from workbench.ui.dialogs import ConfirmScreen, LineInputScreen
+from workbench.ui.keymap import DEFAULT_KEYS
 from workbench.ui.layout_state import MAX_PANES
 from workbench.ui.messages import (
     CreateSession,
@@ -37,6 +38,7 @@ from workbench.ui.messages import (
 )
 from workbench.ui.screens.review_actions import ReviewActions
 from workbench.ui.widgets.approval_card import ApprovalCard
+from workbench.ui.widgets.diff_panel import DiffPanel
 from workbench.ui.widgets.grid import PaneGrid
 from workbench.ui.widgets.session_list import SessionList
 from workbench.ui.widgets.session_pane import SessionPane
@@ -97,6 +99,9 @@ class MainScreen(Screen[None]):
         self.panes: dict[str, SessionPane] = {}
         self._shown: tuple[Any, ...] = ()
         self.review = ReviewActions(self)
+        # Set by a jump out of an attached terminal: (session, the key's bytes). The jump key
+        # pressed again straight away goes back and sends them (tmux's prefix twice).
+        self._jump_back: tuple[str, bytes] | None = None
 
     @property
     def wb(self) -> ScreenHost:
@@ -153,6 +158,8 @@ class MainScreen(Screen[None]):
         self.show_session(sid)
         if message.focus == "card" and sid in self.panes:
             self.call_after_refresh(self.panes[sid].card.focus)
+        elif message.focus == "review" and sid in self.panes and self._to_review(sid):
+            self.review_diff(sid)
         elif message.focus:
             self.session_list.focus()
         if message.attach:
@@ -228,6 +235,9 @@ class MainScreen(Screen[None]):
         else:
             self.right.mount(*self.panes.values())
         wb.watch_frames(set(ids))
+        jump_keys = frozenset(self.jump_keys())
+        for pane in self.panes.values():
+            pane.terminal.jump_keys = jump_keys
         self.mark_current()
         if refocus and wb.layout.focus in self.panes:
             self.call_after_refresh(self.panes[wb.layout.focus].focus_default)
@@ -299,7 +309,9 @@ class MainScreen(Screen[None]):
 
     @on(TerminalView.Input)
     def _terminal_input(self, event: TerminalView.Input) -> None:
-        sid = event.session_id
+        self.send_to_terminal(event.session_id, event.data)
+
+    def send_to_terminal(self, sid: str, data: bytes) -> None:
         s = self.wb.sessions.get(sid)
         pane = self.panes.get(sid)
         if s is not None and not model.accepts_keys(s):
@@ -315,7 +327,72 @@ class MainScreen(Screen[None]):
             else:
                 self.wb.report_error(e)
 
-        self.wb.link.send_keys(sid, event.data, failed)
+        self.wb.link.send_keys(sid, data, failed)
+
+    # the attention key while attached (README "Keys"): a jump when another session needs
+    # the person, else the program's; pressed twice, the program's again
+
+    def jump_keys(self) -> list[str]:
+        spec = self.wb.key_for("app.attention", DEFAULT_KEYS["app.attention"])
+        return [k.strip() for k in spec.split(",") if k.strip()]
+
+    @on(TerminalView.JumpKey)
+    def _jump_key(self, event: TerminalView.JumpKey) -> None:
+        sid = event.session_id
+        if self._jump_back is not None and self._jump_back[0] == sid:
+            self._go_back()  # the second press came before the focus left the terminal
+            return
+        nxt = model.next_in_queue(list(self.wb.sessions.values()), sid)
+        card = nxt is not None and isinstance(nxt.get("approval_pending"), dict)
+        if nxt is None or (nxt["id"] == sid and not card):
+            self.send_to_terminal(sid, event.data)  # nobody else waits: Emacs's C-SPC sets the mark
+            return
+        self._jump_back = (sid, event.data)
+        self.post_message(ShowSession(nxt["id"], focus="card" if card else "review"))
+        key = (self.jump_keys() or ["ctrl+space"])[0]
+        self.notify(f"{model.name_of(nxt)} needs you · {key} again: back to "
+                    f"{model.name_or_id(self.wb.sessions.get(sid), sid)}, and {key} goes to its program",
+                    timeout=5)
+
+    def on_key(self, event: events.Key) -> None:
+        # Any key bubbling up here after a jump ends its "press again" window.
+        if self._jump_back is not None and event.key in self.jump_keys():
+            event.stop()
+            event.prevent_default()
+            self._go_back()
+        self._jump_back = None
+
+    def _go_back(self) -> None:
+        """Back to the terminal the jump left, and its program gets the jump key after all."""
+        assert self._jump_back is not None
+        (sid, data), self._jump_back = self._jump_back, None
+        if sid not in self.wb.sessions:
+            return
+        self.show_session(sid)
+        pane = self.panes.get(sid)
+        if pane is not None:
+            self.call_after_refresh(pane.terminal.focus)
+        self.send_to_terminal(sid, data)
+
+    def _to_review(self, sid: str) -> bool:
+        """Whether what `sid` needs is a review: its turn is over and it changed files."""
+        s = self.wb.sessions.get(sid)
+        return s is not None and bool(s.get("files_changed")) and model.state_of(s) in ("waiting", "review")
+
+    def review_diff(self, sid: str) -> None:
+        """The diff of `sid` in view and focused, the cursor on the first hunk not reviewed."""
+        pane = self.panes[sid]
+        pane.diff.to_first_unreviewed = True
+        if pane.view not in ("diff", "split"):
+            pane.view = self.wb.layout.views[sid] = "diff"  # loads it; the cursor goes once it is shown
+        elif pane.diff.doc is not None and pane.diff.view.first_unreviewed():
+            pane.diff.to_first_unreviewed = False
+        self.call_after_refresh(pane.diff.view.focus)
+        self.wb.save_layout()
+
+    @on(DiffPanel.Rejected)
+    def _rejected(self, event: DiffPanel.Rejected) -> None:
+        self.review.rejected(event.session_id, event.what)
 
     def _detach_label(self) -> str:
         from workbench.ui.screens.help import key_label

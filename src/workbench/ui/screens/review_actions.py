@@ -46,6 +46,15 @@ def review_progress(diff: pr.DiffReply) -> tuple[int, int]:
     return done, total
 
 
+def reads_messages_now(s: model.Session) -> bool:
+    """An agent that takes messages (built-in, ACP) and would read one now: its turn is over and
+    it asks the person nothing. Terminal agents get the review only by `S`: typed text could
+    land in whatever prompt is on their screen."""
+    if not model.is_builtin(s) or s.get("turn_active") or isinstance(s.get("approval_pending"), dict):
+        return False
+    return model.state_of(s) in ("waiting", "review")
+
+
 class ReviewScreen(Protocol):
     """The screen that owns the actions (MainScreen)."""
 
@@ -132,13 +141,23 @@ class ReviewActions:
             f"Send this review to {name}? ({preview.get('rejections', 0)} rejected, "
             f"{preview.get('comments', 0)} comments)", text, yes="send it", mild=True), done)
 
+    def rejected(self, sid: str, what: str) -> None:
+        """A hunk was rejected: an idle agent is sent the review at once (no further key); a
+        busy one gets it with the rest of the review (S)."""
+        s = self.wb.sessions.get(sid)
+        if s is None or not reads_messages_now(s):
+            self.notify(f"{what}; queued with the review (S sends it)", timeout=4)
+            return
+        self._run(self._deliver_review_work(sid, model.name_of(s), what), "review-act")
+
     def _deliver_review(self, sid: str, name: str) -> None:
         self._run(self._deliver_review_work(sid, name), "review-act")
 
-    async def _deliver_review_work(self, sid: str, name: str) -> None:
+    async def _deliver_review_work(self, sid: str, name: str, what: str = "") -> None:
         res = await self._request(pr.REVIEW, pr.ReviewParams(id=sid, send=True))
         if res is not None:
-            self.notify(f"review sent to {name} ({res.get('via') or 'message'})", timeout=4)
+            lead = f"{what}; sent" if what else "review sent"
+            self.notify(f"{lead} to {name} ({res.get('via') or 'message'})", timeout=4)
             self._reload_diff(sid)
 
     # finish

@@ -5,11 +5,13 @@ daemon calls here; parsing and highlighting run in a thread before anything is s
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from textual import on, work
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
+from textual.message import Message
 from textual.widgets import OptionList, Static
 
 from workbench.core.escapes import one_line
@@ -68,6 +70,18 @@ def summary_content(doc: DiffDoc, split: bool) -> Content:
 
 
 class DiffPanel(Vertical):
+    @dataclass
+    class Rejected(Message):
+        """A hunk was rejected (recorded by the daemon, pending until the review is sent)."""
+
+        panel: DiffPanel
+        session_id: str
+        what: str
+
+        @property
+        def control(self) -> DiffPanel:
+            return self.panel
+
     DEFAULT_CSS = """
     DiffPanel { height: 1fr; background: $background; }
     DiffPanel > .diff-header { height: 1; background: $panel; padding: 0 1; }
@@ -96,6 +110,7 @@ class DiffPanel(Vertical):
         self.closed: set[str] = set()
         self._cache: HunkCache = {}
         self.loads = 0  # finished loads, for tests and the first-focus logic
+        self.to_first_unreviewed = False  # the attention jump: the cursor on the first hunk to review
 
     def compose(self) -> Any:
         yield self.header
@@ -168,6 +183,8 @@ class DiffPanel(Vertical):
             self._cache.pop(key, None)
         self.result, self.doc = result, doc
         self.view.set_rows(doc, rows, split)
+        if self.to_first_unreviewed and self.view.first_unreviewed():
+            self.to_first_unreviewed = False
         self.files.show(doc.files)
         self.check.show(self.session, doc.check)
         self.header.update(summary_content(doc, split))
@@ -294,12 +311,12 @@ class DiffPanel(Vertical):
         def done(reason: str | None) -> None:
             if reason is not None and h is not None and f is not None:
                 self.do_review(pr.REJECT, pr.RejectParams(id=self.session_id, hunk=h.id, reason=reason),
-                               f"rejected a hunk of {one_line(f.path, 60)}")
+                               f"rejected a hunk of {one_line(f.path, 60)}", rejected=True)
 
         self.app.push_screen(LineInputScreen(
             f"Reject {one_line(h.header, 60)} in {one_line(f.path, 60)}: it is reversed in the worktree",
-            "why? (optional; it goes to the agent with the review)", allow_empty=True,
-            hint="Enter rejects · Esc cancels · u undoes it later"), done)
+            "why? (optional; an idle agent gets it at once, a busy one with the review)", allow_empty=True,
+            hint="Enter rejects · Esc cancels"), done)
 
     def ask_revert(self, t: Target) -> None:
         f = t.file
@@ -336,11 +353,14 @@ class DiffPanel(Vertical):
                                              "a note for the agent; Enter adds it, Esc cancels"), done)
 
     @work(group="review", exit_on_error=False)
-    async def do_review(self, spec: Method[P, R], params: P, done: str) -> None:
+    async def do_review(self, spec: Method[P, R], params: P, done: str, rejected: bool = False) -> None:
         try:
             await self.host.request(spec, params)
         except WorkbenchError as e:
             self.host.report_error(e)
             return
-        self.app.notify(done, timeout=3)
+        if rejected:  # the screen sends it to an idle agent at once (and says so)
+            self.post_message(self.Rejected(self, self.session_id, done))
+        else:
+            self.app.notify(done, timeout=3)
         self.load()

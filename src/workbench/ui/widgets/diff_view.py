@@ -260,6 +260,17 @@ class DiffView(ScrollView, can_focus=True):
                 self._go(i, top=True)
                 return
 
+    def first_unreviewed(self) -> bool:
+        """The cursor on the first hunk not reviewed yet (else the first hunk); False: no hunks."""
+        if self.doc is None or not self._hunks:
+            return False
+        files = self.doc.files
+        row = next((i for i in self._hunks if not files[self.rows[i].file].hunks[self.rows[i].hunk].reviewed),
+                   self._hunks[0])
+        self.sel_start = None
+        self._go(row, top=True)
+        return True
+
     def next_hunk_after_mark(self) -> None:
         """After marking a hunk reviewed: on to the next hunk, if any."""
         nxt = next((i for i in self._hunks if i > self.cursor), None)

@@ -2,7 +2,8 @@
 
 Each screen row becomes a cached Strip keyed by the row's version, so a frame that
 changes three rows repaints three lines. While the widget has focus every key goes to
-the session's PTY except the detach key.
+the session's PTY except the detach key; the attention key (ctrl+space) is offered to the
+screen first (`JumpKey`), which jumps or hands its bytes (NUL) back to the program.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from textual.strip import Strip
 from textual.widget import Widget
 
 from workbench.protocol.terminal import ScrollbackResult
-from workbench.ui.keymap import DEFAULT_DETACH, key_to_bytes, paste_bytes
+from workbench.ui.keymap import DEFAULT_DETACH, DEFAULT_KEYS, key_to_bytes, paste_bytes
 from workbench.ui.term_model import Row, TermState, row_text
 
 ScrollbackFetch = Callable[[str, int, int], Awaitable[ScrollbackResult]]
@@ -102,6 +103,18 @@ class TerminalView(Widget, can_focus=True):
             return self.view
 
     @dataclass
+    class JumpKey(Message):
+        """The attention key while attached: the screen jumps, or sends `data` to the PTY."""
+
+        view: TerminalView
+        session_id: str
+        data: bytes
+
+        @property
+        def control(self) -> TerminalView:
+            return self.view
+
+    @dataclass
     class SizeWanted(Message):
         """The view is attached (focused) and its size differs from the session's PTY."""
 
@@ -131,6 +144,8 @@ class TerminalView(Widget, can_focus=True):
         super().__init__(id=id, classes=classes)
         self.state = state
         self.detach_key = detach_key
+        # The attention jump's keys (the screen sets the user's); every other key is the program's.
+        self.jump_keys = frozenset(DEFAULT_KEYS["app.attention"].split(","))
         self.fetch_scrollback = fetch_scrollback
         self.placeholder = placeholder
         self._cache: LRUCache[tuple[Any, ...], Strip] = LRUCache(1024)
@@ -244,6 +259,9 @@ class TerminalView(Widget, can_focus=True):
             self.post_message(self.Detached(self, self.state.session))
             return
         data = key_to_bytes(event.key, event.character, self.state.app_cursor)
+        if event.key in self.jump_keys:
+            self.post_message(self.JumpKey(self, self.state.session, data or b""))
+            return
         if data:
             if self.scroll_back:
                 self.scroll_back = 0
