@@ -59,7 +59,16 @@ from workbench.agent.events import (
     TurnDone,
     Usage,
 )
-from workbench.agent.provider_errors import OVERLOAD_STATUS, Failed, retry_after_s, server_message
+from workbench.agent.provider_errors import (
+    OVERLOAD_STATUS,
+    Failed,
+    model_missing,
+    retry_after_s,
+    server_message,
+    unknown_model_line,
+    unreachable,
+    unreachable_line,
+)
 from workbench.agent.provider_unstreamed import (
     NO_STREAMING,
     chat_reply_events,
@@ -264,6 +273,10 @@ class Provider:
             msg = server_message(e.body) or e.message
             reason = f"HTTP {status} from {url}: {msg}"
             retryable = status in (408, 409, 429) or status >= 500
+            if model_missing(status, e.body, msg):
+                # No retry: the name is wrong, not the moment.
+                src = cfg.sources.get("model", "")
+                return Failed(unknown_model_line(cfg.model, self.base_url, msg, src), retryable=False)
             if status == 401:
                 key_src = self._source("api_key_env")
                 fix = (
@@ -296,6 +309,9 @@ class Provider:
                 f"no response from {e.request.url} within {cfg.timeout_s:g}s{self._source('timeout_s')}",
                 retryable=True, overload=True,
             )
+        if isinstance(e, openai.APIConnectionError) and (why := unreachable(e)) is not None:
+            # Refused, or a name DNS says does not exist: no retry can fix that.
+            return Failed(unreachable_line(self.base_url, why, cfg.sources.get("base_url", "")), retryable=False)
         if isinstance(e, openai.APIConnectionError):
             cause = e.__cause__ or e.__context__
             detail = f"{type(cause).__name__}: {cause}" if cause else e.message
