@@ -104,7 +104,9 @@ def _ignored(res: rv.DiffReply) -> dict[str, object]:
 
 def ignored_line(res: rv.DiffReply) -> str:
     """"ignored: 2 files (node_modules/, pkg/__pycache__/)": the review noise left out."""
+    count = int(res.get("ignored", 0) or 0)
+    if not count:
+        return ""
     from workbench.core.review_noise import summary
 
-    where = [strip_escapes(w) for w in res.get("ignored_where", [])]
-    return summary(int(res.get("ignored", 0) or 0), where)
+    return summary(count, [strip_escapes(w) for w in res.get("ignored_where", [])])

@@ -16,9 +16,10 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
-from workbench.core.git_runner import run_git
+TYPE_CHECKING = False  # (not from typing: the CLI's fast path loads this module)
+if TYPE_CHECKING:
+    from pathlib import Path
 
 # The usual artefacts of Python, Node and packaging tools; `[review] ignore` replaces it.
 DEFAULT_IGNORE: tuple[str, ...] = (
@@ -81,6 +82,9 @@ def summary(count: int, where: Sequence[str], shown: int = 3) -> str:
 def added_between(repo: Path, base: str, tip: str) -> list[str]:
     """Files `tip` adds to `base`, as the diff lists them (renames detected, so a file moved
     from a tracked one is a rename, not an addition)."""
+    # Imported here: the CLI's fast path prints `summary` without git's plumbing.
+    from workbench.core.git_runner import run_git
+
     out = run_git(repo, ["diff", "--no-ext-diff", "--no-textconv", "-M", "-z", "--name-only",
                          "--diff-filter=A", base, tip, "--"]).stdout
     return [p.decode("utf-8", "surrogateescape") for p in out.split(b"\0") if p]
@@ -88,6 +92,8 @@ def added_between(repo: Path, base: str, tip: str) -> list[str]:
 
 def _tracked_dirs(repo: Path, base: str, dirs: Sequence[str]) -> set[str]:
     """Those of `dirs` that are directories in commit `base` (one `cat-file` for all)."""
+    from workbench.core.git_runner import run_git
+
     names = [d for d in dirs if "\n" not in d]
     lines = "".join(f"{base}:{d}\n" for d in names).encode("utf-8", "surrogateescape")
     out = run_git(repo, ["cat-file", "--batch-check=%(objecttype)"], input=lines).stdout.splitlines()
