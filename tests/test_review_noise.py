@@ -35,12 +35,14 @@ def tree_names(repo: Path, rev: str = "HEAD") -> set[str]:
 
 def test_match_reads_patterns_like_gitignore() -> None:
     pats = review_noise.DEFAULT_IGNORE
-    assert review_noise.match("a/__pycache__/m.cpython-311.pyc", pats) == review_noise.Match("a/__pycache__")
-    assert review_noise.match("x.pyc", pats) == review_noise.Match("")
+    assert review_noise.match("a/__pycache__/m.txt", pats) == review_noise.Match("a/__pycache__")
+    assert review_noise.match("x.pyc", pats) == review_noise.Match("", by_name=True)
     assert review_noise.match("src/pkg.egg-info/PKG-INFO", pats) == review_noise.Match("src/pkg.egg-info")
     assert review_noise.match("node_modules", pats) is None  # a file of that name is not the directory
     assert review_noise.match("src/builder.py", pats) is None
-    assert review_noise.match("docs/_build/index.html", ["docs/_build/*"]) == review_noise.Match("")
+    assert review_noise.match("docs/_build/index.html", ["docs/_build/"]) == review_noise.Match("", by_name=True)
+    assert review_noise.match("a/docs/_build/index.html", ["docs/_build/"]) is None  # from the top only
+    assert review_noise.match("pkg/__pycache__/m.pyc", pats) == review_noise.Match("pkg/__pycache__", by_name=True)
     assert review_noise.summary(0, []) == "" and review_noise.summary(1, ["x.pyc"]) == "ignored: 1 file (x.pyc)"
 
 
