@@ -15,6 +15,7 @@ from tests.wb import Wb
 from workbench import paths
 from workbench.core import merge, review_noise
 from workbench.core.tree_diff import compute_tree_diff, update_tree_diff
+from workbench.core.worktree_diff import compute_diff
 from workbench.ui.app import WorkbenchApp
 from workbench.ui.screens.review_actions import review_progress
 from workbench.ui.widgets.diff_view import DiffView
@@ -71,6 +72,14 @@ def test_tree_diff_sets_noise_apart_but_never_a_tracked_directory(tmp_path: Path
     assert up is not None
     assert [f.path for f in up.files] == [f.path for f in whole.files]
     assert (up.ignored, up.ignored_count, up.ignored_where) == (whole.ignored, 3, whole.ignored_where)
+
+
+def test_an_in_place_worktree_diff_sets_noise_apart_too(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "r", {"app.py": "a = 1\n", "build/tool.sh": "echo 1\n"})
+    write(repo, {**NOISE, "app.py": b"a = 2\n", "build/new.sh": b"echo new\n"})
+    d = compute_diff(repo, "HEAD", ignore=review_noise.DEFAULT_IGNORE)
+    assert [f.path for f in d.files] == ["app.py", "build/new.sh"]
+    assert (d.ignored, d.ignored_where) == (sorted(NOISE), ["node_modules/", "pkg/__pycache__/"])
 
 
 def test_ff_merge_leaves_out_noise_the_session_committed(tmp_path: Path) -> None:
