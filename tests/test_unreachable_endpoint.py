@@ -18,6 +18,7 @@ from workbench import doctor, paths
 from workbench.agent.events import Event, Retrying, StreamError
 from workbench.agent.provider_errors import unreachable
 from workbench.agent.providers import Provider, ProviderConfig
+from workbench.fakes.model_server import Script, Turn
 
 OFF = ("--sandbox", "off")
 CONVO: list[Any] = []
@@ -59,6 +60,24 @@ def test_a_closed_port_is_one_line_without_retries() -> None:
     assert events[0].message == (f"cannot reach {url}: connection refused — is the server running? "
                                  "check base_url (set by --base-url)")
     assert not any(isinstance(e, Retrying) for e in events)
+
+
+def test_an_endpoint_that_answered_before_and_now_refuses_is_retried(fake_factory: Factory) -> None:
+    # (a local server restarting under a running session)
+    fake = fake_factory([Script("", [Turn(text="first")])])
+
+    async def go() -> list[Event]:
+        p = Provider(ProviderConfig(fake.base_url, None, "m", "chat", {}, max_retries=1, retry_base_s=0.01))
+        try:
+            assert [ev async for ev in p.stream(CONVO, [])]
+            fake.stop()
+            return [ev async for ev in p.stream(CONVO, [])]
+        finally:
+            await p.close()
+
+    events = asyncio.run(go())
+    assert [type(e) for e in events] == [Retrying, StreamError]
+    assert isinstance(events[-1], StreamError) and "gave up after 2 attempts" in events[-1].message
 
 
 def test_unknown_model_is_one_line_naming_where_it_was_set(fake_factory: Factory) -> None:

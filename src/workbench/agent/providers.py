@@ -173,6 +173,8 @@ class Provider:
             timeout=cfg.timeout_s,
         )
         self._announced = False  # StreamingOff was said
+        # The endpoint answered once: a refusal later is a restart, retried like any blip.
+        self._reached = False
 
     @property
     def base_url(self) -> str:
@@ -221,6 +223,7 @@ class Provider:
             try:
                 async with contextlib.aclosing(self._attempt(items, tools, why is None)) as events:
                     async for ev in events:
+                        self._reached = True
                         yield ev
                 return
             except Failed as f:
@@ -268,6 +271,7 @@ class Provider:
     def _classify(self, e: Exception) -> Failed:
         cfg = self.cfg
         if isinstance(e, openai.APIStatusError):
+            self._reached = True
             status = e.status_code
             url = str(e.request.url)
             msg = server_message(e.body) or e.message
@@ -309,8 +313,9 @@ class Provider:
                 f"no response from {e.request.url} within {cfg.timeout_s:g}s{self._source('timeout_s')}",
                 retryable=True, overload=True,
             )
-        if isinstance(e, openai.APIConnectionError) and (why := unreachable(e)) is not None:
-            # Refused, or a name DNS says does not exist: no retry can fix that.
+        if isinstance(e, openai.APIConnectionError) and not self._reached and (why := unreachable(e)) is not None:
+            # Refused, or a name DNS says does not exist, before it ever answered: no retry
+            # can fix that (nobody listens there, or the address is wrong).
             return Failed(unreachable_line(self.base_url, why, cfg.sources.get("base_url", "")), retryable=False)
         if isinstance(e, openai.APIConnectionError):
             cause = e.__cause__ or e.__context__
