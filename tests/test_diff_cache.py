@@ -71,15 +71,15 @@ def test_a_change_to_the_worktree_or_its_head_makes_a_new_diff(wb: Wb, repo: Pat
 
 
 def test_a_directory_git_stops_ignoring_is_watched_from_then_on(wb: Wb, tmp_path: Path) -> None:
-    repo = make_repo(tmp_path / "repo", {".gitignore": "build/\n", "a.txt": "a\n"})
+    repo = make_repo(tmp_path / "repo", {".gitignore": "gen/\n", "a.txt": "a\n"})
     sid, wt = start(wb, repo)
-    (wt / "build").mkdir()
-    (wt / "build" / "out.txt").write_text("1\n")
+    (wt / "gen").mkdir()
+    (wt / "gen" / "out.txt").write_text("1\n")
     assert paths_of(call("diff", id=sid, stat=True)) == set()
     (wt / ".gitignore").write_text("")
-    assert paths_of(call("diff", id=sid, stat=True)) == {".gitignore", "build/out.txt"}
+    assert paths_of(call("diff", id=sid, stat=True)) == {".gitignore", "gen/out.txt"}
     call("diff", id=sid, stat=True)
-    (wt / "build" / "out.txt").write_text("1\n2\n")
+    (wt / "gen" / "out.txt").write_text("1\n2\n")
     d = call("diff", id=sid, stat=True)
     assert d["stat"]["added"] == 2, d["text"]
 

@@ -77,16 +77,36 @@ def diff(session_id: str, stat: bool, as_json: bool, echo: Callable[..., None]) 
             params: rv.DiffParams = {"id": session_id, "stat": True, "text_only": not as_json}
             res = c.request(DIFF, params)
         if as_json:
-            echo(to_json({"base": res["base"], "stat": res["stat"], "files": res["files"]}))
+            echo(to_json({"base": res["base"], "stat": res["stat"], "files": res["files"], **_ignored(res)}))
         else:
             echo(res["text"], nl=False)
         return
     if as_json:
         whole = fetch(session_id)
         echo(to_json({"base": whole["base"], "digest": whole["digest"], "stat": whole["stat"],
-                      "files": whole["files"], "review": whole["review"], "check": whole["check"]}))
+                      "files": whole["files"], "review": whole["review"], "check": whole["check"],
+                      **_ignored(whole)}))
         return
-    text = fetch(session_id, "unified")["text"]
+    whole = fetch(session_id, "unified")
+    text = whole["text"]
     if sys.stdout.isatty():
         text = strip_escapes(text)  # agent-written content must not drive the terminal
     echo(text, nl=False)
+    # On stderr: stdout stays a patch `git apply` takes.
+    line = ignored_line(whole)
+    if line:
+        echo(line, err=True)
+
+
+def _ignored(res: rv.DiffReply) -> dict[str, object]:
+    return {"ignored": res.get("ignored", 0), "ignored_where": res.get("ignored_where", [])}
+
+
+def ignored_line(res: rv.DiffReply) -> str:
+    """"ignored: 2 files (node_modules/, pkg/__pycache__/)": the review noise left out."""
+    count = int(res.get("ignored", 0) or 0)
+    if not count:
+        return ""
+    from workbench.core.review_noise import summary
+
+    return summary(count, [strip_escapes(w) for w in res.get("ignored_where", [])])

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from workbench import paths
-from workbench.core import repo_policy, trust
+from workbench.core import repo_policy, review_noise, trust
 from workbench.errors import ConfigError
 
 SandboxMode = Literal["workspace", "strict", "off"]
@@ -68,6 +68,13 @@ class WorktreeSettings(_Section):
     setup: list[str] | str | None = None
     in_place: bool = False
     merge_strategy: MergeStrategy = "squash"
+
+
+class ReviewSettings(_Section):
+    # Files a session adds that match these (and the repo does not track) are review
+    # noise: one "ignored: N files" line, never merged (core/review_noise.py). Replaces
+    # the default list; `[]` shows everything.
+    ignore: list[str] = Field(default_factory=lambda: list(review_noise.DEFAULT_IGNORE))
 
 
 class CheckSettings(_Section):
@@ -140,6 +147,7 @@ class Config(BaseModel):
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
     worktree: WorktreeSettings = Field(default_factory=WorktreeSettings)
     check: CheckSettings = Field(default_factory=CheckSettings)
+    review: ReviewSettings = Field(default_factory=ReviewSettings)
     agent: AgentSettings = Field(default_factory=AgentSettings)
     ui: UiSettings = Field(default_factory=UiSettings)
     providers: dict[str, ProviderSettings] = Field(default_factory=dict)
@@ -219,7 +227,7 @@ class ProviderChoice:
 
 
 # Sections a repo may override in its .workbench.toml; the rest is personal.
-REPO_SECTIONS = ("session", "sandbox", "worktree", "check", "agent")
+REPO_SECTIONS = ("session", "sandbox", "worktree", "check", "agent", "review")
 
 
 def _key_line(text: str, loc: tuple[Any, ...]) -> int | None:
@@ -408,3 +416,34 @@ class UntrustedRepoConfig(ConfigError):
             f"refused {keys} {', '.join(f.key for f in rf.findings)}. Review the file, then run "
             f"`workbench trust {rf.path.parent}` (or remove the {keys}). Details: " + "; ".join(parts)
         )
+
+
+_ignore_cache: dict[str, tuple[tuple[Any, ...], tuple[str, ...]]] = {}
+
+
+def _stat_key(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size, st.st_ino
+
+
+def review_ignore(repo: Path) -> tuple[str, ...]:
+    """`[review] ignore` for `repo` (its .workbench.toml over the user's config), read
+    again only when either file changed: every diff asks. A file that does not load gives
+    the user's list, or the default: the command that reads it properly says what is wrong."""
+    upath = paths.config_file()
+    key = (str(upath), _stat_key(upath), _stat_key(Path(repo).absolute() / ".workbench.toml"))
+    hit = _ignore_cache.get(str(repo))
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    try:
+        found = tuple(load(Path(repo)).review.ignore)
+    except ConfigError:
+        try:
+            found = tuple(load().review.ignore)
+        except ConfigError:
+            found = review_noise.DEFAULT_IGNORE
+    _ignore_cache[str(repo)] = (key, found)
+    return found

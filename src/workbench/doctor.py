@@ -7,7 +7,10 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from workbench.config import ProviderSettings
 
 
 @dataclass
@@ -164,40 +167,85 @@ def check_daemon() -> Check:
     return Check("daemon", "ok", f"pid {st['pid']}, {st['sessions']} sessions, loop lag {st['loop_lag_ms']} ms")
 
 
-def check_model() -> Check:
+PROBE_TIMEOUT_S = 3.0  # doctor waits this long for each endpoint, once (no retry)
+
+
+def check_models() -> list[Check]:
+    """One line per configured model provider: its endpoint reachable, the model listed."""
     from workbench import config
     from workbench.errors import WorkbenchError
 
     try:
-        prov = config.load().provider()
+        cfg = config.load()
+        names = list(cfg.providers)
+        default = cfg.choose_provider("default") if "default" not in names else None
     except WorkbenchError as e:
-        return Check("model endpoint", "fail", str(e))
-    key = os.environ.get(prov.api_key_env)
-    if not prov.base_url and not key:
-        return Check(
-            "model endpoint", "warn", f"not configured (${prov.api_key_env} unset, no base_url)",
-            f"export {prov.api_key_env}=... or set [providers.default] base_url in config.toml "
-            "(only needed for --agent builtin)",
-        )
+        return [Check("model endpoint", "fail", str(e))]
+    out: list[Check] = []
+    if default is not None:
+        key = os.environ.get(default.settings.api_key_env)
+        if default.settings.base_url or key:
+            out.append(probe_provider("default", default.settings, default.sources))
+        elif not names:
+            out.append(Check(
+                "model endpoint", "warn", f"not configured (${default.settings.api_key_env} unset, no base_url)",
+                f"export {default.settings.api_key_env}=... or set [providers.default] base_url in config.toml "
+                "(only needed for --agent builtin)"))
+    for name in names:
+        try:
+            choice = cfg.choose_provider(name)
+        except WorkbenchError as e:
+            out.append(Check(f"provider {name}", "fail", str(e)))
+            continue
+        out.append(probe_provider(name, choice.settings, choice.sources))
+    return out
+
+
+def probe_provider(name: str, settings: ProviderSettings, sources: dict[str, str]) -> Check:
+    """GET /models of one provider, once, with a short timeout: what a session would meet,
+    said as the session says it (agent/provider_errors.py)."""
     import openai
 
-    client = openai.OpenAI(
-        base_url=prov.base_url, api_key=key or "not-needed", timeout=5, max_retries=0,
-        default_headers=prov.headers or None,
-    )
+    from workbench.agent.provider_errors import server_message, unknown_model_line, unreachable, unreachable_line
+
+    what = f"provider {name}"
+    key = os.environ.get(settings.api_key_env)
+    base = (settings.base_url or "https://api.openai.com/v1").rstrip("/")
+    if not settings.model:
+        return Check(what, "fail", "no model set", f'set model = "..." in [providers.{name}] of config.toml')
+    client = openai.OpenAI(base_url=base, api_key=key or "not-needed", timeout=PROBE_TIMEOUT_S, max_retries=0,
+                           default_headers=settings.headers or None)
     try:
-        models = [m.id for m in client.models.list()]
+        models = [m.id for m in client.models.list().data]
+    except openai.APITimeoutError:
+        return Check(what, "fail", f"no answer from {base} within {PROBE_TIMEOUT_S:g}s",
+                     "is the server running and reachable from here?")
+    except openai.APIConnectionError as e:
+        why = unreachable(e)
+        if why is not None:
+            return Check(what, "fail", unreachable_line(base, why, sources.get("base_url", "")))
+        cause = e.__cause__ or e.__context__
+        return Check(what, "fail", f"cannot connect to {base}: {cause or e}", "check base_url and the network")
     except openai.AuthenticationError:
-        return Check("model endpoint", "fail", f"{prov.base_url or 'api.openai.com'} rejected the API key",
-                     f"check ${prov.api_key_env}")
-    except openai.APIError as e:
-        return Check("model endpoint", "fail", f"{prov.base_url or 'default endpoint'}: {e}",
-                     "check base_url and that the server is running")
+        state = "rejected the API key" if key else f"needs an API key (${settings.api_key_env} is not set)"
+        return Check(what, "fail", f"{base} {state}", f"set ${settings.api_key_env} in the daemon's environment")
+    except openai.APIStatusError as e:
+        msg = server_message(e.body) or e.message
+        if e.status_code == 404:
+            return Check(what, "warn", f"{base} answers but lists no models (GET /models: 404); "
+                         f"model {settings.model!r} not checked")
+        return Check(what, "fail", f"{base}: HTTP {e.status_code} for GET /models: {msg}")
+    except openai.OpenAIError as e:
+        return Check(what, "fail", f"{base}: {e}")
     finally:
         client.close()
-    known = "" if not models or prov.model in models else f" (model {prov.model!r} not listed)"
-    status: Literal["ok", "warn"] = "warn" if known else "ok"
-    return Check("model endpoint", status, f"{prov.base_url or 'default'}: {len(models)} models{known}")
+    if settings.model in models or f"{settings.model}:latest" in models:
+        return Check(what, "ok", f"{base} reachable; model {settings.model!r} listed")
+    if not models:
+        return Check(what, "warn", f"{base} reachable but lists no models; model {settings.model!r} not checked")
+    shown = ", ".join(models[:8]) + (", ..." if len(models) > 8 else "")
+    return Check(what, "fail", unknown_model_line(settings.model, base, "", sources.get("model", "")),
+                 f"it serves: {shown}")
 
 
 def check_agents() -> list[Check]:
@@ -253,7 +301,7 @@ def check_acp_agents() -> list[Check]:
 
 def run_checks() -> Iterator[Check]:
     for fn in (check_config, check_keymap, check_repo_trust, check_git, check_pty, check_emulator, check_sandbox,
-               check_limits, check_daemon, check_model, check_agents, check_acp_agents):
+               check_limits, check_daemon, check_models, check_agents, check_acp_agents):
         try:
             res = fn()
             yield from (res if isinstance(res, list) else [res])

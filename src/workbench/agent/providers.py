@@ -59,7 +59,16 @@ from workbench.agent.events import (
     TurnDone,
     Usage,
 )
-from workbench.agent.provider_errors import OVERLOAD_STATUS, Failed, retry_after_s, server_message
+from workbench.agent.provider_errors import (
+    OVERLOAD_STATUS,
+    Failed,
+    model_missing,
+    retry_after_s,
+    server_message,
+    unknown_model_line,
+    unreachable,
+    unreachable_line,
+)
 from workbench.agent.provider_unstreamed import (
     NO_STREAMING,
     chat_reply_events,
@@ -164,6 +173,8 @@ class Provider:
             timeout=cfg.timeout_s,
         )
         self._announced = False  # StreamingOff was said
+        # The endpoint answered once: a refusal later is a restart, retried like any blip.
+        self._reached = False
 
     @property
     def base_url(self) -> str:
@@ -212,6 +223,7 @@ class Provider:
             try:
                 async with contextlib.aclosing(self._attempt(items, tools, why is None)) as events:
                     async for ev in events:
+                        self._reached = True
                         yield ev
                 return
             except Failed as f:
@@ -259,11 +271,16 @@ class Provider:
     def _classify(self, e: Exception) -> Failed:
         cfg = self.cfg
         if isinstance(e, openai.APIStatusError):
+            self._reached = True
             status = e.status_code
             url = str(e.request.url)
             msg = server_message(e.body) or e.message
             reason = f"HTTP {status} from {url}: {msg}"
             retryable = status in (408, 409, 429) or status >= 500
+            if model_missing(status, e.body, msg):
+                # No retry: the name is wrong, not the moment.
+                src = cfg.sources.get("model", "")
+                return Failed(unknown_model_line(cfg.model, self.base_url, msg, src), retryable=False)
             if status == 401:
                 key_src = self._source("api_key_env")
                 fix = (
@@ -296,6 +313,10 @@ class Provider:
                 f"no response from {e.request.url} within {cfg.timeout_s:g}s{self._source('timeout_s')}",
                 retryable=True, overload=True,
             )
+        if isinstance(e, openai.APIConnectionError) and not self._reached and (why := unreachable(e)) is not None:
+            # Refused, or a name DNS says does not exist, before it ever answered: no retry
+            # can fix that (nobody listens there, or the address is wrong).
+            return Failed(unreachable_line(self.base_url, why, cfg.sources.get("base_url", "")), retryable=False)
         if isinstance(e, openai.APIConnectionError):
             cause = e.__cause__ or e.__context__
             detail = f"{type(cause).__name__}: {cause}" if cause else e.message

@@ -134,6 +134,11 @@ class Diff:
     more_files: int = 0
     # What the diff leaves out and why ("too large to review: big.bin (2.0 GB)").
     notes: list[str] = field(default_factory=list)
+    # Build artefacts the session added (core/review_noise.py): not in `files`, not
+    # reviewed, not merged. Paths (the first MAX_LISTED_FILES), their count, where they are.
+    ignored: list[str] = field(default_factory=list)
+    ignored_count: int = 0
+    ignored_where: list[str] = field(default_factory=list)
 
     def stat(self) -> tuple[int, int, int]:
         """(files changed, lines added, lines removed)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import re
 
+from workbench.core import review_noise
 from workbench.core.diff_hunk import display_text
 from workbench.core.diff_model import Diff, FileDiff
 from workbench.core.git_paths import quote_path
@@ -17,6 +18,8 @@ from workbench.core.git_paths import quote_path
 def diff_stat_text(diff: Diff, width: int = 80) -> str:
     """A `git diff --stat` style summary."""
     notes = "".join(f" ({note})\n" for note in diff.notes)
+    if diff.ignored_count:
+        notes += f" {review_noise.summary(diff.ignored_count, [display_text(w) for w in diff.ignored_where])}\n"
     if not diff.files:
         return notes + (" 0 files changed\n" if not diff.more_files else f" {diff.more_files} files changed\n")
     names = [_stat_name(f) for f in diff.files]

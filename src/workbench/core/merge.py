@@ -10,11 +10,12 @@ from __future__ import annotations
 import contextlib
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from workbench.core import review_noise
 from workbench.core.git_runner import check_ref, git_out, run_git, stderr_text
 from workbench.errors import GitError, NotFound, UsageError
 
@@ -31,6 +32,9 @@ class MergeResult:
     commit: str
     strategy: Strategy
     files_changed: int
+    # The snapshot as merged (its review noise taken out), when that differs from it: the
+    # session's worktree follows the merge from there, so the noise stays in its files.
+    merged_snapshot: str | None = None
 
 
 def base_branch_of(repo: Path) -> str | None:
@@ -46,20 +50,41 @@ def base_branch_of(repo: Path) -> str | None:
     raise GitError(f"{repo} is not a git repository: {stderr_text(proc)}")
 
 
-def landing_commit(repo: Path, tip: str, head: str | None, message: str) -> str:
+def landing_commit(repo: Path, tip: str, head: str | None, message: str, tree: str | None = None) -> str:
     """The commit that carries the session's work: its own commits as they are, and its
-    uncommitted rest (the snapshot commit on top of `head`) as one commit with `message`."""
-    if tip == head:
+    uncommitted rest (the snapshot commit on top of `head`) as one commit with `message`.
+    `tree` (tip's without its review noise, `clean_tree`) is what that commit holds; noise
+    the session committed is taken out by that same commit."""
+    tip_tree = git_out(repo, "rev-parse", f"{tip}^{{tree}}")
+    tree = tree or tip_tree
+    if tip == head and tree == tip_tree:
         return tip
+    if head and tree == git_out(repo, "rev-parse", f"{head}^{{tree}}"):
+        return head  # only noise on top of the session's commits
     if not message or not message.strip():
         raise UsageError("a commit message is required")
-    tree = git_out(repo, "rev-parse", f"{tip}^{{tree}}")
     parents = ["-p", head] if head else []
     return git_out(repo, "commit-tree", tree, *parents, "-m", message)
 
 
+def clean_tree(repo: Path, base: str, tip: str, ignore: Sequence[str]) -> tuple[str, list[str]]:
+    """`tip`'s tree without the review noise it adds to `base` (core/review_noise.py, the
+    same rule the diff lists them apart by), and the paths left out."""
+    tree = git_out(repo, "rev-parse", f"{tip}^{{tree}}")
+    noise = sorted(review_noise.split(repo, base, review_noise.added_between(repo, base, tip), ignore))
+    if not noise:
+        return tree, []
+    with tempfile.TemporaryDirectory(prefix="wb-merge-index-") as tmp:
+        env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+        run_git(repo, ["read-tree", tree], env=env)
+        names = b"".join(p.encode("utf-8", "surrogateescape") + b"\0" for p in noise)
+        run_git(repo, ["update-index", "--force-remove", "-z", "--stdin"], env=env, input=names)
+        return run_git(repo, ["write-tree"], env=env).stdout.decode().strip(), noise
+
+
 def merge_snapshot(
-    repo: Path, base: str, tip: str, head: str | None, base_branch: str, strategy: Strategy, message: str
+    repo: Path, base: str, tip: str, head: str | None, base_branch: str, strategy: Strategy, message: str,
+    ignore: Sequence[str] = (),
 ) -> MergeResult:
     """Land the session's imported work (`tip`, on top of the session's `head`; the session
     started at `base`) on `base_branch`, checked out in the main checkout `repo`.
@@ -69,6 +94,7 @@ def merge_snapshot(
     the workbench owns. Any failure leaves `base_branch` and the main checkout as they were.
     Squash merges the reviewed change (base -> tip's tree) whatever history the session
     wrote; ff and rebase keep the session's commits, so they need `base` in that history.
+    Files the session added that match `ignore` (review noise) never land.
     """
     if strategy not in STRATEGIES:
         raise UsageError(f"unknown merge strategy {strategy!r}: use one of {', '.join(STRATEGIES)}")
@@ -89,10 +115,11 @@ def merge_snapshot(
             f"the main checkout {main} has uncommitted changes ({shown}); nothing changed",
             hint="commit or stash them, then merge again",
         )
+    tree, noise = clean_tree(main, base, tip, ignore)
     if strategy == "squash":
-        work = git_out(main, "commit-tree", f"{tip}^{{tree}}", "-p", base, "-m", message)
+        work = git_out(main, "commit-tree", tree, "-p", base, "-m", message)
     else:
-        work = landing_commit(main, tip, head, message)
+        work = landing_commit(main, tip, head, message, tree)
         if not _is_ancestor(main, base, work):
             raise GitError(
                 "the session's history does not start at its base commit (it was rewritten)",
@@ -119,7 +146,9 @@ def merge_snapshot(
     if proc.returncode != 0:
         raise GitError(f"could not fast-forward {base_branch} in {main}: {stderr_text(proc)}")
     changed = run_git(main, ["diff", "--name-only", "-z", base_tip, new, "--"]).stdout
-    return MergeResult(new, strategy, len([p for p in changed.split(b"\0") if p]))
+    merged_snapshot = git_out(main, "commit-tree", tree, "-p", tip, "-m", "workbench: without review noise") \
+        if noise else None
+    return MergeResult(new, strategy, len([p for p in changed.split(b"\0") if p]), merged_snapshot)
 
 
 @contextlib.contextmanager

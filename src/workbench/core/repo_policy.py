@@ -125,6 +125,9 @@ RULES: dict[str, Rule] = {
     "agent.max_tool_output_bytes": FREE,
     "agent.command_timeout_ms": FREE,
     "agent.max_turns": FREE,
+    # [review]: what the diff lists apart is also what a merge leaves out, so hiding
+    # more lands less; it is never a way to land something unseen.
+    "review.ignore": FREE,
 }
 
 UNKNOWN = Rule("trust", "is not in workbench's rule table")

@@ -15,6 +15,7 @@ import subprocess
 from collections.abc import Generator, Sequence
 from pathlib import Path
 
+from workbench.core import review_noise
 from workbench.core.diff_model import Diff, FileDiff, FileStatus
 from workbench.core.diff_parse import parse_unified
 from workbench.core.git_paths import check_path
@@ -44,6 +45,7 @@ class _Listing:
     def __init__(self) -> None:
         self.files: list[FileDiff] = []
         self.total = 0
+        self.ignored: dict[str, review_noise.Match] = {}  # review noise, neither listed nor counted
 
 
 def _fields(repo: Path, args: list[str], env: dict[str, str] | None) -> Generator[bytes, None, None]:
@@ -62,22 +64,36 @@ def _fields(repo: Path, args: list[str], env: dict[str, str] | None) -> Generato
             raise GitError(f"git diff failed in {repo}: {err.decode('utf-8', 'replace').strip()[-300:]}")
 
 
-def _raw(repo: Path, base: str, tip: str, paths: Sequence[str] | None) -> tuple[_Listing, list[_RawEntry]]:
+def _raw(repo: Path, base: str, tip: str, paths: Sequence[str] | None,
+         ignore: Sequence[str] = ()) -> tuple[_Listing, list[_RawEntry]]:
     """Every changed file's status and modes from `--raw -z` (no blob is read); the first
-    MAX_LISTED_FILES kept, the rest counted."""
+    MAX_LISTED_FILES kept, the rest counted. Added files that match `ignore` are set apart
+    first (a `node_modules/` of 50k files does not push the real change past the limits)."""
     env = {"GIT_LITERAL_PATHSPECS": "1"} if paths else None
     tail = [base, tip, "--", *(check_path(p) for p in paths or ())]
     raw: list[_RawEntry] = []  # status, old mode, new mode, old path, path
     fields = _fields(repo, [*_COMMON, "--raw", *tail], env)
     out = _Listing()
+    noise: dict[str, _RawEntry] = {}
     for meta_field in fields:
         meta = meta_field.decode().split()
         status = meta[4][0]
         first = _s(next(fields))
         second = _s(next(fields)) if status in "RC" else None
+        entry = (status, meta[0][1:], meta[1], first if second else None, second or first)
+        if ignore and status == "A" and review_noise.match(first, ignore) is not None:
+            noise[first] = entry
+            continue
         out.total += 1
         if len(raw) < MAX_LISTED_FILES:
-            raw.append((status, meta[0][1:], meta[1], first if second else None, second or first))
+            raw.append(entry)
+    if noise:
+        out.ignored = review_noise.split(repo, base, noise, ignore)
+        # Under a directory the base tracks: not noise after all, listed in git's order.
+        back = [e for p, e in noise.items() if p not in out.ignored]
+        if back:
+            out.total += len(back)
+            raw = sorted([*raw, *back], key=lambda e: e[4].encode("utf-8", "surrogateescape"))[:MAX_LISTED_FILES]
     return out, raw
 
 
@@ -89,7 +105,7 @@ def _numstat(repo: Path, base: str, tip: str, paths: Sequence[str] | None,
     # Line counts read every blob: past MAX_LISTED_FILES only the listed files get them,
     # asked for in batches of literal paths (a rename's both sides in the same batch).
     counts: dict[str, tuple[int, int, bool]] = {}
-    if listing.total <= len(raw):
+    if listing.total <= len(raw) and not listing.ignored:
         _read_numstat(repo, [*_COMMON, "--numstat", *tail], env, counts)
     else:
         for k in range(0, len(raw), NUMSTAT_BATCH):
@@ -146,19 +162,22 @@ def _full_text(repo: Path, base: str, tip: str, context: int, paths: list[str]) 
 
 def compute_tree_diff(
     repo: Path, base: str, tip: str, *, context: int = 3, paths: Sequence[str] | None = None,
-    notes: Sequence[str] = (),
+    notes: Sequence[str] = (), ignore: Sequence[str] = (),
 ) -> Diff:
-    """The change from commit `base` to commit `tip`, both in `repo`; `paths` limits it."""
+    """The change from commit `base` to commit `tip`, both in `repo`; `paths` limits it;
+    added files matching `ignore` (core/review_noise.py) go to `Diff.ignored`."""
     if not isinstance(context, int) or isinstance(context, bool) or not 0 <= context <= 10_000:
         raise UsageError(f"invalid context {context!r}: use a number of lines from 0 up")
-    listing, raw = _raw(repo, base, tip, paths)
+    listing, raw = _raw(repo, base, tip, paths, ignore)
     all_notes = list(notes)
     files: list[FileDiff] | None = None if listing.total else []
     if files is None and listing.total <= MAX_FULL_FILES:
         # One pass: the patch of every file, line counts read from the parse. Only when
-        # that is too large are counts asked first, to leave the big files out.
-        files = _with_text(repo, base, tip, context, [_listed(e) for e in raw],
-                           [check_path(p) for p in paths or ()], all_notes, first=True)
+        # that is too large are counts asked first, to leave the big files out. With noise
+        # set apart, the listed files are named (its text is never read).
+        spec = ([p for e in raw for p in ((e[3], e[4]) if e[3] else (e[4],))] if listing.ignored
+                else [check_path(p) for p in paths or ()])
+        files = _with_text(repo, base, tip, context, [_listed(e) for e in raw], spec, all_notes, first=True)
     if files is None:
         _numstat(repo, base, tip, paths, listing, raw)
         files = listing.files
@@ -173,6 +192,7 @@ def compute_tree_diff(
         else:
             all_notes.append(f"{listing.total} files changed: line counts only")
     diff = Diff(base=base, files=files, digest=digest_of(base, tip, context), notes=all_notes)
+    _set_ignored(diff, listing.ignored)
     diff.more_files = listing.total - len(files)
     if diff.more_files:
         all_notes.append(f"line counts of the {diff.more_files} files past the first {len(files)} were not read")
@@ -194,22 +214,31 @@ def _with_text(repo: Path, base: str, tip: str, context: int, listed: list[FileD
     return [parsed.get(f.path, f) for f in listed]
 
 
-def update_tree_diff(repo: Path, previous: Diff, old_tip: str, base: str, tip: str, *, context: int = 3) -> Diff | None:
+def _set_ignored(diff: Diff, found: dict[str, review_noise.Match]) -> None:
+    diff.ignored_count = len(found)
+    diff.ignored = sorted(found, key=lambda p: p.encode("utf-8", "surrogateescape"))[:MAX_LISTED_FILES]
+    diff.ignored_where = review_noise.groups(found)
+
+
+def update_tree_diff(repo: Path, previous: Diff, old_tip: str, base: str, tip: str, *, context: int = 3,
+                     ignore: Sequence[str] = ()) -> Diff | None:
     """`previous` (the diff from `base` to `old_tip`) brought to `tip` by diffing only the
     paths that differ between the two tips: an agent's next edit costs its own files, not
     the whole change again. None where that might not give what compute_tree_diff gives:
     notes or a summarised diff, many changed paths, or a change that rename detection could
     pair with a file outside those paths (one not only modified while something was
     deleted, renamed or copied)."""
-    if previous.notes or previous.more_files or previous.base != base:
+    if previous.notes or previous.more_files or previous.base != base or previous.ignored_count > len(previous.ignored):
         return None
     changed = _changed_paths(repo, old_tip, tip)
     if changed is None:
         return None
     if not changed:  # the same tree (a commit of what was already there)
-        return Diff(base=base, files=list(previous.files), digest=digest_of(base, tip, context))
+        return Diff(base=base, files=list(previous.files), digest=digest_of(base, tip, context),
+                    ignored=list(previous.ignored), ignored_count=previous.ignored_count,
+                    ignored_where=list(previous.ignored_where))
     try:
-        part = compute_tree_diff(repo, base, tip, context=context, paths=changed)
+        part = compute_tree_diff(repo, base, tip, context=context, paths=changed, ignore=ignore)
     except UsageError:  # a name check_path refuses: let the whole diff say so
         return None
     touched = set(changed)
@@ -224,7 +253,11 @@ def update_tree_diff(repo: Path, previous: Diff, old_tip: str, base: str, tip: s
     files = sorted([*rest, *part.files], key=lambda f: f.path.encode("utf-8", "surrogateescape"))
     if len(files) > MAX_FULL_FILES:
         return None
-    return Diff(base=base, files=files, digest=digest_of(base, tip, context))
+    diff = Diff(base=base, files=files, digest=digest_of(base, tip, context))
+    # Noise of untouched paths stays; the touched ones are as `part` found them.
+    kept = [p for p in previous.ignored if p not in touched]
+    _set_ignored(diff, {p: m for p in [*kept, *part.ignored] if (m := review_noise.match(p, ignore))})
+    return diff
 
 
 def _changed_paths(repo: Path, old_tip: str, tip: str) -> list[str] | None:

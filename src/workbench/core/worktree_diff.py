@@ -18,6 +18,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from workbench.core import review_noise
 from workbench.core.diff_model import Diff
 from workbench.core.diff_parse import parse_unified
 from workbench.core.git_paths import check_path
@@ -26,16 +27,22 @@ from workbench.errors import GitError, NotFound, UsageError
 
 
 def compute_diff(
-    worktree: Path, base: str, *, context: int = 3, paths: Sequence[str] | None = None
+    worktree: Path, base: str, *, context: int = 3, paths: Sequence[str] | None = None,
+    ignore: Sequence[str] = (),
 ) -> Diff:
-    """The worktree (tracked + untracked, minus ignored) against `base`; `paths` limits it."""
+    """The worktree (tracked + untracked, minus ignored) against `base`; `paths` limits it;
+    added files matching `ignore` go to `Diff.ignored` (core/review_noise.py)."""
     if not isinstance(context, int) or isinstance(context, bool) or not 0 <= context <= 10_000:
         raise UsageError(f"invalid context {context!r}: use a number of lines from 0 up")
     top = worktree_root(worktree)
     sha = resolve_commit(top, base)
     out = _diff_against(top, sha, ["-M", f"-U{context}"], paths)
     files = parse_unified(out.decode("utf-8", "surrogateescape"))
-    return Diff(base=sha, files=files, digest=hashlib.sha1(out).hexdigest())
+    found = review_noise.split(top, sha, [f.path for f in files if f.status == "added"], ignore)
+    diff = Diff(base=sha, files=[f for f in files if f.path not in found] if found else files,
+                digest=hashlib.sha1(out).hexdigest())
+    diff.ignored, diff.ignored_count, diff.ignored_where = sorted(found), len(found), review_noise.groups(found)
+    return diff
 
 
 def _diff_against(top: Path, sha: str, opts: Sequence[str], paths: Sequence[str] | None) -> bytes:

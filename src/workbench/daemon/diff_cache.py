@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from workbench import config as config_mod
 from workbench.core.diff_model import Diff
 from workbench.core.models import Session
 from workbench.core.review import CONTEXT
@@ -83,6 +84,7 @@ class _Entry:
     generation: Generation | None
     base: str
     tip: str | None
+    ignore: tuple[str, ...] = ()  # the review-noise patterns it was computed with
     pages: dict[tuple[Any, ...], bytes] = field(default_factory=dict)
     page_bytes: int = 0
 
@@ -102,32 +104,37 @@ class DiffCache:
     def count(self, sid: str) -> int:
         return self.computed.get(sid, 0)
 
-    def get(self, sid: str, generation: Generation | None, base: str) -> Diff | None:
+    def get(self, sid: str, generation: Generation | None, base: str, ignore: tuple[str, ...] = ()) -> Diff | None:
         e = self.entries.get(sid)
-        if e is None or generation is None or e.generation != generation or e.base != base:
+        if e is None or generation is None or e.generation != generation or e.base != base or e.ignore != ignore:
             return None
         return e.diff
 
-    def put(self, sid: str, diff: Diff, generation: Generation | None, base: str, tip: str | None) -> list[Any]:
+    def put(self, sid: str, diff: Diff, generation: Generation | None, base: str, tip: str | None,
+            ignore: tuple[str, ...] = ()) -> list[Any]:
         """Keep `diff`; returns the entry it replaces in a list, for the caller to empty
         off the event loop (freeing a diff of thousands of files takes a while)."""
         self.computed[sid] = self.computed.get(sid, 0) + 1
         old = [self.entries.pop(sid, None)]
-        self.entries[sid] = _Entry(diff, generation, base, tip)
+        self.entries[sid] = _Entry(diff, generation, base, tip, ignore)
         return old
 
-    def previous(self, sid: str, base: str) -> tuple[Diff, str] | None:
+    def previous(self, sid: str, base: str, ignore: tuple[str, ...] = ()) -> tuple[Diff, str] | None:
         """The last diff of the session and the snapshot it was taken of (to update it
         path by path), whatever changed since."""
         e = self.entries.get(sid)
-        return (e.diff, e.tip) if e is not None and e.base == base and e.tip is not None else None
+        if e is None or e.base != base or e.tip is None or e.ignore != ignore:
+            return None
+        return e.diff, e.tip
 
     async def whole_diff(self, s: Session, watch: SessionWatch | None, git: SessionGit) -> Diff:
         """The session's whole diff: the kept one if nothing changed since it was taken,
         else a new snapshot's (updated from the kept one where it can be). The caller holds
         the session's lock."""
         generation = watch.generation() if watch is not None else None
-        diff = self.get(s.id, generation, s.base_commit)
+        # Two stats when unchanged: a new [review] ignore list makes a new diff.
+        ignore = config_mod.review_ignore(Path(s.repo))
+        diff = self.get(s.id, generation, s.base_commit, ignore)
         if diff is not None:
             return diff
         tip = None
@@ -135,11 +142,11 @@ class DiffCache:
             diff = await git.diff(s)
         else:
             snap = await git.snapshot(s)
-            previous = self.previous(s.id, s.base_commit)
-            diff = await asyncio.to_thread(git.tree_diff, s, snap, CONTEXT, None, previous)
+            previous = self.previous(s.id, s.base_commit, ignore)
+            diff = await asyncio.to_thread(git.tree_diff, s, snap, CONTEXT, None, previous, ignore)
             tip = snap.tip
         # The diff it replaces is freed in the worker too: thousands of files take a while.
-        await asyncio.to_thread(self.put(s.id, diff, generation, s.base_commit, tip).clear)
+        await asyncio.to_thread(self.put(s.id, diff, generation, s.base_commit, tip, ignore).clear)
         return diff
 
     def page(self, sid: str, diff: Diff, key: tuple[Any, ...] | None) -> bytes | None:

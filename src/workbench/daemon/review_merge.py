@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -80,21 +81,24 @@ def check_mergeable(s: Session, snap: session_repo.Snapshot, reviewed: str | Non
         )
 
 
-async def after_merge(git: SessionGit, s: Session, snap: session_repo.Snapshot, new: str) -> str | None:
+async def after_merge(git: SessionGit, s: Session, snap: session_repo.Snapshot, new: str,
+                      merged_snapshot: str | None = None) -> str | None:
     """Move the session's branch onto the merged commit so its diff starts empty (inside
-    the sandbox; files the session changed since the snapshot are never overwritten).
-    Returns a warning when the branch stays where it was."""
+    the sandbox; files the session changed since the snapshot are never overwritten, and
+    review noise left out of the merge stays: followed from `merged_snapshot`, the
+    snapshot without it). Returns a warning when the branch stays where it was."""
     if snap.head == new:
         return None
     try:
-        reply = await git.edit(s, {"op": "reset", "commit": new, "keep": True, "from": snap.tip})
+        reply = await git.edit(s, {"op": "reset", "commit": new, "keep": True, "from": merged_snapshot or snap.tip})
     except WorkbenchError as e:
         return f"the session branch stays where it was ({e})"
     warning = reply.get("warning")
     return f"the session branch stays where it was ({strip_escapes(str(warning))[:300]})" if warning else None
 
 
-def open_pr(s: Session, snap: session_repo.Snapshot, base_branch: str, message: str) -> dict[str, Any]:
+def open_pr(s: Session, snap: session_repo.Snapshot, base_branch: str, message: str,
+            ignore: Sequence[str] = ()) -> dict[str, Any]:
     """Push the snapshot as the session's branch and open a pull request with gh (blocking)."""
     gh = shutil.which("gh")
     if gh is None:
@@ -105,7 +109,8 @@ def open_pr(s: Session, snap: session_repo.Snapshot, base_branch: str, message: 
         raise UsageError(f"{repo} has no remote; a pull request needs one", hint="merge without --pr")
     remote = "origin" if "origin" in remotes else remotes[0]
     # What is pushed is the imported snapshot (verified objects), as the session's branch.
-    commit = merge.landing_commit(repo, snap.tip, snap.head, message)
+    tree, _noise = merge.clean_tree(repo, s.base_commit, snap.tip, ignore)
+    commit = merge.landing_commit(repo, snap.tip, snap.head, message, tree)
     proc = run_git(repo, ["push", "--quiet", remote, f"{commit}:refs/heads/{s.branch}"], check=False)
     if proc.returncode != 0:
         raise GitError(f"git push to {remote} failed: {stderr_text(proc)}")

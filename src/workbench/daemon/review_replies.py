@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 from workbench.core import review as rv
+from workbench.core.diff_hunk import display_text
 from workbench.core.diff_model import Diff, FileDiff
 from workbench.core.diff_render import diff_stat_text
 from workbench.daemon.protocol import encode_value
@@ -57,6 +58,8 @@ def page_body(
         "digest": diff.digest,
         "stat": {"files": files, "added": added, "removed": removed},
         "notes": list(diff.notes),
+        "ignored": diff.ignored_count,
+        "ignored_where": [display_text(w) for w in diff.ignored_where],
         "offset": offset,
         "next": None,
     }

@@ -369,14 +369,15 @@ class ReviewService(Extension):
             snap = await self._snapshot(s)
             review_merge.check_mergeable(s, snap, reviewed)
             if pr:
-                res = await asyncio.to_thread(review_merge.open_pr, s, snap, base_branch, message)
+                res = await asyncio.to_thread(review_merge.open_pr, s, snap, base_branch, message,
+                                              cfg.review.ignore)
                 self.mgr.record(s, "merge", {"pr": res["pr"], "branch": s.branch, "base_branch": base_branch,
                                              "message": message})
                 return {"pr": res["pr"], "commit": res["commit"], "remote": res["remote"], "branch": s.branch,
                         "base_branch": base_branch, "message": message}
             result = await asyncio.to_thread(merge.merge_snapshot, Path(s.repo), s.base_commit, snap.tip,
-                                             snap.head, base_branch, strategy, message)
-            warning = await review_merge.after_merge(self.git, s, snap, result.commit)
+                                             snap.head, base_branch, strategy, message, cfg.review.ignore)
+            warning = await review_merge.after_merge(self.git, s, snap, result.commit, result.merged_snapshot)
             s.base_commit = result.commit
             await asyncio.to_thread(session_repo.set_ref, Path(s.repo), session_repo.ref(s.id, "base"),
                                     result.commit)

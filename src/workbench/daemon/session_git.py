@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from workbench import config as config_mod
 from workbench.core import session_repo
 from workbench.core.diff_model import Diff
 from workbench.core.escapes import strip_escapes
@@ -206,19 +207,24 @@ class SessionGit:
         """The session's work against its base: a fresh snapshot, diffed in the user's repo."""
         if s.in_place:
             # The main checkout itself (strict sandbox: its .git is read-only to the session).
+            ignore = await asyncio.to_thread(config_mod.review_ignore, Path(s.repo))
             return await asyncio.to_thread(compute_diff, Path(s.worktree), s.base_commit,
-                                           context=context, paths=paths)
+                                           context=context, paths=paths, ignore=ignore)
         snap = await self.snapshot(s)
         return await asyncio.to_thread(self.tree_diff, s, snap, context, paths)
 
     @staticmethod
     def tree_diff(s: Session, snap: session_repo.Snapshot, context: int = 3,
-                  paths: Sequence[str] | None = None, previous: tuple[Diff, str] | None = None) -> Diff:
+                  paths: Sequence[str] | None = None, previous: tuple[Diff, str] | None = None,
+                  ignore: Sequence[str] | None = None) -> Diff:
         """The diff of `snap`; given the `previous` whole diff and its tip, only the paths
-        that changed since are diffed again, where that gives the same diff."""
+        that changed since are diffed again, where that gives the same diff. Review noise
+        (`ignore`, by default the repo's `[review] ignore`) is listed apart."""
+        if ignore is None:
+            ignore = config_mod.review_ignore(Path(s.repo))
         if previous is not None and not paths and not snap.skipped_count:
             updated = update_tree_diff(Path(s.repo), previous[0], previous[1], s.base_commit, snap.tip,
-                                       context=context)
+                                       context=context, ignore=ignore)
             if updated is not None:
                 return updated
         notes = [f"too large to review (not imported): {strip_escapes(p)} ({_human(n)})" if n >= 0
@@ -226,7 +232,8 @@ class SessionGit:
                  for p, n in snap.skipped]
         if snap.skipped_count > len(snap.skipped):
             notes.append(f"... and {snap.skipped_count - len(snap.skipped)} more files that could not be imported")
-        diff = compute_tree_diff(Path(s.repo), s.base_commit, snap.tip, context=context, paths=paths, notes=notes)
+        diff = compute_tree_diff(Path(s.repo), s.base_commit, snap.tip, context=context, paths=paths, notes=notes,
+                                 ignore=ignore)
         if snap.skipped_count:
             diff.digest += f"+{snap.skipped_count}"
         return diff

@@ -98,6 +98,10 @@ class DiffReply(TypedDict):
     files: list[FileInfo]
     # `stat`: the diffstat text; `format=unified`: the patch text of this page
     text: NotRequired[str]
+    # build artefacts the session added (review noise): how many, and where
+    # ("node_modules/", "pkg/__pycache__/"); not in `files`, not reviewed, never merged
+    ignored: NotRequired[int]
+    ignored_where: NotRequired[list[str]]
     # how many times the daemon computed this session's whole diff (once per change;
     # pages and repeated requests of an unchanged session are served from that)
     computed: NotRequired[int]

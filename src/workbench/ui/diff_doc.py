@@ -16,6 +16,7 @@ from pygments.util import ClassNotFound
 from rich.style import Style
 from rich.syntax import PygmentsSyntaxTheme
 
+from workbench.core import review_noise
 from workbench.core.diff_render import word_diff
 from workbench.core.escapes import one_line
 
@@ -119,6 +120,8 @@ class DiffDoc:
     dark: bool = True
     # What the daemon left out and why ("too large to review (not imported): big.bin").
     notes: list[str] = field(default_factory=list)
+    # "ignored: 2 files (node_modules/, ...)": build artefacts the daemon lists apart
+    ignored: str = ""
 
     @property
     def gutter(self) -> int:
@@ -312,8 +315,10 @@ def prepare(result: Mapping[str, Any], opened: set[str], cache: HunkCache | None
     check = result.get("check") if isinstance(result.get("check"), dict) else None
     nxt = result.get("next")
     notes = [one_line(n, 300) for n in result.get("notes") or [] if isinstance(n, str)]
+    where = [one_line(w, 200) for w in result.get("ignored_where") or [] if isinstance(w, str)]
+    ignored = review_noise.summary(int(result.get("ignored") or 0), where)
     return DiffDoc(files, one_line(str(result.get("base") or ""), 40), dict(stat or {}), dict(review or {}),
-                   check, nxt if isinstance(nxt, int) else None, dark, notes)
+                   check, nxt if isinstance(nxt, int) else None, dark, notes, ignored)
 
 
 # --------------------------------------------------------------------------- rows

@@ -32,9 +32,13 @@ class DiffFileList(OptionList):
         super().__init__(id=id)
         self._keys: list[str] = []
 
-    def show(self, files: list[PFile]) -> None:
-        keys = [f.key for f in files]
+    def show(self, files: list[PFile], ignored: str = "") -> None:
+        """One line a file; review noise (`ignored`, "ignored: 2 files (...)") as one more
+        line, collapsed and not selectable: nothing there to review."""
+        keys = [f.key for f in files] + ([ignored] if ignored else [])
         entries = [Option(file_entry(f), id=f"f{i}") for i, f in enumerate(files)]
+        if ignored:
+            entries.append(Option(Content.assemble(("⋯ " + ignored, "$text-muted")), id="ignored", disabled=True))
         keep = self.highlighted
         if keys == self._keys:
             for o in entries:
@@ -49,5 +53,6 @@ class DiffFileList(OptionList):
 
     def follow(self, index: int) -> None:
         """Highlight the file the diff's cursor is in (without taking focus)."""
-        if 0 <= index < len(self._keys) and self.highlighted != index:
+        if 0 <= index < self.option_count and not self.get_option_at_index(index).disabled \
+                and self.highlighted != index:
             self.highlighted = index

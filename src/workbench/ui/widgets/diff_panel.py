@@ -53,7 +53,7 @@ def summary_content(doc: DiffDoc, split: bool) -> Content:
     files = len(doc.files)
     if not files:
         return Content.assemble(("no changes", "$text-muted"), ("  against ", "dim"), (doc.base or "base", "bold"),
-                                *_notes(doc))
+                                (f"  ({doc.ignored})" if doc.ignored else "", "$text-muted"), *_notes(doc))
     added, removed = doc.stat.get("added", 0), doc.stat.get("removed", 0)
     done, total = doc.hunk_count()
     rej, com = doc.pending()
@@ -185,14 +185,14 @@ class DiffPanel(Vertical):
         self.view.set_rows(doc, rows, split)
         if self.to_first_unreviewed and self.view.first_unreviewed():
             self.to_first_unreviewed = False
-        self.files.show(doc.files)
+        self.files.show(doc.files, doc.ignored)
         self.check.show(self.session, doc.check)
         self.header.update(summary_content(doc, split))
 
     def refresh_summary(self) -> None:
         if self.doc is not None:
             self.header.update(summary_content(self.doc, self.split))
-            self.files.show(self.doc.files)
+            self.files.show(self.doc.files, self.doc.ignored)
             self.view.review_changed()
 
     # file list <-> diff cursor
