@@ -1,7 +1,12 @@
 """New session (ctrl+n): every choice in one screen; Enter in a text field starts it.
 
 The built-in agent's provider (a `[providers.NAME]` of config.toml, read when the dialog
-opens, so one added a moment ago is offered) and model apply to it alone."""
+opens, so one added a moment ago is offered) and model apply to it alone.
+
+Attempts (best-of-N): the row under the prompt adds agents to the one in the Agent field
+(space) and sets how many sessions start (+/-); more than one starts an attempt group
+(`new_attempts`), compared with the main screen's compare key. From the prompt: tab, space,
+enter starts two attempts, the Agent field's agent and the first other one."""
 
 from __future__ import annotations
 
@@ -11,12 +16,15 @@ from typing import Any
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
+from textual.message import Message
 from textual.screen import ModalScreen
 from textual.suggester import SuggestFromList
+from textual.widget import Widget
 from textual.widgets import Input, Label, Select, Static, Switch
 
 from workbench import config
 from workbench.errors import WorkbenchError
+from workbench.protocol.review import NewAttemptsParams
 from workbench.protocol.session import NewParams
 
 AGENTS = ["shell", "builtin", "codex", "claude", "aider", "opencode", "gemini"]
@@ -35,6 +43,25 @@ class NewSessionForm:
     provider: str = ""  # built-in agent: blank is the config's [session].provider
     model: str = ""  # built-in agent: blank is the provider's model
     recent: list[str] = field(default_factory=list)
+    also: list[str] = field(default_factory=list)  # attempts: agents besides `agent`
+    attempts: int = 1
+
+    def agents(self) -> list[str]:
+        """One agent per attempt, in the order they repeat: the Agent field's first."""
+        first = self.agent.strip() or "shell"
+        return [first, *(a for a in self.also if a != first)]
+
+    def attempts_params(self, p: NewParams) -> NewAttemptsParams | None:
+        """`new_attempts` params for `p` (sized by the screen), or None for one session."""
+        agents = self.agents()
+        n = max(self.attempts, len(agents))
+        if n < 2:
+            return None
+        ap = NewAttemptsParams(**p, attempts=n)
+        if len(agents) > 1:
+            ap["agents"] = agents
+            ap.pop("agent", None)
+        return ap
 
     def params(self) -> NewParams:
         p = NewParams(repo=self.repo.strip(), approval=self.approval, sandbox=self.sandbox,
@@ -59,6 +86,78 @@ def provider_names() -> list[str]:
         return sorted(config.load().providers)
     except (WorkbenchError, OSError):
         return []
+
+
+class AttemptsPicker(Widget, can_focus=True):
+    """One line: how many attempts, and the agents they use besides the Agent field's."""
+
+    DEFAULT_CSS = """
+    AttemptsPicker { height: 1; width: 1fr; padding: 0 1; background: $boost; }
+    AttemptsPicker:focus { background: $primary 25%; }
+    """
+    BINDINGS = [
+        Binding("right,l", "move(1)", "Next agent", show=False),
+        Binding("left,h", "move(-1)", "Previous agent", show=False),
+        Binding("space,x", "choose", "Add agent", show=False),
+        Binding("plus,equals_sign", "count(1)", "More attempts", show=False),
+        Binding("minus", "count(-1)", "Fewer attempts", show=False),
+        Binding("enter", "submit", "Start", show=False),
+    ]
+    MAX = 10
+
+    class Submit(Message):
+        pass
+
+    def __init__(self, choices: list[str], also: list[str], count: int, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.choices = choices
+        self.also = [a for a in choices if a in also]
+        self.count = count
+        self.cursor = 0
+
+    def total(self) -> int:
+        return min(self.MAX, max(self.count, 1 + len(self.also)))
+
+    def render(self) -> Content:
+        n = self.total()
+        parts: list[tuple[str, str] | str] = [
+            (f"{n} session{'s' if n > 1 else ''}", "bold" if n > 1 else "$text-muted"), "  + "]
+        for i, a in enumerate(self.choices):
+            mark = "✓" if a in self.also else "·"
+            style = "bold $success" if a in self.also else "$text-muted"
+            if self.has_focus and i == self.cursor:
+                style += " reverse"
+            parts += [(f"{mark}{a}", style), " "]
+        return Content.assemble(*parts)
+
+    def action_move(self, step: int) -> None:
+        if self.choices:
+            self.cursor = (self.cursor + step) % len(self.choices)
+            self.refresh()
+
+    def action_choose(self) -> None:
+        if not self.choices:
+            return
+        a = self.choices[self.cursor]
+        if a in self.also:
+            self.also.remove(a)
+            self.count = min(self.count, 1 + len(self.also))
+        else:
+            self.also = [c for c in self.choices if c in self.also or c == a]
+        self.refresh()
+
+    def action_count(self, step: int) -> None:
+        self.count = max(1, min(self.MAX, self.total() + step))
+        self.refresh()
+
+    def action_submit(self) -> None:
+        self.post_message(self.Submit())
+
+    def on_focus(self) -> None:
+        self.refresh()
+
+    def on_blur(self) -> None:
+        self.refresh()
 
 
 class NewSessionScreen(ModalScreen[NewSessionForm | None]):
@@ -97,6 +196,10 @@ class NewSessionScreen(ModalScreen[NewSessionForm | None]):
             with Horizontal(classes="row"):
                 yield Label("Prompt")
                 yield Input(f.prompt, placeholder="what should the agent do? (optional)", id="prompt")
+            with Horizontal(classes="row"):
+                yield Label("Attempts")
+                yield AttemptsPicker([a for a in AGENTS if a != f.agent.strip()], f.also, f.attempts,
+                                     id="attempts")
             with Horizontal(classes="row"):
                 yield Label("Repo")
                 yield Input(f.repo, placeholder="path to a git repository", id="repo",
@@ -139,13 +242,15 @@ class NewSessionScreen(ModalScreen[NewSessionForm | None]):
         def text(wid: str) -> str:
             return self.query_one(f"#{wid}", Input).value
 
+        picker = self.query_one(AttemptsPicker)
+
         return NewSessionForm(
             repo=text("repo"), prompt=text("prompt"), agent=text("agent") or "shell",
             approval=str(self.query_one("#approval", Select).value),
             sandbox=str(self.query_one("#sandbox", Select).value),
             network=self.query_one("#network", Switch).value,
             base=text("base"), name=text("name"), provider=text("provider"), model=text("model"),
-            recent=self.form.recent,
+            recent=self.form.recent, also=list(picker.also), attempts=picker.total(),
         )
 
     def action_submit(self) -> None:
@@ -157,6 +262,10 @@ class NewSessionScreen(ModalScreen[NewSessionForm | None]):
         self.dismiss(form)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.action_submit()
+
+    def on_attempts_picker_submit(self, event: AttemptsPicker.Submit) -> None:
         event.stop()
         self.action_submit()
 
