@@ -1,4 +1,5 @@
-"""`workbench demo --no-ui`: the sample repo and the three scripted sessions, for real."""
+"""`workbench demo --no-ui`: the sample repo, the three scripted sessions and the two
+attempts (the built-in agent and the scripted terminal CLI), for real."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from tests.wb import Wb
 from workbench.demo.script import DEMO_MODEL
 
 
-def test_demo_runs_three_sessions_offline(wb: Wb, tmp_path: Path, isolated_env: Path) -> None:
+def test_demo_shows_every_promise_offline(wb: Wb, tmp_path: Path, isolated_env: Path) -> None:
     config = isolated_env / "config" / "workbench" / "config.toml"
     config.write_text("# mine\n")
     demo_dir = tmp_path / "demo"
@@ -24,11 +25,14 @@ def test_demo_runs_three_sessions_offline(wb: Wb, tmp_path: Path, isolated_env: 
 
     def settled() -> dict[str, dict[str, Any]] | None:
         st = states()
-        want = {"demo-fix-bug": "review", "demo-approval": "waiting", "demo-error": "error"}
-        return st if all(st[n]["state"] == w for n, w in want.items()) else None
+        want = {"demo-fix-bug": ("review", "passed"), "demo-approval": ("waiting", "none"),
+                "demo-error": ("error", "none"), "demo-attempt-1": ("review", "failed"),
+                "demo-attempt-2": ("waiting", "none")}
+        return st if all((st[n]["state"], st[n]["check"]) == w for n, w in want.items()) else None
 
-    st = wait_for(settled, 30, what="the demo sessions to settle")
-    assert all(s["model"] == DEMO_MODEL and s["agent"] == "builtin" for s in st.values())
+    st = wait_for(settled, 60, what="the demo sessions to settle")
+    builtin = {n: s for n, s in st.items() if n != "demo-attempt-2"}
+    assert all(s["model"] == DEMO_MODEL and s["agent"] == "builtin" for s in builtin.values())
     fixed = Path(st["demo-fix-bug"]["worktree"]) / "calc.py"
     assert "return sum(values) / len(values)\n" in fixed.read_text()
     assert "return sum(values) / (len(values) + 1)" in (demo_dir / "calc.py").read_text()
@@ -40,6 +44,30 @@ def test_demo_runs_three_sessions_offline(wb: Wb, tmp_path: Path, isolated_env: 
     assert "503" in st["demo-error"]["reason"] and "gave up after 3 attempts" in st["demo-error"]["reason"]
     assert st["demo-error"]["tokens_in"] > 0
     assert {s["sandbox"] for s in st.values()} <= {"workspace", "off"}
+
+    # two attempts at one task in one group: the built-in agent and a CLI in a terminal
+    one, two = st["demo-attempt-1"], st["demo-attempt-2"]
+    assert one["extra"]["attempt_group"] == two["extra"]["attempt_group"] and one["prompt"] == two["prompt"]
+    assert "terminal_agent.py" in two["agent"]
+    screen = wb.wait_screen(two["id"], "Apply this edit to calc.py? [y/n]")
+    assert "task: Fix the failing test in calc.py." in screen
+    cmp = json.loads(wb.run("compare", one["id"], "--json").stdout)
+    assert [(s["name"], s["check"]) for s in cmp["sessions"]] == [("demo-attempt-1", "failed"),
+                                                                   ("demo-attempt-2", "none")]
+    # the failing check goes back to the agent, which fixes it; the CLI edits once answered
+    assert "sent the failing check" in wb.run("check", one["id"], "--send").stdout
+    wb.run("send", two["id"], "y")
+
+    def fixed() -> bool:
+        st = states()
+        return all((st[n]["state"], st[n]["check"]) == ("review", "passed")
+                   for n in ("demo-attempt-1", "demo-attempt-2"))
+
+    wait_for(fixed, 60, what="both attempts to pass their check")
+    for name in ("demo-attempt-1", "demo-attempt-2"):
+        wt = Path(states()[name]["worktree"])
+        assert "return sum(values) / len(values)\n" in (wt / "calc.py").read_text()
+        assert not list(wt.rglob("__pycache__"))  # no build noise to review
 
     wb.run("approve", st["demo-approval"]["id"])
     wait_for(lambda: (states()["demo-approval"].get("approval_pending") or {}).get("kind") == "patch", 15,
