@@ -32,3 +32,16 @@ def test_bad_agent_lists_are_one_line_errors(wb: Wb, repo: Path) -> None:
         assert p.returncode == 2, p.stderr
         assert p.stderr.startswith(message) and "Traceback" not in p.stderr, p.stderr
     assert wb.json("ls") == []  # all or none
+
+
+def test_the_new_session_dialogs_attempts() -> None:
+    from workbench.ui.screens.new_session import NewSessionForm
+
+    across = NewSessionForm(repo="/r", agent="builtin", also=["shell"], attempts=3)
+    ap = across.attempts_params(across.params())
+    assert ap is not None and (ap["attempts"], ap["agents"], "agent" in ap) == (3, ["builtin", "shell"], False)
+    same = NewSessionForm(repo="/r", agent="codex", attempts=2)
+    ap = same.attempts_params(same.params())
+    assert ap is not None and (ap["attempts"], ap.get("agents"), ap["agent"]) == (2, None, "codex")
+    one = NewSessionForm(repo="/r", agent="codex", also=["codex"])  # the Agent field's own: no second
+    assert one.attempts_params(one.params()) is None

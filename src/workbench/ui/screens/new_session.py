@@ -120,9 +120,16 @@ class AttemptsPicker(Widget, can_focus=True):
 
     def render(self) -> Content:
         n = self.total()
-        parts: list[tuple[str, str] | str] = [
-            (f"{n} session{'s' if n > 1 else ''}", "bold" if n > 1 else "$text-muted"), "  + "]
-        for i, a in enumerate(self.choices):
+        head = f"{n} session{'s' if n > 1 else ''}  + "
+        # A narrow dialog shows the agents from the cursor's on ("…" for those before).
+        room = self.content_size.width - len(head)
+        first = 0
+        while first < self.cursor and sum(len(a) + 2 for a in self.choices[first:self.cursor + 1]) + 2 > room:
+            first += 1
+        parts: list[tuple[str, str] | str] = [(head[:-4], "bold" if n > 1 else "$text-muted"), "  + "]
+        if first:
+            parts.append(("… ", "$text-muted"))
+        for i, a in enumerate(self.choices[first:], first):
             mark = "✓" if a in self.also else "·"
             style = "bold $success" if a in self.also else "$text-muted"
             if self.has_focus and i == self.cursor:
