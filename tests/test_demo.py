@@ -78,3 +78,25 @@ def test_demo_shows_every_promise_offline(wb: Wb, tmp_path: Path, isolated_env: 
     again = wb.run("demo", "--no-ui").stdout  # a second run gets its own names and model server
     assert "demo-fix-bug-2" in again
     assert len(list(tmp_path.glob("workbench-demo-*/calc.py"))) == 1
+
+
+def test_a_delta_before_the_transcript_is_mounted_is_kept() -> None:
+    """The demo's sessions stream from the first moment: a delta can reach a pane whose
+    transcript is not mounted yet (it raised MountError and the UI showed no sessions)."""
+    import asyncio
+
+    from textual.app import App
+
+    from workbench.ui.widgets.transcript import Transcript
+
+    async def run() -> str:
+        app: App[None] = App()
+        async with app.run_test() as pilot:
+            t = Transcript()
+            t.add_delta("I'll reproduce ")
+            await app.mount(t)
+            t.add_delta("the failure first.")
+            await pilot.pause()
+            return str(t.query_one(".streaming").render())
+
+    assert asyncio.run(run()) == "I'll reproduce the failure first."
