@@ -33,11 +33,30 @@ def notify(text: str) -> None:
     sys.stdout.flush()
 
 
+def read_key() -> str:
+    """One key, as CLIs read their y/n prompts (a line when stdin is no terminal)."""
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().strip()[:1]
+    import termios
+    import tty
+
+    fd = sys.stdin.fileno()
+    old = termios.tcgetattr(fd)
+    try:
+        tty.setcbreak(fd)
+        return sys.stdin.read(1)
+    finally:
+        # TCSAFLUSH: the rest of what was typed with the key (`workbench send` adds enter) goes.
+        termios.tcsetattr(fd, termios.TCSAFLUSH, old)
+
+
 def ask(question: str) -> str:
     notify(f"demo-agent: approval needed: {question}")
     sys.stdout.write(f"{BOLD}{question}{RESET} [y/n] ")
     sys.stdout.flush()
-    return sys.stdin.readline().strip().lower()
+    key = read_key().lower()
+    say(key)
+    return key
 
 
 def propose(calc: Path) -> bool:
@@ -50,7 +69,7 @@ def propose(calc: Path) -> bool:
     say()
     answer = ask("Apply this edit to calc.py?")
     text = calc.read_text(encoding="utf-8")
-    if answer not in ("y", "yes") or BUGGY not in text:
+    if answer != "y" or BUGGY not in text:
         say("Not applied." if BUGGY in text else "calc.py changed meanwhile; not applied.")
         return False
     calc.write_text(text.replace(BUGGY, FIXED), encoding="utf-8")
