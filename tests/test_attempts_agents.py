@@ -45,3 +45,18 @@ def test_the_new_session_dialogs_attempts() -> None:
     assert ap is not None and (ap["attempts"], ap.get("agents"), ap["agent"]) == (2, None, "codex")
     one = NewSessionForm(repo="/r", agent="codex", also=["codex"])  # the Agent field's own: no second
     assert one.attempts_params(one.params()) is None
+
+
+def test_new_attempts_refuses_bad_agents_on_the_socket(wb: Wb, repo: Path) -> None:
+    import pytest
+
+    from workbench.daemon.client import Client
+
+    base = {"repo": str(repo), "sandbox": "off", "attempts": 2, "prompt": "p"}
+    with Client("test") as c:
+        for bad, message in [(["cat", "a\nb"], "is not an agent name"), (["\x1b[2J"], "is not an agent name"),
+                             (["cat", "\x00"], "agents"), ("cat", "agents"), ([1], "agents"),
+                             (["a", "b", "c"], "3 agents for 2 attempts")]:
+            with pytest.raises(Exception, match=message):
+                c.call("new_attempts", **base, agents=bad)
+    assert wb.json("ls") == []
