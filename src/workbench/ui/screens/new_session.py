@@ -3,10 +3,11 @@
 The built-in agent's provider (a `[providers.NAME]` of config.toml, read when the dialog
 opens, so one added a moment ago is offered) and model apply to it alone.
 
-Attempts (best-of-N): the row under the prompt adds agents to the one in the Agent field
-(space) and sets how many sessions start (+/-); more than one starts an attempt group
-(`new_attempts`), compared with the main screen's compare key. From the prompt: tab, space,
-enter starts two attempts, the Agent field's agent and the first other one."""
+Attempts (best-of-N): `ctrl+t` (from any field) adds an attempt with the next agent; the
+Attempts row under the Agent field chooses which agents (space) and how many sessions
+(+/-). More than one starts an attempt group (`new_attempts`), compared with the main
+screen's compare key: `ctrl+n`, the prompt, `ctrl+t`, `enter`, `P`. The row comes after the
+Agent field in the tab order, so tabbing to the agent takes no more keys."""
 
 from __future__ import annotations
 
@@ -153,6 +154,23 @@ class AttemptsPicker(Widget, can_focus=True):
             self.also = [c for c in self.choices if c in self.also or c == a]
         self.refresh()
 
+    def set_agent(self, agent: str) -> None:
+        """The Agent field changed: offer every other agent, keep the ones chosen."""
+        current = self.choices[self.cursor] if self.choices else ""
+        self.choices = [a for a in AGENTS if a != agent]
+        self.also = [a for a in self.choices if a in self.also]
+        self.cursor = self.choices.index(current) if current in self.choices else 0
+        self.refresh()
+
+    def add_next(self) -> None:
+        """One more attempt: the first agent not chosen yet, else one more session."""
+        left = [a for a in self.choices if a not in self.also]
+        if left:
+            self.also = [c for c in self.choices if c in self.also or c == left[0]]
+            self.cursor = self.choices.index(left[0])
+        self.count = min(self.MAX, self.total() + (0 if left else 1))
+        self.refresh()
+
     def action_count(self, step: int) -> None:
         self.count = max(1, min(self.MAX, self.total() + step))
         self.refresh()
@@ -188,6 +206,7 @@ class NewSessionScreen(ModalScreen[NewSessionForm | None]):
     BINDINGS = [
         Binding("ctrl+s", "submit", "Start", id="new.submit"),
         Binding("escape", "cancel", "Cancel", id="new.cancel"),
+        Binding("ctrl+t", "add_attempt", "Add an attempt", id="new.attempt"),
     ]
 
     def __init__(self, form: NewSessionForm, error: str = "") -> None:
@@ -199,14 +218,10 @@ class NewSessionScreen(ModalScreen[NewSessionForm | None]):
         f = self.form
         with Vertical():
             yield Static(Content.assemble(("New session", "bold"),
-                                          ("   Enter (or ctrl+s) starts it · Esc cancels", "dim")))
+                                          ("   Enter starts it · ctrl+t adds an attempt · Esc cancels", "dim")))
             with Horizontal(classes="row"):
                 yield Label("Prompt")
                 yield Input(f.prompt, placeholder="what should the agent do? (optional)", id="prompt")
-            with Horizontal(classes="row"):
-                yield Label("Attempts")
-                yield AttemptsPicker([a for a in AGENTS if a != f.agent.strip()], f.also, f.attempts,
-                                     id="attempts")
             with Horizontal(classes="row"):
                 yield Label("Repo")
                 yield Input(f.repo, placeholder="path to a git repository", id="repo",
@@ -218,6 +233,10 @@ class NewSessionScreen(ModalScreen[NewSessionForm | None]):
                 yield Label("Agent")
                 yield Input(f.agent, placeholder="shell, builtin, or a command", id="agent",
                             suggester=SuggestFromList(AGENTS))
+            with Horizontal(classes="row"):
+                yield Label("Attempts")
+                yield AttemptsPicker([a for a in AGENTS if a != f.agent.strip()], f.also, f.attempts,
+                                     id="attempts")
             providers = provider_names()
             with Horizontal(classes="row"):
                 yield Label("Provider")
@@ -272,9 +291,16 @@ class NewSessionScreen(ModalScreen[NewSessionForm | None]):
         event.stop()
         self.action_submit()
 
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "agent":
+            self.query_one(AttemptsPicker).set_agent(event.value.strip() or "shell")
+
     def on_attempts_picker_submit(self, event: AttemptsPicker.Submit) -> None:
         event.stop()
         self.action_submit()
 
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+    def action_add_attempt(self) -> None:
+        self.query_one(AttemptsPicker).add_next()
