@@ -100,3 +100,25 @@ def test_a_delta_before_the_transcript_is_mounted_is_kept() -> None:
             return str(t.query_one(".streaming").render())
 
     assert asyncio.run(run()) == "I'll reproduce the failure first."
+
+
+def test_without_a_sandbox_the_demo_check_still_runs(wb: Wb, tmp_path: Path) -> None:
+    """No working bubblewrap: the sessions run unsandboxed, and the check of the demo's own
+    `.workbench.toml` (which needs trust then) runs because the demo trusted that file."""
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    (fake_bin / "bwrap").write_text("#!/bin/sh\necho 'bwrap: no permission' >&2\nexit 1\n")
+    (fake_bin / "bwrap").chmod(0o755)
+    wb.env["PATH"] = f"{fake_bin}:{wb.env['PATH']}"
+    demo_dir = tmp_path / "demo"
+    p = wb.run("demo", "--no-ui", "--dir", str(demo_dir))
+    assert "sandbox     off" in p.stdout and "run with sandbox OFF" in p.stderr
+
+    def failed() -> dict[str, Any] | None:
+        s = next(s for s in wb.json("ls") if s["name"] == "demo-attempt-1")
+        return s if s["check"] == "failed" else None
+
+    s = wait_for(failed, 60, what="demo-attempt-1's check to run and fail")
+    assert s["sandbox"] == "off"
+    trusted = json.loads((Path(wb.env["XDG_CONFIG_HOME"]) / "workbench" / "trust.json").read_text())
+    assert str(demo_dir.resolve()) in json.dumps(trusted)

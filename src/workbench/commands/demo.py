@@ -45,8 +45,9 @@ def register(cli: click.Group) -> None:
             # Unsandboxed, a repo's check command runs only from a trusted file: this one we
             # just wrote (the first check runs after a few scripted turns, well after this).
             from workbench.core import trust
+            from workbench.demo.sample import FILES
 
-            trust.trust(path)
+            trust.trust(path, expect_sha256=trust.digest(FILES[trust.FILE_NAME].encode()))
         if res.get("notice"):
             click.echo(f"warning: {one_line(res['notice'], 500)}", err=True)
         click.echo(f"demo repo   {path}")
