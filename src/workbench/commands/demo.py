@@ -53,12 +53,14 @@ def register(cli: click.Group) -> None:
         click.echo(f"demo repo   {path}")
         click.echo(f"model       {res['model']} (served inside the daemon, offline)")
         click.echo(f"sandbox     {res['sandbox']}")
-        approval_id = attempt_id = None
+        approval_id = None
+        attempts: list[str] = []
         for s in res["sessions"]:
             click.echo(f"  {s['id']}  {s['name']:<16} {s['role']}")
             if s["approval"] == "suggest":
                 approval_id = s["id"]
-            attempt_id = attempt_id or (s["id"] if s["extra"].get("attempt_group") else None)
+            if s["extra"].get("attempt_group"):
+                attempts.append(s["id"])
         if no_ui:
             first = res["sessions"][0]["id"]
             click.echo("")
@@ -68,8 +70,10 @@ def register(cli: click.Group) -> None:
             click.echo(f"  workbench log {first} --follow  # watch one agent work")
             if approval_id:
                 click.echo(f"  workbench approve {approval_id}      # answer the waiting one")
-            if attempt_id:
-                click.echo(f"  workbench compare {attempt_id}      # the two attempts side by side")
+            if len(attempts) == 2:
+                click.echo(f"  workbench check {attempts[0]} --send  # send attempt 1's failing check back")
+                click.echo(f"  workbench attach {attempts[1]}       # the CLI in a terminal: answer y")
+                click.echo(f"  workbench compare {attempts[0]}      # the two attempts side by side")
             return
         from workbench.ui.launch import run_ui
 
