@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP_RUN)
 
-## Install and open workbench on the offline demo (a fake model server, three sessions).
+## Install and open workbench on the offline demo (a fake model server, a scripted CLI, five sessions).
 demo: $(STAMP_RUN)
 	$(BIN)/workbench demo
 

@@ -107,9 +107,20 @@ def daemon_run() -> None:
 # sessions
 
 
+def split_agents(values: tuple[str, ...]) -> list[str]:
+    """`--agent builtin,codex` and repeated `--agent`: one agent each. A value with a space
+    is one command line, never split at its commas."""
+    out: list[str] = []
+    for v in values:
+        out += [a.strip() for a in v.split(",")] if " " not in v.strip() else [v]
+    return out
+
+
 @cli.command()
 @click.option("--repo", default=".", show_default=True, help="git repository for the session")
-@click.option("--agent", default=None, help="shell, builtin, a profile name, or a command line")
+@click.option("--agent", "agents", multiple=True,
+              help="shell, builtin, a profile name, or a command line; several (--agent a,b or repeated) "
+                   "start one attempt each")
 @click.option("--name", default=None, help="session name (default: derived from the agent)")
 @click.option("--base", default=None, help="ref to branch from (default: the repo's HEAD)")
 @click.option("--sandbox", type=click.Choice(["workspace", "strict", "off"]), default=None)
@@ -121,8 +132,8 @@ def daemon_run() -> None:
 @click.option("--size", default=None, help="terminal size COLSxROWS")
 @click.option("--auto-answer", is_flag=True, default=False,
               help="let workbench answer an external agent's approval prompts (off by default)")
-@click.option("--attempts", type=click.IntRange(1, 10), default=1, show_default=True,
-              help="start N sessions on the same prompt (NAME-1..N) to compare")
+@click.option("--attempts", type=click.IntRange(1, 10), default=None,
+              help="start N sessions on the same prompt (NAME-1..N) to compare [default: 1, or one per --agent]")
 @click.option("--provider", default=None, help="built-in agent: a [providers.NAME] of config.toml")
 @click.option("--model", default=None, help="built-in agent: the model, for this session only")
 @click.option("--base-url", default=None, help="built-in agent: the endpoint, for this session only")
@@ -130,9 +141,9 @@ def daemon_run() -> None:
               help="built-in agent: the endpoint's API, for this session only")
 @click.option("--json", "as_json", is_flag=True, help="print the session as JSON")
 def new(
-    repo: str, agent: str | None, name: str | None, base: str | None, sandbox: str | None,
+    repo: str, agents: tuple[str, ...], name: str | None, base: str | None, sandbox: str | None,
     network: bool | None, approval: str | None, prompt: str | None, prompt_file: str | None,
-    in_place: bool | None, size: str | None, auto_answer: bool, attempts: int, provider: str | None,
+    in_place: bool | None, size: str | None, auto_answer: bool, attempts: int | None, provider: str | None,
     model: str | None, base_url: str | None, wire_api: str | None, as_json: bool,
 ) -> None:
     """Create a session: branch wb/<name>, a worktree, and its agent in a PTY."""
@@ -143,8 +154,9 @@ def new(
             raise UsageError(f"cannot read --prompt-file {prompt_file}: {e}") from None
     # Options left unset are left out: the daemon applies the config's defaults.
     params: ps.NewParams = {"repo": str(Path(repo).expanduser().absolute()), "prompt": prompt or ""}
-    if agent is not None:
-        params["agent"] = agent
+    agent_list = split_agents(agents)
+    if len(agent_list) == 1:
+        params["agent"] = agent_list[0]
     if name is not None:
         params["name"] = name
     if base is not None:
@@ -171,8 +183,13 @@ def new(
         from workbench.daemon.methods import parse_size
 
         params["cols"], params["rows"] = parse_size(size)
-    if attempts > 1:
-        res = _request(NEW_ATTEMPTS, NewAttemptsParams(**params, attempts=attempts))
+    if attempts is None:
+        attempts = max(1, len(agent_list))
+    if attempts > 1 or len(agent_list) > 1:
+        ap = NewAttemptsParams(**params, attempts=attempts)
+        if len(agent_list) > 1:
+            ap["agents"] = agent_list
+        res = _request(NEW_ATTEMPTS, ap)
         for w in res["warnings"]:
             _warn(w)
         if as_json:

@@ -274,6 +274,9 @@ class DemoServers:
     def __init__(self) -> None:
         self.servers: list[FakeOpenAI] = []
         self.by_session: dict[str, FakeOpenAI] = {}
+        # The server of the demo run being created: a session that launches before the run
+        # has mapped it (attempts are created one after another) gets this one.
+        self.creating: FakeOpenAI | None = None
 
     def start(self) -> FakeOpenAI:
         from workbench.demo.script import FakeOpenAI, demo_scripts
@@ -286,9 +289,10 @@ class DemoServers:
     def provider_config(self, session_id: str) -> ProviderConfig:
         from workbench.demo.script import demo_provider_config
 
-        fake = self.by_session.get(session_id)
+        fake = self.by_session.get(session_id) or self.creating
         if fake is None:  # a demo session resumed after a daemon restart
-            fake = self.by_session[session_id] = self.start()
+            fake = self.start()
+        self.by_session[session_id] = fake
         return demo_provider_config(fake.base_url)
 
     def stop_all(self) -> None:
@@ -389,7 +393,8 @@ async def compact(d: Daemon, c: Client, p: IdParams) -> pa.CompactResult:
 
 @method(ps.DEMO)
 async def demo(d: Daemon, c: Client, p: ps.DemoParams) -> ps.DemoResult:
-    """Three built-in sessions on `repo`, driven by a scripted model served in the daemon."""
+    """Three built-in sessions on `repo`, driven by a scripted model served in the daemon,
+    and two attempts on one task: the built-in agent and a scripted CLI in a terminal."""
     from workbench.demo.script import DEMO_MODEL, DEMO_SESSIONS
 
     ext = _ext(d)
@@ -415,8 +420,28 @@ async def demo(d: Daemon, c: Client, p: ps.DemoParams) -> ps.DemoResult:
         # No await since create() returned: the launcher has not run yet.
         ext.demo.by_session[s.id] = fake
         sessions.append({**d.manager.describe(s), "warnings": warnings, "role": spec.role})
+    ext.demo.creating = fake
+    try:
+        sessions += await _demo_attempts(d, repo, sandbox)
+    finally:
+        ext.demo.creating = None
     return {"repo": repo, "sandbox": sandbox, "notice": notice, "model": DEMO_MODEL,
             "base_url": fake.base_url, "sessions": sessions}
+
+
+async def _demo_attempts(d: Daemon, repo: str, sandbox: str) -> list[ps.DemoSession]:
+    from workbench.daemon.attempts import create_attempts
+    from workbench.demo.script import ATTEMPT_PROMPT, ATTEMPT_ROLES, ATTEMPTS_NAME, terminal_agent_command
+
+    base, n = ATTEMPTS_NAME, 2
+    while d.store.name_taken(f"{base}-1") or d.store.name_taken(f"{base}-2"):
+        base, n = f"{ATTEMPTS_NAME}{n}", n + 1
+    template = CreateRequest(repo=repo, agent=BUILTIN, name=base, sandbox=sandbox, approval="full-auto",
+                             prompt=ATTEMPT_PROMPT, provider="demo")
+    _, created, warnings = await create_attempts(d, template, 2, [BUILTIN, terminal_agent_command()],
+                                                 extra={"demo": True})
+    return [{**d.manager.describe(s), "warnings": warnings, "role": role}
+            for s, role in zip(created, ATTEMPT_ROLES, strict=True)]
 
 
 # --------------------------------------------------------------------------- setup

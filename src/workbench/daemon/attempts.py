@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import secrets
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from workbench import config as config_mod
 from workbench.core import session_names
@@ -32,16 +32,40 @@ if TYPE_CHECKING:
 MAX_ATTEMPTS = 10
 
 
-async def create_attempts(d: Daemon, template: CreateRequest, n: int) -> tuple[str, list[Session], list[str]]:
-    """N sessions `<name>-1..N` like `template`: (their group, the sessions, warnings).
+def check_agents(agents: list[str] | None, n: int) -> list[str]:
+    """The per-attempt agents, each one a name or command line on one line; at most `n`."""
+    if agents is None:
+        return []
+    out = []
+    for a in agents:
+        a = a.strip()
+        if not a or any(ord(ch) < 32 or ord(ch) == 127 for ch in a):
+            raise UsageError(f"agents: {a!r} is not an agent name or command line",
+                             hint="give names like builtin, codex, shell, or one command line each")
+        out.append(a)
+    if len(out) > n:
+        raise UsageError(f"{len(out)} agents for {n} attempts: give at most one agent per attempt",
+                         hint=f"raise --attempts to {len(out)}")
+    return out
+
+
+def _is_builtin(agent: str | None) -> bool:
+    return (agent or "").split()[:1] == ["builtin"]
+
+
+async def create_attempts(d: Daemon, template: CreateRequest, n: int, agents: list[str] | None = None,
+                          extra: dict[str, Any] | None = None) -> tuple[str, list[Session], list[str]]:
+    """N sessions `<name>-1..N` like `template`, attempt i with agent `agents[(i-1) % len]`
+    (the template's when none): (their group, the sessions, warnings).
     All or none: a failure removes the ones already created."""
     if not 1 <= n <= MAX_ATTEMPTS:
         raise UsageError(f"--attempts must be from 1 to {MAX_ATTEMPTS}, not {n}")
+    agents = check_agents(agents, n)
     if template.name:
         base = wt_mod.validate_name(template.name)
     else:
         info = await asyncio.to_thread(wt_mod.inspect_repo, Path(template.repo))
-        default_agent = template.agent or config_mod.load(info.root).session.agent
+        default_agent = (agents[0] if agents else template.agent) or config_mod.load(info.root).session.agent
         from_prompt = session_names.name_from_prompt(template.prompt or "")
         if from_prompt:
             # Every "-N" of the group must be free, not just the base.
@@ -61,12 +85,16 @@ async def create_attempts(d: Daemon, template: CreateRequest, n: int) -> tuple[s
     warnings: list[str] = []
     try:
         for i, nm in enumerate(names, 1):
+            agent = agents[(i - 1) % len(agents)] if agents else template.agent
+            # Across agents, the built-in agent's provider settings go to its attempts only.
+            own = not agents or _is_builtin(agent)
             req = CreateRequest(
-                repo=template.repo, agent=template.agent, name=nm, base=template.base, sandbox=template.sandbox,
+                repo=template.repo, agent=agent, name=nm, base=template.base, sandbox=template.sandbox,
                 network=template.network, approval=template.approval, prompt=template.prompt, in_place=False,
-                cols=template.cols, rows=template.rows, provider=template.provider, model=template.model,
-                base_url=template.base_url, wire_api=template.wire_api,
-                extra={"attempt_group": group, "attempt": i, "attempts": n},
+                cols=template.cols, rows=template.rows, provider=template.provider if own else None,
+                model=template.model if own else None, base_url=template.base_url if own else None,
+                wire_api=template.wire_api if own else None,
+                extra={"attempt_group": group, "attempt": i, "attempts": n, **(extra or {})},
             )
             s, warns = await d.manager.create(req)
             created.append(s)
@@ -142,7 +170,7 @@ async def new_attempts(d: Daemon, c: Client, p: pr.NewAttemptsParams) -> pr.Atte
         prompt=p.get("prompt", ""), in_place=p.get("in_place", False), cols=p.get("cols"), rows=p.get("rows"),
         provider=p.get("provider"), model=p.get("model"), base_url=p.get("base_url"), wire_api=p.get("wire_api"),
     )
-    group, created, warnings = await create_attempts(d, template, p["attempts"])
+    group, created, warnings = await create_attempts(d, template, p["attempts"], p.get("agents"))
     return {"group": group, "sessions": [d.manager.describe(s) for s in created], "warnings": warnings}
 
 

@@ -17,8 +17,13 @@ A tiny statistics library, made by `workbench demo`. `mean()` has a bug and
     "AGENTS.md": """\
 # Notes for agents
 
-- Run the tests with `python3 -m unittest -v` from the repository root.
+- Run the tests with `python3 -B -m unittest -v` from the repository root.
 - Keep every function small, with a one-line docstring.
+""",
+    # The check workbench runs after each turn (in the session's sandbox); -B: no __pycache__.
+    ".workbench.toml": """\
+[check]
+command = ["python3", "-B", "-m", "unittest"]
 """,
     "calc.py": '''\
 """Small statistics helpers."""

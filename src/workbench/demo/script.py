@@ -1,4 +1,5 @@
-"""What the demo model says: three scripted sessions for the fake OpenAI-compatible server.
+"""What the demo model says: the scripted sessions for the fake OpenAI-compatible server,
+and the demo's two attempts (the built-in agent and a scripted terminal CLI on one task).
 
 Turns are paced (`delay_s` before a reply, `chunk_delay_s` between streamed pieces) so the
 sessions visibly progress over a few seconds.
@@ -7,17 +8,21 @@ sessions visibly progress over a few seconds.
 from __future__ import annotations
 
 import json
+import shlex
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from workbench.agent.providers import ProviderConfig
+from workbench.demo import terminal_agent
 
 # The daemon reaches the scripted server through this module, never `workbench.fakes` itself.
 from workbench.fakes.model_server import FakeOpenAI as FakeOpenAI
 from workbench.fakes.model_server import Script, parse_scripts
 
 DEMO_MODEL = "demo-model (scripted, offline)"
-TESTS = ["python3", "-m", "unittest", "-v"]
+# -B: no __pycache__ in the worktrees (it would show in the review as new files)
+TESTS = ["python3", "-B", "-m", "unittest", "-v"]
 
 
 @dataclass(frozen=True)
@@ -33,10 +38,26 @@ MEDIAN_PROMPT = "Add a median() function to calc.py, with a test."
 HINTS_PROMPT = "Add type hints to every function in calc.py."
 
 DEMO_SESSIONS = (
-    DemoSession("demo-fix-bug", "fixes the bug and runs the tests", "full-auto", FIX_PROMPT),
+    DemoSession("demo-fix-bug", "fixes the bug and runs the tests: review it hunk by hunk", "full-auto",
+                FIX_PROMPT),
     DemoSession("demo-approval", "waits for your approval", "suggest", MEDIAN_PROMPT),
     DemoSession("demo-error", "fails and shows an error", "auto-edit", HINTS_PROMPT),
 )
+
+# Two attempts on one task: the built-in agent (a wrong fix: its check fails, send it back)
+# and a terminal CLI (asks before it edits: attach and answer). Compare them with P.
+ATTEMPTS_NAME = "demo-attempt"
+ATTEMPT_PROMPT = terminal_agent.TASK
+ATTEMPT_ROLES = (
+    "attempt 1, built-in agent: a wrong fix, its check fails (send it back)",
+    "attempt 2, a CLI in a terminal: asks before it edits (attach, answer y)",
+)
+
+
+def terminal_agent_command() -> str:
+    """The scripted CLI's command line: the package directory is visible in every sandbox."""
+    script = Path(terminal_agent.__file__).resolve()
+    return f"python3 -I -S -B {shlex.quote(str(script))}"
 
 FIX_PATCH = '''*** Begin Patch
 *** Update File: calc.py
@@ -73,6 +94,24 @@ MEDIAN_PATCH = '''*** Begin Patch
 +    def test_median(self):
 +        self.assertEqual(median([3, 1, 2]), 2)
 +        self.assertEqual(median([4, 1, 3, 2]), 2.5)
+*** End Patch
+'''
+
+WRONG_PATCH = '''*** Begin Patch
+*** Update File: calc.py
+@@ def mean(values):
+     """The arithmetic mean of a non-empty list of numbers."""
+-    return sum(values) / (len(values) + 1)
++    return sum(values) / max(len(values) - 1, 1)
+*** End Patch
+'''
+
+RIGHT_PATCH = '''*** Begin Patch
+*** Update File: calc.py
+@@ def mean(values):
+     """The arithmetic mean of a non-empty list of numbers."""
+-    return sum(values) / max(len(values) - 1, 1)
++    return sum(values) / len(values)
 *** End Patch
 '''
 
@@ -137,6 +176,22 @@ SCRIPTS: list[dict[str, Any]] = [
              "tool_calls": [_shell(["cat", "calc.py"])]},
             # The "provider" keeps failing: retries, then a visible error state.
             {"error": {"kind": "status", "status": 503, "times": 10, "retry_after_ms": 700}},
+        ],
+    },
+    {
+        "match": ATTEMPT_PROMPT,
+        "turns": [
+            {**PACE, "text": "Let me look at mean() first.", "tool_calls": [_shell(["cat", "calc.py"])]},
+            {**PACE, "text": "`mean()` divides by `len(values) + 1`. It should be `n - 1`, like a "
+                             "sample statistic.",
+             "tool_calls": [_patch(WRONG_PATCH)]},
+            {**PACE, "text": "Done: `mean()` now divides by `len(values) - 1`."},
+            # After the failing check is sent back (E in the UI, or `workbench check ID --send`):
+            {**PACE, "text": "The check says `mean([2, 4, 6])` is 6.0, not 4: a mean divides by n; "
+                             "n - 1 is for the sample variance. Fixing that.",
+             "tool_calls": [_patch(RIGHT_PATCH)]},
+            {**PACE, "text": "Running the tests.", "tool_calls": [_shell(TESTS)]},
+            {**PACE, "text": "Fixed: `mean()` divides by `len(values)`; both tests pass."},
         ],
     },
 ]

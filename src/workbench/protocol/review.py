@@ -238,6 +238,9 @@ class SendCheckResult(TypedDict):
 
 class NewAttemptsParams(NewParams):
     attempts: int
+    # One agent per attempt, repeated in order when there are fewer than `attempts`
+    # (builtin, codex -> attempts 1, 3, ... builtin; 2, 4, ... codex); `agent` when absent.
+    agents: NotRequired[list[str]]
 
 
 class AttemptsResult(TypedDict):

@@ -426,7 +426,13 @@ class WorkbenchApp(App[None], inherit_bindings=False):
     @work(group="new", exit_on_error=False)
     async def _create_session(self, form: NewSessionForm, params: NewParams) -> None:
         try:
-            s = await self.link.request(ps.NEW, params)
+            attempts = form.attempts_params(params)
+            if attempts is not None:  # best-of-N: the group's first is shown; compare shows all
+                res = await self.link.request(pr.NEW_ATTEMPTS, attempts)
+                self.sessions.update({x["id"]: x for x in res["sessions"]})
+                s = ps.NewSession(**res["sessions"][0], warnings=res["warnings"])
+            else:
+                s = await self.link.request(ps.NEW, params)
         except WorkbenchError as e:
             await self.action_new_session(form, one_line(str(e), 300))
             return

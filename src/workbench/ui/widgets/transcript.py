@@ -195,6 +195,8 @@ class Transcript(VerticalScroll, can_focus=True):
     def add_delta(self, text: str) -> None:
         self._stream_text += strip_escapes(text)
         if self._stream is None:
+            if not self.is_mounted:  # a pane still being built (`workbench demo` streams at once)
+                return  # kept: the next delta shows it all
             self._stream = Static(Content(self._stream_text), classes="streaming")
             self._mount(self._stream)
         else:
