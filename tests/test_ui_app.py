@@ -65,11 +65,27 @@ async def test_list_groups_by_repo_and_status_counts() -> None:
         assert keys == ["repo:/work/api", "c3", "a1", "b2", "repo:/work/web", "d4"]
         status = str(app.main.status.render())
         assert "1 running" in status and "1 waiting" in status and "1 error" in status
-        assert "daemon ok" in status and "gpt-test" in status
+        assert "daemon ok" in status
+        assert "gpt-test" not in status  # the focused session is a shell: no model to show
         # the first session is focused and its terminal painted from the frame
         assert app.layout.focus == "c3"
         pane = app.main.panes["c3"]
         assert pane.terminal.visible_text()[1] == "AssertionError: flaky"
+
+
+@sync
+async def test_status_bar_shows_the_model_of_the_focused_session() -> None:
+    """Not the configured default (the demo showed `gpt-5.1-codex`, which no session used)."""
+    sessions = [session("m1", "local", agent="builtin", model="qwen-local"), session("m2", "shell")]
+    app = HarnessApp(sessions=sessions, screens={})
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause(0.2)
+        app.main.show_session("m1")
+        await until(pilot, lambda: "qwen-local" in str(app.main.status.render()))
+        assert "gpt-test" not in str(app.main.status.render())
+        app.main.show_session("m2")
+        await until(pilot, lambda: "qwen-local" not in str(app.main.status.render()))
+        assert "gpt-test" not in str(app.main.status.render())
 
 
 @sync

@@ -140,7 +140,11 @@ class MainScreen(Screen[None]):
 
     def refresh_status(self) -> None:
         wb = self.wb
-        self.status.show(list(wb.sessions.values()), wb.daemon_label, wb.link.up, wb.model_name,
+        # The model of the session in focus (what it really talks to); the configured default
+        # only when no session is focused, as the one a new built-in session would use.
+        cur = self.current()
+        model_name = (cur.get("model") or "") if cur is not None else wb.model_name
+        self.status.show(list(wb.sessions.values()), wb.daemon_label, wb.link.up, model_name,
                          f"? keys · {wb.key_for('app.attention', 'ctrl+space').split(',')[0]} needs you")
 
     def tick(self) -> None:
@@ -273,6 +277,7 @@ class MainScreen(Screen[None]):
             wb.layout.grid = False
         self.session_list.select_session(sid)
         self.rebuild()
+        self.refresh_status()
 
     def current(self) -> model.Session | None:
         sid = self.wb.layout.focus
@@ -285,6 +290,7 @@ class MainScreen(Screen[None]):
         sid = self.session_list.highlighted_session
         if sid and sid != self.wb.layout.focus:
             self.wb.layout.focus = sid
+            self.refresh_status()
             if not self.wb.layout.grid:
                 self.rebuild()
             self.mark_current()
