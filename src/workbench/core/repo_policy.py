@@ -85,10 +85,6 @@ def _only(value: Any) -> Callable[[Any, Any], bool]:
     return allows
 
 
-def _less_often(repo: Any, user: Any) -> bool:
-    return not repo or (bool(user) and repo >= user)
-
-
 SANDBOX_ORDER = ("off", "workspace", "strict")  # loosest first
 APPROVAL_ORDER = ("full-auto", "auto-edit", "suggest")  # loosest first
 
@@ -124,14 +120,16 @@ RULES: dict[str, Rule] = {
     # [check]
     "check.command": Rule("sandboxed", "runs only inside the sandbox"),
     "check.timeout_s": FREE,
-    # [suggest]: a repo may turn sources off and name its own log (read only inside the repo)
-    "suggest.check": Rule("tighten", "may only turn it off", _only(False)),
-    "suggest.lint": Rule("tighten", "may only turn it off", _only(False)),
-    "suggest.todo": Rule("tighten", "may only turn it off", _only(False)),
-    "suggest.gh": Rule("tighten", "may only turn it off", _only(False)),
+    # [suggest]: a repo may turn sources off or run its check less often, never the reverse
+    # (the daemon ANDs each source with the user's own setting), and name its own log (read
+    # only inside the repo)
+    "suggest.check": FREE,
+    "suggest.lint": FREE,
+    "suggest.todo": FREE,
+    "suggest.gh": FREE,
     "suggest.log_file": FREE,
     "suggest.log_command": Rule("sandboxed", "runs only inside the sandbox"),
-    "suggest.interval_s": Rule("tighten", "may only run the check less often (0 is never)", _less_often),
+    "suggest.interval_s": FREE,
     "suggest.max_items": FREE,
     "suggest.timeout_s": FREE,
     # [agent]

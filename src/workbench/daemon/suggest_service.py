@@ -88,6 +88,19 @@ def _settings_key(head: str, cfg: config_mod.Config) -> str:
     return head + "\0" + cfg.suggest.model_dump_json() + "\0" + json.dumps(cfg.check.command)
 
 
+def load_settings(root: Path) -> config_mod.Config:
+    """The repo's config, whose `[suggest]` may only turn off what the user's has on: a
+    source runs when both say so, the schedule is the longer of the two (0: off)."""
+    cfg = config_mod.load(root)
+    user = config_mod.load(None).suggest
+    sg = cfg.suggest
+    every = max(sg.interval_s, user.interval_s) if sg.interval_s and user.interval_s else 0
+    cfg.suggest = sg.model_copy(update={
+        "check": sg.check and user.check, "lint": sg.lint and user.lint, "todo": sg.todo and user.todo,
+        "gh": sg.gh and user.gh, "interval_s": every})
+    return cfg
+
+
 class SuggestService(Extension):
     def __init__(self, daemon: Daemon) -> None:
         self.d = daemon
@@ -127,7 +140,7 @@ class SuggestService(Extension):
             repos = set(self.repos) | {s.repo for s in self.d.manager.sessions.values()}
             for repo in sorted(repos):
                 try:
-                    cfg = await asyncio.to_thread(config_mod.load, Path(repo))
+                    cfg = await asyncio.to_thread(load_settings, Path(repo))
                 except (WorkbenchError, OSError):
                     continue
                 st = self.repos.get(repo) or RepoState()
@@ -165,7 +178,7 @@ class SuggestService(Extension):
             task: asyncio.Task[None] | None = self.ensure_scan(root, checks=True)
         else:
             try:
-                cfg = await asyncio.to_thread(config_mod.load, Path(root))
+                cfg = await asyncio.to_thread(load_settings, Path(root))
                 key = _settings_key(await asyncio.to_thread(scan.head, Path(root)), cfg)
             except WorkbenchError:
                 key = ""
@@ -220,7 +233,7 @@ class SuggestService(Extension):
         root = Path(repo)
         errors: list[str] = []
         try:
-            cfg = await asyncio.to_thread(config_mod.load, root)
+            cfg = await asyncio.to_thread(load_settings, root)
             head = await asyncio.to_thread(scan.head, root)
         except WorkbenchError as e:
             st.errors, st.scanned_at = [one_line(str(e), 300)], time.time()
@@ -377,8 +390,7 @@ def _todos(root: Path, max_items: int) -> list[sp.Found]:
 
 
 def _log_file(root: Path, cfg: config_mod.Config) -> list[sp.Found]:
-    user = config_mod.load(None)
-    from_repo = cfg.suggest.log_file != user.suggest.log_file
+    from_repo = cfg.suggest.log_file != config_mod.load(None).suggest.log_file
     path = scan.log_path(root, cfg.suggest.log_file, from_repo)
     return sp.log_problems(scan.read_log(path), str(path))
 
