@@ -56,7 +56,7 @@ async def suggestion_count(link: DaemonLink, repo: str) -> int | None:
 
 def row(s: ps.Suggestion) -> Content:
     started = f"  ▶ {len(s['sessions'])}" if s["sessions"] else ""
-    return Content.assemble((f"{s['source']:<5} ", SOURCE_STYLE.get(s["source"], "")), one_line(s["title"], 90),
+    return Content.assemble((f"{s['source']:<5} ", SOURCE_STYLE.get(s["source"], "")), one_line(s["title"], 60),
                             (started, "$success"))
 
 
@@ -73,7 +73,8 @@ class SuggestionsScreen(ModalScreen[None]):
     SuggestionsScreen > Vertical { width: 96%; height: 90%; border: round $primary; background: $surface;
                                    padding: 0 1; }
     SuggestionsScreen Horizontal { height: 1fr; }
-    SuggestionsScreen OptionList { width: 1fr; border: none; }
+    SuggestionsScreen OptionList, SuggestionsScreen OptionList:focus { width: 1fr; border: none;
+                                                                       background: $surface; }
     SuggestionsScreen VerticalScroll { width: 1fr; border-left: solid $panel-lighten-2; padding: 0 1; }
     """
     BINDINGS = [
@@ -119,10 +120,11 @@ class SuggestionsScreen(ModalScreen[None]):
     def show(self, reply: ps.SuggestReply) -> None:
         self.items = list(reply["suggestions"])
         n = len(self.items)
-        keys = "enter start · a attempts · e edit · x dismiss · r scan with the check · esc close"
+        keys = "enter start · a attempts · e edit prompt · x dismiss · r scan with the check · esc close"
         self.header.update(Content.assemble(
             ("Suggestions", "bold"), f"  {n} for {one_line(reply['repo'], 60)}",
-            (f" · {reply['dismissed']} dismissed" if reply["dismissed"] else "", "dim"), (f"   {keys}", "dim")))
+            (f" · {reply['dismissed']} dismissed" if reply["dismissed"] else "", "dim"),
+            (" · scanning…" if reply["scanning"] else "", "dim"), (f"\n{keys}", "dim")))
         ol = self.query_one(OptionList)
         ol.clear_options()
         ol.add_options([Option(row(s), id=s["id"]) for s in self.items])
