@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+from tests.conftest import make_repo
 from workbench.core import suggest_parse as sp
 
 PYTEST = """\
@@ -88,3 +90,20 @@ def test_ids_are_stable_and_differ_by_repo_source_and_key() -> None:
     one = sp.suggestion_id("/r", "todo", "todo:a.py")
     assert one == sp.suggestion_id("/r", "todo", "todo:a.py") and len(one) == 10
     assert len({one, sp.suggestion_id("/r2", "todo", "todo:a.py"), sp.suggestion_id("/r", "lint", "todo:a.py")}) == 3
+
+
+def test_a_repo_file_turns_sources_off_never_on(isolated_env: Path) -> None:
+    from workbench.core import trust
+    from workbench.daemon.suggest_service import load_settings
+
+    user = isolated_env / "config" / "workbench" / "config.toml"
+    user.parent.mkdir(parents=True, exist_ok=True)
+    user.write_text("[suggest]\ngh = false\ninterval_s = 600\n")
+    repo = make_repo(isolated_env / "repo")
+    (repo / ".workbench.toml").write_text("[suggest]\ngh = true\ntodo = false\ninterval_s = 60\n")
+    sg = load_settings(repo).suggest
+    assert (sg.gh, sg.todo, sg.lint, sg.interval_s) == (False, False, True, 600)
+    (repo / ".workbench.toml").write_text("[suggest]\ninterval_s = 0\n")
+    assert load_settings(repo).suggest.interval_s == 0
+    # a source's setting is free in a repo file: nothing to trust
+    assert trust.load_records() == {}

@@ -308,7 +308,7 @@ class SuggestService(Extension):
                               keep=CHECK_KEEP)
         if res.status == "passed":
             return []
-        return sp.check_failures(res.tail, text, res.exit_code, res.reason)
+        return await asyncio.to_thread(sp.check_failures, res.tail, text, res.exit_code, res.reason)
 
     async def _lint(self, root: Path, scratch: Path, cfg: config_mod.Config, head: str) -> list[sp.Found]:
         out: list[sp.Found] = []
@@ -328,19 +328,18 @@ class SuggestService(Extension):
         command = cfg.suggest.log_command or ""
         res = await self._run(root, scratch, cfg, head, check_mod.check_argv(command), "suggest.log_command",
                               timeout_s=cfg.suggest.timeout_s, keep=scan.LOG_BYTES)
-        return sp.log_problems(res.tail, f"the output of `{check_mod.command_text(command)}`")
+        return await asyncio.to_thread(sp.log_problems, res.tail, f"the output of `{check_mod.command_text(command)}`")
 
     async def _gh(self, root: Path) -> list[sp.Found]:
         """Failing CI runs and open issues, when gh is installed and logged in (gh's own
         network access is the only one a scan makes)."""
         gh = shutil.which("gh")
-        if not gh:
+        # Named by its `origin` (read with safe git): gh then never runs git in the repository.
+        owner_name = await asyncio.to_thread(scan.github_repo, root) if gh else None
+        if not gh or not owner_name:
             return []
         env = {**os.environ, "GH_PROMPT_DISABLED": "1", "GH_NO_UPDATE_NOTIFIER": "1", "NO_COLOR": "1",
-               "GH_PAGER": "cat"}
-        owner_name = await asyncio.to_thread(scan.github_repo, root)
-        if owner_name:
-            env["GH_REPO"] = owner_name
+               "GH_PAGER": "cat", "GH_REPO": owner_name}
         code, _ = await _exec([gh, "auth", "status"], root, env)
         if code != 0:
             return []
