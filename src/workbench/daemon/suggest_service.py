@@ -18,7 +18,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 import time
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
@@ -28,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from workbench import config as config_mod
 from workbench import paths
 from workbench.core import check as check_mod
-from workbench.core import session_repo
+from workbench.core import session_repo, suggest_gh
 from workbench.core import suggest_parse as sp
 from workbench.core import suggest_scan as scan
 from workbench.core import worktree as wt_mod
@@ -45,8 +44,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SCHEDULE_TICK_S = 30.0
-GH_TIMEOUT_S = 60.0
-GH_FAILED_LOGS = 3  # failing runs whose log is fetched
 LINT_KEEP = 8 * 1024 * 1024  # linter output kept (JSON must stay whole)
 CHECK_KEEP = 1024 * 1024
 
@@ -255,16 +252,19 @@ class SuggestService(Extension):
         if sg.todo:
             host.append(source("todo", asyncio.to_thread(_todos, root, sg.max_items)))
         if sg.gh:
-            host.append(source("gh", self._gh(root)))
+            host.append(source("gh", suggest_gh.gh_suggestions(root)))
         if sg.log_file:
             host.append(source("log", asyncio.to_thread(_log_file, root, cfg)))
-        sandboxed = sg.lint or sg.log_command or (checks and sg.check and cfg.check.command)
+        # A scratch checkout costs a checkout of HEAD: only when a command will run in it
+        # (the main checkout tells whether any linter is configured).
+        lint = sg.lint and bool(await asyncio.to_thread(scan.linters, root, root))
+        sandboxed = lint or sg.log_command or (checks and sg.check and cfg.check.command)
         check_found: list[sp.Found] | None = None
         if sandboxed and head:
             scratch = paths.data_dir() / "suggest" / hashlib.sha256(repo.encode()).hexdigest()[:16]
             try:
                 await asyncio.to_thread(_fresh_checkout, root, scratch, head)
-                if sg.lint:
+                if lint:
                     await source("lint", self._lint(root, scratch, cfg, head))
                 if sg.log_command:
                     await source("log", self._log_command(root, scratch, cfg, head))
@@ -329,58 +329,6 @@ class SuggestService(Extension):
         res = await self._run(root, scratch, cfg, head, check_mod.check_argv(command), "suggest.log_command",
                               timeout_s=cfg.suggest.timeout_s, keep=scan.LOG_BYTES)
         return await asyncio.to_thread(sp.log_problems, res.tail, f"the output of `{check_mod.command_text(command)}`")
-
-    async def _gh(self, root: Path) -> list[sp.Found]:
-        """Failing CI runs and open issues, when gh is installed and logged in (gh's own
-        network access is the only one a scan makes)."""
-        gh = shutil.which("gh")
-        # Named by its `origin` (read with safe git): gh then never runs git in the repository.
-        owner_name = await asyncio.to_thread(scan.github_repo, root) if gh else None
-        if not gh or not owner_name:
-            return []
-        env = {**os.environ, "GH_PROMPT_DISABLED": "1", "GH_NO_UPDATE_NOTIFIER": "1", "NO_COLOR": "1",
-               "GH_PAGER": "cat", "GH_REPO": owner_name}
-        code, _ = await _exec([gh, "auth", "status"], root, env)
-        if code != 0:
-            return []
-        code, runs = await _exec([gh, "run", "list", "--limit", "20", "--json",
-                                  "databaseId,displayTitle,workflowName,headBranch,conclusion,status,url"], root, env)
-        found: list[sp.Found] = []
-        if code == 0:
-            logs: dict[str, str] = {}
-            ids = [str(r.get("databaseId")) for r in _json_list(runs)
-                   if r.get("conclusion") in ("failure", "timed_out", "startup_failure")]
-            for rid in ids[:GH_FAILED_LOGS]:
-                c, text = await _exec([gh, "run", "view", rid, "--log-failed"], root, env)
-                if c == 0:
-                    logs[rid] = text
-            found.extend(sp.ci_runs(runs, logs))
-        code, issues = await _exec([gh, "issue", "list", "--state", "open", "--limit", "20", "--json",
-                                    "number,title,body,url"], root, env)
-        if code == 0:
-            found.extend(sp.issues(issues, 20))
-        return found
-
-
-def _json_list(text: str) -> list[dict[str, Any]]:
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return []
-    return [x for x in data if isinstance(x, dict)] if isinstance(data, list) else []
-
-
-async def _exec(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, str]:
-    proc = await asyncio.create_subprocess_exec(*argv, cwd=cwd, env=env, stdin=asyncio.subprocess.DEVNULL,
-                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
-    try:
-        out, _ = await asyncio.wait_for(proc.communicate(), GH_TIMEOUT_S)
-    except TimeoutError:
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        await proc.wait()
-        return -1, ""
-    return proc.returncode or 0, out.decode("utf-8", "replace")
 
 
 def _todos(root: Path, max_items: int) -> list[sp.Found]:
