@@ -25,7 +25,8 @@ VENV_BIN = str(Path(sys.executable).parent)
 FAILING = ("def add(a, b):\n    return a - b\n\n\ndef test_add():\n    assert add(1, 2) == 3\n\n\n"
            "def test_ok():\n    pass\n")
 FIXED = FAILING.replace("a - b", "a + b")
-CHECK = f"{sys.executable} -m pytest -q -p no:cacheprovider tests"
+# No plugins: the venv's (xdist, timeout, ...) cost seconds a run and are not what is tested.
+CHECK = f"PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 {sys.executable} -m pytest -q -p no:cacheprovider tests"
 
 
 @pytest.fixture
@@ -94,6 +95,11 @@ def test_check_ruff_and_todos_start_and_dismissal_survives_a_restart(wbp: Wb, tm
     assert s["prompt"] == check["prompt"]
     again = suggestions(wbp, repo)
     assert next(x for x in again["suggestions"] if x["id"] == check["id"])["sessions"] == [sid]
+    pair = json.loads(wbp.run("suggest", "start", ruff["id"], "--attempts", "2", "--agent", "sleep 1000",
+                              "--json").stdout)
+    assert len(pair["sessions"]) == 2 and pair["group"]
+    for info in pair["sessions"]:
+        assert wbp.session(info["id"])["extra"]["suggestion"] == ruff["id"] and "F401" in info["prompt"]
 
     assert wbp.run("suggest", "dismiss", todos[1]["id"]).stdout.strip() == f"dismissed {todos[1]['id']}"
     bad = wbp.run("suggest", "dismiss", "nope", check=False)
