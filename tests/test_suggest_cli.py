@@ -71,7 +71,9 @@ def test_check_ruff_and_todos_start_and_dismissal_survives_a_restart(wbp: Wb, tm
     git(repo, "commit", "-q", "--amend", "--no-edit", "--date", "2020-01-01T00:00:00")
     (repo / "new.py").write_text("y = 2  # FIXME: new problem\n")
     commit_at(repo, "2024-06-01T00:00:00", "newer")
-    repo_config(repo, f"[check]\ncommand = {json.dumps(CHECK)}\n")
+    # a hostile check also tries to write into the main checkout: the sandbox shows it read-only
+    hostile = f"touch {repo}/pwned; " if SANDBOX else ""
+    repo_config(repo, f"[check]\ncommand = {json.dumps(hostile + CHECK)}\n")
     reply = suggestions(wbp, repo, "--refresh")
     assert reply["errors"] == [] and reply["head"] == git(repo, "rev-parse", "HEAD").strip()
     assert conforms(reply, result_type(ps.SUGGEST)) is None
@@ -85,6 +87,7 @@ def test_check_ruff_and_todos_start_and_dismissal_survives_a_restart(wbp: Wb, tm
     assert "FIXME: new problem" in todos[0]["evidence"]
     assert reply["suggestions"][0]["source"] == "check"  # a failing test ranks first
     assert git(repo, "status", "--porcelain") == ""  # the scan wrote nothing into the repo
+    assert not (repo / "pwned").exists()
     assert "Failing test tests/test_math.py::test_add" in wbp.run("suggest", "--repo", str(repo)).stdout
 
     started = json.loads(wbp.run("suggest", "start", check["id"], "--agent", "sleep 1000", "--json").stdout)
@@ -108,6 +111,8 @@ def test_check_ruff_and_todos_start_and_dismissal_survives_a_restart(wbp: Wb, tm
     after = suggestions(wbp, repo)
     assert todos[1]["id"] not in [x["id"] for x in after["suggestions"]] and after["dismissed"] == 1
     assert todos[0]["id"] in [x["id"] for x in after["suggestions"]]  # ids are stable across restarts
+    # the last scan is kept: the check's result (no --refresh since) and the session started on it
+    assert [(x["id"], x["sessions"]) for x in by_source(after, "check")] == [(check["id"], [sid])]
 
 
 GH = """#!/bin/sh

@@ -20,7 +20,7 @@ import logging
 import os
 import time
 from collections.abc import Coroutine
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -65,20 +65,49 @@ def dismissed_file() -> Path:
     return paths.state_dir() / "suggestions-dismissed.json"
 
 
-def _load_dismissed() -> dict[str, dict[str, Any]]:
+def cache_file() -> Path:
+    """The last scan of each repository: kept across restarts, so that a suggestion's id
+    still starts it and the check's last result is not lost."""
+    return paths.state_dir() / "suggestions-cache.json"
+
+
+def _load_json(path: Path) -> dict[str, Any]:
     try:
-        data = json.loads(dismissed_file().read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
 
 
-def _save_dismissed(data: dict[str, dict[str, Any]]) -> None:
-    f = dismissed_file()
-    f.parent.mkdir(parents=True, exist_ok=True)
-    tmp = f.with_suffix(".tmp")
+def _save_json(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, indent=1, sort_keys=True), encoding="utf-8")
-    os.replace(tmp, f)
+    os.replace(tmp, path)
+
+
+def _found(rows: Any) -> list[sp.Found]:
+    fields = set(sp.Found.__dataclass_fields__)
+    return [sp.Found(**{k: v for k, v in r.items() if k in fields}) for r in rows or [] if isinstance(r, dict)]
+
+
+def _load_cache() -> dict[str, RepoState]:
+    out: dict[str, RepoState] = {}
+    for repo, d in _load_json(cache_file()).items():
+        try:
+            out[repo] = RepoState(head=str(d["head"]), key=str(d["key"]), found=_found(d.get("found")),
+                                  check=_found(d.get("check")), check_at=float(d.get("check_at") or 0),
+                                  scanned_at=d.get("scanned_at"), errors=[str(e) for e in d.get("errors") or []])
+        except (KeyError, TypeError, ValueError):
+            continue  # a damaged entry is scanned again
+    return out
+
+
+def _cache_json(repos: dict[str, RepoState]) -> dict[str, Any]:
+    return {repo: {"head": st.head, "key": st.key, "found": [asdict(f) for f in st.found],
+                   "check": [asdict(f) for f in st.check], "check_at": st.check_at, "scanned_at": st.scanned_at,
+                   "errors": st.errors}
+            for repo, st in repos.items() if st.scanned_at}
 
 
 def _settings_key(head: str, cfg: config_mod.Config) -> str:
@@ -101,8 +130,8 @@ def load_settings(root: Path) -> config_mod.Config:
 class SuggestService(Extension):
     def __init__(self, daemon: Daemon) -> None:
         self.d = daemon
-        self.repos: dict[str, RepoState] = {}
-        self.dismissed = _load_dismissed()
+        self.repos: dict[str, RepoState] = _load_cache()
+        self.dismissed = _load_json(dismissed_file())
         self._tasks: set[asyncio.Task[Any]] = set()
         daemon.manager.bus.subscribe(LogRecorded, self._on_log)
 
@@ -221,7 +250,7 @@ class SuggestService(Extension):
     async def dismiss(self, sid: str) -> None:
         sug = self.find(sid)
         self.dismissed[sid] = {"repo": sug["repo"], "title": sug["title"], "at": time.time()}
-        await asyncio.to_thread(_save_dismissed, dict(self.dismissed))
+        await asyncio.to_thread(_save_json, dismissed_file(), dict(self.dismissed))
 
     # ----------------------------------------------------------------- a scan
 
@@ -283,6 +312,10 @@ class SuggestService(Extension):
             st.check = []
         st.found = sorted(found, key=lambda f: -f.rank)[: sg.max_items]
         st.head, st.key, st.errors, st.scanned_at = head, key, errors, time.time()
+        try:
+            await asyncio.to_thread(_save_json, cache_file(), _cache_json(self.repos))
+        except OSError as e:
+            log.warning("suggest: cannot save the cache: %s", e)
 
     def _sandboxed(self, root: Path, scratch: Path, cfg: config_mod.Config, head: str, argv: list[str],
                    key: str) -> Any:
