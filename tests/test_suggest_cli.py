@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -19,6 +19,9 @@ from tests.wb import Wb
 from workbench.core import sandbox_probe
 from workbench.daemon.client import Client
 from workbench.protocol import suggest as ps
+
+if TYPE_CHECKING:
+    from tests.agent_support import Factory
 
 SANDBOX = sandbox_probe.probe().ok
 VENV_BIN = str(Path(sys.executable).parent)
@@ -158,13 +161,29 @@ def test_scripted_gh_and_a_log_file(wbp: Wb, tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(300)
-def test_a_suggestion_disappears_when_its_fix_is_merged(wbp: Wb, tmp_path: Path) -> None:
+def test_the_builtin_agent_fixes_a_suggestion_and_it_disappears_once_merged(
+        wbp: Wb, tmp_path: Path, isolated_env: Path, fake_factory: Factory) -> None:
+    """The issue's "done when": a failing test is listed with its output, `suggest start`
+    runs an agent on it with no prompt typed, the session reaches review with a passing
+    check, and once merged the suggestion is gone."""
+    from tests.agent_support import calls, patch
+    from workbench.fakes.model_server import Script, Turn
+
+    fix = ("*** Begin Patch\n*** Update File: tests/test_math.py\n@@ def add(a, b):\n-    return a - b\n"
+           "+    return a + b\n*** End Patch\n")
+    fake = fake_factory([Script("Fix the failing test `tests/test_math.py::test_add`", [
+        calls(patch(fix)), Turn(text="Fixed add().")])])
+    user = isolated_env / "config" / "workbench" / "config.toml"
+    session = '[session]\napproval = "full-auto"\nprovider = "fake"\n' + ("" if SANDBOX else 'sandbox = "off"\n')
+    user.write_text(session + f'\n[providers.fake]\nbase_url = "{fake.base_url}"\nmodel = "fake-model"\n')
     repo = make_repo(tmp_path / "repo", {"tests/test_math.py": FAILING})
     repo_config(repo, f'[check]\ncommand = {json.dumps(CHECK)}\n[suggest]\ntodo = false\nlint = false\ngh = false\n')
     (check,) = by_source(suggestions(wbp, repo, "--refresh"), "check")
-    sid = wbp.run("suggest", "start", check["id"], "--agent", "sleep 1000").stdout.strip()
-    wt = Path(wbp.wait_state(sid, "running")["worktree"])
-    (wt / "tests" / "test_math.py").write_text(FIXED)
+    assert "assert -1 == 3" in check["evidence"]
+    sid = wbp.run("suggest", "start", check["id"], "--agent", "builtin").stdout.strip()
+    s = wait_for(lambda: (x := wbp.session(sid))["state"] == "review" and x["check"] == "passed" and x, 120,
+                 what="review with a passing check")
+    assert s["prompt"] == check["prompt"] and fake.requests
     wbp.run("merge", sid, "--squash", "-m", "fix add", timeout=120)
     assert (repo / "tests" / "test_math.py").read_text() == FIXED
     # the merge rescans the repository, its check included: the evidence is gone, so is it
