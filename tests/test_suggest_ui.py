@@ -4,12 +4,17 @@ found, the status bar counts it, one key starts a session with the agent last us
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 from textual.widgets import OptionList, Static
 
+from tests.conftest import make_repo
 from tests.ui_fakes import HarnessApp, session
+from tests.wb import Wb
+from workbench import paths
 from workbench.protocol import suggest as ps
+from workbench.ui.app import WorkbenchApp
 from workbench.ui.screens.suggestions import SuggestionsScreen
 
 SIZE = (110, 32)
@@ -50,7 +55,7 @@ def serve_suggestions(app: HarnessApp) -> list[tuple[str, dict[str, Any]]]:
     return got
 
 
-async def until(pilot: Any, cond: Any, tries: int = 200) -> None:
+async def until(pilot: Any, cond: Any, tries: int = 1200) -> None:  # 60 s: the machine may be loaded
     for _ in range(tries):
         if cond():
             return
@@ -114,3 +119,33 @@ def test_the_inbox_keys_are_in_the_keymap_with_descriptions() -> None:
 
     for b in SuggestionsScreen.BINDINGS:
         assert b.id in DEFAULT_KEYS and b.key == DEFAULT_KEYS[b.id] and b.id in DESCRIPTIONS  # type: ignore[union-attr]
+
+
+def test_live_inbox_enter_starts_a_real_session_on_the_suggestion(wb: Wb, tmp_path: Path) -> None:
+    """Against a real daemon: the inbox shows the repository's TODO, enter starts the agent
+    last used from the new-session dialog on it."""
+    cfg = paths.config_file()
+    cfg.parent.mkdir(parents=True, exist_ok=True)
+    cfg.write_text('[session]\nsandbox = "off"\n[suggest]\ngh = false\nlint = false\n')
+    repo = make_repo(tmp_path / "live", {"app.py": "x = 1  # TODO: make x configurable\n"})
+    first = wb.new(repo, "--sandbox", "off", "--name", "first", "--agent", "sleep 1000")
+    wb.wait_state(first, "running")
+
+    async def scenario() -> None:
+        app = WorkbenchApp(strict=True)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: first in app.main.panes)
+            app.layout.last_new = {"agent": "sleep 999"}
+            await pilot.press("exclamation_mark")
+            await until(pilot, lambda: isinstance(app.screen, SuggestionsScreen) and app.screen.items)
+            screen = app.screen
+            assert isinstance(screen, SuggestionsScreen)
+            (todo,) = screen.items
+            assert todo["title"].startswith("1 TODO in app.py") and "make x configurable" in todo["evidence"]
+            await pilot.press("enter")
+            await until(pilot, lambda: app.screen is app.main and len(app.sessions) == 2)
+            new = next(s for s in app.sessions.values() if s["id"] != first)
+            assert new["extra"]["suggestion"] == todo["id"] and new["agent"] == "sleep 999"
+            assert "make x configurable" in wb.session(new["id"])["prompt"]
+
+    asyncio.run(scenario())
