@@ -42,9 +42,10 @@ ID_METHODS = [
     "diff", "mark_reviewed", "reject", "revert_file", "comment", "undo", "review", "merge", "discard",
     "check", "send_check", "pick", "compare",
     "notify", "auto_answer", "attention",
+    "suggest_start", "suggest_dismiss",  # suggestion ids, looked up the same way
 ]  # fmt: skip
 NO_PARAM_METHODS = ["status", "ls", "gc", "recent_repos", "shutdown"]
-OTHER_METHODS = ["new", "new_attempts", "subscribe", "unsubscribe", "demo", "profiles"]
+OTHER_METHODS = ["new", "new_attempts", "subscribe", "unsubscribe", "demo", "profiles", "suggest"]
 ALL_METHODS = sorted(set(ID_METHODS + NO_PARAM_METHODS + OTHER_METHODS))
 
 
@@ -207,6 +208,8 @@ def test_new_attempts_argument_injection(aud: Audit, param: str) -> None:
 def test_demo_and_profiles_repo_injection(aud: Audit) -> None:
     for bad in payloads(aud.root):
         code, msg = aud.attempt("demo", repo=bad)
+        assert code in OK_CODES, (bad, code, msg)
+        code, msg = aud.attempt("suggest", repo=bad, wait=False)
         assert code in OK_CODES, (bad, code, msg)
         code, res = aud.attempt("profiles", repo=bad)
         # profiles only reads the repo's .workbench.toml, if there is one; a bad path is no repo.

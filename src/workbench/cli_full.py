@@ -393,6 +393,9 @@ def _register_commands() -> None:
 
     for mod in (agent, review, demo, agents):
         mod.register(cli)
+    from workbench.commands import suggest as suggest_commands  # one line per feature: merges stay clean
+
+    suggest_commands.register(cli)
 
 
 _register_commands()

@@ -82,6 +82,20 @@ class CheckSettings(_Section):
     timeout_s: float = Field(default=600, gt=0)
 
 
+class SuggestSettings(_Section):
+    """`[suggest]`: where workbench looks for work (docs/suggestions.md)."""
+
+    check: bool = True  # the repo's [check] failing on the main checkout
+    lint: bool = True  # ruff, mypy, eslint where the repo configures them
+    todo: bool = True  # TODO / FIXME / XXX comments
+    gh: bool = True  # failing CI runs and open issues through `gh`
+    log_file: str = ""  # a log to read tracebacks and ERROR lines from
+    log_command: list[str] | str | None = None  # a command whose output is read the same way
+    interval_s: float = Field(default=0, ge=0)  # run the check on this schedule; 0 = never
+    max_items: int = Field(default=100, ge=1, le=1000)
+    timeout_s: float = Field(default=300, gt=0)  # each command a scan runs
+
+
 class ProviderSettings(_Section):
     base_url: str | None = None
     api_key_env: str = "OPENAI_API_KEY"
@@ -148,6 +162,7 @@ class Config(BaseModel):
     worktree: WorktreeSettings = Field(default_factory=WorktreeSettings)
     check: CheckSettings = Field(default_factory=CheckSettings)
     review: ReviewSettings = Field(default_factory=ReviewSettings)
+    suggest: SuggestSettings = Field(default_factory=SuggestSettings)
     agent: AgentSettings = Field(default_factory=AgentSettings)
     ui: UiSettings = Field(default_factory=UiSettings)
     providers: dict[str, ProviderSettings] = Field(default_factory=dict)
@@ -227,7 +242,7 @@ class ProviderChoice:
 
 
 # Sections a repo may override in its .workbench.toml; the rest is personal.
-REPO_SECTIONS = ("session", "sandbox", "worktree", "check", "agent", "review")
+REPO_SECTIONS = ("session", "sandbox", "worktree", "check", "agent", "review", "suggest")
 
 
 def _key_line(text: str, loc: tuple[Any, ...]) -> int | None:

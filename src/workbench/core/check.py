@@ -75,10 +75,12 @@ def tail_text(data: bytes, lines: int = TAIL_LINES, chars: int = TAIL_CHARS) -> 
     return out[-chars:]
 
 
-async def run_check(cmd: Runnable, cwd: Path, *, timeout_s: float, command: str) -> CheckResult:
+async def run_check(cmd: Runnable, cwd: Path, *, timeout_s: float, command: str, keep_bytes: int = KEEP_BYTES,
+                    tail_lines: int = TAIL_LINES, tail_chars: int = TAIL_CHARS) -> CheckResult:
     """Run `cmd` in `cwd` (stdin closed, stderr merged into stdout) and judge it by its exit code.
 
-    `cmd` is closed once the process has started (it may hold file descriptors for it).
+    `cmd` is closed once the process has started (it may hold file descriptors for it). The
+    result keeps the last `tail_lines` lines (at most `tail_chars`) of the output.
     """
     start = time.monotonic()
     try:
@@ -104,8 +106,8 @@ async def run_check(cmd: Runnable, cwd: Path, *, timeout_s: float, command: str)
         assert proc.stdout is not None
         while chunk := await proc.stdout.read(65536):
             buf.extend(chunk)
-            if len(buf) > KEEP_BYTES:
-                del buf[: len(buf) - KEEP_BYTES]
+            if len(buf) > keep_bytes:
+                del buf[: len(buf) - keep_bytes]
 
     loop = asyncio.get_running_loop()
     reader = loop.create_task(read())
@@ -127,7 +129,7 @@ async def run_check(cmd: Runnable, cwd: Path, *, timeout_s: float, command: str)
         reader.cancel()
     code = None if reason else proc.returncode
     status: CheckStatus = "passed" if code == 0 else "failed"
-    tail = tail_text(bytes(buf))
+    tail = tail_text(bytes(buf), tail_lines, tail_chars)
     if reason:
         tail = (tail + "\n" if tail else "") + f"[workbench: {reason}]"
     return CheckResult(status, code, round(time.monotonic() - start, 3), tail, command, reason)

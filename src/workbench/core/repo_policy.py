@@ -120,6 +120,18 @@ RULES: dict[str, Rule] = {
     # [check]
     "check.command": Rule("sandboxed", "runs only inside the sandbox"),
     "check.timeout_s": FREE,
+    # [suggest]: a repo may turn sources off or run its check less often, never the reverse
+    # (the daemon ANDs each source with the user's own setting), and name its own log (read
+    # only inside the repo)
+    "suggest.check": FREE,
+    "suggest.lint": FREE,
+    "suggest.todo": FREE,
+    "suggest.gh": FREE,
+    "suggest.log_file": FREE,
+    "suggest.log_command": Rule("sandboxed", "runs only inside the sandbox"),
+    "suggest.interval_s": FREE,
+    "suggest.max_items": FREE,
+    "suggest.timeout_s": FREE,
     # [agent]
     "agent.compact_threshold": FREE,
     "agent.max_tool_output_bytes": FREE,

@@ -65,6 +65,17 @@ def create(repo: Path, dest: Path, session_id: str, branch: str, base: str) -> N
             f"branch {branch} already exists in {repo}",
             hint="pick another --name, or delete the branch with `git branch -D`",
         )
+    checkout(repo, dest, branch, base)
+    try:
+        run_git(repo, ["update-ref", ref(session_id, "base"), base])
+    except BaseException:
+        shutil.rmtree(dest, ignore_errors=True)
+        raise
+
+
+def checkout(repo: Path, dest: Path, branch: str, base: str) -> None:
+    """A repository at `dest/.git` sharing `repo`'s objects, `branch` at `base` checked out;
+    nothing in `repo` changes (a scratch checkout needs no more than this)."""
     if dest.exists():
         raise GitError(f"worktree path already exists: {dest}")
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -78,7 +89,6 @@ def create(repo: Path, dest: Path, session_id: str, branch: str, base: str) -> N
             run_git(dest, ["config", key, value])
         run_git(dest, ["update-ref", f"refs/heads/{branch}", base])
         run_git(dest, ["reset", "--quiet", "--hard", base])
-        run_git(repo, ["update-ref", ref(session_id, "base"), base])
     except BaseException:
         shutil.rmtree(dest, ignore_errors=True)
         raise

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 EXTENSIONS: list[str] = [
     "workbench.daemon.agent_ext", "workbench.daemon.profiles_ext", "workbench.daemon.review_methods",
     "workbench.daemon.acp_ext",
+    "workbench.daemon.suggest_methods",
 ]
 
 # (session, config, resume) -> None: starts a session whose agent is not a PTY command.

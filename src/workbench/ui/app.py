@@ -52,6 +52,7 @@ from workbench.ui.messages import (
 from workbench.ui.screens.help import HelpScreen
 from workbench.ui.screens.main import MainScreen
 from workbench.ui.screens.new_session import NewSessionForm, NewSessionScreen
+from workbench.ui.screens.suggestions import SuggestionsScreen, inbox_repo, suggestion_count
 from workbench.ui.term_model import TermState
 from workbench.ui.themes import APP_VARIABLES, DEFAULT_THEME, load_themes
 
@@ -63,6 +64,7 @@ P = TypeVar("P")
 R = TypeVar("R")
 NOTE_REPEAT_S = 5.0  # the same notice again within this many seconds is dropped
 NOTE_BURST = (5, 3.0)  # at most 5 notices in 3 seconds
+SUGGEST_POLL_S = 15.0  # the status bar's count of suggestions (the daemon caches them by HEAD)
 
 
 class WorkbenchApp(App[None], inherit_bindings=False):
@@ -78,6 +80,7 @@ class WorkbenchApp(App[None], inherit_bindings=False):
         Binding("ctrl+n", "new_session", "New", id="app.new_session"),
         Binding("f9", "next_theme", "Theme", id="app.theme"),
         Binding("f5", "restart_daemon", "Daemon", id="app.restart_daemon"),
+        Binding("exclamation_mark", "suggestions", "Suggestions", id="app.suggestions"),
     ]
 
     def __init__(self, focus_session: str | None = None, *, strict: bool = False,
@@ -139,6 +142,7 @@ class WorkbenchApp(App[None], inherit_bindings=False):
             self.notify(note, severity="warning", timeout=8)
         self.set_interval(1.0, self._tick)
         self.set_interval(5.0, self._poll_status)
+        self.set_interval(SUGGEST_POLL_S, self._poll_suggestions)
         self._connect()
         gc_pauses.settle()
 
@@ -444,6 +448,25 @@ class WorkbenchApp(App[None], inherit_bindings=False):
         self.notify(f"started {model.name_of(s)}", timeout=3)
         self.main.post_message(SessionsChanged())
         self.main.post_message(ShowSession(s["id"]))
+
+    def action_suggestions(self) -> None:
+        repo = inbox_repo(self)
+        if self.screen is not self.main:
+            return
+        if repo is None:
+            self.notify("no repository: start a session, or run workbench in one", severity="warning")
+            return
+        self.push_screen(SuggestionsScreen(repo))
+
+    async def _poll_suggestions(self) -> None:
+        repo = inbox_repo(self)
+        if repo and self.link.up:
+            self.set_suggestion_count(await suggestion_count(self.link, repo))
+
+    def set_suggestion_count(self, n: int | None) -> None:
+        if n is not None and n != self.main.status.suggestions:
+            self.main.status.suggestions = n
+            self.main.post_message(StatusChanged())
 
     async def action_quit(self) -> None:
         self.exit()

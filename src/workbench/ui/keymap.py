@@ -17,6 +17,7 @@ DEFAULT_KEYS: dict[str, str] = {
     "app.new_session": "ctrl+n",
     "app.theme": "f9",
     "app.restart_daemon": "f5",
+    "app.suggestions": "exclamation_mark",
     "main.quit": "q",
     "main.attention": "space",
     "main.attach": "enter",
@@ -84,6 +85,12 @@ DEFAULT_KEYS: dict[str, str] = {
     "confirm.yes": "y",
     "confirm.no": "n,escape",
     "help.close": "escape,q,question_mark",
+    "suggest.start": "enter",
+    "suggest.attempts": "a",
+    "suggest.edit": "e",
+    "suggest.dismiss": "x",
+    "suggest.refresh": "r",
+    "suggest.close": "escape,q",
 }
 
 DESCRIPTIONS: dict[str, str] = {
@@ -94,6 +101,7 @@ DESCRIPTIONS: dict[str, str] = {
     "app.new_session": "New session",
     "app.theme": "Next theme",
     "app.restart_daemon": "Reconnect to (or start) the daemon",
+    "app.suggestions": "Suggestions: work workbench found in the repository",
     "main.quit": "Quit the UI (sessions keep running)",
     "main.attention": "Jump to the session that needs you",
     "main.attach": "Attach: type into the session's terminal",
@@ -162,6 +170,12 @@ DESCRIPTIONS: dict[str, str] = {
     "confirm.no": "No",
     "help.close": "Close",
     "terminal.detach": "Detach from the terminal (the one key never sent to it)",
+    "suggest.start": "Start a session on the suggestion (the agent last used)",
+    "suggest.attempts": "Start several attempts on it (asks how many)",
+    "suggest.edit": "Edit the prompt first (the new-session dialog)",
+    "suggest.dismiss": "Dismiss it for good",
+    "suggest.refresh": "Scan again, the repository's check included",
+    "suggest.close": "Close",
 }
 
 # Keys a terminal multiplexer or the shell needs; never accepted as the detach key.

@@ -30,6 +30,7 @@ def help_content(effective: dict[str, str]) -> Content:
               "compare": "Compare attempts", "terminal": "Terminal (attached)",
               "new": "New session dialog", "dialog": "Dialogs",
               "confirm": "Confirmation",
+              "suggest": "Suggestions inbox",
               "help": "This screen"}
     for prefix, title in groups.items():
         lines.append(Content.assemble((title, "bold $primary")))

@@ -11,7 +11,7 @@ from workbench.ui.model import Session
 
 
 def status_content(sessions: list[Session], daemon: str, healthy: bool, model_name: str,
-                   hint: str = "? keys", width: int = 0) -> Content:
+                   hint: str = "? keys", width: int = 0, suggestions: int = 0) -> Content:
     """The line; when `width` is given and it would not fit, the hint's tail, the model and the
     daemon's details go first, so the counts and `? keys` are not cut in the middle."""
     counts = model.state_counts(sessions)
@@ -22,6 +22,8 @@ def status_content(sessions: list[Session], daemon: str, healthy: bool, model_na
     unsandboxed = sum(1 for s in sessions if model.unsandboxed(s))
     if unsandboxed:
         head += [(f"⚠ {unsandboxed} sandbox off", "bold $error"), "  "]
+    if suggestions:
+        head += [(f"! {suggestions} suggestion{'s' if suggestions > 1 else ''}", "$accent"), "  "]
     daemon_style = "" if healthy else "bold $error"
     full_daemon = "daemon " + one_line(daemon, 60)
     short_daemon = full_daemon.split(" · ")[0]
@@ -48,12 +50,13 @@ class StatusBar(Static):
     """
 
     _last: tuple[list[Session], str, bool, str, str] | None = None
+    suggestions = 0  # the inbox's count (`!`), set by the app
 
     def show(self, sessions: list[Session], daemon: str, healthy: bool, model_name: str,
              hint: str = "? keys") -> None:
         self._last = (sessions, daemon, healthy, model_name, hint)
         self.set_class(not healthy, "-down")
-        self.update(status_content(sessions, daemon, healthy, model_name, hint, self.size.width))
+        self.update(status_content(sessions, daemon, healthy, model_name, hint, self.size.width, self.suggestions))
 
     def on_resize(self) -> None:
         if self._last is not None:
