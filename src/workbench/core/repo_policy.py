@@ -120,6 +120,8 @@ RULES: dict[str, Rule] = {
     # [check]
     "check.command": Rule("sandboxed", "runs only inside the sandbox"),
     "check.timeout_s": FREE,
+    # Only model turns (tokens) are at stake, and config caps it at 5: a repo may raise it too.
+    "check.fix_rounds": FREE,
     # [agent]
     "agent.compact_threshold": FREE,
     "agent.max_tool_output_bytes": FREE,

@@ -1,0 +1,142 @@
+"""Validated before reviewed (daemon/check_fix_rounds.py): a real daemon, real repositories,
+the built-in agent against the fake model server; the repo's check is its unit tests."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from tests.agent_support import FIX, TEST_CALC, Factory, calls, patch
+from tests.conftest import make_repo
+from tests.helpers import wait_for
+from tests.wb import Wb
+from workbench.daemon.client import Client
+from workbench.fakes.model_server import FakeOpenAI, Script, Turn
+
+OFF = ("--sandbox", "off")
+ADD_BUG = """*** Begin Patch
+*** Add File: calc.py
++def mean(values):
++    return sum(values) / (len(values) + 1)
+*** End Patch
+"""
+FAILURE = "3.0 != 4"  # what the unit test prints for the bug
+
+
+def call(method: str, **params: Any) -> Any:
+    with Client("test") as c:
+        return c.call(method, **params)
+
+
+def configure(isolated_env: Path, fake: FakeOpenAI) -> None:
+    """The fake model for the built-in agent, and the check every repository here runs."""
+    check = json.dumps([sys.executable, "-m", "unittest", "-q"])
+    (isolated_env / "config" / "workbench" / "config.toml").write_text(
+        f'[session]\nprovider = "fake"\n\n[providers.fake]\nbase_url = "{fake.base_url}"\nmodel = "fake-model"\n\n'
+        f"[check]\ncommand = {check}\ntimeout_s = 60\n"
+    )
+
+
+def start(wb: Wb, repo: Path, prompt: str) -> str:
+    return wb.new(repo, "--agent", "builtin", "--prompt", prompt, "--approval", "full-auto", *OFF)
+
+
+def wait_review(sid: str) -> dict[str, Any]:
+    return dict(wait_for(lambda: (s := call("get", id=sid))["state"] == "review" and s, 90,
+                         what=f"review of {sid}"))
+
+
+def users(sid: str) -> list[str]:
+    return [e["data"]["text"] for e in call("log", id=sid) if e["kind"] == "user"]
+
+
+def state_reasons(sid: str) -> list[str]:
+    return [e["data"]["reason"] for e in call("events", id=sid) if e["kind"] == "state"]
+
+
+def requests_of(fake: FakeOpenAI, script: str) -> list[Any]:
+    return [r for r in fake.requests if r.script == script]
+
+
+def test_the_agent_fixes_a_failing_check_before_review(
+    wb: Wb, tmp_path: Path, fake_factory: Factory, isolated_env: Path
+) -> None:
+    repo = make_repo(tmp_path / "calc", {"test_calc.py": TEST_CALC})
+    fake = fake_factory([Script("", [
+        calls(patch(ADD_BUG)), Turn(text="Added mean()."),  # the turn ends with a bug
+        calls(patch(FIX)), Turn(text="Fixed the division."),  # the answer to the failure
+    ])])
+    configure(isolated_env, fake)
+    sid = start(wb, repo, "add mean() to calc.py")
+    s = wait_review(sid)
+
+    # Green without the person typing: the only message besides the task was the failure.
+    assert s["check"] == "passed" and s["reason"] == "check passed after 1 fix round"
+    task, failure = users(sid)
+    assert task == "add mean() to calc.py"
+    round1 = fake.requests[2].body["messages"][-1]
+    assert round1["role"] == "user" and round1["content"] == failure
+    assert FAILURE in failure and "automatic fix round 1 of 2" in failure
+    assert len(fake.requests) == 4 and fake.violations == []
+    # Never `review` on the way: running the check, fixing, checking again, then review.
+    reasons = state_reasons(sid)
+    assert reasons[-4:] == ["running the check", "check failed, fixing (1/2)", "running the check (1/2 fix rounds)",
+                            "check passed after 1 fix round"]
+    assert [e["data"]["to"] for e in call("events", id=sid) if e["kind"] == "state"].count("review") == 1
+
+    # The check result beside the diff is the latest check of this very diff.
+    d = json.loads(wb.run("diff", sid, "--json").stdout)
+    assert d["check"]["status"] == "passed" and d["check"]["digest"] == d["digest"]
+    assert "check passed" in wb.run("diff", sid, "--stat").stdout
+    assert "len(values)\n" in (Path(s["worktree"]) / "calc.py").read_text()
+
+
+def test_rounds_end_red_stop_at_zero_and_yield_to_the_person(
+    wb: Wb, tmp_path: Path, fake_factory: Factory, isolated_env: Path
+) -> None:
+    files = {"test_calc.py": TEST_CALC}
+    never = make_repo(tmp_path / "never", files)
+    zero = make_repo(tmp_path / "zero", files)
+    (zero / ".workbench.toml").write_text("[check]\nfix_rounds = 0\n")  # a repo may lower it
+    takeover = make_repo(tmp_path / "takeover", files)
+    fake = fake_factory([
+        Script("NEVER", [calls(patch(ADD_BUG)), Turn(text="done"), Turn(text="tried"), Turn(text="tried again"),
+                         Turn(text="NOT ASKED")]),
+        Script("ZERO", [calls(patch(ADD_BUG)), Turn(text="done"), Turn(text="NOT ASKED")]),
+        # The fix round's answer is held until the person has written.
+        Script("TAKEOVER", [calls(patch(ADD_BUG)), Turn(text="done"), Turn(text="looking", delay_s=120),
+                            Turn(text="leaving it to you"), Turn(text="NOT ASKED")]),
+    ])
+    configure(isolated_env, fake)
+    ids = {name: start(wb, repo, f"{name} add mean()") for name, repo in
+           (("NEVER", never), ("ZERO", zero), ("TAKEOVER", takeover))}
+
+    # The person writes while the agent fixes: the rounds stop, the answer goes to review.
+    sid = ids["TAKEOVER"]
+    s = wait_for(lambda: (x := call("get", id=sid)).get("check_fix") == "1/2" and len(
+        requests_of(fake, "TAKEOVER")) == 3 and x, 90, what="the first fix round")
+    assert s["state"] == "running" and s["reason"] == "check failed, fixing (1/2)"
+    row = next(line for line in wb.run("ls").stdout.splitlines() if line.startswith(sid))
+    assert "fix 1/2" in row
+    wb.run("send", sid, "stop, I will fix it myself")
+    fake.release()
+    s = wait_review(sid)
+    assert "check_fix" not in s and "fix" not in s["reason"]
+    assert len(requests_of(fake, "TAKEOVER")) == 4
+    assert users(sid)[2:] == ["stop, I will fix it myself"]
+
+    # A check that never passes: fix_rounds (2) failures sent, then review, red, saying why.
+    s = wait_review(ids["NEVER"])
+    assert s["check"] == "failed" and s["reason"] == "check failed after 2 fix rounds"
+    sent = users(ids["NEVER"])[1:]
+    assert len(sent) == 2 and all(FAILURE in m for m in sent)
+    assert len(requests_of(fake, "NEVER")) == 4
+
+    # fix_rounds = 0: straight to review; the check still runs there.
+    s = wait_review(ids["ZERO"])
+    assert "running the check" not in state_reasons(ids["ZERO"])
+    wait_for(lambda: call("get", id=ids["ZERO"])["check"] == "failed", 60, what="the check in review")
+    assert users(ids["ZERO"]) == ["ZERO add mean()"] and len(requests_of(fake, "ZERO")) == 2
+    assert fake.violations == []
