@@ -140,3 +140,20 @@ def test_rounds_end_red_stop_at_zero_and_yield_to_the_person(
     wait_for(lambda: call("get", id=ids["ZERO"])["check"] == "failed", 60, what="the check in review")
     assert users(ids["ZERO"]) == ["ZERO add mean()"] and len(requests_of(fake, "ZERO")) == 2
     assert fake.violations == []
+
+
+def test_the_check_beside_the_diff_says_which_diff_it_ran_on_and_the_round() -> None:
+    from workbench.cli_render import check_cell, check_line
+    from workbench.ui.widgets.check_panel import check_summary
+
+    chk = {"status": "failed", "exit_code": 1, "command": "pytest -q", "tail": "E boom", "reason": "",
+           "duration_s": 1.0, "finished_at": 0.0, "digest": "aaa"}
+    assert check_line(chk, "aaa") == "check failed (exit 1): pytest -q"
+    assert check_line(chk, "bbb").endswith("[ran on an earlier version of this diff]")
+    fixing: Any = {"check": "failed", "check_fix": "1/2"}
+    plain: Any = {"check": "failed"}
+    assert check_cell(fixing) == "fix 1/2" and check_cell(plain) == "failed"
+    status, head, tail = check_summary(fixing, chk, "bbb")
+    assert status == "failed" and tail == "E boom"
+    assert "ran on an earlier version of this diff" in head and "fixing (1/2)" in head
+    assert check_summary(plain, chk, "aaa")[1] == "check failed (pytest -q, exit 1, 1.0s)"

@@ -120,7 +120,8 @@ class DiffPanel(Vertical):
 
     def update_session(self, s: Session) -> None:
         self.session = s
-        self.check.show(s, self.doc.check if self.doc and not s.get("check_running") else None)
+        self.check.show(s, self.doc.check if self.doc and not s.get("check_running") else None,
+                        self.result.get("digest") if self.result else None)
 
     # loading
 
@@ -169,7 +170,7 @@ class DiffPanel(Vertical):
         self.result, self.doc = result, doc
         self.view.set_rows(doc, rows, split)
         self.files.show(doc.files)
-        self.check.show(self.session, doc.check)
+        self.check.show(self.session, doc.check, result.get("digest"))
         self.header.update(summary_content(doc, split))
 
     def refresh_summary(self) -> None:
