@@ -101,6 +101,10 @@ def test_rounds_end_red_stop_at_zero_and_yield_to_the_person(
     zero = make_repo(tmp_path / "zero", files)
     (zero / ".workbench.toml").write_text("[check]\nfix_rounds = 0\n")  # a repo may lower it
     takeover = make_repo(tmp_path / "takeover", files)
+    acp_repo = make_repo(tmp_path / "acp", files)
+    (acp_repo / ".workbench.toml").write_text("[check]\nfix_rounds = 1\n")
+    (tmp_path / "acp-state").mkdir()
+    wb.env["ACP_FAKE_STATE"] = str(tmp_path / "acp-state")
     fake = fake_factory([
         Script("NEVER", [calls(patch(ADD_BUG)), Turn(text="done"), Turn(text="tried"), Turn(text="tried again"),
                          Turn(text="NOT ASKED")]),
@@ -112,6 +116,10 @@ def test_rounds_end_red_stop_at_zero_and_yield_to_the_person(
     configure(isolated_env, fake)
     ids = {name: start(wb, repo, f"{name} add mean()") for name, repo in
            (("NEVER", never), ("ZERO", zero), ("TAKEOVER", takeover))}
+    # An ACP agent (tests/fake_agents/acp_agent.py) writes a broken calc.py and, sent the
+    # failure, only echoes it: one round (this repo's fix_rounds), then review, red.
+    agent = "acp:" + " ".join([sys.executable, str(Path(__file__).parent / "fake_agents" / "acp_agent.py")])
+    ids["ACP"] = wb.new(acp_repo, "--agent", agent, "--prompt", "put calc.py x", *OFF)
 
     # The person writes while the agent fixes: the rounds stop, the answer goes to review.
     sid = ids["TAKEOVER"]
@@ -139,6 +147,12 @@ def test_rounds_end_red_stop_at_zero_and_yield_to_the_person(
     assert "running the check" not in state_reasons(ids["ZERO"])
     wait_for(lambda: call("get", id=ids["ZERO"])["check"] == "failed", 60, what="the check in review")
     assert users(ids["ZERO"]) == ["ZERO add mean()"] and len(requests_of(fake, "ZERO")) == 2
+
+    s = wait_review(ids["ACP"])
+    assert s["check"] == "failed" and s["reason"] == "check failed after 1 fix round"
+    task, failure = users(ids["ACP"])
+    assert task == "put calc.py x"
+    assert "name 'x' is not defined" in failure and "automatic fix round 1 of 1" in failure
     assert fake.violations == []
 
 
