@@ -158,6 +158,7 @@ def test_rounds_end_red_stop_at_zero_and_yield_to_the_person(
 
 def test_the_check_beside_the_diff_says_which_diff_it_ran_on_and_the_round() -> None:
     from workbench.cli_render import check_cell, check_line
+    from workbench.ui.model import check_label
     from workbench.ui.widgets.check_panel import check_summary
 
     chk = {"status": "failed", "exit_code": 1, "command": "pytest -q", "tail": "E boom", "reason": "",
@@ -171,3 +172,4 @@ def test_the_check_beside_the_diff_says_which_diff_it_ran_on_and_the_round() -> 
     assert status == "failed" and tail == "E boom"
     assert "ran on an earlier version of this diff" in head and "fixing (1/2)" in head
     assert check_summary(plain, chk, "aaa")[1] == "check failed (pytest -q, exit 1, 1.0s)"
+    assert check_label(fixing) == ("✖ fixing 1/2", "$warning") and check_label(plain) == ("✖ check", "bold $error")
