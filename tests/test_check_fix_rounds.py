@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.agent_support import FIX, TEST_CALC, Factory, calls, patch
 from tests.conftest import make_repo
 from tests.helpers import wait_for
@@ -173,3 +175,23 @@ def test_the_check_beside_the_diff_says_which_diff_it_ran_on_and_the_round() -> 
     assert "ran on an earlier version of this diff" in head and "fixing (1/2)" in head
     assert check_summary(plain, chk, "aaa")[1] == "check failed (pytest -q, exit 1, 1.0s)"
     assert check_label(fixing) == ("✖ fixing 1/2", "$warning") and check_label(plain) == ("✖ check", "bold $error")
+
+
+def test_fix_rounds_default_two_a_repo_may_lower_or_raise_them_up_to_five(tmp_path: Path) -> None:
+    from workbench import config
+    from workbench.core import trust
+    from workbench.errors import ConfigError
+
+    assert config.Config().check.fix_rounds == 2
+    user = tmp_path / "user.toml"
+    user.write_text("[check]\nfix_rounds = 1\n")
+    repo = tmp_path / "r"
+    repo.mkdir()
+    for n in (0, 5):  # only model turns are at stake: no trust needed either way
+        (repo / ".workbench.toml").write_text(f"[check]\nfix_rounds = {n}\n")
+        assert config.load(repo, path=user).check.fix_rounds == n
+    assert not trust.load_records()
+    (repo / ".workbench.toml").write_text("[check]\nfix_rounds = 6\n")
+    with pytest.raises(ConfigError, match="fix_rounds") as e:
+        config.load(repo, path=user)
+    assert str(e.value).endswith(":2: key 'check.fix_rounds': Input should be less than or equal to 5")
