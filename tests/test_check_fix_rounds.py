@@ -62,26 +62,16 @@ def requests_of(fake: FakeOpenAI, script: str) -> list[Any]:
     return [r for r in fake.requests if r.script == script]
 
 
-def test_the_agent_fixes_a_failing_check_before_review(
-    wb: Wb, tmp_path: Path, fake_factory: Factory, isolated_env: Path
-) -> None:
-    repo = make_repo(tmp_path / "calc", {"test_calc.py": TEST_CALC})
-    fake = fake_factory([Script("", [
-        calls(patch(ADD_BUG)), Turn(text="Added mean()."),  # the turn ends with a bug
-        calls(patch(FIX)), Turn(text="Fixed the division."),  # the answer to the failure
-    ])])
-    configure(isolated_env, fake)
-    sid = start(wb, repo, "add mean() to calc.py")
+def fixed_within_the_rounds(wb: Wb, fake: FakeOpenAI, sid: str) -> None:
+    """The agent wrote a bug, was sent the failure, fixed it: review, green, no one typed."""
     s = wait_review(sid)
-
-    # Green without the person typing: the only message besides the task was the failure.
     assert s["check"] == "passed" and s["reason"] == "check passed after 1 fix round"
-    task, failure = users(sid)
-    assert task == "add mean() to calc.py"
-    round1 = fake.requests[2].body["messages"][-1]
+    task, failure = users(sid)  # the only message besides the task was the failure
+    assert task == "FIXED add mean()"
+    round1 = requests_of(fake, "FIXED")[2].body["messages"][-1]
     assert round1["role"] == "user" and round1["content"] == failure
     assert FAILURE in failure and "automatic fix round 1 of 2" in failure
-    assert len(fake.requests) == 4 and fake.violations == []
+    assert len(requests_of(fake, "FIXED")) == 4
     # Never `review` on the way: running the check, fixing, checking again, then review.
     reasons = state_reasons(sid)
     assert reasons[-4:] == ["running the check", "check failed, fixing (1/2)", "running the check (1/2 fix rounds)",
@@ -95,10 +85,11 @@ def test_the_agent_fixes_a_failing_check_before_review(
     assert "len(values)\n" in (Path(s["worktree"]) / "calc.py").read_text()
 
 
-def test_rounds_end_red_stop_at_zero_and_yield_to_the_person(
-    wb: Wb, tmp_path: Path, fake_factory: Factory, isolated_env: Path
-) -> None:
+def test_fix_rounds_end_to_end(wb: Wb, tmp_path: Path, fake_factory: Factory, isolated_env: Path) -> None:
+    """One daemon, five sessions (one daemon start for the whole contract): fixed within the
+    rounds, never fixed, rounds off, the person taking over, and an ACP agent."""
     files = {"test_calc.py": TEST_CALC}
+    fixed = make_repo(tmp_path / "fixed", files)
     never = make_repo(tmp_path / "never", files)
     zero = make_repo(tmp_path / "zero", files)
     (zero / ".workbench.toml").write_text("[check]\nfix_rounds = 0\n")  # a repo may lower it
@@ -108,6 +99,10 @@ def test_rounds_end_red_stop_at_zero_and_yield_to_the_person(
     (tmp_path / "acp-state").mkdir()
     wb.env["ACP_FAKE_STATE"] = str(tmp_path / "acp-state")
     fake = fake_factory([
+        Script("FIXED", [
+            calls(patch(ADD_BUG)), Turn(text="Added mean()."),  # the turn ends with a bug
+            calls(patch(FIX)), Turn(text="Fixed the division."),  # the answer to the failure
+        ]),
         Script("NEVER", [calls(patch(ADD_BUG)), Turn(text="done"), Turn(text="tried"), Turn(text="tried again"),
                          Turn(text="NOT ASKED")]),
         Script("ZERO", [calls(patch(ADD_BUG)), Turn(text="done"), Turn(text="NOT ASKED")]),
@@ -117,11 +112,13 @@ def test_rounds_end_red_stop_at_zero_and_yield_to_the_person(
     ])
     configure(isolated_env, fake)
     ids = {name: start(wb, repo, f"{name} add mean()") for name, repo in
-           (("NEVER", never), ("ZERO", zero), ("TAKEOVER", takeover))}
+           (("FIXED", fixed), ("NEVER", never), ("ZERO", zero), ("TAKEOVER", takeover))}
     # An ACP agent (tests/fake_agents/acp_agent.py) writes a broken calc.py and, sent the
     # failure, only echoes it: one round (this repo's fix_rounds), then review, red.
     agent = "acp:" + " ".join([sys.executable, str(Path(__file__).parent / "fake_agents" / "acp_agent.py")])
     ids["ACP"] = wb.new(acp_repo, "--agent", agent, "--prompt", "put calc.py x", *OFF)
+
+    fixed_within_the_rounds(wb, fake, ids["FIXED"])
 
     # The person writes while the agent fixes: the rounds stop, the answer goes to review.
     sid = ids["TAKEOVER"]

@@ -138,6 +138,15 @@ class FixRounds:
     # -- a round ---------------------------------------------------------------------------
 
     async def _validate(self, sid: str, r: Rounds, cfg: config_mod.Config) -> None:
+        try:
+            await self._round(sid, r, cfg)
+        except Exception as e:  # a bug here must not leave the session held in `running`
+            log.exception("fix rounds of %s failed", sid)
+            s = self.mgr.sessions.get(sid)
+            if s is not None and self.rounds.get(sid) is r:
+                self._release(s, f"the automatic check failed: {type(e).__name__}: {e}")
+
+    async def _round(self, sid: str, r: Rounds, cfg: config_mod.Config) -> None:
         s = self.mgr.sessions.get(sid)
         if s is None:
             return
