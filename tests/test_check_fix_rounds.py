@@ -117,6 +117,8 @@ def test_fix_rounds_end_to_end(wb: Wb, tmp_path: Path, fake_factory: Factory, is
     # failure, only echoes it: one round (this repo's fix_rounds), then review, red.
     agent = "acp:" + " ".join([sys.executable, str(Path(__file__).parent / "fake_agents" / "acp_agent.py")])
     ids["ACP"] = wb.new(acp_repo, "--agent", agent, "--prompt", "put calc.py x", *OFF)
+    # A terminal agent: workbench only guesses its turn ends, so nothing is typed into it.
+    ids["PTY"] = wb.new(make_repo(tmp_path / "pty", files), "--agent", "sleep 1000", *OFF)
 
     fixed_within_the_rounds(wb, fake, ids["FIXED"])
 
@@ -153,6 +155,14 @@ def test_fix_rounds_end_to_end(wb: Wb, tmp_path: Path, fake_factory: Factory, is
     assert task == "put calc.py x"
     assert "name 'x' is not defined" in failure and "automatic fix round 1 of 1" in failure
     assert fake.violations == []
+
+    sid = ids["PTY"]
+    (Path(wb.wait_state(sid, "running", 30)["worktree"]) / "calc.py").write_text("x\n")
+    wb.run("notify", sid, "done")
+    wait_review(sid)
+    wait_for(lambda: call("get", id=sid)["check"] == "failed", 60, what="the check of the terminal session")
+    assert "running the check" not in state_reasons(sid)
+    assert not [e for e in call("events", id=sid) if e["kind"] == "check_sent"]
 
 
 def test_the_check_beside_the_diff_says_which_diff_it_ran_on_and_the_round() -> None:
