@@ -150,15 +150,15 @@ class FixRounds:
         s = self.mgr.sessions.get(sid)
         if s is None:
             return
+        why = ""
         try:
             chk = await self.checks.check_diff(s, cfg)
         except WorkbenchError as e:
-            chk = None
-            log.info("fix rounds: the check of %s failed to run: %s", sid, e)
+            chk, why = None, f"the check could not run: {e}"
         if self.rounds.get(sid) is not r or s.state != SessionState.RUNNING:
             return  # the person took over (or the session stopped) meanwhile
         if chk is None:
-            self._release(s, "")
+            self._release(s, why)
         elif chk.get("status") == "passed":
             self._release(s, "check passed" + (f" after {plural(r.done, 'fix round')}" if r.done else ""))
         elif r.done >= r.limit:
