@@ -157,6 +157,9 @@ class FixRounds:
             chk, why = None, f"the check could not run: {e}"
         if self.rounds.get(sid) is not r or s.state != SessionState.RUNNING:
             return  # the person took over (or the session stopped) meanwhile
+        if chk is not None and str(chk.get("reason", "")).startswith("sandbox:"):
+            why = f"the check could not run: {chk.get('reason')}"  # nothing the agent can fix
+            chk = None
         if chk is None:
             self._release(s, why)
         elif chk.get("status") == "passed":
