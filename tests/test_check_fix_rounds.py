@@ -86,8 +86,8 @@ def fixed_within_the_rounds(wb: Wb, fake: FakeOpenAI, sid: str) -> None:
 
 
 def test_fix_rounds_end_to_end(wb: Wb, tmp_path: Path, fake_factory: Factory, isolated_env: Path) -> None:
-    """One daemon, five sessions (one daemon start for the whole contract): fixed within the
-    rounds, never fixed, rounds off, the person taking over, and an ACP agent."""
+    """One daemon for the whole contract: fixed within the rounds, never fixed, rounds off,
+    stopped while fixing, the person taking over, an ACP agent and a terminal agent."""
     files = {"test_calc.py": TEST_CALC}
     fixed = make_repo(tmp_path / "fixed", files)
     never = make_repo(tmp_path / "never", files)
@@ -109,10 +109,13 @@ def test_fix_rounds_end_to_end(wb: Wb, tmp_path: Path, fake_factory: Factory, is
         # The fix round's answer is held until the person has written.
         Script("TAKEOVER", [calls(patch(ADD_BUG)), Turn(text="done"), Turn(text="looking", delay_s=120),
                             Turn(text="leaving it to you"), Turn(text="NOT ASKED")]),
+        Script("STOPPED", [calls(patch(ADD_BUG)), Turn(text="done"), Turn(text="looking", delay_s=120),
+                           Turn(text="NOT ASKED")]),
     ])
     configure(isolated_env, fake)
     ids = {name: start(wb, repo, f"{name} add mean()") for name, repo in
-           (("FIXED", fixed), ("NEVER", never), ("ZERO", zero), ("TAKEOVER", takeover))}
+           (("FIXED", fixed), ("NEVER", never), ("ZERO", zero), ("TAKEOVER", takeover),
+            ("STOPPED", make_repo(tmp_path / "stopped", files)))}
     # An ACP agent (tests/fake_agents/acp_agent.py) writes a broken calc.py and, sent the
     # failure, only echoes it: one round (this repo's fix_rounds), then review, red.
     agent = "acp:" + " ".join([sys.executable, str(Path(__file__).parent / "fake_agents" / "acp_agent.py")])
@@ -121,6 +124,14 @@ def test_fix_rounds_end_to_end(wb: Wb, tmp_path: Path, fake_factory: Factory, is
     ids["PTY"] = wb.new(make_repo(tmp_path / "pty", files), "--agent", "sleep 1000", *OFF)
 
     fixed_within_the_rounds(wb, fake, ids["FIXED"])
+
+    # Stopped while the agent fixes: the rounds end with it.
+    sid = ids["STOPPED"]
+    wait_for(lambda: call("get", id=sid).get("check_fix") == "1/2" and len(requests_of(fake, "STOPPED")) == 3,
+             90, what="the fix round of the session to stop")
+    wb.run("stop", sid)
+    s = call("get", id=sid)
+    assert s["state"] == "stopped" and "check_fix" not in s
 
     # The person writes while the agent fixes: the rounds stop, the answer goes to review.
     sid = ids["TAKEOVER"]
