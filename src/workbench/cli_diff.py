@@ -79,7 +79,12 @@ def diff(session_id: str, stat: bool, as_json: bool, echo: Callable[..., None]) 
         if as_json:
             echo(to_json({"base": res["base"], "stat": res["stat"], "files": res["files"], **_ignored(res)}))
         else:
+            from workbench.cli_render import check_line
+
             echo(res["text"], nl=False)
+            chk = res.get("check")
+            if chk:
+                echo(check_line(chk, res["digest"]))
         return
     if as_json:
         whole = fetch(session_id)

@@ -64,7 +64,7 @@ def ls_lines(sessions: list[SessionInfo], color: bool) -> list[str]:
         changes = f"+{s.get('added', 0)} -{s.get('removed', 0)}" if "added" in s else "-"
         rows.append((
             s["id"], one_line(s["name"], 30), one_line(s["state"], 10), one_line(s["agent"], 20),
-            s["sandbox"], one_line(s["branch"], 40), changes, one_line(str(s.get("check", "none")), 8),
+            s["sandbox"], one_line(s["branch"], 40), changes, check_cell(s),
             human_bytes(s.get("disk_bytes")), human_age(s["created_at"]), one_line(s["repo"], 60),
         ))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
@@ -75,6 +75,22 @@ def ls_lines(sessions: list[SessionInfo], color: bool) -> list[str]:
             cells[4] = f"{RED}{cells[4]}{RESET}"
         out.append("  ".join(cells).rstrip())
     return out
+
+
+def check_cell(s: SessionInfo) -> str:
+    """`ls`'s CHECK: the last result, or the automatic fix round under way ("fix 1/2")."""
+    fix = s.get("check_fix")
+    return f"fix {one_line(fix, 7)}" if fix else one_line(str(s.get("check", "none")), 8)
+
+
+def check_line(chk: Mapping[str, Any], digest: str) -> str:
+    """The check beside `diff --stat`: its result, and whether it checked this diff."""
+    code = chk.get("exit_code")
+    why = f"exit {code}" if code is not None else one_line(str(chk.get("reason") or ""), 80)
+    line = f"check {chk.get('status')} ({why}): {one_line(str(chk.get('command') or ''), 100)}"
+    if chk.get("digest") and chk.get("digest") != digest:
+        line += " [ran on an earlier version of this diff]"
+    return line
 
 
 def status_lines(st: StatusResult) -> list[str]:

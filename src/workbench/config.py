@@ -77,9 +77,16 @@ class ReviewSettings(_Section):
     ignore: list[str] = Field(default_factory=lambda: list(review_noise.DEFAULT_IGNORE))
 
 
+MAX_FIX_ROUNDS = 5
+
+
 class CheckSettings(_Section):
     command: list[str] | str | None = None
     timeout_s: float = Field(default=600, gt=0)
+    # A failing check after an agent's turn goes back to the agent this many times before the
+    # person is asked (daemon/check_fix_rounds.py); 0: straight to review. Capped: each round
+    # costs a model turn.
+    fix_rounds: int = Field(default=2, ge=0, le=MAX_FIX_ROUNDS)
 
 
 class SuggestSettings(_Section):

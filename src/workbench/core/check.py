@@ -46,6 +46,7 @@ class CheckResult:
     command: str
     reason: str = ""  # why it failed without an exit code: timeout, could not start
     finished_at: float = field(default_factory=time.time)
+    digest: str = ""  # the digest of the diff it checked ("" when not known)
 
     def to_json(self) -> wire.CheckResult:
         return cast(wire.CheckResult, asdict(self))

@@ -120,6 +120,8 @@ RULES: dict[str, Rule] = {
     # [check]
     "check.command": Rule("sandboxed", "runs only inside the sandbox"),
     "check.timeout_s": FREE,
+    # Only model turns (tokens) are at stake, and config caps it at 5: a repo may raise it too.
+    "check.fix_rounds": FREE,
     # [suggest]: a repo may turn sources off or run its check less often, never the reverse
     # (the daemon ANDs each source with the user's own setting), and name its own log (read
     # only inside the repo)

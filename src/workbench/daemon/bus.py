@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
@@ -67,6 +67,21 @@ class DiffChanged(Event):
     session: Session
     stat: dict[str, int]
     digest: str
+
+
+@dataclass(frozen=True)
+class TurnFinished(Event):
+    """A running session's agent finished a turn with changes: it is about to go to `review`.
+
+    A subscriber may `hold` it there: the session stays `running` with the subscriber's reason
+    instead, and the subscriber moves it on later (`manager.set_state(..., gate=False)`).
+    """
+
+    session: Session
+    held: list[str] = field(default_factory=list)
+
+    def hold(self, reason: str) -> None:
+        self.held.append(reason)
 
 
 E = TypeVar("E", bound=Event)

@@ -20,6 +20,7 @@ from workbench.core import check as check_mod
 from workbench.core import review as rv
 from workbench.core.models import Session
 from workbench.errors import UsageError, WorkbenchError
+from workbench.protocol import review as wire
 
 if TYPE_CHECKING:
     from workbench.daemon.api import Daemon
@@ -86,13 +87,31 @@ class CheckRunner:
         if not diff.files or self._checked.get(sid) == diff.digest:
             return
         self._checked[sid] = diff.digest
-        await self.run(s, cfg)
+        await self.run(s, cfg, digest=diff.digest)
         if sid in self._again:
             self._again.discard(sid)
             self._spawn(self._auto_check(sid))
 
-    async def run(self, s: Session, cfg: config_mod.Config | None = None) -> check_mod.CheckResult:
-        """Run the check now (after the one running, if any); the result is stored."""
+    async def check_diff(self, s: Session, cfg: config_mod.Config) -> wire.CheckResult | None:
+        """The check of the session's diff as it is now: the kept result if this very diff
+        was checked already, else a new run. None when there is nothing to check."""
+        try:
+            diff = await self.mgr.git.diff(s)
+        except WorkbenchError as e:
+            log.info("review: no diff of %s to check: %s", s.id, e)
+            return None
+        if not diff.files:
+            return None
+        kept = self._state(s.id).check
+        if kept and kept.get("digest") == diff.digest:
+            return kept
+        self._checked[s.id] = diff.digest  # the check after `review` need not run it again
+        return (await self.run(s, cfg, digest=diff.digest)).to_json()
+
+    async def run(self, s: Session, cfg: config_mod.Config | None = None, *,
+                  digest: str | None = None) -> check_mod.CheckResult:
+        """Run the check now (after the one running, if any); the result is stored with the
+        digest of the diff it checked (`digest`, or the diff's now)."""
         if cfg is None:
             cfg = await asyncio.to_thread(config_mod.load, Path(s.repo))
         argv = check_mod.check_argv(cfg.check.command)
@@ -100,6 +119,11 @@ class CheckRunner:
         text = check_mod.command_text(cfg.check.command or "")
         if not Path(s.worktree).is_dir():
             raise WorkbenchError(f"worktree missing: {s.worktree}")
+        if digest is None:
+            try:
+                digest = (await self.mgr.git.diff(s)).digest
+            except WorkbenchError:
+                digest = ""
         lk = self._locks.setdefault(s.id, asyncio.Lock())
         async with lk:
             self.mgr.publish_session(s)  # check_running
@@ -110,6 +134,7 @@ class CheckRunner:
             else:
                 result = await check_mod.run_check(cmd, Path(s.worktree), timeout_s=cfg.check.timeout_s,
                                                    command=text)
+            result.digest = digest
             st = self._state(s.id)
             st.check = result.to_json()
             await asyncio.to_thread(st.save)
@@ -128,9 +153,14 @@ class CheckRunner:
             raise UsageError(f"session {s.name} has no check result yet", hint=f"`workbench check {s.id}`")
         if chk.get("status") == "passed":
             raise UsageError("the last check passed; nothing to send")
-        why = f"exit code {chk.get('exit_code')}" if chk.get("exit_code") is not None else chk.get("reason", "failed")
-        text = (f"The check command `{chk.get('command')}` failed ({why}). The end of its output:\n\n"
-                f"{chk.get('tail', '')}\n\nPlease fix what makes it fail.")
+        text = failure_message(chk)
         how = await self.mgr.deliver(s, text)
         self.mgr.record(s, "check_sent", {"text": text, "via": how})
         return text, how
+
+
+def failure_message(chk: wire.CheckResult) -> str:
+    """The message that hands a failed check to the agent: the command, why, its output's end."""
+    why = f"exit code {chk.get('exit_code')}" if chk.get("exit_code") is not None else chk.get("reason", "failed")
+    return (f"The check command `{chk.get('command')}` failed ({why}). The end of its output:\n\n"
+            f"{chk.get('tail', '')}\n\nPlease fix what makes it fail.")

@@ -5,9 +5,10 @@ The service watches every session's worktree (diff_cache.SessionWatch), recomput
 diff off the event loop when files change, keeps it until the next change (DiffCache) and
 publishes DiffChanged; it follows the bus (daemon/bus.py)
 to watch new sessions, drop removed ones and start the check (review_checks.py) when a
-session goes to `review`. Review actions (marks, rejections, comments, undo, the review
-message, merge, discard) run under the session's lock, on the snapshot the daemon
-imported, with edits carried out in the session's sandbox. Feedback reaches the agent
+session goes to `review` (after the automatic fix rounds, check_fix_rounds.py, if any).
+Review actions (marks, rejections, comments, undo, the review message, merge, discard) run
+under the session's lock, on the snapshot the daemon imported, with edits carried out in
+the session's sandbox. Feedback reaches the agent
 through the manager's `deliver(session, text)`.
 """
 
@@ -29,6 +30,7 @@ from workbench.core.diff_model import Diff
 from workbench.core.models import Session, SessionState
 from workbench.daemon import review_merge
 from workbench.daemon.bus import DiffChanged, SessionChanged, SessionRemoved
+from workbench.daemon.check_fix_rounds import FixRounds
 from workbench.daemon.diff_cache import DiffCache, SessionWatch
 from workbench.daemon.extensions import Extension
 from workbench.daemon.review_checks import CheckRunner
@@ -75,6 +77,7 @@ class ReviewService(Extension):
         self._tasks: set[asyncio.Task[Any]] = set()
         self.loop = asyncio.get_running_loop()
         self.checks = CheckRunner(daemon, self.state, self._spawn)
+        self.fix_rounds = FixRounds(daemon, self.checks, self._spawn)
         daemon.manager.bus.subscribe(SessionChanged, self._on_session_changed)
         daemon.manager.bus.subscribe(SessionRemoved, lambda e: self.forget(e.session.id))
 
@@ -239,7 +242,9 @@ class ReviewService(Extension):
 
     def describe(self, s: Session) -> dict[str, Any]:
         # Only sessions being watched have a diff and a check to show.
-        return self.describe_extra(s.id) if s.id in self.watchers else {}
+        out = self.describe_extra(s.id) if s.id in self.watchers else {}
+        out.update(self.fix_rounds.describe(s))
+        return out
 
     def describe_extra(self, sid: str) -> dict[str, Any]:
         """Keys added to the session's description (ls, session events)."""

@@ -35,7 +35,7 @@ from workbench.core.models import ATTENTION_ORDER, Session, SessionState
 from workbench.core.pty import process_start_time
 from workbench.core.screen import ScreenEvent
 from workbench.core.store import Store
-from workbench.daemon.bus import Bus, LogRecorded, SessionChanged, SessionRemoved
+from workbench.daemon.bus import Bus, LogRecorded, SessionChanged, SessionRemoved, TurnFinished
 from workbench.daemon.extensions import Extension, Launcher, PtyObserver
 from workbench.daemon.hub import Hub
 from workbench.daemon.pty_runtime import PtyRuntime
@@ -157,7 +157,16 @@ class SessionManager:
 
     # state
 
-    def set_state(self, s: Session, state: SessionState, reason: str = "", **data: Any) -> None:
+    def set_state(self, s: Session, state: SessionState, reason: str = "", *, gate: bool = True,
+                  **data: Any) -> None:
+        """Move `s` to `state`. From `running` to `review` is a turn's end: `TurnFinished` is
+        published first and a subscriber may hold the session in `running` (`gate=False`
+        is the holder's own move on)."""
+        if gate and state == SessionState.REVIEW and s.state == SessionState.RUNNING:
+            turn = TurnFinished(s)
+            self.bus.publish(turn)
+            if turn.held:
+                state, reason = SessionState.RUNNING, turn.held[0]
         if s.state == state and not reason and not data:
             return
         old = s.state

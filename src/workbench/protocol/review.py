@@ -70,6 +70,9 @@ class CheckResult(TypedDict):
     command: str
     reason: str
     finished_at: float
+    # the digest of the diff it checked (compare with DiffReply.digest); results stored
+    # before it was recorded lack it
+    digest: NotRequired[str]
 
 
 class DiffParams(TypedDict):

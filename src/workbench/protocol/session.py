@@ -76,6 +76,8 @@ class SessionInfo(TypedDict):
     check_tail: NotRequired[str]
     check_exit_code: NotRequired[int | None]
     check_at: NotRequired[float | None]
+    # while a failing check goes back to the agent automatically: rounds sent / allowed ("1/2")
+    check_fix: NotRequired[str]
     review_pending: NotRequired[int]
 
 

@@ -149,6 +149,8 @@ def keys_refused(s: Session, detach: str) -> str:
 
 def check_label(s: Session) -> tuple[str, str] | None:
     """(label, style) of the session's last check for the list, or None."""
+    if s.get("check_fix"):  # a failing check went back to the agent (daemon/check_fix_rounds.py)
+        return f"✖ fixing {s.get('check_fix')}", "$warning"
     if s.get("check_running"):
         return "checking", "$wb-running"
     st = str(s.get("check") or "none")

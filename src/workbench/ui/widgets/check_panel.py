@@ -14,10 +14,13 @@ from workbench.ui.model import Session
 TAIL_LINES = 12
 
 
-def check_summary(session: Session, result: Mapping[str, Any] | None) -> tuple[str, str, str]:
-    """(status, headline, tail) from the full result when there is one, else the description."""
+def check_summary(session: Session, result: Mapping[str, Any] | None,
+                  digest: str | None = None) -> tuple[str, str, str]:
+    """(status, headline, tail) from the full result when there is one, else the description;
+    `digest` is the shown diff's (a result of another diff says so)."""
+    fix = session.get("check_fix")
     if session.get("check_running"):
-        return "running", "check running…", ""
+        return "running", "check running…" + (f" (automatic fix rounds {fix})" if fix else ""), ""
     chk = result if isinstance(result, dict) and result.get("status") else None
     status = str(chk.get("status") if chk else session.get("check") or "none")
     if status in ("none", "", "None"):
@@ -30,11 +33,16 @@ def check_summary(session: Session, result: Mapping[str, Any] | None) -> tuple[s
                         f"{float(dur):.1f}s" if isinstance(dur, int | float) else "",
                         one_line(str((chk or {}).get("reason") or ""), 60)) if b]
     head = f"check {status}" + (f" ({', '.join(bits)})" if bits else "")
+    ran_on = (chk or {}).get("digest")
+    if digest and ran_on and ran_on != digest:
+        head += " · ran on an earlier version of this diff"
+    if fix:
+        head += f" · sent to the agent, fixing ({fix})"
     return status, head, tail
 
 
-def check_content(session: Session, result: Mapping[str, Any] | None) -> Content:
-    status, head, tail = check_summary(session, result)
+def check_content(session: Session, result: Mapping[str, Any] | None, digest: str | None = None) -> Content:
+    status, head, tail = check_summary(session, result, digest)
     icon, style = {"passed": ("✔", "$success"), "failed": ("✖", "$error"), "running": ("◌", "$wb-running"),
                    "timeout": ("✖", "$error"), "error": ("✖", "$error")}.get(status, ("·", "$text-muted"))
     parts = [Content.assemble((f"{icon} {head}", f"bold {style}"))]
@@ -57,6 +65,6 @@ class CheckPanel(Static):
         super().__init__("", id=id)
         self.status = "none"
 
-    def show(self, session: Session, result: Mapping[str, Any] | None) -> None:
-        self.status = check_summary(session, result)[0]
-        self.update(check_content(session, result))
+    def show(self, session: Session, result: Mapping[str, Any] | None, digest: str | None = None) -> None:
+        self.status = check_summary(session, result, digest)[0]
+        self.update(check_content(session, result, digest))

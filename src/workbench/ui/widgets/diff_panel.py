@@ -135,7 +135,8 @@ class DiffPanel(Vertical):
 
     def update_session(self, s: Session) -> None:
         self.session = s
-        self.check.show(s, self.doc.check if self.doc and not s.get("check_running") else None)
+        self.check.show(s, self.doc.check if self.doc and not s.get("check_running") else None,
+                        self.result.get("digest") if self.result else None)
 
     # loading
 
@@ -186,7 +187,7 @@ class DiffPanel(Vertical):
         if self.to_first_unreviewed and self.view.first_unreviewed():
             self.to_first_unreviewed = False
         self.files.show(doc.files, doc.ignored)
-        self.check.show(self.session, doc.check)
+        self.check.show(self.session, doc.check, result.get("digest"))
         self.header.update(summary_content(doc, split))
 
     def refresh_summary(self) -> None:
