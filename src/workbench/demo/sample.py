@@ -24,6 +24,9 @@ A tiny statistics library, made by `workbench demo`. `mean()` has a bug and
     ".workbench.toml": """\
 [check]
 command = ["python3", "-B", "-m", "unittest"]
+# The demo shows a failing check that you send back (E); automatic fix rounds would send it
+# before you see it.
+fix_rounds = 0
 """,
     "calc.py": '''\
 """Small statistics helpers."""
