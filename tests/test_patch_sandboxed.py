@@ -179,15 +179,17 @@ def _start_swapper(argv: list[str], wt: Path, env: dict[str, str] | None = None,
     return proc
 
 
-async def _race(runner: Any, wt: Path, outside: Path, before: dict[str, bytes], budget_s: float) -> list[int]:
-    """Apply patches into `d/` for `budget_s`; stop at the first write outside.
+async def _race(runner: Any, wt: Path, outside: Path, before: dict[str, bytes], budget_s: float,
+                min_tries: int = 0) -> list[int]:
+    """Apply patches into `d/` for `budget_s` (and at least `min_tries` times, however loaded
+    the machine); stop at the first write outside.
 
     Returns [applied, refused, crashed]: a crash (an exception instead of an error for the
     model) is counted and the race goes on, so a write outside is still caught after one."""
     counts = [0, 0, 0]
     end = time.monotonic() + budget_s
     i = 0
-    while time.monotonic() < end and i < 20_000:
+    while (time.monotonic() < end or i < min_tries) and i < 20_000:
         i += 1
         patch = P("*** Add File: d/f.txt", f"+attempt {i}", "*** Add File: d/new.txt", "+x")
         try:
@@ -220,7 +222,7 @@ def test_sandbox_off_the_applier_refuses_symlinked_components_even_when_raced(tm
     try:
         fast = asyncio.run(_race(LocalRunner(), wt, outside, before, 3.0))
         assert _contents(outside) == before, f"a patch wrote outside the worktree ({fast})"
-        helper = asyncio.run(_race(SandboxRunner(_Manager(), s), wt, outside, before, 3.0))  # type: ignore[arg-type]
+        helper = asyncio.run(_race(SandboxRunner(_Manager(), s), wt, outside, before, 3.0, 6))  # type: ignore[arg-type]
         assert _contents(outside) == before, f"a patch wrote outside the worktree ({helper})"
     finally:
         _stop(swapper)
@@ -242,7 +244,7 @@ def test_a_session_racing_symlinks_cannot_make_a_patch_write_outside_its_worktre
     finally:
         cmd.close()
     try:
-        counts = asyncio.run(_race(SandboxRunner(mgr, s), wt, outside, before, 6.0))  # type: ignore[arg-type]
+        counts = asyncio.run(_race(SandboxRunner(mgr, s), wt, outside, before, 6.0, 10))  # type: ignore[arg-type]
         assert _contents(outside) == before, f"a patch wrote outside the worktree ({counts})"
     finally:
         _stop(swapper)

@@ -206,7 +206,7 @@ def test_429_honours_retry_after_ms(fake_factory: Any, wire: str) -> None:
     assert retry.attempt == 1 and retry.delay_s == pytest.approx(0.3)
     assert "HTTP 429" in retry.reason and fake.base_url in retry.reason
     waited = timed[1][0] - timed[0][0]
-    assert 0.28 <= waited < 2.0
+    assert waited >= 0.28  # it did wait (the delay above proves the server's 300 ms was used)
     assert text_of(final_turn(events)) == "after the wait"
     assert events[-1] == TurnDone("stop")
     assert len(fake.requests) == 2
