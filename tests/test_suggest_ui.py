@@ -186,6 +186,7 @@ def test_live_inbox_enter_starts_a_real_session_on_the_suggestion(wb: Wb, tmp_pa
     asyncio.run(scenario())
 
 
+@pytest.mark.timeout(300)
 def test_done_when_two_keys_start_the_builtin_agent_on_a_failing_test_and_merging_clears_it(
         wb: Wb, tmp_path: Path, isolated_env: Path, fake_factory: Factory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Issue 17's "done when", through the UI against a real daemon: `workbench suggest` lists

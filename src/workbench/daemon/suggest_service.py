@@ -166,12 +166,12 @@ class SuggestService(Extension):
         the next check is due (between SCHEDULE_MIN_S and SCHEDULE_TICK_S), or until a scan
         sees a new repository or new settings."""
         while True:
+            self._wake.clear()  # before the pass: a change seen during it plans again at once
             try:
                 wait = await self._schedule_pass()
             except Exception:  # the schedule must outlive one bad pass
                 log.exception("suggest: the schedule's pass failed")
                 wait = SCHEDULE_TICK_S
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), wait)
 
