@@ -27,7 +27,7 @@ VENV_BIN = str(Path(sys.executable).parent)
 FAILING = ("def add(a, b):\n    return a - b\n\n\ndef test_add():\n    assert add(1, 2) == 3\n\n\n"
            "def test_ok():\n    pass\n")
 FIXED = FAILING.replace("a - b", "a + b")
-TYPE_ERROR = "def half(n: int) -> int:\n    n += 1\n    return str(n // 2)\n"
+TYPE_ERROR = "def half(n: int) -> int:\n    n += 'x'\n    return str(n // 2)\n"  # two errors
 # No plugins: the venv's (xdist, timeout, ...) cost seconds a run and are not what is tested.
 CHECK = f"PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 {sys.executable} -m pytest -q -p no:cacheprovider tests"
 ESLINT = shutil.which("eslint")
@@ -87,7 +87,8 @@ def test_check_ruff_and_todos_start_and_dismissal_survives_a_restart(wbp: Wb, tm
     ruff, mypy = sorted(by_source(reply, "lint"), key=lambda x: x["title"], reverse=True)
     assert ruff["title"].startswith("ruff: 1 problem in lint_me.py") and "lint_me.py:1: F401" in ruff["evidence"]
     # mypy from the venv, configured by [tool.mypy]: one suggestion for the file, file:line evidence
-    assert mypy["title"] == "mypy: 1 problem in typed.py (return-value)" and mypy["locations"] == ["typed.py:3"]
+    assert mypy["title"] == "mypy: 2 problems in typed.py (operator, return-value)"
+    assert mypy["locations"] == ["typed.py:2", "typed.py:3"]
     assert 'typed.py:3: return-value Incompatible return value type (got "str", expected "int")' in mypy["evidence"]
     assert "typed.py" in mypy["prompt"]
     todos = by_source(reply, "todo")
