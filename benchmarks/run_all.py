@@ -46,6 +46,7 @@ BENCHES: list[tuple[str, str, int]] = [
     ("memory", "memory.py", 900),
     ("echo_under_load", "echo_under_load.py", 300),
     ("diff_e2e", "diff_e2e.py", 600),
+    ("suggest_scan", "suggest_scan.py", 300),
 ]
 TITLES = {
     "throughput": "1. Terminal throughput",
@@ -61,6 +62,7 @@ TITLES = {
     "memory": "11. Memory",
     "echo_under_load": "12. Key echo through the UI under load, vs tmux",
     "diff_e2e": "13. Diff end to end, vs git diff",
+    "suggest_scan": "14. Suggestions: scanning 5,000 TODOs",
 }
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 
@@ -20,16 +22,15 @@ from workbench.core import sandbox_probe
 from workbench.daemon.client import Client
 from workbench.protocol import suggest as ps
 
-if TYPE_CHECKING:
-    from tests.agent_support import Factory
-
 SANDBOX = sandbox_probe.probe().ok
 VENV_BIN = str(Path(sys.executable).parent)
 FAILING = ("def add(a, b):\n    return a - b\n\n\ndef test_add():\n    assert add(1, 2) == 3\n\n\n"
            "def test_ok():\n    pass\n")
 FIXED = FAILING.replace("a - b", "a + b")
+TYPE_ERROR = "def half(n: int) -> int:\n    n += 'x'\n    return str(n // 2)\n"  # two errors
 # No plugins: the venv's (xdist, timeout, ...) cost seconds a run and are not what is tested.
 CHECK = f"PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 {sys.executable} -m pytest -q -p no:cacheprovider tests"
+ESLINT = shutil.which("eslint")
 
 
 @pytest.fixture
@@ -69,8 +70,8 @@ def commit_at(repo: Path, date: str, message: str) -> None:
 @pytest.mark.timeout(300)
 def test_check_ruff_and_todos_start_and_dismissal_survives_a_restart(wbp: Wb, tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "repo", {"tests/test_math.py": FAILING, "lint_me.py": "import os\n",
-                                         "pyproject.toml": "[tool.ruff]\nline-length = 100\n",
-                                         "old.py": "x = 1  # TODO: old idea\n"})
+                                         "pyproject.toml": "[tool.ruff]\nline-length = 100\n[tool.mypy]\n",
+                                         "typed.py": TYPE_ERROR, "old.py": "x = 1  # TODO: old idea\n"})
     git(repo, "commit", "-q", "--amend", "--no-edit", "--date", "2020-01-01T00:00:00")
     (repo / "new.py").write_text("y = 2  # FIXME: new problem\n")
     commit_at(repo, "2024-06-01T00:00:00", "newer")
@@ -83,8 +84,13 @@ def test_check_ruff_and_todos_start_and_dismissal_survives_a_restart(wbp: Wb, tm
     (check,) = by_source(reply, "check")
     assert check["title"] == "Failing test tests/test_math.py::test_add"
     assert "assert -1 == 3" in check["evidence"] and check["locations"] == ["tests/test_math.py:6"]
-    (ruff,) = by_source(reply, "lint")
+    ruff, mypy = sorted(by_source(reply, "lint"), key=lambda x: x["title"], reverse=True)
     assert ruff["title"].startswith("ruff: 1 problem in lint_me.py") and "lint_me.py:1: F401" in ruff["evidence"]
+    # mypy from the venv, configured by [tool.mypy]: one suggestion for the file, file:line evidence
+    assert mypy["title"] == "mypy: 2 problems in typed.py (operator, return-value)"
+    assert mypy["locations"] == ["typed.py:2", "typed.py:3"]
+    assert 'typed.py:3: return-value Incompatible return value type (got "str", expected "int")' in mypy["evidence"]
+    assert "typed.py" in mypy["prompt"]
     todos = by_source(reply, "todo")
     assert [t["locations"][0] for t in todos] == ["new.py:1", "old.py:1"]  # newest first, by blame
     assert "FIXME: new problem" in todos[0]["evidence"]
@@ -116,6 +122,48 @@ def test_check_ruff_and_todos_start_and_dismissal_survives_a_restart(wbp: Wb, tm
     assert todos[0]["id"] in [x["id"] for x in after["suggestions"]]  # ids are stable across restarts
     # the last scan is kept: the check's result (no --refresh since) and the session started on it
     assert [(x["id"], x["sessions"]) for x in by_source(after, "check")] == [(check["id"], [sid])]
+
+
+@pytest.mark.timeout(180)
+def test_the_check_runs_on_its_schedule(wbp: Wb, tmp_path: Path, isolated_env: Path) -> None:
+    """`interval_s = 1`: the check's result follows main's commits with no `--refresh`. The
+    three changes share one hang bound, which a scheduler waking only every 30 s misses."""
+    user = isolated_env / "config" / "workbench" / "config.toml"
+    user.parent.mkdir(parents=True, exist_ok=True)
+    user.write_text((user.read_text() if user.exists() else "") + "\n[suggest]\ninterval_s = 1\n")
+    repo = make_repo(tmp_path / "repo", {"tests/test_math.py": FAILING})
+    repo_config(repo, f'[check]\ncommand = {json.dumps(CHECK)}\n[suggest]\ntodo = false\nlint = false\ngh = false\n')
+    deadline = time.monotonic() + 75
+
+    def check_titles() -> list[str]:
+        return [x["title"] for x in by_source(suggestions(wbp, repo), "check")]
+
+    failing = ["Failing test tests/test_math.py::test_add"]
+    wait_for(lambda: check_titles() == failing, deadline - time.monotonic(), interval=0.5, what="the first check")
+    (repo / "tests" / "test_math.py").write_text(FIXED)
+    commit_at(repo, "2024-06-01T00:00:00", "fix")
+    wait_for(lambda: check_titles() == [], deadline - time.monotonic(), interval=0.5, what="the fixed check")
+    (repo / "tests" / "test_math.py").write_text(FAILING)
+    commit_at(repo, "2024-06-02T00:00:00", "break it again")
+    wait_for(lambda: check_titles() == failing, deadline - time.monotonic(), interval=0.5,
+             what="the newly failing check on main")
+
+
+@pytest.mark.skipif(ESLINT is None, reason="eslint is not installed (its output's parser is tested in "
+                                           "test_suggest_parse.py)")
+@pytest.mark.timeout(180)
+def test_eslint_where_the_repository_configures_it(wbp: Wb, tmp_path: Path) -> None:
+    assert ESLINT is not None
+    config = 'export default [{rules: {"no-unused-vars": "error"}}];\n'
+    repo = make_repo(tmp_path / "repo", {"eslint.config.mjs": config, "app.js": "const unused = 1;\n",
+                                         ".gitignore": "node_modules/\n"})
+    bin_dir = repo / "node_modules" / ".bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "eslint").symlink_to(ESLINT)
+    repo_config(repo, "[suggest]\ntodo = false\ngh = false\n")
+    reply = suggestions(wbp, repo)
+    (lint,) = by_source(reply, "lint")
+    assert lint["title"] == "eslint: 1 problem in app.js (no-unused-vars)" and lint["locations"] == ["app.js:1"]
 
 
 GH = """#!/bin/sh
@@ -158,36 +206,6 @@ def test_scripted_gh_and_a_log_file(wbp: Wb, tmp_path: Path) -> None:
     repo_config(repo, '[suggest]\ntodo = false\nlint = false\ngh = false\nlog_file = "/etc/passwd"\n')
     outside = suggestions(wbp, repo)
     assert outside["suggestions"] == [] and any("outside" in e for e in outside["errors"])
-
-
-@pytest.mark.timeout(300)
-def test_the_builtin_agent_fixes_a_suggestion_and_it_disappears_once_merged(
-        wbp: Wb, tmp_path: Path, isolated_env: Path, fake_factory: Factory) -> None:
-    """The issue's "done when": a failing test is listed with its output, `suggest start`
-    runs an agent on it with no prompt typed, the session reaches review with a passing
-    check, and once merged the suggestion is gone."""
-    from tests.agent_support import calls, patch
-    from workbench.fakes.model_server import Script, Turn
-
-    fix = ("*** Begin Patch\n*** Update File: tests/test_math.py\n@@ def add(a, b):\n-    return a - b\n"
-           "+    return a + b\n*** End Patch\n")
-    fake = fake_factory([Script("Fix the failing test `tests/test_math.py::test_add`", [
-        calls(patch(fix)), Turn(text="Fixed add().")])])
-    user = isolated_env / "config" / "workbench" / "config.toml"
-    session = '[session]\napproval = "full-auto"\nprovider = "fake"\n' + ("" if SANDBOX else 'sandbox = "off"\n')
-    user.write_text(session + f'\n[providers.fake]\nbase_url = "{fake.base_url}"\nmodel = "fake-model"\n')
-    repo = make_repo(tmp_path / "repo", {"tests/test_math.py": FAILING})
-    repo_config(repo, f'[check]\ncommand = {json.dumps(CHECK)}\n[suggest]\ntodo = false\nlint = false\ngh = false\n')
-    (check,) = by_source(suggestions(wbp, repo, "--refresh"), "check")
-    assert "assert -1 == 3" in check["evidence"]
-    sid = wbp.run("suggest", "start", check["id"], "--agent", "builtin").stdout.strip()
-    s = wait_for(lambda: (x := wbp.session(sid))["state"] == "review" and x["check"] == "passed" and x, 120,
-                 what="review with a passing check")
-    assert s["prompt"] == check["prompt"] and fake.requests
-    wbp.run("merge", sid, "--squash", "-m", "fix add", timeout=120)
-    assert (repo / "tests" / "test_math.py").read_text() == FIXED
-    # the merge rescans the repository, its check included: the evidence is gone, so is it
-    wait_for(lambda: not by_source(suggestions(wbp, repo), "check"), 120, what="the fixed test's suggestion gone")
 
 
 @pytest.mark.timeout(300)

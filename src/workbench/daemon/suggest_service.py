@@ -43,7 +43,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SCHEDULE_TICK_S = 30.0
+SCHEDULE_TICK_S = 30.0  # the scheduler's longest sleep (a repo with no schedule, or none known)
+SCHEDULE_MIN_S = 1.0  # its shortest: a check due sooner waits this long
 LINT_KEEP = 8 * 1024 * 1024  # linter output kept (JSON must stay whole)
 CHECK_KEEP = 1024 * 1024
 
@@ -133,6 +134,7 @@ class SuggestService(Extension):
         self.repos: dict[str, RepoState] = _load_cache()
         self.dismissed = _load_json(dismissed_file())
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._wake = asyncio.Event()  # a repository or its settings changed: plan the schedule again
         daemon.manager.bus.subscribe(LogRecorded, self._on_log)
 
     # ----------------------------------------------------------------- hooks
@@ -160,19 +162,38 @@ class SuggestService(Extension):
             self.ensure_scan(ev.session.repo, checks=True)
 
     async def _schedule(self) -> None:
-        """The check on each known repository's `interval_s` (0: never)."""
+        """The check on each known repository's `interval_s` (0: never). The loop sleeps until
+        the next check is due (between SCHEDULE_MIN_S and SCHEDULE_TICK_S), or until a scan
+        sees a new repository or new settings."""
         while True:
-            await asyncio.sleep(SCHEDULE_TICK_S)
-            repos = set(self.repos) | {s.repo for s in self.d.manager.sessions.values()}
-            for repo in sorted(repos):
-                try:
-                    cfg = await asyncio.to_thread(load_settings, Path(repo))
-                except (WorkbenchError, OSError):
-                    continue
-                st = self.repos.get(repo) or RepoState()
-                every = cfg.suggest.interval_s
-                if every and cfg.suggest.check and time.time() - st.check_at >= every:
-                    self.ensure_scan(repo, checks=True)
+            self._wake.clear()  # before the pass: a change seen during it plans again at once
+            try:
+                wait = await self._schedule_pass()
+            except Exception:  # the schedule must outlive one bad pass
+                log.exception("suggest: the schedule's pass failed")
+                wait = SCHEDULE_TICK_S
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), wait)
+
+    async def _schedule_pass(self) -> float:
+        """Start the checks that are due; returns how long until the next one is."""
+        wait = SCHEDULE_TICK_S
+        repos = set(self.repos) | {s.repo for s in self.d.manager.sessions.values()}
+        for repo in sorted(repos):
+            try:
+                cfg = await asyncio.to_thread(load_settings, Path(repo))
+            except (WorkbenchError, OSError):
+                continue
+            every = cfg.suggest.interval_s
+            if not (every and cfg.suggest.check and cfg.check.command):
+                continue
+            st = self.repos.get(repo) or RepoState()
+            due = st.check_at + every - time.time()
+            if due <= 0:
+                self.ensure_scan(repo, checks=True)
+                due = every  # from now: check_at moves when this check ends
+            wait = min(wait, due)
+        return max(SCHEDULE_MIN_S, wait)
 
     # ----------------------------------------------------------------- the list
 
@@ -266,6 +287,8 @@ class SuggestService(Extension):
             return
         sg = cfg.suggest
         key = _settings_key(head, cfg)
+        if key != st.key:
+            self._wake.set()  # maybe a new schedule
         found: list[sp.Found] = []
 
         async def source(name: str, coro: Coroutine[Any, Any, list[sp.Found]]) -> None:
