@@ -1,5 +1,5 @@
 """The built-in agent inside the daemon: its extension (launcher, resume, delivery of
-review text), the demo's scripted model servers and its socket methods.
+review text) and its socket methods; the demo's scripted model servers are in agent_demo.py.
 
 Each built-in session gets an `Agent` (agent/loop.py) whose host is the session
 (agent_host.py): transcript entries go to the event log (and to subscribers as `log`
@@ -23,11 +23,11 @@ from workbench.agent.prompts import PromptContext
 from workbench.agent.tools import PatchUnavailable
 from workbench.config import PROVIDER_OVERRIDES, Config
 from workbench.core.models import Session, SessionState
-from workbench.daemon.agent_host import AgentRuntime, DaemonHost, SandboxRunner
+from workbench.daemon.agent_demo import DemoServers, start_demo
+from workbench.daemon.agent_host import BUILTIN, AgentRuntime, DaemonHost, SandboxRunner
 from workbench.daemon.api import method
 from workbench.daemon.extensions import Extension, Launcher, NewRequest
 from workbench.daemon.hub import Client
-from workbench.daemon.session_create import CreateRequest
 from workbench.daemon.sessions import LIVE_STATES
 from workbench.errors import UsageError, WorkbenchError
 from workbench.protocol import agent as pa
@@ -39,11 +39,9 @@ if TYPE_CHECKING:
     from workbench.agent.loop import Agent
     from workbench.agent.providers import ProviderConfig
     from workbench.daemon.api import Daemon
-    from workbench.demo.script import FakeOpenAI
 
 log = logging.getLogger(__name__)
 
-BUILTIN = "builtin"
 # Event-log kinds that make up a transcript (`log` returns only these).
 TRANSCRIPT_KINDS = frozenset({
     "agent", "user", "assistant", "tool_call", "tool_output", "plan", "approval_request",
@@ -264,44 +262,6 @@ def _finished(items: list[Item]) -> bool:
     return isinstance(last, SystemMessage) or (isinstance(last, AssistantMessage) and not last.tool_calls)
 
 
-# --------------------------------------------------------------------------- demo
-
-
-class DemoServers:
-    """Scripted model servers for `workbench demo`, one per demo run, inside the daemon so
-    they live as long as the sessions. Nothing here touches the user's config."""
-
-    def __init__(self) -> None:
-        self.servers: list[FakeOpenAI] = []
-        self.by_session: dict[str, FakeOpenAI] = {}
-        # The server of the demo run being created: a session that launches before the run
-        # has mapped it (attempts are created one after another) gets this one.
-        self.creating: FakeOpenAI | None = None
-
-    def start(self) -> FakeOpenAI:
-        from workbench.demo.script import FakeOpenAI, demo_scripts
-
-        fake = FakeOpenAI(demo_scripts())
-        fake.start()
-        self.servers.append(fake)
-        return fake
-
-    def provider_config(self, session_id: str) -> ProviderConfig:
-        from workbench.demo.script import demo_provider_config
-
-        fake = self.by_session.get(session_id) or self.creating
-        if fake is None:  # a demo session resumed after a daemon restart
-            fake = self.start()
-        self.by_session[session_id] = fake
-        return demo_provider_config(fake.base_url)
-
-    def stop_all(self) -> None:
-        for fake in self.servers:
-            fake.stop()
-        self.servers.clear()
-        self.by_session.clear()
-
-
 # --------------------------------------------------------------------------- methods
 
 
@@ -393,55 +353,8 @@ async def compact(d: Daemon, c: Client, p: IdParams) -> pa.CompactResult:
 
 @method(ps.DEMO)
 async def demo(d: Daemon, c: Client, p: ps.DemoParams) -> ps.DemoResult:
-    """Three built-in sessions on `repo`, driven by a scripted model served in the daemon,
-    and two attempts on one task: the built-in agent and a scripted CLI in a terminal."""
-    from workbench.demo.script import DEMO_MODEL, DEMO_SESSIONS
-
-    ext = _ext(d)
-    repo = p["repo"]
-    ok = bool(d.sandbox_status.get("ok"))
-    sandbox = "workspace" if ok else "off"
-    notice = "" if ok else (
-        f"bubblewrap cannot run here ({d.sandbox_status.get('reason')}), so the demo sessions "
-        "run with sandbox OFF (shown in red); they only touch the demo repo"
-    )
-    fake = ext.demo.start()
-    sessions: list[ps.DemoSession] = []
-    for spec in DEMO_SESSIONS:
-        name = spec.name
-        n = 2
-        while d.store.name_taken(name):
-            name = f"{spec.name}-{n}"
-            n += 1
-        s, warnings = await d.manager.create(CreateRequest(
-            repo=repo, agent=BUILTIN, name=name, sandbox=sandbox, approval=spec.approval,
-            prompt=spec.prompt, provider="demo", extra={"demo": True},
-        ))
-        # No await since create() returned: the launcher has not run yet.
-        ext.demo.by_session[s.id] = fake
-        sessions.append({**d.manager.describe(s), "warnings": warnings, "role": spec.role})
-    ext.demo.creating = fake
-    try:
-        sessions += await _demo_attempts(d, repo, sandbox)
-    finally:
-        ext.demo.creating = None
-    return {"repo": repo, "sandbox": sandbox, "notice": notice, "model": DEMO_MODEL,
-            "base_url": fake.base_url, "sessions": sessions}
-
-
-async def _demo_attempts(d: Daemon, repo: str, sandbox: str) -> list[ps.DemoSession]:
-    from workbench.daemon.attempts import create_attempts
-    from workbench.demo.script import ATTEMPT_PROMPT, ATTEMPT_ROLES, ATTEMPTS_NAME, terminal_agent_command
-
-    base, n = ATTEMPTS_NAME, 2
-    while d.store.name_taken(f"{base}-1") or d.store.name_taken(f"{base}-2"):
-        base, n = f"{ATTEMPTS_NAME}{n}", n + 1
-    template = CreateRequest(repo=repo, agent=BUILTIN, name=base, sandbox=sandbox, approval="full-auto",
-                             prompt=ATTEMPT_PROMPT, provider="demo")
-    _, created, warnings = await create_attempts(d, template, 2, [BUILTIN, terminal_agent_command()],
-                                                 extra={"demo": True})
-    return [{**d.manager.describe(s), "warnings": warnings, "role": role}
-            for s, role in zip(created, ATTEMPT_ROLES, strict=True)]
+    """`workbench demo` on the scripted servers this extension owns (agent_demo.py)."""
+    return await start_demo(d, _ext(d).demo, p)
 
 
 # --------------------------------------------------------------------------- setup

@@ -32,6 +32,7 @@ from workbench.session_side import launch
 if TYPE_CHECKING:
     from workbench.agent.loop import Agent, Status
 
+BUILTIN = "builtin"  # the agent kind (`--agent builtin`) BuiltinAgents launches
 MAX_CAPTURE_BYTES = 8 * 1024 * 1024
 PATCH_TIMEOUT_S = 120
 MAX_PATCH_REPLY = 4 << 20

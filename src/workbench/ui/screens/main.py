@@ -1,34 +1,24 @@
 """The main screen: the session list on the left, the focused session (or a grid) on the right.
 
-Over 600 lines because it is where every key of the main view lands (list, panes, grid,
-approvals, send, stop/restart/remove) and where the app's messages are handled; review keys
-already live in `review_actions.ReviewActions`. The next seam is the pane-grid management
-(show/rebuild/focus), which could become a widget of its own.
+Every key of the main view lands here and the app's messages are handled here. What the keys
+do is split by concern into the screen's parts (`main_part.MainScreenPart` subclasses): the
+panes' layout (`main_layout`), the attention key while attached (`main_attention`), approvals
+(`main_approvals`) and a session's life (`main_sessions`); review keys live in
+`review_actions.ReviewActions`, which the screen owns.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, cast
 
-from textual import events, on, work
+from textual import events, on
 from textual.binding import Binding
 from textual.containers import Container, Horizontal
-from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import OptionList
 
-from workbench.errors import WorkbenchError
-from workbench.protocol import agent as pa
-from workbench.protocol import session as ps
-from workbench.protocol import terminal as pt
-from workbench.protocol.method import Method
 from workbench.ui import model
-from workbench.ui.daemon_link import NotAvailable
-from workbench.ui.dialogs import ConfirmScreen, LineInputScreen
-from workbench.ui.keymap import DEFAULT_KEYS
-from workbench.ui.layout_state import MAX_PANES
 from workbench.ui.messages import (
-    CreateSession,
     FrameEvent,
     SessionOutput,
     SessionsChanged,
@@ -36,10 +26,12 @@ from workbench.ui.messages import (
     StatusChanged,
     Tick,
 )
+from workbench.ui.screens.main_approvals import ApprovalActions
+from workbench.ui.screens.main_attention import AttentionJump
+from workbench.ui.screens.main_layout import PaneLayout
+from workbench.ui.screens.main_sessions import SessionActions
 from workbench.ui.screens.review_actions import ReviewActions
-from workbench.ui.widgets.approval_card import ApprovalCard
 from workbench.ui.widgets.diff_panel import DiffPanel
-from workbench.ui.widgets.grid import PaneGrid
 from workbench.ui.widgets.session_list import SessionList
 from workbench.ui.widgets.session_pane import SessionPane
 from workbench.ui.widgets.status_bar import StatusBar
@@ -49,7 +41,7 @@ if TYPE_CHECKING:
     from workbench.ui.host import ScreenHost
 
 
-class MainScreen(Screen[None]):
+class MainScreen(PaneLayout, AttentionJump, ApprovalActions, SessionActions):
     AUTO_FOCUS = "#sessions"
     DEFAULT_CSS = """
     MainScreen #body { height: 1fr; }
@@ -97,11 +89,7 @@ class MainScreen(Screen[None]):
         self.status = StatusBar(id="status")
         self.right = Container(id="right")
         self.panes: dict[str, SessionPane] = {}
-        self._shown: tuple[Any, ...] = ()
         self.review = ReviewActions(self)
-        # Set by a jump out of an attached terminal: (session, the key's bytes). The jump key
-        # pressed again straight away goes back and sends them (tmux's prefix twice).
-        self._jump_back: tuple[str, bytes] | None = None
 
     @property
     def wb(self) -> ScreenHost:
@@ -197,77 +185,7 @@ class MainScreen(Screen[None]):
         else:
             pane.transcript.add_delta(str(message.data.get("text", "")))
 
-    def on_create_session(self, message: CreateSession) -> None:
-        # A new session starts at the size its pane will have (the right side, less borders).
-        params, right = message.params, self.right.size
-        if right.width >= 20 and right.height >= 8:
-            params["cols"], params["rows"] = right.width - 2, right.height - 3
-        message.create(params)
-
-    # layout
-
-    def grid_ids(self) -> list[str]:
-        wb = self.wb
-        return [p for p in wb.layout.panes if p in wb.sessions][:MAX_PANES]
-
-    def rebuild(self, force: bool = False) -> None:
-        """Mount the panes the layout asks for; no-op when nothing visible changed."""
-        if not self.right.is_attached:
-            return
-        wb = self.wb
-        self.set_class(not wb.layout.sidebar, "-no-sidebar")
-        ids = self.grid_ids() if wb.layout.grid else ([wb.layout.focus] if wb.layout.focus else [])
-        ids = [i for i in ids if i in wb.sessions]
-        shown = (wb.layout.grid, tuple(ids), tuple(wb.layout.weights.get(i, 1) for i in ids))
-        if shown == self._shown and not force:
-            return
-        self._shown = shown
-        had_focus = self.focused
-        refocus = had_focus is not None and self.right in had_focus.ancestors
-        self.right.remove_children()
-        self.panes = {
-            sid: SessionPane(wb.sessions[sid], wb, wb.layout.views.get(
-                sid, "transcript" if model.is_builtin(wb.sessions[sid]) else "terminal"))
-            for sid in ids
-        }
-        if not ids:
-            from textual.widgets import Static
-
-            self.right.mount(Static("No sessions yet. ctrl+n starts one.", classes="empty"))
-        elif wb.layout.grid:
-            self.right.mount(PaneGrid(list(self.panes.values()), wb.layout.weights))
-        else:
-            self.right.mount(*self.panes.values())
-        wb.watch_frames(set(ids))
-        jump_keys = frozenset(self.jump_keys())
-        for pane in self.panes.values():
-            pane.terminal.jump_keys = jump_keys
-        self.mark_current()
-        if refocus and wb.layout.focus in self.panes:
-            self.call_after_refresh(self.panes[wb.layout.focus].focus_default)
-        self.apply_zoom()
-        wb.save_layout()
-
-    def mark_current(self) -> None:
-        for sid, pane in self.panes.items():
-            pane.set_class(sid == self.wb.layout.focus and len(self.panes) > 1, "-current")
-
-    def apply_zoom(self) -> None:
-        """Zoom shows the focused pane alone. Not Screen.maximize: that would trap focus in the
-        pane, and in a terminal every key then goes to the PTY."""
-        wb = self.wb
-        zoomed = wb.layout.zoomed and wb.layout.focus in self.panes
-        self.set_class(zoomed, "-zoomed")
-        single = not wb.layout.grid
-        for sid, pane in self.panes.items():
-            pane.set_class(zoomed and sid != wb.layout.focus, "-zoomed-out")
-            pane.terminal.auto_size = single or (zoomed and sid == wb.layout.focus)
-        for grid in self.right.query(PaneGrid):
-            grid.update_rows()
-        if zoomed or single:
-            shown = self.panes.get(wb.layout.focus or "")
-            if shown is not None:
-                self.call_after_refresh(shown.terminal.want_size)
+    # the session in focus (the panes: main_layout.PaneLayout)
 
     def show_session(self, sid: str) -> None:
         """Make `sid` the focused session and put it in view."""
@@ -335,67 +253,6 @@ class MainScreen(Screen[None]):
 
         self.wb.link.send_keys(sid, data, failed)
 
-    # the attention key while attached (README "Keys"): a jump when another session needs
-    # the person, else the program's; pressed twice, the program's again
-
-    def jump_keys(self) -> list[str]:
-        spec = self.wb.key_for("app.attention", DEFAULT_KEYS["app.attention"])
-        return [k.strip() for k in spec.split(",") if k.strip()]
-
-    @on(TerminalView.JumpKey)
-    def _jump_key(self, event: TerminalView.JumpKey) -> None:
-        sid = event.session_id
-        if self._jump_back is not None and self._jump_back[0] == sid:
-            self._go_back()  # the second press came before the focus left the terminal
-            return
-        nxt = model.next_in_queue(list(self.wb.sessions.values()), sid)
-        card = nxt is not None and isinstance(nxt.get("approval_pending"), dict)
-        if nxt is None or (nxt["id"] == sid and not card):
-            self.send_to_terminal(sid, event.data)  # nobody else waits: Emacs's C-SPC sets the mark
-            return
-        self._jump_back = (sid, event.data)
-        self.post_message(ShowSession(nxt["id"], focus="card" if card else "review"))
-        key = (self.jump_keys() or ["ctrl+space"])[0]
-        self.notify(f"{model.name_of(nxt)} needs you · {key} again: back to "
-                    f"{model.name_or_id(self.wb.sessions.get(sid), sid)}, and {key} goes to its program",
-                    timeout=5)
-
-    def on_key(self, event: events.Key) -> None:
-        # Any key bubbling up here after a jump ends its "press again" window.
-        if self._jump_back is not None and event.key in self.jump_keys():
-            event.stop()
-            event.prevent_default()
-            self._go_back()
-        self._jump_back = None
-
-    def _go_back(self) -> None:
-        """Back to the terminal the jump left, and its program gets the jump key after all."""
-        assert self._jump_back is not None
-        (sid, data), self._jump_back = self._jump_back, None
-        if sid not in self.wb.sessions:
-            return
-        self.show_session(sid)
-        pane = self.panes.get(sid)
-        if pane is not None:
-            self.call_after_refresh(pane.terminal.focus)
-        self.send_to_terminal(sid, data)
-
-    def _to_review(self, sid: str) -> bool:
-        """Whether what `sid` needs is a review: its turn is over and it changed files."""
-        s = self.wb.sessions.get(sid)
-        return s is not None and bool(s.get("files_changed")) and model.state_of(s) in ("waiting", "review")
-
-    def review_diff(self, sid: str) -> None:
-        """The diff of `sid` in view and focused, the cursor on the first hunk not reviewed."""
-        pane = self.panes[sid]
-        pane.diff.to_first_unreviewed = True
-        if pane.view not in ("diff", "split"):
-            pane.view = self.wb.layout.views[sid] = "diff"  # loads it; the cursor goes once it is shown
-        elif pane.diff.doc is not None and pane.diff.view.first_unreviewed():
-            pane.diff.to_first_unreviewed = False
-        self.call_after_refresh(pane.diff.view.focus)
-        self.wb.save_layout()
-
     @on(DiffPanel.Rejected)
     def _rejected(self, event: DiffPanel.Rejected) -> None:
         self.review.rejected(event.session_id, event.what)
@@ -417,50 +274,6 @@ class MainScreen(Screen[None]):
     @on(TerminalView.Copied)
     def _copied(self, event: TerminalView.Copied) -> None:
         self.notify(f"copied {len(event.text)} characters", timeout=2)
-
-    # approval card messages
-
-    @on(ApprovalCard.Decision)
-    def _decision(self, event: ApprovalCard.Decision) -> None:
-        if event.decision != "deny_reason":
-            self.decide(event.session_id, event.decision)
-            return
-        sid = event.session_id
-
-        def send(reason: str | None) -> None:
-            if reason is not None:  # escape: nothing is answered
-                self.decide(sid, "deny", reason)
-
-        self.app.push_screen(LineInputScreen("Deny: why? (the agent reads this)", "e.g. use the existing helper"),
-                             send)
-
-    @on(ApprovalCard.NotArmed)
-    def _not_armed(self, event: ApprovalCard.NotArmed) -> None:
-        self.notify("the approval card is arming; press the key again in a moment",
-                    severity="warning", timeout=2)
-
-    @on(ApprovalCard.Left)
-    def _left_card(self, event: ApprovalCard.Left) -> None:
-        self.session_list.focus()
-
-    @work(exit_on_error=False)
-    async def decide(self, sid: str, decision: str, reason: str = "") -> None:
-        name = model.name_or_id(self.wb.sessions.get(sid), sid)
-        try:
-            if decision == "deny":
-                params = pa.DenyParams(id=sid, reason=reason) if reason else pa.DenyParams(id=sid)
-                await self.wb.link.request(pa.DENY, params)
-            else:
-                await self.wb.link.request(pa.APPROVE, pa.ApproveParams(id=sid, always=decision == "always"))
-        except NotAvailable:
-            self.notify("approvals are not available in this daemon yet", severity="warning")
-            return
-        except WorkbenchError as e:
-            self.wb.report_error(e)
-            return
-        verb = {"deny": "denied", "always": "approved (always)"}.get(decision, "approved")
-        self.notify(f"{name}: {verb}")
-        self.session_list.focus()
 
     # actions
 
@@ -518,198 +331,6 @@ class MainScreen(Screen[None]):
                              else f"{model.STATE_ICONS[state]} {state} — r restarts it")
         else:
             self.call_after_refresh(pane.terminal.focus)
-
-    def action_focus_list(self) -> None:
-        if self.wb.layout.zoomed:
-            self.wb.layout.zoomed = False
-            self.apply_zoom()
-            self.wb.save_layout()
-        self.session_list.focus()
-
-    def action_toggle_grid(self) -> None:
-        wb = self.wb
-        if not wb.layout.grid:
-            panes = self.grid_ids()
-            if len(panes) < 2:
-                ordered = [s["id"] for s in model.ordered(list(wb.sessions.values()))]
-                if wb.layout.focus in ordered:
-                    ordered.remove(wb.layout.focus)
-                    ordered.insert(0, wb.layout.focus)
-                panes = ordered[:4]
-            if len(panes) < 2:
-                self.notify("the grid needs at least two sessions", severity="warning")
-                return
-            wb.layout.panes = panes
-        wb.layout.grid = not wb.layout.grid
-        wb.layout.zoomed = False
-        self.rebuild()
-
-    def action_pin(self) -> None:
-        s = self.current()
-        if s is None:
-            return
-        panes = self.wb.layout.panes
-        if s["id"] in panes:
-            panes.remove(s["id"])
-            self.notify(f"{model.name_of(s)} left the grid", timeout=2)
-        elif len(panes) >= MAX_PANES:
-            self.notify(f"the grid holds {MAX_PANES} panes; unpin one first", severity="warning")
-            return
-        else:
-            panes.append(s["id"])
-            self.notify(f"{model.name_of(s)} pinned to the grid ({len(panes)})", timeout=2)
-        if self.wb.layout.grid and len(panes) < 2:
-            self.wb.layout.grid = False
-        self.rebuild()
-
-    def action_zoom(self) -> None:
-        if not self.wb.layout.zoomed and self.wb.layout.focus not in self.panes:
-            return
-        self.wb.layout.zoomed = not self.wb.layout.zoomed
-        self.apply_zoom()
-        if not self.wb.layout.zoomed and self.wb.layout.sidebar and self.focused is None:
-            self.session_list.focus()
-        self.wb.save_layout()
-
-    def action_resize_pane(self, delta: int) -> None:
-        sid = self.wb.layout.focus
-        if not sid or not self.wb.layout.grid:
-            self.notify("resize works on grid panes (g)", timeout=2)
-            return
-        w = self.wb.layout.weights
-        w[sid] = max(1, min(5, w.get(sid, 1) + delta))
-        self.rebuild()
-
-    def action_cycle_pane(self, step: int) -> None:
-        ids = list(self.panes)
-        if not ids:
-            return
-        cur = self.wb.layout.focus
-        nxt = ids[(ids.index(cur) + step) % len(ids)] if cur in ids else ids[0]
-        self.wb.layout.focus = nxt
-        self.session_list.select_session(nxt)
-        self.mark_current()
-        self.apply_zoom()
-        if self.wb.layout.sidebar and not self.wb.layout.zoomed:
-            self.session_list.focus()
-        self.wb.save_layout()
-
-    def action_toggle_sidebar(self) -> None:
-        self.wb.layout.sidebar = not self.wb.layout.sidebar
-        self.set_class(not self.wb.layout.sidebar, "-no-sidebar")
-        if not self.wb.layout.sidebar and self.wb.layout.focus in self.panes:
-            self.panes[self.wb.layout.focus].focus_default()
-        elif self.wb.layout.sidebar:
-            self.session_list.focus()
-        self.wb.save_layout()
-
-    def action_view(self, view: str) -> None:
-        sid = self.wb.layout.focus
-        if not sid:
-            return
-        self.wb.layout.views[sid] = view
-        if sid in self.panes:
-            self.panes[sid].view = view
-        self.wb.save_layout()
-
-    def action_open_approval(self) -> None:
-        s = self.current()
-        if s is None:
-            return
-        if not isinstance(s.get("approval_pending"), dict):
-            self.notify(f"{model.name_of(s)} has no pending approval", timeout=3)
-            return
-        self.show_session(s["id"])
-        pane = self.panes.get(s["id"])
-        if pane is not None:
-            self.call_after_refresh(pane.card.focus)
-
-    def action_send(self) -> None:
-        s = self.current()
-        if s is None:
-            return
-        sid, name = s["id"], model.name_of(s)
-
-        def done(text: str | None) -> None:
-            if text:
-                self.send_line(sid, text)
-
-        self.app.push_screen(LineInputScreen(f"Message to {name}", "one line; Enter sends"), done)
-
-    @work(exit_on_error=False)
-    async def send_line(self, sid: str, text: str) -> None:
-        s = self.wb.sessions.get(sid)
-        try:
-            if s is not None and model.is_builtin(s):
-                try:
-                    await self.wb.link.request(pa.SEND, pa.SendParams(id=sid, text=text))
-                except NotAvailable:
-                    self.notify("sending to the built-in agent is not available yet", severity="warning")
-                    return
-            else:
-                await self.wb.link.request(pt.KEYS, pt.KeysParams(id=sid, data=text + "\r"))
-        except WorkbenchError as e:
-            self.wb.report_error(e)
-            return
-        self.notify(f"sent to {model.name_or_id(s, sid)}", timeout=2)
-
-    @work(exit_on_error=False)
-    async def action_interrupt(self) -> None:
-        s = self.current()
-        if s is None:
-            return
-        try:
-            if model.is_builtin(s):
-                await self.wb.link.request(pa.INTERRUPT, ps.IdParams(id=s["id"]))
-            else:
-                await self.wb.link.request(pt.KEYS, pt.KeysParams(id=s["id"], data="\x03"))
-            self.notify(f"interrupted {model.name_of(s)}", timeout=2)
-        except NotAvailable:
-            self.notify("interrupt is not available in this daemon yet", severity="warning")
-        except WorkbenchError as e:
-            self.wb.report_error(e)
-
-    async def _simple(self, spec: Method[ps.IdParams, ps.SessionInfo], done: str) -> None:
-        s = self.current()
-        if s is None:
-            return
-        try:
-            await self.wb.link.request(spec, ps.IdParams(id=s["id"]))
-        except WorkbenchError as e:
-            self.wb.report_error(e)
-            return
-        self.notify(f"{model.name_of(s)}: {done}", timeout=3)
-
-    @work(exit_on_error=False, group="act")
-    async def action_stop(self) -> None:
-        await self._simple(ps.STOP, "stopped")
-
-    @work(exit_on_error=False, group="act")
-    async def action_restart(self) -> None:
-        await self._simple(ps.RESTART, "restarted")
-
-    def action_remove(self) -> None:
-        s = self.current()
-        if s is None:
-            return
-
-        def done(yes: bool | None) -> None:
-            if yes:
-                self.remove_session(s["id"])
-
-        self.app.push_screen(ConfirmScreen(
-            f"Remove {model.name_of(s)}? Its worktree and branch {s.get('branch', '')} are deleted."),
-            done)
-
-    @work(exit_on_error=False, group="act")
-    async def remove_session(self, sid: str) -> None:
-        name = model.name_or_id(self.wb.sessions.get(sid), sid)
-        try:
-            await self.wb.link.request(ps.RM, ps.RmParams(id=sid))
-        except WorkbenchError as e:
-            self.wb.report_error(e)
-            return
-        self.notify(f"removed {name}", timeout=3)
 
     def focus_pane(self, sid: str) -> Widget | None:
         pane = self.panes.get(sid)
