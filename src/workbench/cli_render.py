@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from workbench.protocol.agent import AnswerResult, SendResult
+    from workbench.protocol.hosts import HostLink
     from workbench.protocol.session import SessionInfo, StatusResult
     from workbench.protocol.terminal import ScreenResult
 
@@ -74,6 +75,15 @@ def ls_lines(sessions: list[SessionInfo], color: bool) -> list[str]:
         if color and r[4] == "off":
             cells[4] = f"{RED}{cells[4]}{RESET}"
         out.append("  ".join(cells).rstrip())
+    return out
+
+
+def link_lines(links: list[HostLink]) -> list[str]:
+    """Under `ls`: each remote host's link, so a host that is down says so (and why)."""
+    out = []
+    for h in links:
+        why = f" ({one_line(h['error'], 200)})" if h["state"] != "up" and h["error"] else ""
+        out.append(f"host {h['name']}: {h['state']}, {h['sessions']} session(s){why}")
     return out
 
 

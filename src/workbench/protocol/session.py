@@ -77,6 +77,8 @@ class SessionInfo(TypedDict):
     check_exit_code: NotRequired[int | None]
     check_at: NotRequired[float | None]
     review_pending: NotRequired[int]
+    # a remote host's session (its id is `HOST:ID`; docs/remote.md)
+    host: NotRequired[str]
 
 
 class NewSession(SessionInfo):
@@ -125,6 +127,7 @@ class NewParams(TypedDict):
     base_url: NotRequired[str]
     wire_api: NotRequired[Literal["chat", "responses"]]
     auto_answer: NotRequired[bool]
+    host: NotRequired[str]  # a configured remote host (`workbench host add`); the repo is a path there
 
 
 class RmParams(TypedDict):
