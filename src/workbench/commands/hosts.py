@@ -52,7 +52,7 @@ def host_add(name: str, url: str, ssh_config: str | None, workbench_path: str | 
     """Add host NAME at ssh://[user@]host[:port]; the daemon connects to it at once."""
     h = hosts_config.make_host(name, url, ssh_config, workbench_path)
     hosts_config.add(h, replace=replace)
-    _links(autostart=False)
+    _links(autostart=True)  # the daemon links to it now (and starts, as for any command)
     click.echo(f"added host {name} ({url}); its sessions are listed as {name}:ID")
 
 

@@ -169,7 +169,8 @@ class RemoteLink:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), delay)
             self._wake.clear()
-            self._set_state("connecting")
+            # A link that failed stays `down` while it tries again: the true state, which
+            # a listing taken between two attempts would otherwise show as `connecting`.
 
     async def _connect_and_serve(self) -> None:
         self._stderr.clear()

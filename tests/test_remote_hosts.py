@@ -1,0 +1,258 @@
+"""Remote hosts over a real sshd (issue 18): the local daemon links to a second daemon (this
+same install with XDG directories of its own) through `ssh ... workbench daemon connect`,
+and one `workbench ls` lists and drives the sessions of both (docs/remote.md)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.agent_support import calls, patch, shell
+from tests.conftest import git, make_repo
+from tests.helpers import wait_for
+from tests.ssh_support import RemoteInstall, Sshd, free_port, make_remote, missing_tools, start_sshd
+from tests.wb import Wb
+from workbench import hosts_config
+from workbench.errors import ConfigError, UsageError
+from workbench.fakes.model_server import FakeOpenAI, Script, Turn
+
+OFF = ("--sandbox", "off")
+EDIT = """*** Begin Patch
+*** Update File: notes.txt
+@@
+-draft
++final
+*** End Patch
+"""
+
+
+@pytest.fixture(scope="session")
+def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
+    why = missing_tools()
+    if why:
+        pytest.skip(why)
+    server = start_sshd(tmp_path_factory.mktemp("sshd"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def fake_model() -> Iterator[FakeOpenAI]:
+    fake = FakeOpenAI([Script("edit the notes", [
+        calls(shell(["cat", "notes.txt"])), calls(patch(EDIT)), calls(patch(EDIT)), Turn(text="notes are final")])])
+    fake.start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope="module")
+def remote(sshd: Sshd, fake_model: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RemoteInstall]:
+    """The remote host's workbench: its daemon starts at the first `daemon connect`."""
+    inst = make_remote(tmp_path_factory.mktemp("remote"), {
+        "OPENAI_BASE_URL": fake_model.base_url, "OPENAI_MODEL": "fake-model", "WORKBENCH_WIRE_API": "chat"})
+    yield inst
+    inst.stop()
+
+
+def add_host(wb: Wb, sshd: Sshd, name: str, workbench: str, url: str | None = None) -> None:
+    wb.run("host", "add", name, url or sshd.url, "--ssh-config", str(sshd.ssh_config), "--workbench", workbench)
+
+
+def link(wb: Wb, name: str) -> dict[str, Any]:
+    return next(h for h in wb.json("host", "ls") if h["name"] == name)
+
+
+def wait_link(wb: Wb, name: str, state: str, contains: str = "") -> dict[str, Any]:
+    def probe() -> dict[str, Any] | None:
+        h = link(wb, name)
+        return h if h["state"] == state and contains in h["error"] else None
+
+    try:
+        return wait_for(probe, 60, 0.1, what=f"link {name} {state} {contains!r}")
+    except AssertionError:
+        raise AssertionError(f"{link(wb, name)}") from None
+
+
+def gone(pid: int) -> bool:
+    """The process ended (or is a zombie its parent has yet to reap)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    ps = subprocess.run(["ps", "-o", "stat=", "-p", str(pid)], capture_output=True, text=True)
+    return ps.stdout.strip().startswith("Z")
+
+
+def listed(wb: Wb, sid: str) -> dict[str, Any] | None:
+    return next((s for s in wb.json("ls") if s["id"] == sid), None)
+
+
+def test_hosts_file_and_urls_are_checked() -> None:
+    h = hosts_config.make_host("dev-1", "ssh://me@box.example:2222")
+    assert (h.hostname, h.user, h.port) == ("box.example", "me", 2222)
+    argv = h.ssh_argv()
+    assert argv[:2] == ["ssh", "-T"] and "BatchMode=yes" in argv and "ClearAllForwardings=yes" in argv
+    assert argv[-7:] == ["-p", "2222", "-l", "me", "--", "box.example", "workbench daemon connect"]
+    assert hosts_config.make_host("v6", "ssh://[::1]").hostname == "::1"
+    assert hosts_config.make_host("x", "ssh://h", workbench="/opt/wb bin/workbench").ssh_argv()[-1] == (
+        "'/opt/wb bin/workbench' daemon connect")
+    bad = {
+        ("local", "ssh://h"): "reserved", ("a:b", "ssh://h"): "bad host name", ("ok", "http://h"): "expected ssh://",
+        ("ok", "ssh://-oProxyCommand=x"): "expected ssh://", ("ok", "ssh://h:0"): "1-65535",
+        ("ok", "ssh://h:99999"): "1-65535", ("ok", "ssh://u:pw@h"): "no password", ("ok", "ssh://h/path"): "expected",
+    }
+    for (name, url), message in bad.items():
+        with pytest.raises(UsageError, match=message):
+            hosts_config.make_host(name, url)
+    with pytest.raises(UsageError, match="no such file"):
+        hosts_config.make_host("ok", "ssh://h", ssh_config="/nonexistent/config")
+    hosts_config.add(h)
+    with pytest.raises(UsageError, match="exists"):
+        hosts_config.add(h)
+    assert hosts_config.load() == {"dev-1": h}
+    hosts_config.remove("dev-1")
+    with pytest.raises(UsageError, match="no host 'dev-1'"):
+        hosts_config.remove("dev-1")
+    hosts_config.hosts_file().write_text("[hosts.x]\nurl = 3\n")
+    with pytest.raises(ConfigError, match=r"hosts\.toml.*needs url"):
+        hosts_config.load()
+
+
+def test_cli_gives_one_line_errors(wb: Wb) -> None:
+    for args, message in ((("host", "add", "a:b", "ssh://h"), "bad host name"),
+                          (("host", "add", "x", "ftp://h"), "expected ssh://"),
+                          (("host", "rm", "nope"), "no host 'nope'"),
+                          (("new", "--host", "dev", "--repo", "rel/path"), "absolute path")):
+        res = wb.run(*args, check=False)
+        assert res.returncode == 2 and res.stderr.startswith("error:") and message in res.stderr, res.stderr
+        assert len(res.stderr.strip().splitlines()) == 1
+    assert "no hosts" in wb.run("host", "ls").stdout
+    res = wb.run("new", "--host", "nowhere", "--repo", "/srv/repo", "--agent", "shell", check=False)
+    assert res.returncode == 2 and "no host 'nowhere'" in res.stderr
+
+
+def test_remote_shell_session_listed_and_driven(
+        wb: Wb, sshd: Sshd, remote: RemoteInstall, repo: Path, tmp_path: Path) -> None:
+    rrepo = make_repo(tmp_path / "remote-repo")
+    local = wb.new(repo, "--agent", "shell", *OFF)
+    add_host(wb, sshd, "dev", str(remote.wrapper))
+    up = wait_link(wb, "dev", "up")
+    assert up["version"] and up["pid"]
+    sid = wb.run("new", "--host", "dev", "--repo", str(rrepo), "--agent", "shell", *OFF).stdout.strip()
+    assert sid.startswith("dev:")
+    rid = sid.split(":", 1)[1]
+    # one listing: both hosts, with the host of each
+    hosts = {s["id"]: s["host"] for s in wb.json("ls")}
+    assert hosts[local] == "local" and hosts[sid] == "dev"
+    assert rid in {s["id"] for s in json.loads(remote.run("ls", "--json").stdout)}  # it lives over there
+    text = wb.run("ls").stdout
+    assert sid in text and "host dev: up" in text
+    # keys and screen over the link; the screen is the remote daemon's
+    wb.run("keys", sid, "echo remote-$((6*7))\\r")
+    wb.wait_screen(sid, "remote-42", timeout=60)
+    assert "remote-42" in remote.run("screen", rid).stdout
+    # frames follow a subscriber, under the namespaced id
+    from workbench.daemon.client import Client
+
+    with Client("test") as c:
+        c.call("subscribe", ids=[sid], frames=True)
+        c.call("keys", id=sid, text="echo framed-$((2+3))\\r")
+
+        def framed() -> bool:
+            ev = c.next_event(5)
+            return bool(ev and ev["event"] == "frame" and ev["data"]["session"] == sid
+                        and "framed-5" in json.dumps(ev["data"]["rows"]))
+
+        wait_for(framed, 60, 0, what="a frame of the remote session")
+    wb.run("stop", sid)
+    assert wb.wait_state(sid, "stopped", timeout=60)["host"] == "dev"
+    wb.run("rm", sid)
+    wait_for(lambda: listed(wb, sid) is None, 60, what="the removed session to leave the listing")
+    assert rid not in remote.run("ls").stdout
+    ssh_pid = link(wb, "dev")["pid"]
+    wb.run("host", "rm", "dev")
+    assert "no hosts" in wb.run("host", "ls").stdout
+    wait_for(lambda: gone(ssh_pid), 30, what="the link's ssh process to end with its host")
+
+
+def test_remote_agent_approvals_survive_a_killed_link_then_review_and_merge(
+        wb: Wb, sshd: Sshd, remote: RemoteInstall, tmp_path: Path) -> None:
+    rrepo = make_repo(tmp_path / "notes", {"notes.txt": "draft\n"})
+    add_host(wb, sshd, "dev", str(remote.wrapper))
+    sid = wb.run("new", "--host", "dev", "--repo", str(rrepo), "--agent", "builtin", "--prompt",
+                 "edit the notes", "--approval", "suggest", *OFF).stdout.strip()
+    rid = sid.split(":", 1)[1]
+
+    def pending(kind: str) -> dict[str, Any] | None:
+        s = listed(wb, sid)
+        ap = s and s.get("approval_pending")
+        return s if ap and ap["kind"] == kind else None
+
+    wait_for(lambda: pending("command"), 60, 0.1, what="the command's approval, seen here")
+    assert "approved: cat notes.txt" in wb.run("approve", sid).stdout
+    wait_for(lambda: pending("patch"), 60, 0.1, what="the patch's approval")
+    # the link dies and cannot come back for a while (workbench "being upgraded" there);
+    # meanwhile the patch is denied over there and the agent asks again
+    first = link(wb, "dev")["pid"]
+    away = remote.wrapper.with_name("away")
+    remote.wrapper.rename(away)
+    os.kill(first, signal.SIGKILL)
+    wait_link(wb, "dev", "down", "not installed")
+    assert listed(wb, sid)["approval_pending"]["kind"] == "patch"  # the last state known, while down
+    remote.run("deny", rid, "--reason", "try again")
+
+    def asked_again_there() -> bool:
+        entries = json.loads(remote.run("log", rid, "--json").stdout)
+        return sum(e["kind"] == "approval_request" for e in entries) == 3
+
+    wait_for(asked_again_there, 60, 0.2, what="the agent to ask again")
+    away.rename(remote.wrapper)
+    # the session did not stop with the link, and the new approval shows once it heals
+    healed = wait_for(lambda: (h := link(wb, "dev"))["state"] == "up" and h["pid"] != first and h, 90, 0.1,
+                      what="the link to come back")
+    assert healed["attempts"] == 0
+    entries = json.loads(wb.run("log", sid, "--json").stdout)
+    assert sum(e["kind"] == "approval_request" for e in entries) == 3
+    s = pending("patch")
+    assert s is not None and s["state"] == "waiting"
+    assert "denied" in wb.run("log", sid).stdout
+    wb.run("approve", sid)
+    wb.wait_state(sid, "review", timeout=60)
+    # review and merge on the remote repository
+    diff = wb.run("diff", sid).stdout
+    assert "-draft" in diff and "+final" in diff
+    out = wb.run("merge", sid, "--squash", "-m", "final notes").stdout
+    assert "merged into main" in out
+    assert git(rrepo, "show", "main:notes.txt") == "final\n"
+
+
+def test_unreachable_and_broken_hosts_show_down_without_holding_up_ls(
+        wb: Wb, sshd: Sshd, repo: Path, tmp_path: Path) -> None:
+    local = wb.new(repo, "--agent", "shell", *OFF)
+    add_host(wb, sshd, "gone", "workbench", url=f"ssh://{sshd.user}@127.0.0.1:{free_port()}")
+    add_host(wb, sshd, "bare", "/nonexistent/workbench")
+    old = tmp_path / "old-workbench"  # speaks another protocol: the daemon's refusal of the hello
+    old.write_text("#!/bin/sh\nread hello\n"
+                   "echo '{\"id\":0,\"error\":{\"code\":\"version\",\"message\":\"protocol mismatch: "
+                   "daemon speaks 2, client 1\"}}'\n")
+    old.chmod(0o755)
+    add_host(wb, sshd, "old", str(old))
+    assert "Connection refused" in wait_link(wb, "gone", "down")["error"]
+    bare = wait_link(wb, "bare", "down")["error"]
+    assert "workbench is not installed on host bare" in bare and "pipx install workbench" in bare
+    old_err = wait_link(wb, "old", "down")["error"]
+    assert "protocol 1" in old_err and "daemon speaks 2" in old_err and "pipx upgrade workbench" in old_err
+    # the local session is listed as ever, and each host says what is wrong
+    text = wb.run("ls").stdout
+    assert local in text and "host gone: down" in text and "host bare: down" in text
+    res = wb.run("keys", "gone:abc", "x", check=False)
+    assert res.returncode == 1 and "host gone is" in res.stderr
+    status = wb.run("daemon", "status").stdout
+    assert "host old: down" in status
