@@ -10,7 +10,7 @@ import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -22,6 +22,7 @@ from tests.wb import Wb
 from workbench import hosts_config
 from workbench.errors import ConfigError, UsageError
 from workbench.fakes.model_server import FakeOpenAI, Script, Turn
+from workbench.protocol.session import SessionInfo
 
 OFF = ("--sandbox", "off")
 EDIT = """*** Begin Patch
@@ -256,3 +257,18 @@ def test_unreachable_and_broken_hosts_show_down_without_holding_up_ls(
     assert res.returncode == 1 and "host gone is" in res.stderr
     status = wb.run("daemon", "status").stdout
     assert "host old: down" in status
+
+
+def test_ui_shows_each_sessions_host_and_each_link() -> None:
+    import time
+
+    from tests.ui_fakes import session
+    from workbench.ui.widgets.session_list import entry
+    from workbench.ui.widgets.status_bar import status_content
+
+    s = cast(SessionInfo, {**session("a1", "remote-one", "running"), "id": "dev:a1", "host": "dev"})
+    assert "@dev" in entry(s, time.time(), {}, 60).plain
+    assert "@" not in entry(session("b2", "local-one", "running"), time.time(), {}, 60).plain
+    line = status_content([s], "ok", True, "", hosts=[{"name": "dev", "state": "up"},
+                                                      {"name": "gpu", "state": "down"}]).plain
+    assert "⇄ dev up" in line and "⇄ gpu down" in line

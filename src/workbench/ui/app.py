@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -26,9 +27,11 @@ from workbench.core import gc_pauses
 from workbench.core.escapes import one_line
 from workbench.errors import WorkbenchError
 from workbench.protocol import agent as pa
+from workbench.protocol import hosts as ph
 from workbench.protocol import review as pr
 from workbench.protocol import session as ps
 from workbench.protocol import terminal as pt
+from workbench.protocol.hosts import HostLink
 from workbench.protocol.method import Method
 from workbench.protocol.review import DiffParams, DiffReply
 from workbench.protocol.session import LogEntry, NewParams
@@ -107,6 +110,7 @@ class WorkbenchApp(App[None], inherit_bindings=False):
         self._recent_notes: dict[tuple[str, str, str], float] = {}
         self._note_times: list[float] = []
         self.daemon_label = "connecting…"
+        self.host_links: dict[str, HostLink] = {}
         self.wb_themes: list[str] = []
         self.main = MainScreen()
         self._save_timer: Any = None
@@ -258,6 +262,9 @@ class WorkbenchApp(App[None], inherit_bindings=False):
             self.terms.pop(sid, None)
             self.layout.prune(set(self.sessions))
             self.main.post_message(SessionsChanged())
+        elif message.event == "host" and "name" in data:
+            self.host_links[str(data["name"])] = cast(HostLink, data)
+            self.main.post_message(StatusChanged())
         elif message.event in ("log", "delta", "diff"):
             sid = str(data.get("session", ""))
             if message.event == "diff":
@@ -349,6 +356,8 @@ class WorkbenchApp(App[None], inherit_bindings=False):
         except WorkbenchError:
             return
         self.daemon_label = f"ok · pid {st.get('pid', '?')} · lag {st.get('loop_lag_ms', 0):.0f}ms"
+        with contextlib.suppress(WorkbenchError):  # a broken hosts.toml must not hide the status
+            self.host_links = {h["name"]: h for h in await self.link.request(ph.HOSTS, ph.HostsParams())}
         self.main.post_message(StatusChanged())
 
     # actions

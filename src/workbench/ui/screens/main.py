@@ -136,7 +136,8 @@ class MainScreen(Screen[None]):
     def refresh_status(self) -> None:
         wb = self.wb
         self.status.show(list(wb.sessions.values()), wb.daemon_label, wb.link.up, wb.model_name,
-                         f"? keys · {wb.key_for('app.attention', 'ctrl+space').split(',')[0]} needs you")
+                         f"? keys · {wb.key_for('app.attention', 'ctrl+space').split(',')[0]} needs you",
+                         list(wb.host_links.values()))
 
     def tick(self) -> None:
         self.session_list.show(list(self.wb.sessions.values()), self.wb.diff_cache, None)
