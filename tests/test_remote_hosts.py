@@ -272,3 +272,14 @@ def test_ui_shows_each_sessions_host_and_each_link() -> None:
     line = status_content([s], "ok", True, "", hosts=[{"name": "dev", "state": "up"},
                                                       {"name": "gpu", "state": "down"}]).plain
     assert "⇄ dev up" in line and "⇄ gpu down" in line
+
+
+def test_remote_answers_get_namespaced_session_ids_only() -> None:
+    from workbench.daemon.hosts import tag
+
+    assert tag("dev", {"id": "ab12", "decision": "approve"}) == {"id": "dev:ab12", "decision": "approve"}
+    assert tag("dev", [{"id": "ab12", "state": "running"}]) == [{"id": "dev:ab12", "state": "running", "host": "dev"}]
+    diff = {"session": "ab12", "files": [{"hunks": [{"id": "h1"}]}]}
+    assert tag("dev", diff) == {"session": "dev:ab12", "files": [{"hunks": [{"id": "h1"}]}]}
+    assert tag("dev", {"comments": [{"id": 3}], "id": "ab12"})["comments"] == [{"id": 3}]
+    assert tag("dev", {"sessions": [{"id": "x"}], "group": "g"})["sessions"] == [{"id": "dev:x"}]

@@ -36,13 +36,16 @@ LOCAL = ("", "local")
 
 
 def tag(host: str, obj: Any) -> Any:
-    """A remote answer as local clients see it: session ids become `HOST:ID`."""
+    """A remote answer or event as local clients see it: session ids become `HOST:ID`. In the
+    protocol a string `id` at the top of an answer is always the session's (comments' and
+    rejections' ids are numbers, hunks' are nested), as are `session` and the items of a
+    top-level list or of `sessions`."""
     if isinstance(obj, list):
         return [tag(host, x) for x in obj]
     if not isinstance(obj, dict):
         return obj
     out = dict(obj)
-    if isinstance(out.get("id"), str) and ("state" in out or "removed" in out):
+    if isinstance(out.get("id"), str):
         out["id"] = f"{host}:{out['id']}"
         if "state" in out:
             out["host"] = host
