@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from workbench import hosts_config
@@ -63,6 +63,7 @@ class Remotes:
         self.config_error = ""
         self._mtime: float | None = None
         self._frames_dirty = False
+        self._tasks: set[asyncio.Task[Any]] = set()  # held: the loop keeps only weak references
 
     # --- configuration -------------------------------------------------------------------
 
@@ -87,16 +88,21 @@ class Remotes:
                 del self.links[name]
                 for sid in list(link.sessions):
                     self.hub.publish("removed", {"id": f"{name}:{sid}"})
-                asyncio.get_running_loop().create_task(link.close())
+                self._spawn(link.close())
         for name, h in hosts.items():
             if name not in self.links:
                 link = RemoteLink(h, self._on_event, self._on_state)
                 self.links[name] = link
                 link.start()
 
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     async def close(self) -> None:
         links, self.links = list(self.links.values()), {}
-        await asyncio.gather(*(link.close() for link in links), return_exceptions=True)
+        await asyncio.gather(*(link.close() for link in links), *self._tasks, return_exceptions=True)
 
     def describe(self) -> list[HostLink]:
         return [link.describe() for link in self.links.values()]
@@ -212,7 +218,7 @@ class Remotes:
                 c.send_frame(sid, tag(host, data))
             if not watchers and not self._frames_dirty:  # its watcher left: stop the stream
                 self._frames_dirty = True
-                asyncio.get_running_loop().create_task(self.update_frames())
+                self._spawn(self.update_frames())
 
 
 class _WithRemotes(Protocol):
