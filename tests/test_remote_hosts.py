@@ -283,3 +283,34 @@ def test_remote_answers_get_namespaced_session_ids_only() -> None:
     assert tag("dev", diff) == {"session": "dev:ab12", "files": [{"hunks": [{"id": "h1"}]}]}
     assert tag("dev", {"comments": [{"id": 3}], "id": "ab12"})["comments"] == [{"id": 3}]
     assert tag("dev", {"sessions": [{"id": "x"}], "group": "g"})["sessions"] == [{"id": "dev:x"}]
+
+
+def test_the_ui_lists_and_drives_a_remote_session(
+        wb: Wb, sshd: Sshd, remote: RemoteInstall, tmp_path: Path) -> None:
+    import asyncio
+
+    from tests.test_ui_live import until
+    from workbench.ui.app import WorkbenchApp
+    from workbench.ui.widgets.terminal import TerminalView
+
+    rrepo = make_repo(tmp_path / "ui-remote-repo")
+    add_host(wb, sshd, "dev", str(remote.wrapper))
+    sid = wb.run("new", "--host", "dev", "--repo", str(rrepo), "--agent", "shell", "--name", "far",
+                 *OFF).stdout.strip()
+    wb.wait_state(sid, "running", timeout=60)
+
+    async def scenario() -> None:
+        app = WorkbenchApp(strict=True)
+        async with app.run_test(size=(110, 30)) as pilot:
+            await until(pilot, lambda: sid in app.main.panes, "the remote session's pane", 60)
+            await until(pilot, lambda: "⇄ dev up" in str(app.main.status.render()), "the link in the status bar", 60)
+            assert "@dev" in str(app.main.session_list.get_option(sid).prompt)
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.focused, TerminalView), "attach")
+            term = app.focused
+            await pilot.press(*"echo far-$((6*7))", "enter")
+            await until(pilot, lambda: any(line.strip() == "far-42" for line in term.visible_text()),
+                        "the remote echo in the pane", 60)
+
+    asyncio.run(scenario())
+    assert "far-42" in remote.run("screen", sid.split(":", 1)[1]).stdout

@@ -217,6 +217,8 @@ class WorkbenchApp(App[None], inherit_bindings=False):
             self.report_error(e)
             return
         self.sessions = {s["id"]: s for s in listing}
+        with contextlib.suppress(WorkbenchError):  # remote hosts' links, then kept by `host` events
+            self.host_links = {h["name"]: h for h in await self.link.request(ph.HOSTS, ph.HostsParams())}
         self._prev_states = {sid: model.state_of(s) for sid, s in self.sessions.items()}
         self.layout.prune(set(self.sessions))
         target = self._resolve(self.attach_to) if self.attach_to else None
