@@ -314,3 +314,13 @@ def test_the_ui_lists_and_drives_a_remote_session(
 
     asyncio.run(scenario())
     assert "far-42" in remote.run("screen", sid.split(":", 1)[1]).stdout
+
+
+def test_a_hosts_session_ids_must_be_plain() -> None:
+    from workbench.daemon.hosts import checked
+    from workbench.errors import DaemonError
+
+    assert checked("dev", {"id": "ab12", "session": "ab12"})
+    for bad in ({"id": "\x1b]0;owned\x07"}, {"session": "a b"}, {"sessions": [{"id": ""}]}, [{"id": "x" * 65}]):
+        with pytest.raises(DaemonError, match="malformed session id"):
+            checked("dev", bad)

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from workbench import hosts_config
 from workbench.daemon.api import method
-from workbench.daemon.remote_link import RemoteLink
-from workbench.errors import ConfigError, UsageError
+from workbench.daemon.remote_link import RemoteLink, plain_id
+from workbench.errors import ConfigError, DaemonError, UsageError
 from workbench.protocol.catalog import METHODS
 from workbench.protocol.hosts import HOSTS, HostLink, HostsParams
 
@@ -33,6 +33,21 @@ log = logging.getLogger(__name__)
 
 Local = Callable[[Any, Any], Awaitable[Any]]  # (method, params) -> this daemon's answer
 LOCAL = ("", "local")
+
+
+def checked(host: str, obj: Any) -> Any:
+    """`obj` if every session id in it is plain (a host's ids end up on terminals here, in
+    `ls` and the UI), else a DaemonError: the host is trusted to run sessions, not to
+    write escapes into this machine's terminal."""
+    items = obj if isinstance(obj, list) else [obj]
+    if isinstance(obj, dict) and isinstance(obj.get("sessions"), list):
+        items = [obj, *obj["sessions"]]
+    for x in items:
+        if isinstance(x, dict):
+            for key in ("id", "session"):
+                if isinstance(x.get(key), str) and not plain_id(x[key]):
+                    raise DaemonError(f"host {host} sent a malformed session id")
+    return obj
 
 
 def tag(host: str, obj: Any) -> Any:
@@ -142,6 +157,7 @@ class Remotes:
         return self._answer(link, await link.request(name, {**raw, "id": rid}, slow=spec.slow))
 
     def _answer(self, link: RemoteLink, result: Any) -> Any:
+        checked(link.name, result)
         link.note_answer(result)
         return tag(link.name, result)
 
@@ -201,6 +217,11 @@ class Remotes:
             return
         event, data = msg.get("event"), msg.get("data")
         if not isinstance(data, dict):
+            return
+        try:
+            checked(link.name, data)
+        except DaemonError:
+            log.warning("host %s sent a %s event with a malformed session id; dropped", link.name, event)
             return
         host = link.name
         if event == "session":

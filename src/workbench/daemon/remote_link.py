@@ -14,6 +14,7 @@ import contextlib
 import itertools
 import logging
 import os
+import re
 import signal
 import time
 from collections import deque
@@ -35,6 +36,14 @@ HANDSHAKE_TIMEOUT_S = 40.0
 REQUEST_TIMEOUT_S = 120.0
 SLOW_REQUEST_TIMEOUT_S = 900.0  # a merge or a check on a big repository
 UPGRADE = "upgrade workbench on both machines to the same version (`pipx upgrade workbench` on each)"
+
+_PLAIN_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+def plain_id(value: object) -> bool:
+    """A host's session id as this side keeps it: nothing that could be a terminal escape."""
+    return isinstance(value, str) and bool(_PLAIN_ID.match(value))
+
 
 EventSink = Callable[["RemoteLink", dict[str, Any]], None]
 StateSink = Callable[["RemoteLink"], None]
@@ -276,7 +285,7 @@ class RemoteLink:
         data = msg.get("data")
         if not isinstance(data, dict):
             return
-        if msg["event"] == "session" and isinstance(data.get("id"), str):
+        if msg["event"] == "session" and isinstance(data.get("id"), str) and plain_id(data["id"]):
             self.sessions[data["id"]] = data
         elif msg["event"] == "removed":
             self.sessions.pop(str(data.get("id")), None)
@@ -296,7 +305,7 @@ class RemoteLink:
 
     def _refresh(self, listing: Any) -> None:
         """Replace the kept listing with the host's, telling local clients what changed."""
-        fresh = {s["id"]: s for s in listing if isinstance(s, dict) and isinstance(s.get("id"), str)}
+        fresh = {s["id"]: s for s in listing if isinstance(s, dict) and plain_id(s.get("id"))}
         gone = set(self.sessions) - set(fresh)
         self.sessions = fresh
         for sid in sorted(gone):
