@@ -137,6 +137,12 @@ def test_cli_gives_one_line_errors(wb: Wb) -> None:
     assert "no hosts" in wb.run("host", "ls").stdout
     res = wb.run("new", "--host", "nowhere", "--repo", "/srv/repo", "--agent", "shell", check=False)
     assert res.returncode == 2 and "no host 'nowhere'" in res.stderr
+    # a broken hosts file is a warning under `ls`, never a failed listing
+    hosts_config.hosts_file().write_text("[hosts.x\n")
+    res = wb.run("ls")
+    assert "no sessions" in res.stdout and res.stderr.startswith("warning:") and "hosts.toml" in res.stderr
+    res = wb.run("host", "ls", check=False)
+    assert res.returncode == 2 and res.stderr.startswith("error:") and "hosts.toml" in res.stderr
 
 
 def test_remote_shell_session_listed_and_driven(

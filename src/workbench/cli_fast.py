@@ -94,7 +94,7 @@ def ls(as_json: bool) -> None:
     hosts_params: ph.HostsParams = {}
     with Client("cli", pipeline=True) as c:
         sessions = c.request(LS, no_params)
-        links = [] if as_json else c.request(HOSTS, hosts_params)
+        links = [] if as_json else _links(c, hosts_params)
     if as_json:
         echo(to_json([s if "host" in s else {**s, "host": "local"} for s in sessions]))
     else:
@@ -108,10 +108,19 @@ def status(as_json: bool) -> None:
         with Client("cli", autostart=False, timeout=60, pipeline=True) as c:
             st = c.request(STATUS, no_params)
             hosts_params: ph.HostsParams = {}
-            links = [] if as_json else c.request(HOSTS, hosts_params)
+            links = [] if as_json else _links(c, hosts_params)
     except DaemonNotRunning:
         raise DaemonNotRunning("the daemon is not running", hint="`workbench daemon start` starts it") from None
     echo(to_json(st) if as_json else "\n".join([*status_lines(st), *link_lines(links)]))
+
+
+def _links(c: Client, params: ph.HostsParams) -> list[ph.HostLink]:
+    """Remote hosts' links; a broken hosts.toml is a warning here, not a failed `ls`."""
+    try:
+        return c.request(HOSTS, params)
+    except WorkbenchError as e:
+        echo(f"warning: {one_line(str(e), 500)}", err=True)
+        return []
 
 
 def keys(session_id: str, text: str) -> None:
