@@ -205,8 +205,14 @@ def test_remote_agent_approvals_survive_a_killed_link_then_review_and_merge(
     wait_for(lambda: pending("command"), 60, 0.1, what="the command's approval, seen here")
     assert "approved: cat notes.txt" in wb.run("approve", sid).stdout
     wait_for(lambda: pending("patch"), 60, 0.1, what="the patch's approval")
+    asked_before = max(e["seq"] for e in json.loads(wb.run("log", sid, "--json").stdout)
+                       if e["kind"] == "approval_request")
     # the link dies and cannot come back for a while (workbench "being upgraded" there);
     # meanwhile the patch is denied over there and the agent asks again
+    from workbench.daemon.client import Client
+
+    follower = Client("test")  # as the UI's transcript follows a session
+    follower.call("subscribe", ids=[sid])
     first = link(wb, "dev")["pid"]
     away = remote.wrapper.with_name("away")
     remote.wrapper.rename(away)
@@ -229,6 +235,14 @@ def test_remote_agent_approvals_survive_a_killed_link_then_review_and_merge(
     assert sum(e["kind"] == "approval_request" for e in entries) == 3
     s = pending("patch")
     assert s is not None and s["state"] == "waiting"
+
+    def caught_up() -> bool:  # the entries written while the link was down came as events
+        ev = follower.next_event(5)
+        return bool(ev and ev["event"] == "log" and ev["data"]["session"] == sid
+                    and ev["data"]["kind"] == "approval_request" and ev["data"]["seq"] > asked_before)
+
+    wait_for(caught_up, 60, 0, what="the missed approval request as a log event")
+    follower.close()
     assert "denied" in wb.run("log", sid).stdout
     wb.run("approve", sid)
     wb.wait_state(sid, "review", timeout=60)

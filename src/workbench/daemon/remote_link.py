@@ -61,6 +61,7 @@ class RemoteLink:
         self.version = ""
         self.sessions: dict[str, dict[str, Any]] = {}  # the host's sessions by their own id
         self.frame_ids: set[str] = set()  # of those, the ones whose frames someone here watches
+        self.log_seq: dict[str, int] = {}  # the last log entry seen of each session, to catch up
         self.proc: asyncio.subprocess.Process | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._pending: dict[int, asyncio.Future[Any]] = {}
@@ -205,6 +206,7 @@ class RemoteLink:
                 self._open = True  # requests may go now: the listing below is one
                 await self._subscribe()
                 self._refresh(await self.request("ls", {}))
+                await self._catch_up()
                 self.attempts = 0
                 self._set_state("up", "")
                 await reader
@@ -287,7 +289,11 @@ class RemoteLink:
             return
         if msg["event"] == "session" and isinstance(data.get("id"), str) and plain_id(data["id"]):
             self.sessions[data["id"]] = data
+        elif msg["event"] == "log" and isinstance(data.get("seq"), int):
+            sid = str(data.get("session"))
+            self.log_seq[sid] = max(self.log_seq.get(sid, 0), data["seq"])
         elif msg["event"] == "removed":
+            self.log_seq.pop(str(data.get("id")), None)
             self.sessions.pop(str(data.get("id")), None)
             self.frame_ids.discard(str(data.get("id")))
         self.on_event(self, msg)
@@ -312,6 +318,18 @@ class RemoteLink:
             self.on_event(self, {"event": "removed", "data": {"id": sid}})
         for s in fresh.values():
             self.on_event(self, {"event": "session", "data": s})
+
+    async def _catch_up(self) -> None:
+        """The log entries written while the link was down, as the `log` events they were
+        (for sessions whose log was followed), so a transcript open here misses none."""
+        for sid, seq in list(self.log_seq.items()):
+            if sid not in self.sessions:
+                self.log_seq.pop(sid, None)
+                continue
+            entries = await self.request("events", {"id": sid, "after": seq})
+            for e in entries if isinstance(entries, list) else []:
+                if isinstance(e, dict) and isinstance(e.get("seq"), int) and e["seq"] > self.log_seq.get(sid, 0):
+                    self._note_event({"event": "log", "data": {"session": sid, **e}})
 
     def _kill(self) -> None:
         proc = self.proc
