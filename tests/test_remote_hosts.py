@@ -260,7 +260,7 @@ def test_unreachable_and_broken_hosts_show_down_without_holding_up_ls(
     add_host(wb, sshd, "gone", "workbench", url=f"ssh://{sshd.user}@127.0.0.1:{free_port()}")
     add_host(wb, sshd, "bare", "/nonexistent/workbench")
     old = tmp_path / "old-workbench"  # speaks another protocol: the daemon's refusal of the hello
-    old.write_text("#!/bin/sh\nread hello\n"
+    old.write_text("#!/bin/sh\necho 'Welcome to the box (a login banner on stdout)'\nread hello\n"
                    "echo '{\"id\":0,\"error\":{\"code\":\"version\",\"message\":\"protocol mismatch: "
                    "daemon speaks 2, client 1\"}}'\n")
     old.chmod(0o755)

@@ -176,7 +176,8 @@ class Remotes:
         for i in remote:
             link, rid = cast("tuple[RemoteLink, str]", self.owner(i))
             if name == "subscribe":
-                full = rid if rid in link.sessions else str((await link.request("get", {"id": rid}))["id"])
+                full = rid if rid in link.sessions else str(
+                    checked(link.name, await link.request("get", {"id": rid}))["id"])
                 client.subscribed.add(f"{link.name}:{full}")
                 fresh.append((link, full))
             else:

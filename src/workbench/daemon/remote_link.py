@@ -19,7 +19,7 @@ import signal
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 from workbench import __version__
 from workbench.daemon.protocol import MAX_LINE, PROTOCOL_VERSION, decode, encode, hello, request
@@ -35,6 +35,7 @@ BACKOFF_MAX_S = 30.0
 HANDSHAKE_TIMEOUT_S = 40.0
 REQUEST_TIMEOUT_S = 120.0
 SLOW_REQUEST_TIMEOUT_S = 900.0  # a merge or a check on a big repository
+MAX_NOISE_LINES = 50
 UPGRADE = "upgrade workbench on both machines to the same version (`pipx upgrade workbench` on each)"
 
 _PLAIN_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -167,6 +168,9 @@ class RemoteLink:
                 error = str(e)
             except (OSError, ValueError) as e:  # ssh missing, a pipe that broke mid-handshake
                 error = f"{type(e).__name__}: {e}"
+            except Exception as e:  # a bug must not end the link for good: log it, try again
+                log.exception("link to %s failed", self.name)
+                error = f"internal error: {type(e).__name__}: {e}"
             finally:
                 self._kill()
                 self._fail_pending()
@@ -195,12 +199,10 @@ class RemoteLink:
             proc.stdin.write(encode(hello("link")))
             await proc.stdin.drain()
             try:
-                line = await asyncio.wait_for(proc.stdout.readline(), HANDSHAKE_TIMEOUT_S)
+                hello_reply = await asyncio.wait_for(self._hello_reply(proc), HANDSHAKE_TIMEOUT_S)
             except TimeoutError:
                 raise DaemonError(f"host {self.name} did not answer within {HANDSHAKE_TIMEOUT_S:.0f} s") from None
-            if not line:
-                await self._exited(proc)
-            self._check_hello(decode(line))
+            self._check_hello(hello_reply)
             reader = asyncio.get_running_loop().create_task(self._read(proc.stdout))
             try:
                 self._open = True  # requests may go now: the listing below is one
@@ -219,6 +221,22 @@ class RemoteLink:
             self._writer = None
             err_task.cancel()
 
+    async def _hello_reply(self, proc: asyncio.subprocess.Process) -> dict[str, Any]:
+        """The answer to the hello. Lines that are not JSON before it (a login script that
+        prints a banner on stdout) are skipped, a few dozen at most, and quoted if it fails."""
+        assert proc.stdout is not None
+        noise: list[str] = []
+        while len(noise) < MAX_NOISE_LINES:
+            line = await proc.stdout.readline()
+            if not line:
+                await self._exited(proc)
+            try:
+                return decode(line)
+            except WorkbenchError:
+                noise.append(line.decode(errors="replace").strip()[:200])
+        raise DaemonError(f"host {self.name} did not speak the workbench protocol: {noise[0]!r} ...",
+                          hint="does a login script print to stdout?")
+
     def _check_hello(self, msg: dict[str, Any]) -> None:
         if "error" in msg:
             err = msg["error"] if isinstance(msg["error"], dict) else {}
@@ -235,7 +253,7 @@ class RemoteLink:
                               f"{PROTOCOL_VERSION}); {UPGRADE}")
         self.version = str(result.get("version", ""))
 
-    async def _exited(self, proc: asyncio.subprocess.Process) -> None:
+    async def _exited(self, proc: asyncio.subprocess.Process) -> NoReturn:
         """ssh ended before the hello was answered: say why, as precisely as it told us."""
         try:
             code = await asyncio.wait_for(proc.wait(), 10)
