@@ -43,7 +43,7 @@ ID_METHODS = [
     "check", "send_check", "pick", "compare",
     "notify", "auto_answer", "attention",
 ]  # fmt: skip
-NO_PARAM_METHODS = ["status", "ls", "gc", "recent_repos", "shutdown"]
+NO_PARAM_METHODS = ["status", "ls", "gc", "recent_repos", "shutdown", "hosts"]
 OTHER_METHODS = ["new", "new_attempts", "subscribe", "unsubscribe", "demo", "profiles"]
 ALL_METHODS = sorted(set(ID_METHODS + NO_PARAM_METHODS + OTHER_METHODS))
 
