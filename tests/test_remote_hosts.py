@@ -39,7 +39,12 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
     why = missing_tools()
     if why:
         pytest.skip(why)
-    server = start_sshd(tmp_path_factory.mktemp("sshd"))
+    try:
+        server = start_sshd(tmp_path_factory.mktemp("sshd"))
+    except RuntimeError as e:
+        if os.getuid() == 0:  # CI runs as root, where it must work
+            raise
+        pytest.skip(f"sshd does not start for this (non-root) user: {e}")
     yield server
     server.stop()
 
