@@ -349,3 +349,53 @@ def test_a_hosts_session_ids_must_be_plain() -> None:
     for bad in ({"id": "\x1b]0;owned\x07"}, {"session": "a b"}, {"sessions": [{"id": ""}]}, [{"id": "x" * 65}]):
         with pytest.raises(DaemonError, match="malformed session id"):
             checked("dev", bad)
+
+
+def test_the_bridge_holds_one_buffer_while_its_reader_stalls(wb: Wb, repo: Path) -> None:
+    """`daemon connect` copies one 64 KiB buffer at a time: while ssh (here: nobody) does not
+    read, the bridge blocks, the daemon merges that client's frames (the latest screen wins)
+    and nothing piles up in between."""
+    import fcntl
+    import struct
+    import sys
+    import termios
+
+    from workbench.daemon.protocol import encode, hello, request
+
+    sid = wb.new(repo, "--agent", "shell", *OFF)
+    wb.wait_state(sid, "running")
+    bridge = subprocess.Popen([sys.executable, "-m", "workbench", "daemon", "connect"], env=wb.env,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert bridge.stdin is not None and bridge.stdout is not None
+    out = bridge.stdout
+    try:
+        bridge.stdin.write(encode(hello("stalled")) + encode(request(1, "subscribe", {"ids": [sid], "frames": True})))
+        bridge.stdin.flush()
+        wb.run("keys", sid, "yes $(printf '%0150d' 7)\\r")  # a screen that never stops changing
+
+        def unread() -> int:
+            buf = fcntl.ioctl(out.fileno(), termios.FIONREAD, struct.pack("i", 0))
+            return int(struct.unpack("i", buf)[0])
+
+        def rss_kb() -> int:
+            status = Path(f"/proc/{bridge.pid}/status").read_text()
+            return int(next(ln.split()[1] for ln in status.splitlines() if ln.startswith("VmRSS:")))
+
+        def stalled() -> bool:  # the pipe stopped filling: the bridge is blocked writing to it
+            level = unread()
+            wb.run("screen", sid)  # the daemon makes frames meanwhile
+            return level > 0 and unread() == level
+
+        wait_for(stalled, 60, 0, what="the bridge to block on the stalled reader")
+        before, level = rss_kb(), unread()
+        for _ in range(10):  # the daemon keeps producing frames for it meanwhile
+            wb.run("screen", sid)
+        assert unread() == level and rss_kb() - before < 4096
+        wb.run("keys", sid, "\\x03")
+        # reading again, the stream is whole: the hello's answer, then frames
+        first = json.loads(bridge.stdout.readline())
+        assert first["result"]["protocol"] == 1
+    finally:
+        bridge.stdin.close()
+        bridge.kill()
+        bridge.wait(30)
