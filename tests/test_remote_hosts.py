@@ -314,8 +314,11 @@ def test_the_ui_lists_and_drives_a_remote_session(
         wb: Wb, sshd: Sshd, remote: RemoteInstall, tmp_path: Path) -> None:
     import asyncio
 
+    from textual.widgets import Input, Select
+
     from tests.test_ui_live import until
     from workbench.ui.app import WorkbenchApp
+    from workbench.ui.screens.new_session import NewSessionScreen
     from workbench.ui.widgets.terminal import TerminalView
 
     rrepo = make_repo(tmp_path / "ui-remote-repo")
@@ -336,9 +339,21 @@ def test_the_ui_lists_and_drives_a_remote_session(
             await pilot.press(*"echo far-$((6*7))", "enter")
             await until(pilot, lambda: any(line.strip() == "far-42" for line in term.visible_text()),
                         "the remote echo in the pane", 60)
+            # a new session from the dialog, on the host of the session in view
+            await pilot.press("ctrl+right_square_bracket")
+            await pilot.press("ctrl+n")
+            await until(pilot, lambda: isinstance(app.screen, NewSessionScreen), "the dialog")
+            assert app.screen.query_one("#host", Input).value == "dev"
+            assert app.screen.query_one("#repo", Input).value == str(rrepo)
+            app.screen.query_one("#name", Input).value = "near"
+            app.screen.query_one("#sandbox", Select).value = "off"
+            await pilot.press("enter")
+            await until(pilot, lambda: any(s["name"] == "near" and s.get("host") == "dev"
+                                           for s in app.sessions.values()), "the new remote session", 60)
 
     asyncio.run(scenario())
     assert "far-42" in remote.run("screen", sid.split(":", 1)[1]).stdout
+    assert "near" in {s["name"] for s in json.loads(remote.run("ls", "--json").stdout)}
 
 
 def test_a_hosts_session_ids_must_be_plain() -> None:

@@ -427,7 +427,8 @@ class WorkbenchApp(App[None], inherit_bindings=False):
             last = self.layout.last_new
             form = NewSessionForm(repo=repo, agent=last.get("agent") or d.agent, approval=d.approval,
                                   sandbox=d.sandbox, network=d.network, recent=recent,
-                                  provider=last.get("provider", ""), model=last.get("model", ""))
+                                  provider=last.get("provider", ""), model=last.get("model", ""),
+                                  host=str(cur.get("host", "")) if cur else "", hosts=sorted(self.host_links))
         self.push_screen(NewSessionScreen(form, error), self._create)
 
     def _create(self, form: NewSessionForm | None) -> None:
