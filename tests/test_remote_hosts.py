@@ -216,6 +216,9 @@ def test_remote_agent_approvals_survive_a_killed_link_then_review_and_merge(
     # meanwhile the patch is denied over there and the agent asks again
     from workbench.daemon.client import Client
 
+    other = wb.run("new", "--host", "dev", "--repo", str(rrepo), "--agent", "shell", *OFF).stdout.strip()
+    watcher = Client("test")  # a pane on a session that will be gone when the link heals
+    watcher.call("subscribe", ids=[other], frames=True)
     follower = Client("test")  # as the UI's transcript follows a session
     follower.call("subscribe", ids=[sid])
     first = link(wb, "dev")["pid"]
@@ -225,6 +228,7 @@ def test_remote_agent_approvals_survive_a_killed_link_then_review_and_merge(
     wait_link(wb, "dev", "down", "not installed")
     assert listed(wb, sid)["approval_pending"]["kind"] == "patch"  # the last state known, while down
     remote.run("deny", rid, "--reason", "try again")
+    remote.run("rm", other.split(":", 1)[1])
 
     def asked_again_there() -> bool:
         entries = json.loads(remote.run("log", rid, "--json").stdout)
@@ -248,6 +252,8 @@ def test_remote_agent_approvals_survive_a_killed_link_then_review_and_merge(
 
     wait_for(caught_up, 60, 0, what="the missed approval request as a log event")
     follower.close()
+    watcher.close()
+    assert listed(wb, other) is None
     assert "denied" in wb.run("log", sid).stdout
     wb.run("approve", sid)
     wb.wait_state(sid, "review", timeout=60)

@@ -23,7 +23,7 @@ from typing import Any, NoReturn
 
 from workbench import __version__
 from workbench.daemon.protocol import MAX_LINE, PROTOCOL_VERSION, decode, encode, hello, request
-from workbench.errors import DaemonError, WorkbenchError, from_wire
+from workbench.errors import DaemonError, UsageError, WorkbenchError, from_wire
 from workbench.hosts_config import INSTALL_HINT, Host
 from workbench.protocol.hosts import HostLink, LinkState
 
@@ -206,8 +206,13 @@ class RemoteLink:
             reader = asyncio.get_running_loop().create_task(self._read(proc.stdout))
             try:
                 self._open = True  # requests may go now: the listing below is one
-                await self._subscribe()
+                # Events first, then the listing (nothing falls between); then the screens
+                # still watched of the sessions that still exist.
+                await self.request("subscribe", {"all": True})
                 self._refresh(await self.request("ls", {}))
+                self.frame_ids &= set(self.sessions)
+                if self.frame_ids:
+                    await self._subscribe()
                 await self._catch_up()
                 self.attempts = 0
                 self._set_state("up", "")
@@ -344,7 +349,10 @@ class RemoteLink:
             if sid not in self.sessions:
                 self.log_seq.pop(sid, None)
                 continue
-            entries = await self.request("events", {"id": sid, "after": seq})
+            try:
+                entries = await self.request("events", {"id": sid, "after": seq})
+            except UsageError:  # removed since the listing: its `removed` event follows
+                continue
             for e in entries if isinstance(entries, list) else []:
                 if isinstance(e, dict) and isinstance(e.get("seq"), int) and e["seq"] > self.log_seq.get(sid, 0):
                     self._note_event({"event": "log", "data": {"session": sid, **e}})
