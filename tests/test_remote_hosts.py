@@ -340,7 +340,7 @@ def test_the_ui_lists_and_drives_a_remote_session(
             await until(pilot, lambda: "⇄ dev up" in str(app.main.status.render()), "the link in the status bar", 60)
             assert "@dev" in str(app.main.session_list.get_option(sid).prompt)
             await pilot.press("enter")
-            await until(pilot, lambda: isinstance(app.focused, TerminalView), "attach")
+            await until(pilot, lambda: isinstance(app.focused, TerminalView), "attach", 60)
             term = app.focused
             await pilot.press(*"echo far-$((6*7))", "enter")
             await until(pilot, lambda: any(line.strip() == "far-42" for line in term.visible_text()),
@@ -348,7 +348,7 @@ def test_the_ui_lists_and_drives_a_remote_session(
             # a new session from the dialog, on the host of the session in view
             await pilot.press("ctrl+right_square_bracket")
             await pilot.press("ctrl+n")
-            await until(pilot, lambda: isinstance(app.screen, NewSessionScreen), "the dialog")
+            await until(pilot, lambda: isinstance(app.screen, NewSessionScreen), "the dialog", 60)
             assert app.screen.query_one("#host", Input).value == "dev"
             assert app.screen.query_one("#repo", Input).value == str(rrepo)
             app.screen.query_one("#name", Input).value = "near"
