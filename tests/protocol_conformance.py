@@ -11,14 +11,14 @@ from __future__ import annotations
 import types
 from typing import Any, Literal, NotRequired, Required, Union, get_args, get_origin, get_type_hints, is_typeddict
 
-from workbench.protocol import agent, review, session, terminal
+from workbench.protocol import agent, hosts, review, session, terminal
 from workbench.protocol import suggest as suggest_
 from workbench.protocol.method import Method
 
 
 def result_type(spec: Method[Any, Any]) -> Any:
     # `Method[P, R]` keeps no R at runtime: read it from the constant's annotation in its module.
-    for mod in (session, terminal, agent, review, suggest_):
+    for mod in (session, terminal, agent, review, suggest_, hosts):
         for name, value in vars(mod).items():
             if value is spec:
                 return get_args(get_type_hints(mod)[name])[1]

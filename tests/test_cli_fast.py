@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from tests.wb import Wb
 from workbench import cli_diff, cli_fast, cli_full
 from workbench.protocol import agent as pa
+from workbench.protocol import hosts as ph
 from workbench.protocol import review as rv
 from workbench.protocol import session as ps
 from workbench.protocol import terminal as pt
@@ -54,7 +55,7 @@ def test_specs_name_the_protocol_methods() -> None:
     pairs = [(cli_fast.LS, ps.LS), (cli_fast.STATUS, ps.STATUS), (cli_fast.GET, ps.GET),
              (cli_fast.KEYS, pt.KEYS), (cli_fast.SCREEN, pt.SCREEN), (cli_fast.SUBSCRIBE, pt.SUBSCRIBE),
              (cli_fast.SEND, pa.SEND), (cli_fast.APPROVE, pa.APPROVE), (cli_fast.DENY, pa.DENY),
-             (cli_fast.LOG, pa.LOG), (cli_diff.DIFF, rv.DIFF)]
+             (cli_fast.LOG, pa.LOG), (cli_diff.DIFF, rv.DIFF), (cli_fast.HOSTS, ph.HOSTS)]
     assert [a.name for a, _ in pairs] == [b.name for _, b in pairs]
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.wb import Wb
-from workbench.daemon import methods
+from workbench.daemon import hosts, methods
 from workbench.daemon.api import Router, method
 from workbench.daemon.client import Client
 from workbench.daemon.extensions import EXTENSIONS
@@ -24,6 +24,7 @@ from workbench.protocol.validate import ParamError
 def _daemon_router() -> Router:
     router = Router()
     router.add_module(methods)
+    router.add_module(hosts)  # the server adds it, as it adds `methods`
     for name in EXTENSIONS:
         router.add_module(importlib.import_module(name))
     return router

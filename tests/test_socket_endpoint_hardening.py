@@ -44,7 +44,7 @@ ID_METHODS = [
     "notify", "auto_answer", "attention",
     "suggest_start", "suggest_dismiss",  # suggestion ids, looked up the same way
 ]  # fmt: skip
-NO_PARAM_METHODS = ["status", "ls", "gc", "recent_repos", "shutdown"]
+NO_PARAM_METHODS = ["status", "ls", "gc", "recent_repos", "shutdown", "hosts"]
 OTHER_METHODS = ["new", "new_attempts", "subscribe", "unsubscribe", "demo", "profiles", "suggest"]
 ALL_METHODS = sorted(set(ID_METHODS + NO_PARAM_METHODS + OTHER_METHODS))
 

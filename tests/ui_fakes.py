@@ -101,6 +101,8 @@ class FakeLink:
             return ps.StatusResult(pid=4242, socket="/tmp/none/wb.sock", version="0.0.0", sessions=len(self.sessions),
                                    states={}, uptime_s=60.0, clients=1, loop_lag_ms=0.0, sandbox={},
                                    data_dir="/tmp/none", log="/tmp/none/daemon.log")
+        if method == "hosts":  # no remote hosts (docs/remote.md)
+            return []
         if method in ("events", "log"):
             return [ps.LogEntry(seq=1, ts=time.time(), kind="state", data={"from": "starting", "to": "running"})]
         if method == "recent_repos":

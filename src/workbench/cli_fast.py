@@ -18,6 +18,7 @@ from workbench.cli_render import (
     approve_text,
     deny_text,
     entry_text,
+    link_lines,
     ls_lines,
     screen_text,
     send_text,
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from typing import Any, TypeVar
 
     from workbench.protocol import agent as pa
+    from workbench.protocol import hosts as ph
     from workbench.protocol import session as ps
     from workbench.protocol import terminal as pt
     from workbench.protocol.method import Method
@@ -45,6 +47,7 @@ if TYPE_CHECKING:
     LS, STATUS, GET = ps.LS, ps.STATUS, ps.GET
     KEYS, SCREEN, SUBSCRIBE = pt.KEYS, pt.SCREEN, pt.SUBSCRIBE
     SEND, APPROVE, DENY, LOG = pa.SEND, pa.APPROVE, pa.DENY, pa.LOG
+    HOSTS = ph.HOSTS
 else:
 
     class _Spec:
@@ -59,6 +62,7 @@ else:
     LS, STATUS, GET = _Spec("ls"), _Spec("status"), _Spec("get")
     KEYS, SCREEN, SUBSCRIBE = _Spec("keys"), _Spec("screen"), _Spec("subscribe")
     SEND, APPROVE, DENY, LOG = _Spec("send"), _Spec("approve"), _Spec("deny"), _Spec("log")
+    HOSTS = _Spec("hosts")
 
 _ANSI = re.compile(r"\033\[[0-?]*[ -/]*[@-~]")  # what click.echo strips when not on a terminal
 
@@ -85,12 +89,16 @@ def request(spec: Method[P, R], params: P, timeout: float | None = 300) -> R:
 
 
 def ls(as_json: bool) -> None:
+    """Every host's sessions (remote ones as HOST:ID), then a line per remote host's link."""
     no_params: ps.NoParams = {}
-    sessions = request(LS, no_params)
+    hosts_params: ph.HostsParams = {}
+    with Client("cli", pipeline=True) as c:
+        sessions = c.request(LS, no_params)
+        links = [] if as_json else _links(c, hosts_params)
     if as_json:
-        echo(to_json(sessions))
+        echo(to_json([s if "host" in s else {**s, "host": "local"} for s in sessions]))
     else:
-        echo("\n".join(ls_lines(sessions, sys.stdout.isatty())))
+        echo("\n".join([*ls_lines(sessions, sys.stdout.isatty()), *link_lines(links)]))
 
 
 def status(as_json: bool) -> None:
@@ -99,9 +107,20 @@ def status(as_json: bool) -> None:
     try:
         with Client("cli", autostart=False, timeout=60, pipeline=True) as c:
             st = c.request(STATUS, no_params)
+            hosts_params: ph.HostsParams = {}
+            links = [] if as_json else _links(c, hosts_params)
     except DaemonNotRunning:
         raise DaemonNotRunning("the daemon is not running", hint="`workbench daemon start` starts it") from None
-    echo(to_json(st) if as_json else "\n".join(status_lines(st)))
+    echo(to_json(st) if as_json else "\n".join([*status_lines(st), *link_lines(links)]))
+
+
+def _links(c: Client, params: ph.HostsParams) -> list[ph.HostLink]:
+    """Remote hosts' links; a broken hosts.toml is a warning here, not a failed `ls`."""
+    try:
+        return c.request(HOSTS, params)
+    except WorkbenchError as e:
+        echo(f"warning: {one_line(str(e), 500)}", err=True)
+        return []
 
 
 def keys(session_id: str, text: str) -> None:

@@ -139,12 +139,13 @@ def split_agents(values: tuple[str, ...]) -> list[str]:
 @click.option("--base-url", default=None, help="built-in agent: the endpoint, for this session only")
 @click.option("--wire-api", type=click.Choice(["chat", "responses"]), default=None,
               help="built-in agent: the endpoint's API, for this session only")
+@click.option("--host", default=None, help="create it on a remote host (`workbench host add`); --repo is a path there")
 @click.option("--json", "as_json", is_flag=True, help="print the session as JSON")
 def new(
     repo: str, agents: tuple[str, ...], name: str | None, base: str | None, sandbox: str | None,
     network: bool | None, approval: str | None, prompt: str | None, prompt_file: str | None,
     in_place: bool | None, size: str | None, auto_answer: bool, attempts: int | None, provider: str | None,
-    model: str | None, base_url: str | None, wire_api: str | None, as_json: bool,
+    model: str | None, base_url: str | None, wire_api: str | None, host: str | None, as_json: bool,
 ) -> None:
     """Create a session: branch wb/<name>, a worktree, and its agent in a PTY."""
     if prompt_file:
@@ -154,6 +155,10 @@ def new(
             raise UsageError(f"cannot read --prompt-file {prompt_file}: {e}") from None
     # Options left unset are left out: the daemon applies the config's defaults.
     params: ps.NewParams = {"repo": str(Path(repo).expanduser().absolute()), "prompt": prompt or ""}
+    if host is not None:  # the repository is a path on that host, taken as given
+        if not repo.startswith("/"):
+            raise UsageError("with --host, --repo must be an absolute path on that host")
+        params["repo"], params["host"] = repo, host
     agent_list = split_agents(agents)
     if len(agent_list) == 1:
         params["agent"] = agent_list[0]
@@ -389,9 +394,9 @@ def completion(shell: str) -> None:
 
 
 def _register_commands() -> None:
-    from workbench.commands import agent, agents, demo, review
+    from workbench.commands import agent, agents, demo, hosts, review
 
-    for mod in (agent, review, demo, agents):
+    for mod in (agent, review, demo, agents, hosts):
         mod.register(cli)
     from workbench.commands import suggest as suggest_commands  # one line per feature: merges stay clean
 

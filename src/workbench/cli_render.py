@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from workbench.protocol.agent import AnswerResult, SendResult
+    from workbench.protocol.hosts import HostLink
     from workbench.protocol.session import SessionInfo, StatusResult
     from workbench.protocol.terminal import ScreenResult
 
@@ -91,6 +92,15 @@ def check_line(chk: Mapping[str, Any], digest: str) -> str:
     if chk.get("digest") and chk.get("digest") != digest:
         line += " [ran on an earlier version of this diff]"
     return line
+
+
+def link_lines(links: list[HostLink]) -> list[str]:
+    """Under `ls`: each remote host's link, so a host that is down says so (and why)."""
+    out = []
+    for h in links:
+        why = f" ({one_line(h['error'], 200)})" if h["state"] != "up" and h["error"] else ""
+        out.append(f"host {h['name']}: {h['state']}, {h['sessions']} session(s){why}")
+    return out
 
 
 def status_lines(st: StatusResult) -> list[str]:

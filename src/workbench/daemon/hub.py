@@ -46,6 +46,7 @@ class Client:
         self.subscribed: set[str] = set()
         self.all_sessions = False
         self.frames = False
+        self.frame_only: set[str] | None = None  # `frame_ids`: frames of these sessions only
         self.outbox: list[bytes] = []
         self.pending_frames: dict[str, dict[str, Any]] = {}
         self.wake = asyncio.Event()
@@ -145,4 +146,5 @@ class Hub:
                 c.send(msg)
 
     def frame_watchers(self, session_id: str) -> list[Client]:
-        return [c for c in self.clients if c.frames and not c.closed and c.wants(session_id)]
+        return [c for c in self.clients if c.frames and not c.closed and c.wants(session_id)
+                and (c.frame_only is None or session_id in c.frame_only)]

@@ -183,6 +183,10 @@ async def subscribe(d: Daemon, c: Client, p: pt.SubscribeParams) -> pt.Subscribe
     c.subscribed.update(s.id for s in sessions)
     if "frames" in p:
         c.frames = p["frames"]
+    if "frame_ids" in p:
+        known = c.frame_only or set()
+        c.frame_only = {d.manager.get(i).id for i in p["frame_ids"]}
+        sessions += [d.manager.sessions[i] for i in sorted(c.frame_only - known)]
     if c.frames:
         for s in sessions:
             rt = d.manager.runtimes.get(s.id)

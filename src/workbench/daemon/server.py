@@ -27,9 +27,10 @@ from workbench.core import gc_pauses
 from workbench.core.escapes import strip_escapes
 from workbench.core.pty_feeder import FEEDER
 from workbench.core.store import Store
-from workbench.daemon import methods, process_upkeep
+from workbench.daemon import hosts, methods, process_upkeep
 from workbench.daemon.api import Router
 from workbench.daemon.extensions import EXTENSIONS
+from workbench.daemon.hosts import Remotes
 from workbench.daemon.hub import Client, Hub
 from workbench.daemon.protocol import (
     MAX_LINE,
@@ -78,6 +79,8 @@ class Daemon:
         self.sandbox_status: dict[str, Any] = {}
         self.router = Router()
         self.router.add_module(methods)
+        self.router.add_module(hosts)
+        self.remotes = Remotes(self.hub)  # links to remote hosts' daemons (docs/remote.md)
         self._conn_tasks: set[asyncio.Task[Any]] = set()
 
     async def run(self) -> None:
@@ -91,6 +94,7 @@ class Daemon:
             self.server = await asyncio.start_unix_server(self._on_connect, path=addr, limit=MAX_LINE + 1)
         os.chmod(self.sock_path, 0o600)
         paths.pid_file().write_text(f"{os.getpid()}\n")
+        self.remotes.reload()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.add_signal_handler(sig, self.stopping.set)
@@ -111,6 +115,7 @@ class Daemon:
             for t in list(self._conn_tasks):
                 t.cancel()
             await asyncio.gather(*self._conn_tasks, return_exceptions=True)
+            await self.remotes.close()
             await self.manager.shutdown()
             FEEDER.join(2.0)  # its threads end with the last session's PTY
             with contextlib.suppress(FileNotFoundError):
@@ -244,7 +249,9 @@ class Daemon:
         try:
             msg = decode(line)
             req_id = msg.get("id")
-            result = await self.router.dispatch(self, client, msg.get("method"), msg.get("params"))
+            result = await self.remotes.dispatch(
+                client, msg.get("method"), msg.get("params"),
+                lambda name, params: self.router.dispatch(self, client, name, params))
             client.send({"id": req_id, "result": result})
         except WorkbenchError as e:
             client.send(error_reply(req_id, e.code, str(e)))

@@ -5,6 +5,7 @@ A client subscribes with `subscribe` (`ids` or `all`; `frames` adds `frame` even
 
 from typing import Any, Literal, TypedDict
 
+from workbench.protocol.hosts import HostLink
 from workbench.protocol.review import DiffStat
 from workbench.protocol.session import SessionInfo
 from workbench.protocol.terminal import Frame
@@ -45,7 +46,7 @@ class Disconnected(TypedDict):
     reason: str
 
 
-EventName = Literal["session", "removed", "log", "delta", "diff", "frame", "disconnected"]
+EventName = Literal["session", "removed", "log", "delta", "diff", "frame", "disconnected", "host"]
 
 
 class Push(TypedDict):
@@ -62,4 +63,5 @@ EVENT_DATA: dict[str, type] = {
     "diff": DiffEvent,
     "frame": Frame,
     "disconnected": Disconnected,
+    "host": HostLink,  # a remote host's link changed state
 }

@@ -79,6 +79,8 @@ class SessionInfo(TypedDict):
     # while a failing check goes back to the agent automatically: rounds sent / allowed ("1/2")
     check_fix: NotRequired[str]
     review_pending: NotRequired[int]
+    # a remote host's session (its id is `HOST:ID`; docs/remote.md)
+    host: NotRequired[str]
 
 
 class NewSession(SessionInfo):
@@ -127,6 +129,7 @@ class NewParams(TypedDict):
     base_url: NotRequired[str]
     wire_api: NotRequired[Literal["chat", "responses"]]
     auto_answer: NotRequired[bool]
+    host: NotRequired[str]  # a configured remote host (`workbench host add`); the repo is a path there
 
 
 class RmParams(TypedDict):

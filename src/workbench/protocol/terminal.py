@@ -81,6 +81,9 @@ class SubscribeParams(TypedDict):
     ids: NotRequired[list[str]]
     all: NotRequired[bool]
     frames: NotRequired[bool]
+    # with `frames`, only these sessions' frames (replacing an earlier list): a remote
+    # host's link follows every session but watches only the screens someone looks at
+    frame_ids: NotRequired[list[str]]
 
 
 class SubscribeResult(TypedDict):

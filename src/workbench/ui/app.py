@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -26,9 +27,11 @@ from workbench.core import gc_pauses
 from workbench.core.escapes import one_line
 from workbench.errors import WorkbenchError
 from workbench.protocol import agent as pa
+from workbench.protocol import hosts as ph
 from workbench.protocol import review as pr
 from workbench.protocol import session as ps
 from workbench.protocol import terminal as pt
+from workbench.protocol.hosts import HostLink
 from workbench.protocol.method import Method
 from workbench.protocol.review import DiffParams, DiffReply
 from workbench.protocol.session import LogEntry, NewParams
@@ -110,6 +113,7 @@ class WorkbenchApp(App[None], inherit_bindings=False):
         self._recent_notes: dict[tuple[str, str, str], float] = {}
         self._note_times: list[float] = []
         self.daemon_label = "connecting…"
+        self.host_links: dict[str, HostLink] = {}
         self.wb_themes: list[str] = []
         self.main = MainScreen()
         self._save_timer: Any = None
@@ -217,6 +221,8 @@ class WorkbenchApp(App[None], inherit_bindings=False):
             self.report_error(e)
             return
         self.sessions = {s["id"]: s for s in listing}
+        with contextlib.suppress(WorkbenchError):  # remote hosts' links, then kept by `host` events
+            self.host_links = {h["name"]: h for h in await self.link.request(ph.HOSTS, ph.HostsParams())}
         self._prev_states = {sid: model.state_of(s) for sid, s in self.sessions.items()}
         self.layout.prune(set(self.sessions))
         target = self._resolve(self.attach_to) if self.attach_to else None
@@ -262,6 +268,9 @@ class WorkbenchApp(App[None], inherit_bindings=False):
             self.terms.pop(sid, None)
             self.layout.prune(set(self.sessions))
             self.main.post_message(SessionsChanged())
+        elif message.event == "host" and "name" in data:
+            self.host_links[str(data["name"])] = cast(HostLink, data)
+            self.main.post_message(StatusChanged())
         elif message.event in ("log", "delta", "diff"):
             sid = str(data.get("session", ""))
             if message.event == "diff":
@@ -353,6 +362,8 @@ class WorkbenchApp(App[None], inherit_bindings=False):
         except WorkbenchError:
             return
         self.daemon_label = f"ok · pid {st.get('pid', '?')} · lag {st.get('loop_lag_ms', 0):.0f}ms"
+        with contextlib.suppress(WorkbenchError):  # a broken hosts.toml must not hide the status
+            self.host_links = {h["name"]: h for h in await self.link.request(ph.HOSTS, ph.HostsParams())}
         self.main.post_message(StatusChanged())
 
     # actions
@@ -420,7 +431,8 @@ class WorkbenchApp(App[None], inherit_bindings=False):
             last = self.layout.last_new
             form = NewSessionForm(repo=repo, agent=last.get("agent") or d.agent, approval=d.approval,
                                   sandbox=d.sandbox, network=d.network, recent=recent,
-                                  provider=last.get("provider", ""), model=last.get("model", ""))
+                                  provider=last.get("provider", ""), model=last.get("model", ""),
+                                  host=str(cur.get("host", "")) if cur else "", hosts=sorted(self.host_links))
         self.push_screen(NewSessionScreen(form, error), self._create)
 
     def _create(self, form: NewSessionForm | None) -> None:

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from textual.binding import BindingType
     from textual.screen import Screen
 
+    from workbench.protocol.hosts import HostLink
     from workbench.ui.daemon_link import DaemonLink
     from workbench.ui.layout_state import LayoutState
 
@@ -30,6 +31,7 @@ class ScreenHost(PaneHost, Protocol):
     diff_cache: dict[str, tuple[int, int]]
     link: DaemonLink
     daemon_label: str
+    host_links: dict[str, HostLink]  # remote hosts' links by name (docs/remote.md)
     model_name: str
     wb_themes: list[str]
 

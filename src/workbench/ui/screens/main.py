@@ -133,7 +133,8 @@ class MainScreen(PaneLayout, AttentionJump, ApprovalActions, SessionActions):
         cur = self.current()
         model_name = (cur.get("model") or "") if cur is not None else wb.model_name
         self.status.show(list(wb.sessions.values()), wb.daemon_label, wb.link.up, model_name,
-                         f"? keys · {wb.key_for('app.attention', 'ctrl+space').split(',')[0]} needs you")
+                         f"? keys · {wb.key_for('app.attention', 'ctrl+space').split(',')[0]} needs you",
+                         list(wb.host_links.values()))
 
     def tick(self) -> None:
         self.session_list.show(list(self.wb.sessions.values()), self.wb.diff_cache, None)

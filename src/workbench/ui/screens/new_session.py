@@ -44,6 +44,8 @@ class NewSessionForm:
     provider: str = ""  # built-in agent: blank is the config's [session].provider
     model: str = ""  # built-in agent: blank is the provider's model
     recent: list[str] = field(default_factory=list)
+    host: str = ""  # a remote host (docs/remote.md); blank or `local` is this machine
+    hosts: list[str] = field(default_factory=list)  # the configured ones: the row shows only then
     also: list[str] = field(default_factory=list)  # attempts: agents besides `agent`
     attempts: int = 1
 
@@ -73,6 +75,8 @@ class NewSessionForm:
             p["base"] = self.base.strip()
         if self.name.strip():
             p["name"] = self.name.strip()
+        if self.host.strip() not in ("", "local"):
+            p["host"] = self.host.strip()
         if (self.agent.split() or [""])[0] == "builtin":
             if self.provider.strip():
                 p["provider"] = self.provider.strip()
@@ -229,6 +233,11 @@ class NewSessionScreen(ModalScreen[NewSessionForm | None]):
             if f.recent:
                 recent = "  ".join(f.recent[:4])
                 yield Static(Content("recent: " + recent), id="recent")
+            if f.hosts:
+                with Horizontal(classes="row"):
+                    yield Label("Host")
+                    yield Input(f.host, placeholder="this machine (the repo is a path on the host)", id="host",
+                                suggester=SuggestFromList(["local", *f.hosts]))
             with Horizontal(classes="row"):
                 yield Label("Agent")
                 yield Input(f.agent, placeholder="shell, builtin, or a command", id="agent",
@@ -276,6 +285,7 @@ class NewSessionScreen(ModalScreen[NewSessionForm | None]):
             sandbox=str(self.query_one("#sandbox", Select).value),
             network=self.query_one("#network", Switch).value,
             base=text("base"), name=text("name"), provider=text("provider"), model=text("model"),
+            recent=self.form.recent, host=text("host") if self.form.hosts else "", hosts=self.form.hosts,
             recent=self.form.recent, also=list(picker.also), attempts=picker.total(),
         )
 

@@ -25,6 +25,9 @@ def entry(s: Session, now: float, diff_cache: dict[str, tuple[int, int]], width:
     line1 = Content.assemble(mark, (model.STATE_ICONS[state], f"$wb-{state}"), " ",
                              (name, name_style), " " * pad, (age, "dim"))
     parts: list[tuple[str, str] | str] = ["    ", (model.agent_of(s), "$text-muted")]
+    host = s.get("host")
+    if isinstance(host, str) and host:  # a remote host's session (docs/remote.md)
+        parts += [" ", (f"@{host}", "$accent")]
     counts = model.diff_counts(s, diff_cache)
     if counts is not None:
         parts += [" ", (f"+{counts[0]}", "$wb-diff-added"), " ", (f"-{counts[1]}", "$wb-diff-removed")]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 from textual.content import Content
 from textual.widgets import Static
 
@@ -9,9 +12,12 @@ from workbench.core.escapes import one_line
 from workbench.ui import model
 from workbench.ui.model import Session
 
+LINK_STYLES = {"up": "$success", "connecting": "$warning", "down": "bold $error"}
+
 
 def status_content(sessions: list[Session], daemon: str, healthy: bool, model_name: str,
-                   hint: str = "? keys", width: int = 0, suggestions: int = 0) -> Content:
+                   hint: str = "? keys", width: int = 0, suggestions: int = 0,
+                   hosts: Sequence[Mapping[str, Any]] = ()) -> Content:
     """The line; when `width` is given and it would not fit, the hint's tail, the model and the
     daemon's details go first, so the counts and `? keys` are not cut in the middle."""
     counts = model.state_counts(sessions)
@@ -24,6 +30,9 @@ def status_content(sessions: list[Session], daemon: str, healthy: bool, model_na
         head += [(f"⚠ {unsandboxed} sandbox off", "bold $error"), "  "]
     if suggestions:
         head += [(f"! {suggestions} suggestion{'s' if suggestions > 1 else ''}", "$accent"), "  "]
+    for h in hosts:  # each remote host's link (docs/remote.md)
+        state = str(h.get("state", "down"))
+        head += [(f"⇄ {one_line(str(h.get('name', '?')), 20)} {state}", LINK_STYLES.get(state, "")), "  "]
     daemon_style = "" if healthy else "bold $error"
     full_daemon = "daemon " + one_line(daemon, 60)
     short_daemon = full_daemon.split(" · ")[0]
@@ -49,14 +58,15 @@ class StatusBar(Static):
     StatusBar.-down { background: $error 30%; }
     """
 
-    _last: tuple[list[Session], str, bool, str, str] | None = None
+    _last: tuple[list[Session], str, bool, str, str, Sequence[Mapping[str, Any]]] | None = None
     suggestions = 0  # the inbox's count (`!`), set by the app
 
     def show(self, sessions: list[Session], daemon: str, healthy: bool, model_name: str,
-             hint: str = "? keys") -> None:
-        self._last = (sessions, daemon, healthy, model_name, hint)
+             hint: str = "? keys", hosts: Sequence[Mapping[str, Any]] = ()) -> None:
+        self._last = (sessions, daemon, healthy, model_name, hint, hosts)
         self.set_class(not healthy, "-down")
-        self.update(status_content(sessions, daemon, healthy, model_name, hint, self.size.width, self.suggestions))
+        self.update(status_content(sessions, daemon, healthy, model_name, hint, self.size.width, self.suggestions,
+                                   hosts))
 
     def on_resize(self) -> None:
         if self._last is not None:
