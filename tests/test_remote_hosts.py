@@ -277,6 +277,10 @@ def test_the_ui_lists_and_drives_a_remote_session(
     async def scenario() -> None:
         app = WorkbenchApp(strict=True)
         async with app.run_test(size=(110, 30)) as pilot:
+            # The remote daemon is shared by this module's tests: other sessions may be listed
+            # first, so this one is put in view.
+            await until(pilot, lambda: sid in app.sessions, "the remote session in the list", 60)
+            app.main.show_session(sid)
             await until(pilot, lambda: sid in app.main.panes, "the remote session's pane", 60)
             await until(pilot, lambda: "⇄ dev up" in str(app.main.status.render()), "the link in the status bar", 60)
             assert "@dev" in str(app.main.session_list.get_option(sid).prompt)

@@ -285,8 +285,8 @@ class NewSessionScreen(ModalScreen[NewSessionForm | None]):
             sandbox=str(self.query_one("#sandbox", Select).value),
             network=self.query_one("#network", Switch).value,
             base=text("base"), name=text("name"), provider=text("provider"), model=text("model"),
-            recent=self.form.recent, host=text("host") if self.form.hosts else "", hosts=self.form.hosts,
             recent=self.form.recent, also=list(picker.also), attempts=picker.total(),
+            host=text("host") if self.form.hosts else "", hosts=self.form.hosts,
         )
 
     def action_submit(self) -> None:
