@@ -78,7 +78,7 @@ def test_check_ruff_and_todos_start_and_dismissal_survives_a_restart(wbp: Wb, tm
     # a hostile check also tries to write into the main checkout: the sandbox shows it read-only
     hostile = f"touch {repo}/pwned; " if SANDBOX else ""
     repo_config(repo, f"[check]\ncommand = {json.dumps(hostile + CHECK)}\n")
-    reply = suggestions(wbp, repo, "--refresh")
+    reply = suggestions(wbp, repo)  # the first listing runs the check: no --refresh needed
     assert reply["errors"] == [] and reply["head"] == git(repo, "rev-parse", "HEAD").strip()
     assert conforms(reply, result_type(ps.SUGGEST)) is None
     (check,) = by_source(reply, "check")

@@ -5,8 +5,8 @@ and runs every command (the repo's check, its linters, a log command) in a sandb
 scratch checkout of HEAD under the daemon's data dir, never in the main checkout: the
 repository is hostile (docs/security.md) and must not change. Work happens in threads and
 asyncio subprocesses, never on the event loop. Results are kept per repository and HEAD;
-the check runs only on request (`refresh`), on the `[suggest] interval_s` schedule and after
-a merge, and its last result is kept with the other sources'. Dismissals live in the
+the check runs at the first listing of a repository, on request (`refresh`), on the
+`[suggest] interval_s` schedule and after a merge, and its last result is kept with the other sources'. Dismissals live in the
 daemon's state dir. docs/suggestions.md.
 """
 
@@ -224,12 +224,19 @@ class SuggestService(Extension):
         if refresh:
             task: asyncio.Task[None] | None = self.ensure_scan(root, checks=True)
         else:
+            first_check = False
             try:
                 cfg = await asyncio.to_thread(load_settings, Path(root))
                 key = _settings_key(await asyncio.to_thread(scan.head, Path(root)), cfg)
+                # The check never ran on this repository: the first listing runs it, so a
+                # failing test is listed without asking for --refresh.
+                first_check = not st.check_at and cfg.suggest.check and bool(cfg.check.command)
             except WorkbenchError:
                 key = ""
-            task = None if key and key == st.key and st.scanned_at else self.ensure_scan(root, checks=False)
+            if first_check:
+                task = self.ensure_scan(root, checks=True)
+            else:
+                task = None if key and key == st.key and st.scanned_at else self.ensure_scan(root, checks=False)
         if task is not None and wait:
             await asyncio.shield(task)
         return self.reply(root)
