@@ -6,8 +6,8 @@ scratch checkout of HEAD under the daemon's data dir, never in the main checkout
 repository is hostile (docs/security.md) and must not change. Work happens in threads and
 asyncio subprocesses, never on the event loop. Results are kept per repository and HEAD;
 the check runs at the first listing of a repository, on request (`refresh`), on the
-`[suggest] interval_s` schedule and after a merge, and its last result is kept with the other sources'. Dismissals live in the
-daemon's state dir. docs/suggestions.md.
+`[suggest] interval_s` schedule and after a merge, and its last result is kept with the
+other sources'. Dismissals live in the daemon's state dir. docs/suggestions.md.
 """
 
 from __future__ import annotations
