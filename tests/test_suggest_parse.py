@@ -44,6 +44,32 @@ def test_a_failing_check_without_pytest_summary_is_one_group_and_a_pass_is_none(
     assert "timed out" in timed[0].title
 
 
+UNITTEST = """\
+test_mean (test_calc.CalcTest.test_mean) ... FAIL
+test_ok (test_calc.CalcTest.test_ok) ... ok
+
+======================================================================
+FAIL: test_mean (test_calc.CalcTest.test_mean)
+----------------------------------------------------------------------
+Traceback (most recent call last):
+  File "/scratch/abc/test_calc.py", line 8, in test_mean
+    self.assertEqual(mean([2, 4, 6]), 4)
+AssertionError: 6.0 != 4
+
+----------------------------------------------------------------------
+Ran 2 tests in 0.003s
+
+FAILED (failures=1)
+"""
+
+
+def test_unittest_failures_are_one_suggestion_each_not_the_summary_line() -> None:
+    (found,) = sp.check_failures(UNITTEST, "python3 -m unittest", 1)
+    assert found.title == "Failing test test_calc.CalcTest.test_mean"  # not "(failures=1)"
+    assert "AssertionError: 6.0 != 4" in found.evidence and found.locations == ["test_calc.py:8"]
+    assert "FAILED (failures=1)" not in found.evidence
+
+
 def test_linters_group_by_file_most_problems_first() -> None:
     ruff = json.dumps([
         {"code": "F401", "message": "`os` imported but unused", "filename": "/s/a.py", "location": {"row": 1}},

@@ -59,7 +59,9 @@ def _found(source: str, key: str, title: str, task: str, evidence: str, rank: fl
 
 # --------------------------------------------------------------------------- the check (pytest)
 
-_SUMMARY = re.compile(r"^(FAILED|ERROR) (\S+)(?: - (.*))?$")
+_SUMMARY = re.compile(r"^(FAILED|ERROR) ([^\s(]\S*)(?: - (.*))?$")  # not unittest's "FAILED (failures=1)"
+_UNITTEST = re.compile(r"^(FAIL|ERROR): (\w+) \(([\w.]+)\)$")  # FAIL: test_x (module.Class.test_x)
+_FILE_LINE = re.compile(r'^\s*File "([^"]+)", line (\d+)')
 _SECTION = re.compile(r"^_{3,} (.+?) _{3,}$")
 _LOCATION = re.compile(r"^([\w./-]+\.\w+):(\d+): ")
 
@@ -101,12 +103,36 @@ def check_failures(output: str, command: str, exit_code: int | None, reason: str
         out.append(_found("check", node, f"{'Failing test' if m.group(1) == 'FAILED' else 'Error in'} {node}",
                           f"{what} `{node}` (the check `{command}` fails on the main branch).",
                           evidence, 100.0, locs or [node.split("::", 1)[0]]))
+    if not out:
+        out = _unittest_failures(lines, command)
     if out or (exit_code == 0 and not reason):
         return out
     why = f"exit code {exit_code}" if exit_code is not None else (reason or "failed")
     return [_found("check", f"command:{command}", f"The check `{command}` fails ({why})",
                    f"The check `{command}` fails on the main branch ({why}). Find out why and fix it.",
                    clip(text, keep="tail"), 90.0)]
+
+
+def _unittest_failures(lines: list[str], command: str) -> list[Found]:
+    """unittest's `FAIL: test (module.Class.test)` blocks, one entry each, with the traceback."""
+    out: list[Found] = []
+    for i, ln in enumerate(lines):
+        m = _UNITTEST.match(ln.strip())
+        if not m or any(f.key == m.group(3) for f in out):
+            continue
+        body: list[str] = []
+        for nxt in lines[i + 2:]:  # past the header's dashes, up to the next rule
+            if nxt.startswith(("=" * 10, "-" * 10)):
+                break
+            body.append(nxt)
+        module_file = m.group(3).rsplit(".", 2)[0].replace(".", "/") + ".py"
+        locs = [f"{module_file}:{x.group(2)}" for x in map(_FILE_LINE.match, body)
+                if x and x.group(1).endswith(module_file)]
+        kind = "Failing test" if m.group(1) == "FAIL" else "Error in"
+        out.append(_found("check", m.group(3), f"{kind} {m.group(3)}",
+                          f"Fix the failing test `{m.group(3)}` (the check `{command}` fails on the main branch).",
+                          clip("\n".join(body).strip("\n"), 1600, keep="tail"), 100.0, locs[-1:] or [module_file]))
+    return out
 
 
 # --------------------------------------------------------------------------- linters
