@@ -136,3 +136,28 @@ def test_a_rejected_hunk_with_a_reason_reaches_an_idle_agent_in_three_keys(
     assert REASON in json.dumps(fake.requests[-1].body)
     sent = [e for e in wb.json("events", bi) if e["kind"] == "review_sent"]
     assert len(sent) == 1 and REASON in sent[0]["data"]["text"]
+
+
+ASKER = ("import os, sys, tty; tty.setraw(0); "
+         "sys.stdout.write('\\033]9;asker: approval needed: apply the edit?\\a Apply the edit? [y/n] '); "
+         "sys.stdout.flush(); k = os.read(0, 1); print('\\r\\nanswered', k.decode(), flush=True); "
+         "import time; time.sleep(600)")
+
+
+def test_a_terminal_agent_asking_is_answered_in_two_keys(wb: Wb, repo: Path, term: Tmux) -> None:
+    """A terminal agent (a plain command) asks a y/n question: the jump attaches its terminal,
+    so the answer is the next key, typed into the program."""
+    ask = wb.new(repo, "--agent", f"{sys.executable} -c \"{ASKER}\"", "--sandbox", "off", "--name", "asker")
+    wait_for(lambda: wb.session(ask)["state"] == "waiting", 30, what="the question seen as waiting")
+    term.type(f"cd {repo} && {UI}")
+    term.send("Enter")
+    term.wait("◆ asker", timeout=30)
+    time.sleep(1)
+    keys = 0
+    term.send("C-Space")  # the jump: its terminal, attached
+    keys += 1
+    time.sleep(1)  # the attach lands after a refresh
+    term.send("y")
+    keys += 1
+    assert keys == 2
+    wait_for(lambda: "answered y" in wb.screen(ask), 30, what="the answer read by the program")

@@ -153,6 +153,8 @@ class MainScreen(PaneLayout, AttentionJump, ApprovalActions, SessionActions):
             self.call_after_refresh(self.panes[sid].card.focus)
         elif message.focus == "review" and sid in self.panes and self._to_review(sid):
             self.review_diff(sid)
+        elif message.focus == "review" and sid in self.panes and self._answers_in_terminal(sid):
+            self.call_after_refresh(self.action_attach)  # the next key is the program's answer
         elif message.focus:
             self.session_list.focus()
         if message.attach:
@@ -234,6 +236,7 @@ class MainScreen(PaneLayout, AttentionJump, ApprovalActions, SessionActions):
 
     @on(TerminalView.Input)
     def _terminal_input(self, event: TerminalView.Input) -> None:
+        self._jump_back = None  # typed into a terminal: the jump key's "press again" window ends
         self.send_to_terminal(event.session_id, event.data)
 
     def send_to_terminal(self, sid: str, data: bytes) -> None:
