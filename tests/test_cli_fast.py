@@ -45,8 +45,10 @@ def same(wb: Wb, *args: str, mask: str | None = None) -> tuple[int, str, str]:
 
     before = norm(full(wb, *args))
     fast = norm(wb.run(*args, check=False))
-    # An age column may tick between the two runs: then the fast one matches a later run.
-    assert fast in (before, norm(full(wb, *args))), (args, fast, before)
+    # An age column may tick between the two runs: then the fast one matches a later run
+    # (on a loaded machine a click run can take over a second: the age ticks during it).
+    later = [norm(full(wb, *args)) for _ in range(1 if fast == before else 2)]
+    assert fast in (before, *later), (args, fast, before, later)
     return fast
 
 
