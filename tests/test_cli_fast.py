@@ -72,6 +72,19 @@ def test_fast_path_imports_nothing_heavy(wb: Wb, repo: Path) -> None:
     p = subprocess.run([sys.executable, "-c", code, *HEAVY], capture_output=True, text=True, env=wb.env, timeout=60)
     assert p.returncode == 0, p.stderr
     assert p.stdout.splitlines()[-1] == "[]"
+    # `keys` and `screen` (what a script polls with) skip json, socket and re too: with enum,
+    # they were a third of a call's CPU.
+    code = (
+        "import sys, atexit\n"
+        "atexit.register(lambda: print(sorted(set(sys.modules) & set(sys.argv[1:]))))\n"
+        "from workbench.cli import main\n"
+        f"main(['keys', {sid!r}, 'x'])\n"
+        f"main(['screen', {sid!r}])\n"
+    )
+    p = subprocess.run([sys.executable, "-c", code, "json", "socket", "re", "enum"], capture_output=True, text=True,
+                       env=wb.env, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines()[-1] == "[]"
 
 
 def test_every_fast_command_prints_what_click_prints(wb: Wb, repo: Path) -> None:
