@@ -14,7 +14,8 @@ References, same run, alternating (issue 15, item 2):
   with 8 windows streaming the same way. The two loads take turns: each side is measured
   while its own 8 streams run and the other's are stopped (Ctrl-C); goal: <= 2x. Measured
   beside it, under the same load: the daemon's share (the same two requests on one open
-  connection) and two bare Python starts (the floor of any CLI written in Python);
+  connection), two bare Python starts, and two `python -c pass` in both phases (the floor
+  of any CLI written in Python, under each side's load);
 - `diff ID` and `diff ID --stat` of a change (modified, new and deleted files) against
   `git diff` / `git diff --stat` of the same change in a plain clone, untracked files
   included by `git add -N` beforehand (so git's side is one process; ours finds them too).
@@ -62,6 +63,7 @@ from emulator_throughput import gen_colour, gen_plain
 SESSIONS = 30
 STREAMS = 8
 BARE = [PYTHON, "-c", "import json, socket"]
+PASS = [PYTHON, "-c", "pass"]  # the interpreter's own start: the floor of any Python process
 STREAM_CMD = "while :; do cat {blob}; done"
 
 
@@ -160,7 +162,8 @@ def commands(target: str, rounds: int, runs: int) -> dict[str, list[float]]:
 def under_load(d: Daemon, tmux: Tmux, streams: list[str], target: str, blob: Path, rounds: int,
                runs: int) -> tuple[dict[str, list[float]], dict[str, list[str]]]:
     cmd = STREAM_CMD.format(blob=shlex.quote(str(blob)))
-    out: dict[str, list[float]] = {"workbench": [], "tmux": [], "daemon": [], "python": []}
+    out: dict[str, list[float]] = {"workbench": [], "tmux": [], "daemon": [], "python": [], "pass": [],
+                                   "tmux pass": []}
     loads: dict[str, list[str]] = {"workbench": [], "tmux": []}
 
     def streams_on(name: str, on: bool) -> None:
@@ -176,7 +179,8 @@ def under_load(d: Daemon, tmux: Tmux, streams: list[str], target: str, blob: Pat
         for _ in range(runs):
             if name == "workbench":
                 out[name].append(timed_pair(wb("keys", target, "x"), wb("screen", target)))
-                out["python"].append(timed_pair(BARE, BARE))  # the floor of two Python processes
+                out["python"].append(timed_pair(BARE, BARE))  # the reference of item 2, twice
+                out["pass"].append(timed_pair(PASS, PASS))  # the floor of two Python processes
                 with d.client("bench-share") as c:  # the daemon's share: no process start
                     t0 = time.perf_counter()
                     c.call("keys", id=target, text="x")
@@ -185,6 +189,7 @@ def under_load(d: Daemon, tmux: Tmux, streams: list[str], target: str, blob: Pat
             else:
                 out[name].append(timed_pair(tmux.argv("send-keys", "-t", "typed", "x"),
                                             tmux.argv("capture-pane", "-p", "-t", "typed")))
+                out["tmux pass"].append(timed_pair(PASS, PASS))  # the same floor under tmux's load
         loads[name].append(loadavg())
         streams_on(name, False)
         d.call("keys", id=target, text="\\r")
@@ -295,8 +300,14 @@ def main() -> None:
                 floor = median(pair["python"])
                 res.add(Row("  two bare `python -c \"import json, socket\"` starts, same load", floor, "ms",
                             median(pair["tmux"]), "tmux send-keys + capture-pane", floor / median(pair["tmux"]),
-                            detail=f"p99 {percentile(pair['python'], 99):.1f} ms: the floor of any two-process "
-                                   "Python CLI"))
+                            detail=f"p99 {percentile(pair['python'], 99):.1f} ms"))
+                for key, side in (("pass", "workbench's"), ("tmux pass", "tmux's")):
+                    floor = median(pair[key])
+                    res.add(Row(f"  two `python -c pass` starts under {side} load", floor, "ms",
+                                median(pair["tmux"]), "tmux send-keys + capture-pane",
+                                floor / median(pair["tmux"]),
+                                detail=f"p99 {percentile(pair[key], 99):.1f} ms: the floor of any two-process "
+                                       "Python CLI"))
                 res.extra["under_load_ms"] = {k: [round(x, 2) for x in v] for k, v in pair.items()}
                 res.extra["under_load_loadavg"] = loads
             else:

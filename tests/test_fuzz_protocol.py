@@ -302,3 +302,67 @@ def test_random_pty_output_never_breaks_the_session(wb: Any, repo: Any, tmp_path
         sb = c.call("scrollback", id=sid, start=0, count=1000)
         assert sb["total"] >= 0 and len(sb["rows"]) <= 1000
         assert c.call("get", id=sid)["state"] == "running"
+
+
+# The fast codec (`_json` called directly, so the CLI need not import json) against json.
+_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=8), inner, max_size=5),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_VALUES)
+def test_frame_codec_writes_and_reads_what_json_does(value: Any) -> None:
+    from workbench.daemon import protocol
+
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=True)
+    assert protocol.dumps(value) == text
+    got, want = protocol.loads(text.encode()), json.loads(text)
+    assert json.dumps(got) == json.dumps(want)  # NaN != NaN: compare the encodings
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(st.binary(max_size=300), _JSONISH, _VALUES.map(lambda v: (" " + json.dumps(v) + "\n ").encode())))
+def test_frame_codec_reads_any_bytes_as_json_loads_does(data: bytes) -> None:
+    _same_as_json_loads(data)
+
+
+def _same_as_json_loads(data: bytes) -> None:
+    from workbench.daemon import protocol
+
+    try:
+        want: Any = ("ok", json.dumps(json.loads(data)))
+    except (ValueError, RecursionError) as e:
+        want = ("error", type(e), str(e))
+    try:
+        got: Any = ("ok", json.dumps(protocol.loads(data)))
+    except (ValueError, RecursionError) as e:
+        got = ("error", type(e), str(e))
+    assert got == want
+
+
+def test_frame_codec_edge_cases() -> None:
+    from workbench.daemon import protocol
+
+    for data in (b"\xef\xbb\xbf{}", b"NaN", b"[Infinity,-Infinity]", b"{} x", b"  ", b'"\\ud800"'):
+        _same_as_json_loads(data)
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        protocol.dumps({"a": object()})
+    loop: list[Any] = []
+    loop.append(loop)
+    with pytest.raises(ValueError, match="Circular reference"):
+        protocol.dumps(loop)
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.one_of(_ESCAPEY, st.text(max_size=300)))
+def test_strip_escapes_shortcut_agrees_with_the_patterns(text: str) -> None:
+    from workbench.core import escapes
+
+    esc, ctl = escapes._patterns()
+    full = ctl.sub("", esc.sub("", text).replace("\r\n", "\n")).replace("\r", "")
+    flat = ctl.sub("", esc.sub("", text).replace("\n", " ").replace("\r", ""))
+    assert strip_escapes(text) == full
+    assert strip_escapes(text, keep_newlines=False) == flat

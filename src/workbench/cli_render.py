@@ -8,7 +8,6 @@ Imports only the standard library's cheapest modules at start (no typing, no cli
 
 from __future__ import annotations
 
-import json
 import time
 
 from workbench.core.escapes import one_line, strip_escapes
@@ -31,6 +30,8 @@ _LABELS = {"tool_call": "call", "tool_output": "output", "approval_request": "ap
 
 
 def to_json(obj: object) -> str:
+    import json  # not at the top: `keys` and `screen` never need it (re, enum: 10 ms of CPU)
+
     return json.dumps(obj, indent=2, sort_keys=True)
 
 
@@ -244,6 +245,8 @@ def entry_text(e: Mapping[str, Any], as_json: bool, full: bool, sid: str) -> str
     if lines is None:  # an event-log entry that is not part of a transcript
         return None
     if as_json:
+        import json
+
         return json.dumps({k: e.get(k) for k in ("seq", "ts", "kind", "data")}, sort_keys=True)
     return "\n".join(lines)
 

@@ -3,7 +3,7 @@ the handshake. The shapes inside the frames are declared in `workbench.protocol`
 
 from __future__ import annotations
 
-import json
+import _json
 
 from workbench.errors import WorkbenchError
 
@@ -24,9 +24,60 @@ class Encoded(bytes):
     earlier reply): framed as it is, so a big reply costs the event loop a copy only."""
 
 
-def encode_value(obj: Any) -> Encoded:
+# The C accelerators of the json package, called directly: `import json` costs a one-shot
+# CLI call about a third of its CPU (it imports re and enum), and these two functions are
+# all of json that a frame needs. `dumps` and `loads` below are json.dumps(separators=(",",
+# ":"), ensure_ascii=True) and json.loads to the byte (tests/test_protocol.py compares them).
+
+
+def _not_serializable(obj: object) -> object:
+    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+
+def dumps(obj: object) -> str:
+    # A fresh encoder a call, as json.dumps makes: its circular-reference markers start empty.
     # ensure_ascii keeps every frame one line even if a value holds U+2028 and friends.
-    return Encoded(json.dumps(obj, separators=(",", ":"), ensure_ascii=True).encode())
+    chunks = _json.make_encoder({}, _not_serializable, _json.encode_basestring_ascii, None, ":", ",",
+                                False, False, True)(obj, 0)
+    return "".join(chunks)
+
+
+class _ScanContext:
+    """What json's C scanner reads from a decoder: json.loads' defaults."""
+
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+
+    @staticmethod
+    def parse_constant(name: str) -> float:
+        return float(name.lower().replace("infinity", "inf"))  # NaN, Infinity, -Infinity
+
+
+_scan = _json.make_scanner(_ScanContext())  # type: ignore[arg-type]  # it reads only these attributes
+_SPACE = " \t\n\r"
+
+
+def loads(line: bytes) -> Any:
+    """json.loads(line): the common case on the C scanner; anything it does not take (a BOM,
+    another encoding, a syntax error) goes to json.loads itself, for its result or its error."""
+    try:
+        s = line.decode()
+        start = len(s) - len(s.lstrip(_SPACE))
+        obj, end = _scan(s, start)
+        if end == len(s) or not s[end:].strip(_SPACE):
+            return obj
+    except (ValueError, StopIteration):
+        pass
+    import json
+
+    return json.loads(line)
+
+
+def encode_value(obj: Any) -> Encoded:
+    return Encoded(dumps(obj).encode())
 
 
 def encode(msg: dict[str, Any]) -> bytes:
@@ -41,7 +92,7 @@ def decode(line: bytes) -> dict[str, Any]:
     if len(line) > MAX_LINE:
         raise ProtocolError(f"message too large ({len(line)} bytes; limit {MAX_LINE})")
     try:
-        msg = json.loads(line)
+        msg = loads(line)
     except RecursionError:
         raise ProtocolError("malformed JSON: nested too deeply") from None
     except ValueError as e:  # JSONDecodeError, UnicodeDecodeError, an over-long integer
