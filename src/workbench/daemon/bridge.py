@@ -10,9 +10,9 @@ back, where its frames are merged (latest screen wins) instead of queued here.
 
 from __future__ import annotations
 
+import _socket
 import contextlib
 import os
-import socket
 import sys
 import threading
 
@@ -22,7 +22,7 @@ from workbench.errors import DaemonError
 CHUNK = 1 << 16
 
 
-def _pump_in(sock: socket.socket, fd: int) -> None:
+def _pump_in(sock: _socket.socket, fd: int) -> None:
     """stdin -> socket; at stdin's end, half-close so the daemon sees the client leave."""
     try:
         while data := os.read(fd, CHUNK):
@@ -30,10 +30,10 @@ def _pump_in(sock: socket.socket, fd: int) -> None:
     except OSError:
         pass
     with contextlib.suppress(OSError):
-        sock.shutdown(socket.SHUT_WR)
+        sock.shutdown(_socket.SHUT_WR)
 
 
-def _pump_out(sock: socket.socket, fd: int) -> None:
+def _pump_out(sock: _socket.socket, fd: int) -> None:
     """socket -> stdout until the daemon closes (or stdout's reader is gone)."""
     try:
         while data := sock.recv(CHUNK):
@@ -44,7 +44,7 @@ def _pump_out(sock: socket.socket, fd: int) -> None:
         pass
 
 
-def connect() -> socket.socket:
+def connect() -> _socket.socket:
     try:
         sock = _connect_raw()
     except OSError:
