@@ -58,6 +58,13 @@ def fake_server(calls: int, rounds: int) -> Any:
     return FakeOpenAI([Script(match=f"round-{i}:", turns=script()) for i in range(rounds)])
 
 
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) the process has used: unlike wall time, not stretched by
+    other work on the machine."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def agent_round(d: Daemon, repo: Path, sandbox: str, name: str) -> tuple[list[float], dict[str, Any]]:
     """Per-call seconds (tool_call -> tool_output) of one scripted session, and the session."""
     with d.client("bench-tool") as c:
@@ -123,6 +130,7 @@ def main() -> None:
     load = os.getloadavg()
     tool: list[float] = []
     ref: list[float] = []
+    daemon_cpu: list[float] = []
     with isolated("tool") as root:
         cfg = root / "config" / "workbench"
         cfg.mkdir(parents=True)
@@ -135,7 +143,11 @@ def main() -> None:
         os.environ["OPENAI_BASE_URL"] = fake.base_url
         with Daemon(root) as d:
             for i in range(rounds):
+                cpu0 = cpu_s(d.pid)
                 per_call, info = agent_round(d, repo, sandbox, f"round-{i}")
+                # Everything the daemon did for the round (model turns, calls, the session's
+                # start) over its calls: an upper bound of one call's CPU.
+                daemon_cpu.append((cpu_s(d.pid) - cpu0) / max(len(per_call), 1))
                 # The first call prepares the session's sandbox (cached after): report it apart.
                 tool.extend(per_call[1:])
                 ref.extend(reference_runs(info, len(per_call)))
@@ -148,6 +160,8 @@ def main() -> None:
                 reference=percentile(ref, 99) * 1000, ref_name="same bwrap argv, spawned directly"))
     res.add(Row("overhead beyond the sandbox's own start (median difference)", over * 1000, "ms",
                 goal="< 5"))
+    res.add(Row("daemon CPU per call (whole round / calls, incl. model turns)", median(daemon_cpu) * 1000,
+                "ms"))
     res.notes.append(f"{rounds} rounds x {calls} calls (the first call of each session, which "
                      f"prepares its sandbox, left out), sandbox={sandbox}, load before "
                      f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")

@@ -139,3 +139,24 @@ def test_a_pre_encoded_result_frames_like_any_other() -> None:
     value = {"text": "a\nb \u2028 é", "n": [1, None, True]}
     assert encode({"id": 7, "result": encode_value(value)}) == encode({"id": 7, "result": value})
     assert isinstance(encode_value(value), Encoded)
+
+
+def test_kept_diffs_are_bounded_over_all_sessions_least_recently_used_first() -> None:
+    from workbench.core.diff_model import Diff, FileDiff
+    from workbench.daemon import diff_cache
+
+    def diff_of(lines: int) -> Diff:
+        return Diff("b" * 40, [FileDiff("f.txt", None, "added", False, lines, 0, [])])
+
+    cache = diff_cache.DiffCache()
+    each = diff_cache.MAX_KEPT_LINES // 3
+    for sid in ("s1", "s2", "s3"):
+        assert cache.put(sid, diff_of(each - 1), (1, 1), "b" * 40, "t") == [None]
+    assert cache.get("s1", (1, 1), "b" * 40) is not None  # all three fit
+    cache.touch("s1")  # s1 was just asked for: s2 is now the least recently used
+    dropped = cache.put("s4", diff_of(each - 1), (1, 1), "b" * 40, "t")
+    assert [e.diff.files[0].added for e in dropped if e is not None] == [each - 1]
+    assert sorted(cache.entries) == ["s1", "s3", "s4"]
+    assert cache.get("s2", (1, 1), "b" * 40) is None  # computed again when asked
+    huge = cache.put("s5", diff_of(diff_cache.MAX_KEPT_LINES * 2), (1, 1), "b" * 40, "t")
+    assert list(cache.entries) == ["s5"] and len(huge) == 4  # a diff alone over the bound is kept

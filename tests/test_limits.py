@@ -18,7 +18,7 @@ from tests.conftest import make_repo
 from tests.helpers import wait_for
 from workbench import doctor
 from workbench.config import Config, SandboxSettings
-from workbench.core import bwrap_argv, limits, sandbox_policy, sandbox_probe
+from workbench.core import bwrap_argv, limits, sandbox_paths, sandbox_policy, sandbox_probe
 
 FORKER = """
 import errno, os, time
@@ -82,7 +82,7 @@ def test_tmpfs_args_put_size_right_before_tmpfs() -> None:
 
 def test_nproc_prefix_without_prlimit_uses_python(monkeypatch: pytest.MonkeyPatch) -> None:
     assert limits.nproc_prefix(0) == []
-    monkeypatch.setattr(limits.shutil, "which", lambda _name: None)
+    monkeypatch.setattr(sandbox_paths, "which", lambda _name: None)
     pre = limits.nproc_prefix(7)
     assert pre[0] == sys.executable and pre[-1] == "7"
     # exec'd straight into cat: no fork, which an ordinary user already over 7 could not do

@@ -59,3 +59,23 @@ def test_a_child_is_watched_without_a_thread_of_its_own() -> None:
     code, count, *names = out.split()
     assert code == "0"
     assert count == "1", names  # only the main thread: no waitpid-N thread per child
+
+
+def test_the_allocation_trace_names_the_line_that_grew(monkeypatch: pytest.MonkeyPatch) -> None:
+    import tracemalloc
+
+    from workbench.daemon import process_upkeep
+
+    monkeypatch.setenv(process_upkeep.TRACE_ENV, "5")
+    assert process_upkeep.trace_top() == 5
+    monkeypatch.setenv(process_upkeep.TRACE_ENV, "many")
+    assert process_upkeep.trace_top() == 0  # a typo does not trace (nor fail the daemon)
+    trace = process_upkeep.AllocationTrace(5)
+    try:
+        held = [bytearray(4096) for _ in range(500)]  # ~2 MB kept across the report
+        text = trace.report()
+    finally:
+        tracemalloc.stop()
+    assert len(held) == 500
+    assert "MB traced" in text
+    assert "test_process_upkeep.py" in text.splitlines()[1]  # the biggest growth comes first

@@ -127,3 +127,54 @@ def test_exit_is_noticed_while_a_background_child_holds_the_pipe(tmp_path: Path)
     code, out = asyncio.run(run())
     assert code == 3
     assert out == "started\n"
+
+
+def _aged_write(p: Path, text: str) -> None:
+    """Write `text` and date the file back, as a config edited a while ago is."""
+    p.write_text(text)
+    old = time.time() - 30
+    os.utime(p, (old, old))
+
+
+def test_the_config_is_reused_until_one_of_its_files_changes(tmp_path: Path, isolated_env: Path) -> None:
+    from workbench import paths
+    from workbench.daemon import sandboxing
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    user = paths.config_file()
+    user.parent.mkdir(parents=True, exist_ok=True)
+    _aged_write(user, '[sandbox]\nhidden_paths = ["~/.one"]\n')
+    first = sandboxing.session_config(str(repo))
+    assert first.sandbox.hidden_paths == ["~/.one"]
+    assert sandboxing.session_config(str(repo)) is first  # unchanged files: not parsed again
+    _aged_write(user, '[sandbox]\nhidden_paths = ["~/.two"]\n')  # same size, same age
+    assert sandboxing.session_config(str(repo)).sandbox.hidden_paths == ["~/.two"]
+    _aged_write(repo / ".workbench.toml", '[sandbox]\nhidden_paths = ["~/.two", "~/.three"]\n')
+    assert sandboxing.session_config(str(repo)).sandbox.hidden_paths == ["~/.two", "~/.three"]
+    # A file written within the last second is read every time (its mtime may not move).
+    (repo / ".workbench.toml").write_text('[sandbox]\nhidden_paths = ["~/.four", "~/.two"]\n')
+    assert sandboxing.session_config(str(repo)).sandbox.hidden_paths == ["~/.four", "~/.two"]
+    (repo / ".workbench.toml").write_text('[sandbox]\nhidden_paths = ["~/.five", "~/.two"]\n')
+    assert sandboxing.session_config(str(repo)).sandbox.hidden_paths == ["~/.five", "~/.two"]
+
+
+def test_which_is_remembered_only_while_the_program_is_there(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = tmp_path / "a", tmp_path / "b"
+    for d in (first, second):
+        d.mkdir()
+        prog = d / "wb-test-tool"
+        prog.write_text("#!/bin/sh\n")
+        prog.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{first}:{second}")
+    assert sandbox_paths.which("wb-test-tool") == str(first / "wb-test-tool")
+    (first / "wb-test-tool").unlink()
+    assert sandbox_paths.which("wb-test-tool") == str(second / "wb-test-tool")
+    (second / "wb-test-tool").chmod(0o644)
+    assert sandbox_paths.which("wb-test-tool") is None
+    monkeypatch.setenv("PATH", str(first))  # another PATH is another lookup
+    (first / "wb-test-tool").write_text("#!/bin/sh\n")
+    (first / "wb-test-tool").chmod(0o755)
+    assert sandbox_paths.which("wb-test-tool") == str(first / "wb-test-tool")

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from workbench.core import limits, sandbox_loopback, sandbox_net, seccomp
-from workbench.core.sandbox_paths import expand_hidden, find_dotenv, is_within, parse_bind, workbench_dirs
+from workbench.core.sandbox_paths import expand_hidden, find_dotenv, is_within, parse_bind, which, workbench_dirs
 from workbench.core.sandbox_policy import (
     DEFAULT_PATH,
     PRIVATE_TMPFS,
@@ -31,7 +31,7 @@ from workbench.errors import SandboxError
 
 def find_bwrap() -> str | None:
     """The bwrap on PATH, or None."""
-    return shutil.which("bwrap")
+    return which("bwrap")
 
 
 # /proc is remounted read-only as a whole: bwrap leaves /proc/sys and /proc/sysrq-trigger
@@ -195,7 +195,8 @@ def _build(a: BwrapArgs, spec: SandboxSpec, workdir: Path, *, new_session: bool,
 
     # Protected (workbench state, other sessions) and secrets: shallow paths first so a
     # tmpfs never covers a deeper /dev/null bind made before it.
-    protected = [p.resolve() for p in (*workbench_dirs(), *spec.protected_paths)]
+    # (the daemon's own dirs are in both lists: resolved once)
+    protected = [p.resolve() for p in dict.fromkeys((*workbench_dirs(), *spec.protected_paths))]
     hidden = expand_hidden(spec.hidden_paths)
     for p in sorted({*protected, *hidden}, key=lambda q: (len(q.parts), str(q))):
         a.hide(p)

@@ -18,7 +18,6 @@ import contextlib
 import functools
 import hashlib
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -65,7 +64,9 @@ def nproc_prefix(max_processes: int) -> list[str]:
     """Argv run inside the sandbox that sets RLIMIT_NPROC, then execs the command."""
     if max_processes <= 0:
         return []
-    prlimit = shutil.which("prlimit")
+    from workbench.core.sandbox_paths import which
+
+    prlimit = which("prlimit")
     if prlimit:
         return [prlimit, f"--nproc={max_processes}:{max_processes}", "--"]
     return [sys.executable, "-I", "-S", "-c", _SET_NPROC_PY, str(max_processes)]

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import functools
 import glob
 import os
 import pwd
+import shutil
 import subprocess
 import time
 from collections.abc import Iterable
@@ -25,14 +27,25 @@ DOTENV_MAX_DEPTH = 3
 DOTENV_MAX_DIRS = 2000
 
 
+@functools.lru_cache(maxsize=8)
+def _passwd_home(uid: int) -> str | None:
+    """The passwd entry's home (reading the passwd database is ~0.1 ms; it was asked per
+    hidden pattern on every spawn)."""
+    try:
+        return pwd.getpwuid(uid).pw_dir
+    except KeyError:
+        return None
+
+
 def _real_homes() -> list[Path]:
     """$HOME and the passwd home: tools differ in which they use to find ~/.ssh."""
     homes: list[Path] = []
     env_home = os.environ.get("HOME")
     if env_home:
         homes.append(Path(env_home))
-    with contextlib.suppress(KeyError):
-        homes.append(Path(pwd.getpwuid(os.getuid()).pw_dir))
+    pw_home = _passwd_home(os.getuid())
+    if pw_home is not None:
+        homes.append(Path(pw_home))
     out: list[Path] = []
     for h in homes:
         if h not in out:
@@ -43,10 +56,11 @@ def _real_homes() -> list[Path]:
 def expand_hidden(patterns: Iterable[str]) -> list[Path]:
     """Hidden-path patterns -> existing absolute paths (~ is the real user's home; globs ok)."""
     found: list[Path] = []
+    homes = _real_homes()
     for pat in patterns:
         if pat.startswith("~"):
             rest = pat[1:].lstrip("/")
-            candidates = [str(h / rest) if rest else str(h) for h in _real_homes()]
+            candidates = [str(h / rest) if rest else str(h) for h in homes]
         else:
             candidates = [pat]
         for cand in candidates:
@@ -110,6 +124,27 @@ def find_dotenv(root: Path) -> list[Path]:
         _DOTENV_CACHE.clear()
     _DOTENV_CACHE[root] = (scanned, out)
     return list(out)
+
+
+# (name, PATH) -> where `shutil.which` found it: a PATH walk is ~10 stats, and every spawn
+# looks up bwrap and prlimit. A hit is re-checked with one access(); a miss is not kept.
+_WHICH: dict[tuple[str, str], str] = {}
+
+
+def which(name: str) -> str | None:
+    """`shutil.which(name)`, remembered while the file stays executable and PATH the same."""
+    key = (name, os.environ.get("PATH", ""))
+    hit = _WHICH.get(key)
+    if hit is not None and os.access(hit, os.X_OK) and not os.path.isdir(hit):
+        return hit
+    found = shutil.which(name)
+    if found is None:
+        _WHICH.pop(key, None)
+    else:
+        if len(_WHICH) > 64:
+            _WHICH.clear()
+        _WHICH[key] = found
+    return found
 
 
 def workbench_dirs() -> list[Path]:

@@ -15,6 +15,7 @@ numbers differ, so letting them through would skip every rule below.
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import platform
 import struct
@@ -243,7 +244,9 @@ def assemble(prog: Sequence[Insn]) -> bytes:
     return b"".join(struct.pack("=HBBI", i.code, i.jt, i.jf, i.k) for i in prog)
 
 
+@functools.cache
 def program_bytes(arch: str | None = None) -> bytes:
+    """The assembled filter; fixed per architecture, so built once (every spawn asks)."""
     return assemble(build(arch))
 
 

@@ -33,6 +33,10 @@ GIT_TOP = ("HEAD", "refs", "packed-refs", "config", "info", "commondir")
 GIT_RULES = ("exclude", "config", "attributes")
 MAX_PAGE_BYTES = 24 << 20  # encoded reply pages kept, over all sessions
 MAX_PAGES = 16  # per session: the pages of a few kinds of request (CLI, UI, stat)
+# Whole diffs kept, over all sessions, in changed lines (a kept line costs ~100-200 bytes
+# of Python objects): without a bound, 30 sessions' diffs stayed in the daemon for good.
+# The least recently used session's diff goes first; it is computed again when asked.
+MAX_KEPT_LINES = 60_000
 # (watch, changes): a new watch (after the ignore rules changed) never repeats an old one's
 Generation = tuple[int, int]
 _watches = itertools.count(1)
@@ -87,6 +91,11 @@ class _Entry:
     ignore: tuple[str, ...] = ()  # the review-noise patterns it was computed with
     pages: dict[tuple[Any, ...], bytes] = field(default_factory=dict)
     page_bytes: int = 0
+    lines: int = 0  # changed lines (and one per file): its share of MAX_KEPT_LINES
+
+
+def _weight(diff: Diff) -> int:
+    return sum(f.added + f.removed + 1 for f in diff.files)
 
 
 class DiffCache:
@@ -115,9 +124,23 @@ class DiffCache:
         """Keep `diff`; returns the entry it replaces in a list, for the caller to empty
         off the event loop (freeing a diff of thousands of files takes a while)."""
         self.computed[sid] = self.computed.get(sid, 0) + 1
-        old = [self.entries.pop(sid, None)]
-        self.entries[sid] = _Entry(diff, generation, base, tip, ignore)
+        old: list[Any] = [self.entries.pop(sid, None)]
+        entry = self.entries[sid] = _Entry(diff, generation, base, tip, ignore, lines=_weight(diff))
+        total = sum(e.lines for e in self.entries.values())
+        for other_sid in list(self.entries):  # oldest first
+            if total <= MAX_KEPT_LINES:
+                break
+            other = self.entries[other_sid]
+            if other is entry:
+                continue
+            total -= other.lines
+            old.append(self.entries.pop(other_sid))
         return old
+
+    def touch(self, sid: str) -> None:
+        """The session's entry was used: the last to be dropped."""
+        if sid in self.entries:
+            self.entries[sid] = self.entries.pop(sid)
 
     def previous(self, sid: str, base: str, ignore: tuple[str, ...] = ()) -> tuple[Diff, str] | None:
         """The last diff of the session and the snapshot it was taken of (to update it
@@ -136,6 +159,7 @@ class DiffCache:
         ignore = config_mod.review_ignore(Path(s.repo))
         diff = self.get(s.id, generation, s.base_commit, ignore)
         if diff is not None:
+            self.touch(s.id)
             return diff
         tip = None
         if s.in_place:
@@ -165,7 +189,7 @@ class DiffCache:
             e.pages.clear()
         e.pages[key] = body
         e.page_bytes += len(body)
-        self.entries[sid] = self.entries.pop(sid)  # the most recently used last
+        self.touch(sid)
         total = sum(x.page_bytes for x in self.entries.values())
         for other in list(self.entries.values()):
             if total <= MAX_PAGE_BYTES or other is e:

@@ -16,11 +16,15 @@ import ctypes.util
 import logging
 import os
 import sys
+import tracemalloc
 import warnings
 
 log = logging.getLogger(__name__)
 
 TRIM_EVERY_S = 30.0
+# Debugging memory growth: WORKBENCH_TRACEMALLOC=N traces the daemon's allocations (slow)
+# and logs, at each trim, the N source lines whose allocations grew most since the start.
+TRACE_ENV = "WORKBENCH_TRACEMALLOC"
 _M_ARENA_MAX = -8  # mallopt() parameter (glibc's malloc.h)
 _ARENAS = 2
 
@@ -71,11 +75,51 @@ def trim() -> bool:
     return True
 
 
+def trace_top() -> int:
+    """How many growth lines WORKBENCH_TRACEMALLOC asks for (0: not tracing)."""
+    try:
+        return max(int(os.environ.get(TRACE_ENV, "0")), 0)
+    except ValueError:
+        return 0
+
+
+class AllocationTrace:
+    """tracemalloc from now on; `report` logs what grew most since the first snapshot."""
+
+    def __init__(self, top: int) -> None:
+        self.top = top
+        tracemalloc.start(4)
+        self.baseline = tracemalloc.take_snapshot()
+
+    def report(self) -> str:
+        snap = tracemalloc.take_snapshot()
+        # Leave out tracemalloc's own bookkeeping.
+        ignore = [tracemalloc.Filter(False, tracemalloc.__file__)]
+        stats = snap.filter_traces(ignore).compare_to(self.baseline.filter_traces(ignore), "traceback")
+        current, peak = tracemalloc.get_traced_memory()
+        lines = [f"tracemalloc: {current / 1e6:.1f} MB traced (peak {peak / 1e6:.1f}); grew most since start:"]
+        for st in stats[: self.top]:
+            # the allocating line first, then its callers
+            where = " <- ".join(f"{f.filename.rsplit('/', 2)[-1]}:{f.lineno}" for f in reversed(st.traceback))
+            lines.append(f"  {st.size_diff / 1024:+.0f} KiB ({st.count_diff:+d} blocks) {where}")
+        text = "\n".join(lines)
+        log.warning("%s", text)
+        return text
+
+
 async def trim_periodically(every_s: float = TRIM_EVERY_S) -> None:
     """Trim now and then, in a worker thread (ctypes drops the GIL; the loop keeps serving)."""
     loop = asyncio.get_running_loop()
+    top = trace_top()
+    trace = AllocationTrace(top) if top else None
+    trimming = True
     while True:
         await asyncio.sleep(every_s)
         with contextlib.suppress(Exception):
-            if not await loop.run_in_executor(None, trim):
-                return
+            if trimming and not await loop.run_in_executor(None, trim):
+                if trace is None:
+                    return
+                trimming = False
+        if trace is not None:
+            with contextlib.suppress(Exception):
+                trace.report()

@@ -47,6 +47,8 @@ class CheckRunner:
 
     def forget(self, sid: str) -> None:
         self._checked.pop(sid, None)
+        self._again.discard(sid)
+        self._locks.pop(sid, None)
 
     def describe(self, sid: str, rs: rv.ReviewState | None) -> dict[str, Any]:
         """The check's keys of a session's description."""

@@ -155,6 +155,7 @@ class ReviewService(Extension):
         self.cache.drop(sid)
         self.stats.pop(sid, None)
         self.states.pop(sid, None)
+        self.locks.pop(sid, None)
         self.checks.forget(sid)
         rv.ReviewState.delete(sid)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -55,6 +56,46 @@ def forget(session_id: str) -> None:
         del _PREPARED[key]
 
 
+# repo -> (the config files' stat signatures, the config they gave). Parsing and validating
+# the TOML was ~10% of a tool call's preparation; a changed file is seen by its stat.
+_CONFIGS: dict[str, tuple[tuple[tuple[int, ...] | None, ...], config_mod.Config]] = {}
+
+
+def _signature(files: tuple[Path, ...]) -> tuple[tuple[int, ...] | None, ...] | None:
+    """Stat signatures of `files` (None for a missing one); None when one changed within
+    the last second, whose mtime could move again without changing (git's "racy" rule)."""
+    out: list[tuple[int, ...] | None] = []
+    recent = time.time_ns() - 1_000_000_000
+    for f in files:
+        try:
+            st = os.stat(f)
+        except OSError:
+            out.append(None)
+            continue
+        if st.st_mtime_ns >= recent:
+            return None
+        out.append((st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
+    return tuple(out)
+
+
+def session_config(repo: str) -> config_mod.Config:
+    """`config.load` for the session's repository, reused while its files are unchanged."""
+    from workbench.core import trust
+
+    root = Path(repo) if Path(repo).is_dir() else None
+    files = (paths.config_file(), trust.store_file(), *((root / trust.FILE_NAME,) if root else ()))
+    sig = _signature(files)
+    hit = _CONFIGS.get(repo)
+    if sig is not None and hit is not None and hit[0] == sig:
+        return hit[1]
+    cfg = config_mod.load(root)
+    if sig is not None:
+        if len(_CONFIGS) > 256:
+            _CONFIGS.clear()
+        _CONFIGS[repo] = (sig, cfg)
+    return cfg
+
+
 def session_home(s: Session) -> Path:
     home = paths.data_dir() / "homes" / s.id
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -79,7 +120,7 @@ def sandbox_command(
         return PlainCommand(list(argv), env)
     from workbench.core import bwrap_argv, sandbox_paths, sandbox_policy, session_repo
 
-    cfg = config_mod.load(Path(s.repo) if Path(s.repo).is_dir() else None)
+    cfg = session_config(s.repo)
     key = (s.id, s.worktree)
     prepared = _PREPARED.get(key)
     others: list[Path] = []
