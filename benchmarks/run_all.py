@@ -47,6 +47,7 @@ BENCHES: list[tuple[str, str, int]] = [
     ("echo_under_load", "echo_under_load.py", 300),
     ("diff_e2e", "diff_e2e.py", 600),
     ("suggest_scan", "suggest_scan.py", 300),
+    ("remote_hosts", "remote_hosts.py", 300),
 ]
 TITLES = {
     "throughput": "1. Terminal throughput",
@@ -63,6 +64,7 @@ TITLES = {
     "echo_under_load": "12. Key echo through the UI under load, vs tmux",
     "diff_e2e": "13. Diff end to end, vs git diff",
     "suggest_scan": "14. Suggestions: scanning 5,000 TODOs",
+    "remote_hosts": "15. Remote hosts over ssh (ls, echo through the link, reconnect)",
 }
 
 
