@@ -21,6 +21,23 @@ def wait_for(fn: Callable[[], T], timeout: float = 10.0, interval: float = 0.05,
     return last
 
 
+def end_process(pid: int, grace_s: float = 10.0) -> None:
+    """Wait up to `grace_s` for `pid` (asked to stop) to exit, then SIGKILL it."""
+    import contextlib
+    import os
+    import signal
+
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+
+
 def sandbox_visible_binds() -> list[str]:
     """The checkout and the Python running the tests, for sandboxed test programs.
 

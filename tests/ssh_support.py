@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import workbench
+from tests.helpers import end_process
 
 SSHD = "/usr/sbin/sshd"
 
@@ -144,16 +145,7 @@ class RemoteInstall:
         pid = self.daemon_pid()
         self.run("daemon", "stop", check=False)
         if pid:
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline:
-                try:
-                    os.kill(pid, 0)
-                except ProcessLookupError:
-                    break
-                time.sleep(0.05)
-            else:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
+            end_process(pid)
         shutil.rmtree(self.env["XDG_RUNTIME_DIR"], ignore_errors=True)
 
 

@@ -5,14 +5,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
-from tests.helpers import wait_for
+from tests.helpers import end_process, wait_for
 
 
 class Wb:
@@ -73,12 +71,4 @@ class Wb:
         with contextlib.suppress(Exception):
             self.run("daemon", "stop", check=False, timeout=30)
         if pid:
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline:
-                try:
-                    os.kill(pid, 0)
-                except ProcessLookupError:
-                    return
-                time.sleep(0.05)
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+            end_process(pid)
