@@ -244,9 +244,14 @@ def assemble(prog: Sequence[Insn]) -> bytes:
     return b"".join(struct.pack("=HBBI", i.code, i.jt, i.jf, i.k) for i in prog)
 
 
-@functools.cache
 def program_bytes(arch: str | None = None) -> bytes:
-    """The assembled filter; fixed per architecture, so built once (every spawn asks)."""
+    """The assembled filter; fixed per architecture, so built once (every spawn asks). The
+    machine is resolved first: the cache is keyed by the architecture, never by None."""
+    return _program_bytes(arch or native_arch())
+
+
+@functools.cache
+def _program_bytes(arch: str) -> bytes:
     return assemble(build(arch))
 
 
