@@ -71,6 +71,8 @@ def clean_tree(repo: Path, base: str, tip: str, ignore: Sequence[str]) -> tuple[
     """`tip`'s tree without the review noise it adds to `base` (core/review_noise.py, the
     same rule the diff lists them apart by), and the paths left out."""
     tree = git_out(repo, "rev-parse", f"{tip}^{{tree}}")
+    if not ignore:  # nothing is noise: no need to list what the session added
+        return tree, []
     noise = sorted(review_noise.split(repo, base, review_noise.added_between(repo, base, tip), ignore))
     if not noise:
         return tree, []

@@ -266,10 +266,7 @@ def _finished(items: list[Item]) -> bool:
 
 
 def _ext(d: Daemon) -> BuiltinAgents:
-    ext = d.manager.extension(BuiltinAgents)
-    if ext is None:
-        raise WorkbenchError("the built-in agent extension is not loaded in this daemon")
-    return ext
+    return d.manager.require_extension(BuiltinAgents, "the built-in agent extension")
 
 
 @method(pa.SEND)

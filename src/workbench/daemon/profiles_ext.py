@@ -286,10 +286,7 @@ class ProfilesExt(Extension):
 
 
 def _ext(d: Daemon) -> ProfilesExt:
-    ext = d.manager.extension(ProfilesExt)
-    if ext is None:
-        raise WorkbenchError("agent profiles are not loaded in this daemon")
-    return ext
+    return d.manager.require_extension(ProfilesExt, "agent profiles")
 
 
 def setup(daemon: Daemon) -> ProfilesExt:

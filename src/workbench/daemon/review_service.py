@@ -46,10 +46,7 @@ REFRESH_MIN_S = 0.3
 
 
 def service(d: Daemon) -> ReviewService:
-    svc = d.manager.extension(ReviewService)
-    if svc is None:
-        raise WorkbenchError("diff review is not loaded in this daemon")
-    return svc
+    return d.manager.require_extension(ReviewService, "diff review")
 
 
 @dataclass(frozen=True)

@@ -94,6 +94,13 @@ class SessionManager:
         """The registered extension of this class (socket handlers find their feature here)."""
         return next((e for e in self.extensions if isinstance(e, kind)), None)
 
+    def require_extension(self, kind: type[E], feature: str) -> E:
+        """`extension(kind)`, or a clear error naming the `feature` this daemon lacks."""
+        ext = self.extension(kind)
+        if ext is None:
+            raise WorkbenchError(f"{feature} is not loaded in this daemon")
+        return ext
+
     # lookup
 
     def get(self, key: str) -> Session:

@@ -11,7 +11,6 @@ from workbench.daemon.attempts import create_attempts
 from workbench.daemon.hub import Client
 from workbench.daemon.session_create import CreateRequest
 from workbench.daemon.suggest_service import SuggestService
-from workbench.errors import UsageError
 from workbench.protocol import suggest as ps
 
 if TYPE_CHECKING:
@@ -23,10 +22,7 @@ def setup(daemon: Daemon) -> SuggestService:
 
 
 def service(d: Daemon) -> SuggestService:
-    svc = d.manager.extension(SuggestService)
-    if svc is None:
-        raise UsageError("suggestions are not available in this daemon")
-    return svc
+    return d.manager.require_extension(SuggestService, "suggestions")
 
 
 @method(ps.SUGGEST)
