@@ -127,3 +127,9 @@ def fake_factory() -> Iterator[Factory]:
     yield make
     for f in servers:
         f.stop()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    from tests.scheduling import longest_first
+
+    longest_first(items)

@@ -21,6 +21,19 @@ def wait_for(fn: Callable[[], T], timeout: float = 10.0, interval: float = 0.05,
     return last
 
 
+def process_ended(pid: int) -> bool:
+    """`pid` is gone, or a zombie whose every thread has exited (its files, the daemon's
+    listening socket among them, are closed only then: a leader that shows as a zombie
+    while its other threads still exit keeps accepting connections that are then reset)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            status = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    return fields.get("State", "").strip().startswith("Z") and fields.get("Threads", "").strip() == "1"
+
+
 def end_process(pid: int, grace_s: float = 10.0) -> None:
     """Wait up to `grace_s` for `pid` (asked to stop) to exit, then SIGKILL it."""
     import contextlib

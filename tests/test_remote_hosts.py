@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ import pytest
 
 from tests.agent_support import calls, patch, shell
 from tests.conftest import git, make_repo
-from tests.helpers import wait_for
+from tests.helpers import process_ended, wait_for
 from tests.ssh_support import RemoteInstall, Sshd, free_port, make_remote, missing_tools, start_sshd
 from tests.wb import Wb
 from workbench import hosts_config
@@ -84,16 +83,6 @@ def wait_link(wb: Wb, name: str, state: str, contains: str = "") -> dict[str, An
         raise AssertionError(f"{link(wb, name)}") from None
 
 
-def gone(pid: int) -> bool:
-    """The process ended (or is a zombie its parent has yet to reap)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    ps = subprocess.run(["ps", "-o", "stat=", "-p", str(pid)], capture_output=True, text=True)
-    return ps.stdout.strip().startswith("Z")
-
-
 def listed(wb: Wb, sid: str) -> dict[str, Any] | None:
     return next((s for s in wb.json("ls") if s["id"] == sid), None)
 
@@ -158,7 +147,7 @@ def test_remote_shell_session_listed_and_driven(
     ssh_pid = link(wb, "dev")["pid"]
     wb.run("host", "rm", "dev")
     assert "no hosts" in wb.run("host", "ls").stdout
-    wait_for(lambda: gone(ssh_pid), 30, what="the link's ssh process to end with its host")
+    wait_for(lambda: process_ended(ssh_pid), 30, what="the link's ssh process to end with its host")
 
 
 def test_remote_agent_approvals_survive_a_killed_link_then_review_and_merge(

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import git, make_repo
-from tests.helpers import wait_for
+from tests.helpers import process_ended, wait_for
 from tests.wb import Wb
 
 OFF = ("--sandbox", "off")
@@ -159,8 +159,7 @@ def test_kill_9_daemon_then_recover_and_restart(wb: Wb, repo: Path, repo2: Path)
     pid = wb.daemon_pid()
     assert pid
     os.kill(pid, signal.SIGKILL)
-    wait_for(lambda: not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower(),
-             what="daemon death")
+    wait_for(lambda: process_ended(pid), what="daemon death")
     after = {s["id"]: s for s in wb.json("ls")}  # starts a new daemon
     assert wb.daemon_pid() != pid
     assert set(after) == set(ids)

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 from workbench import profiles
 from workbench.config import Config
 from workbench.core.models import Session, SessionState
-from workbench.daemon.acp_session import AcpRuntime
 from workbench.daemon.extensions import Extension, Launcher
 from workbench.daemon.sandboxing import LaunchSpec, session_home
 from workbench.daemon.sessions import LIVE_STATES
@@ -24,6 +23,7 @@ from workbench.profiles import acp as acp_profiles
 from workbench.profiles import integrations
 
 if TYPE_CHECKING:
+    from workbench.daemon.acp_session import AcpRuntime
     from workbench.daemon.api import Daemon
 
 
@@ -42,10 +42,18 @@ class AcpAgents(Extension):
         return {acp_profiles.PREFIX: self.launch}
 
     def runtime(self, s: Session) -> AcpRuntime | None:
+        if not is_acp(s):
+            return None
+        from workbench.daemon.acp_session import AcpRuntime
+
         rt = self.manager.runtimes.get(s.id)
         return rt if isinstance(rt, AcpRuntime) and rt.alive else None
 
     async def launch(self, s: Session, cfg: Config, resume: bool) -> None:
+        # The ACP SDK's schema costs ~0.4 s of CPU to import: a daemon that runs no ACP
+        # session never pays it.
+        from workbench.daemon.acp_session import AcpRuntime
+
         argv = acp_profiles.command(s.agent)
         old = self.manager.runtimes.get(s.id)
         if isinstance(old, AcpRuntime) and old.alive:
