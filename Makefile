@@ -28,7 +28,7 @@ demo: $(STAMP_RUN)
 
 ## Install everything and run the whole test suite.
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 4 --dist loadgroup $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 4 --dist loadgroup --durations=25 $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
