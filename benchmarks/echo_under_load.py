@@ -13,7 +13,10 @@ of the same size, the same typing and the same measurement.
 Phases alternate (each starts its streams afresh and stops them after), >= 3 rounds; the
 result is p50/p99 of all keys of each side, their ratios and the load average.
 
-Run: .venv/bin/python benchmarks/echo_under_load.py [--quick] [--keys N] [--rounds N]
+Run: .venv/bin/python benchmarks/echo_under_load.py [--quick] [--keys N] [--rounds N] [--trace]
+
+With --trace, the UI and the daemon record when each key passes each stage
+(`workbench.core.echo_trace`) and the notes get a table of the time spent between stages.
 """
 
 from __future__ import annotations
@@ -52,6 +55,8 @@ from benchlib import (
 )
 from emulator_throughput import gen_colour, gen_plain
 
+from workbench.core import echo_trace
+from workbench.core.echo_trace import mark
 from workbench.core.screen import TerminalScreen
 
 STREAMS = 8
@@ -158,6 +163,7 @@ class Term:
                 ch = rng.choice(ALPHABET)
                 expect = typed + ch
                 t0 = time.perf_counter()
+                mark("typed")
                 os.write(self.master, ch.encode())
                 deadline = t0 + 20
                 while True:
@@ -167,6 +173,7 @@ class Term:
                     if time.perf_counter() > deadline:
                         rows = self.screen.lines()
                         raise RuntimeError(f"no echo of {expect!r} within 20 s:\n" + "\n".join(rows))
+                mark("seen")
                 latencies.append((time.perf_counter() - t0) * 1000)
                 typed = expect
             os.write(self.master, b"\r")
@@ -253,6 +260,45 @@ def tmux_phase(root: Path, stream: str, keys: int, rng: random.Random) -> list[f
             tmux("kill-server")
 
 
+# A keystroke's way, in order: typed into the UI's PTY (this script), read by the UI, sent,
+# written to the session's PTY by the daemon, its echo parsed in a feeder thread, followed up
+# on the daemon's loop, sent as a frame, received and applied by the UI, seen here.
+STAGES = ["typed", "ui.key", "ui.sending", "daemon.written", "daemon.parsing", "daemon.loop",
+          "daemon.frame", "ui.frame", "ui.applying", "seen"]
+
+
+def trace_table(directory: Path) -> list[str]:
+    """Per stage, p50/p90/p99 of the time since the previous one, over the keys whose every
+    stage was recorded between their `typed` and `seen` (the workbench phases)."""
+    events: list[tuple[float, str]] = []
+    for log in directory.glob("*.log"):
+        for line in log.read_text().splitlines():
+            stage, _, at = line.partition(" ")
+            events.append((float(at), stage))
+    events.sort()
+    keys: list[list[float]] = []
+    for i, (t0, stage) in enumerate(events):
+        if stage != "typed":
+            continue
+        chain, j = [t0], i + 1
+        for want in STAGES[1:]:
+            while j < len(events) and events[j][1] != want and events[j][1] not in ("typed", "seen"):
+                j += 1
+            if j >= len(events) or events[j][1] != want:
+                break
+            chain.append(events[j][0])
+            j += 1
+        if len(chain) == len(STAGES):
+            keys.append(chain)
+    lines = [f"trace of {len(keys)} keys: stage (time since the previous stage) p50 / p90 / p99 ms"]
+    for k in range(1, len(STAGES)):
+        xs = [(c[k] - c[k - 1]) * 1000 for c in keys]
+        if xs:
+            lines.append(f"  {STAGES[k - 1]} -> {STAGES[k]}: {percentile(xs, 50):.2f} / "
+                         f"{percentile(xs, 90):.2f} / {percentile(xs, 99):.2f}")
+    return lines
+
+
 def summary(xs: list[float]) -> str:
     return f"p50 {percentile(xs, 50):.1f} ms, p99 {percentile(xs, 99):.1f} ms, n={len(xs)}"
 
@@ -264,6 +310,8 @@ def main() -> None:
     parser.add_argument("--only", choices=["workbench", "tmux"], default=None,
                         help="one side only (for profiling)")
     parser.add_argument("--idle", action="store_true", help="the 8 other sessions idle (diagnosis)")
+    parser.add_argument("--trace", action="store_true",
+                        help="time each stage of the echo in the UI and the daemon (diagnosis)")
     args = parser.parse_args()
     started = time.monotonic()
     keys = args.keys or (60 if args.quick else 200)
@@ -278,6 +326,9 @@ def main() -> None:
         stream = "cat" if args.idle else f"while :; do cat {blob}; done"
         repo = make_repo(root / "repo")
         rng = random.Random(11)
+        if args.trace:
+            (root / "trace").mkdir()
+            echo_trace.enable(str(root / "trace"))
         with Daemon(root) as d:
             phases: list[tuple[str, Callable[[], list[float]]]] = [
                 ("workbench", lambda: workbench_phase(d, root, repo, stream, keys, rng)),
@@ -291,6 +342,8 @@ def main() -> None:
                     xs = run()
                     (wb if name == "workbench" else ref).extend(xs)
                     print(f"round {rnd + 1} {name}: {summary(xs)}, load {loads[-1]:.2f}", flush=True)
+        if args.trace:
+            res.notes += trace_table(root / "trace")
     for q in (50, 99):
         w, r = percentile(wb, q), percentile(ref, q)
         ratio = w / r if wb and ref and r else None

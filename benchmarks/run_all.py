@@ -35,7 +35,7 @@ HERE = ROOT / "benchmarks"
 BENCHES: list[tuple[str, str, int]] = [
     ("throughput", "throughput.py", 240),
     ("responsiveness", "responsiveness.py", 150),
-    ("session_start", "session_start.py", 150),
+    ("session_start", "session_start.py", 360),
     ("diff", "bench_diff.py", 150),
     ("scale", "scale.py", 240),
     ("startup", "startup.py", 120),

@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from workbench.core.echo_trace import mark
 from workbench.core.pty import PtyProcess
 from workbench.core.screen import ScreenEvent, TerminalScreen
 from workbench.daemon.hub import Hub
@@ -107,6 +108,8 @@ class PtyRuntime:
     def _feed(self, data: bytes) -> None:
         """In the feeder thread: parse, and have the loop follow up once per batch."""
         scr = self.screen
+        if self._echo_due:
+            mark("daemon.parsing")
         with scr.lock:
             if scr.closed:
                 return
@@ -122,6 +125,8 @@ class PtyRuntime:
                 self._loop.call_soon_threadsafe(self._output)
 
     def _output(self) -> None:
+        if self._echo_due:
+            mark("daemon.loop")
         with self.screen.lock:
             self._posted = False
             replies, self._replies = bytes(self._replies), bytearray()
@@ -181,6 +186,8 @@ class PtyRuntime:
             rows = self.screen.dirty_rows()
             meta = self._meta()
         frame = {**meta, "rows": {str(k): v for k, v in rows.items()}, "full": False}
+        if urgent:
+            mark("daemon.frame")
         for c in watchers:
             if urgent:
                 c.send_frame(self.session_id, frame, urgent=True)
@@ -203,6 +210,7 @@ class PtyRuntime:
 
     def write(self, data: bytes) -> None:
         """Input on a person's (or agent's) behalf: the session counts as interactive."""
+        mark("daemon.written")
         self.proc.last_input = time.monotonic()
         self._echo_due = True
         self.proc.write(data)

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from textual.message import Message
 
+from workbench.core.echo_trace import mark
 from workbench.daemon.async_client import AsyncClient
 from workbench.errors import DaemonError, NotFound, UsageError, WorkbenchError
 from workbench.protocol import terminal as pt
@@ -94,6 +95,7 @@ class DaemonLink:
             return
         name = ev.get("event")
         if name == "frame" and isinstance(ev.get("data"), dict):
+            mark("ui.frame")
             self._post(FrameEvent(ev["data"]))
         elif name == "disconnected":
             self._lost("the daemon closed the connection")
@@ -150,6 +152,7 @@ class DaemonLink:
         text = data.decode("utf-8", "surrogateescape")
 
         async def go() -> None:
+            mark("ui.sending")
             try:
                 await self.request(pt.KEYS, pt.KeysParams(id=session_id, data=text))
             except (WorkbenchError, OSError) as e:

@@ -17,6 +17,7 @@ from textual.containers import Container, Horizontal
 from textual.widget import Widget
 from textual.widgets import OptionList
 
+from workbench.core.echo_trace import mark
 from workbench.ui import model
 from workbench.ui.messages import (
     FrameEvent,
@@ -167,6 +168,7 @@ class MainScreen(PaneLayout, AttentionJump, ApprovalActions, SessionActions):
         self.tick()
 
     def on_frame_event(self, message: FrameEvent) -> None:
+        mark("ui.applying")
         # The hot path for typing latency (the app routes frames here): apply, mark rows dirty.
         sid = str(message.data.get("session", ""))
         if not sid:

@@ -25,6 +25,7 @@ from textual.selection import Selection
 from textual.strip import Strip
 from textual.widget import Widget
 
+from workbench.core.echo_trace import mark
 from workbench.protocol.terminal import ScrollbackResult
 from workbench.ui.keymap import DEFAULT_DETACH, DEFAULT_KEYS, key_to_bytes, paste_bytes
 from workbench.ui.term_model import Row, TermState, row_text
@@ -258,6 +259,7 @@ class TerminalView(Widget, can_focus=True):
         if event.key == self.detach_key:
             self.post_message(self.Detached(self, self.state.session))
             return
+        mark("ui.key")
         data = key_to_bytes(event.key, event.character, self.state.app_cursor)
         if event.key in self.jump_keys:
             self.post_message(self.JumpKey(self, self.state.session, data or b""))
