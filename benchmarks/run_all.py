@@ -2,7 +2,8 @@
 
 Each benchmark runs as its own process (its own temp XDG dirs and daemon), writes
 benchmarks/out/NAME.json and its log to benchmarks/out/NAME.log. Benchmarks report; they
-never fail the build: a benchmark that crashes is shown as such in the document.
+never fail the build: a benchmark that crashes is shown as such in the document. One that
+runs over its time is interrupted, then killed, and the daemon it left is stopped.
 
 The part of docs/performance.md below the line `<!-- hand-written -->` (analysis,
 profiles, before/after of optimisations) is kept as it is; everything above is generated.
@@ -13,12 +14,16 @@ Run: .venv/bin/python benchmarks/run_all.py [--quick] [--only NAME,NAME] [--no-d
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
+import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -109,6 +114,39 @@ def diff_result(stdout: str, quick: bool) -> Result:
     return res
 
 
+def stray_daemons() -> list[tuple[int, str]]:
+    """Stop the daemons a killed benchmark left behind: those whose XDG runtime dir is in a
+    benchmark's private temp root (`benchlib.isolated`), which only a run in progress has,
+    and benchmarks run one at a time here. The root is removed after its daemon."""
+    prefix = os.path.join(tempfile.gettempdir(), "wb-bench-")
+    found: list[tuple[int, str]] = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+            env = (proc / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"workbench" not in argv or b"daemon" not in argv:
+            continue
+        runtime = next((e[len(b"XDG_RUNTIME_DIR="):].decode() for e in env
+                        if e.startswith(b"XDG_RUNTIME_DIR=")), "")
+        if runtime.startswith(prefix):
+            found.append((int(proc.name), str(Path(runtime).parent)))
+    for pid, _ in found:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    for pid, root in found:
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(root, ignore_errors=True)
+    return found
+
+
 def run_one(name: str, script: str, limit: int, quick: bool) -> dict[str, Any]:
     path = HERE / script
     log = OUT / f"{name}.log"
@@ -140,6 +178,8 @@ def run_one(name: str, script: str, limit: int, quick: bool) -> dict[str, Any]:
                 proc.wait()
             code = -1
             sink.write(f"\n(timed out after {limit} s)\n")
+            for pid, root in stray_daemons():
+                sink.write(f"(stopped daemon {pid} it left running in {root})\n")
     out = log.read_text()
     seconds = time.monotonic() - started
     tail = "\n".join(out.strip().splitlines()[-12:])
