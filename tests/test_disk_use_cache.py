@@ -11,6 +11,7 @@ import pytest
 from tests.helpers import wait_for
 from workbench.core.models import Session
 from workbench.core.store import Store
+from workbench.daemon import disk_use
 from workbench.daemon import sessions as sm
 from workbench.daemon.hub import Hub
 
@@ -29,10 +30,10 @@ def test_a_stale_size_is_shown_while_a_background_walk_refreshes_it(
     assert first is not None and first >= 8192 and m.disk_sizes_known()
     (wt / "b").write_bytes(os.urandom(1 << 20))
     assert m.describe(s)["disk_bytes"] == first  # fresh: no walk
-    monkeypatch.setattr(sm, "DISK_TTL_S", 0.0)
+    monkeypatch.setattr(disk_use, "DISK_TTL_S", 0.0)
     assert m.describe(s)["disk_bytes"] == first  # stale: shown as it was, a walk starts
     wait_for(lambda: m.describe(s)["disk_bytes"] >= first + (1 << 20), 10, what="the background walk")
     del m.sessions[s.id]
-    m._disk_cache.clear()
-    m._measure_disk(s.id, s.worktree)
-    assert s.id not in m._disk_cache  # a walk that ends after the session's removal keeps nothing
+    m.disk._sizes.clear()
+    m.disk.measure(s.id, s.worktree)
+    assert s.id not in m.disk._sizes  # a walk that ends after the session's removal keeps nothing

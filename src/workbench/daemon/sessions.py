@@ -8,7 +8,7 @@ Over 400 lines because the manager is the one owner of sessions and their runtim
 state change, PTY launch and exit, delivery to an agent, stop, restart and removal goes
 through it, and its extensions' hooks are called from these places in one order. Pieces
 that need none of that state have their own modules (session_create, session_git,
-sandboxing, pty_runtime).
+sandboxing, pty_runtime, disk_use).
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ import shutil
 import signal
 import time
 from collections.abc import Coroutine, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -36,6 +35,7 @@ from workbench.core.pty import process_start_time
 from workbench.core.screen import ScreenEvent
 from workbench.core.store import Store
 from workbench.daemon.bus import Bus, LogRecorded, SessionChanged, SessionRemoved, TurnFinished
+from workbench.daemon.disk_use import DiskUse
 from workbench.daemon.extensions import Extension, Launcher, PtyObserver
 from workbench.daemon.hub import Hub
 from workbench.daemon.pty_runtime import PtyRuntime
@@ -52,7 +52,6 @@ if TYPE_CHECKING:
 _SHELLS = frozenset({"bash", "sh", "zsh", "fish", "dash", "ksh", "tcsh", "csh", "nu", "pwsh"})
 log = logging.getLogger(__name__)
 
-DISK_TTL_S = 10.0  # how long a worktree's measured disk use is shown before it is walked again
 LIVE_STATES = {SessionState.STARTING, SessionState.RUNNING, SessionState.WAITING}
 
 
@@ -64,9 +63,7 @@ class SessionManager:
         hub.follow(self.bus, self.describe)
         self.sessions: dict[str, Session] = {}
         self.runtimes: dict[str, Any] = {}
-        self._disk_cache: dict[str, tuple[float, int]] = {}
-        self._disk_walks: set[str] = set()  # sessions whose worktree a background walk measures
-        self._disk_pool: ThreadPoolExecutor | None = None
+        self.disk = DiskUse(self.sessions.__contains__)
         self._git: SessionGit | None = None
         self._launchers: dict[str, Launcher] = {}  # non-PTY agents, from extensions
         self.extensions: list[Extension] = []
@@ -124,7 +121,7 @@ class SessionManager:
     def describe(self, s: Session) -> SessionInfo:
         """The session on the wire (protocol.session.SessionInfo) with each extension's keys."""
         d = s.to_dict()
-        d["disk_bytes"] = self._disk(s)
+        d["disk_bytes"] = self.disk.of(s)
         d["needs_attention"] = s.state in ATTENTION_ORDER
         rt = self.runtimes.get(s.id)
         d["alive"] = bool(rt and getattr(rt, "alive", False))
@@ -134,33 +131,7 @@ class SessionManager:
 
     def disk_sizes_known(self) -> bool:
         """Whether `describe` would walk no worktree: each size has been measured once."""
-        return all(s.in_place or s.id in self._disk_cache for s in self.sessions.values())
-
-    def _disk(self, s: Session) -> int | None:
-        """A worktree's disk use. The first time it is walked here; after that the last size is
-        shown while a background walk refreshes one older than DISK_TTL_S, so neither the
-        event loop (session events, `get`) nor a CLI `ls` ever waits for a walk again."""
-        if s.in_place:
-            return None
-        hit = self._disk_cache.get(s.id)
-        if hit is None:
-            return self._measure_disk(s.id, s.worktree)
-        if time.monotonic() - hit[0] >= DISK_TTL_S and s.id not in self._disk_walks:
-            self._disk_walks.add(s.id)
-            if self._disk_pool is None:
-                self._disk_pool = ThreadPoolExecutor(1, thread_name_prefix="disk-use")
-            self._disk_pool.submit(self._measure_disk, s.id, s.worktree)
-        return hit[1]
-
-    def _measure_disk(self, sid: str, worktree: str) -> int:
-        try:
-            path = Path(worktree)
-            size = wt.disk_usage(path) if path.exists() else 0
-            if sid in self.sessions:  # not for a session removed meanwhile
-                self._disk_cache[sid] = (time.monotonic(), size)
-            return size
-        finally:
-            self._disk_walks.discard(sid)
+        return self.disk.known(self.sessions.values())
 
     # state
 
@@ -541,7 +512,7 @@ class SessionManager:
         self.store.mark_removed(s.id)
         self.store.set_approval(s.id, None)
         del self.sessions[s.id]
-        self._disk_cache.pop(s.id, None)
+        self.disk.forget(s.id)
         self.bus.publish(SessionRemoved(s))
         for ext in self.extensions:
             ext.on_remove(s)
