@@ -50,9 +50,9 @@ def entry(s: Session, now: float, diff_cache: dict[str, tuple[int, int]], width:
                             Content.assemble(*parts).truncate(width, ellipsis=True))
 
 
-def _signature(prompt: Content) -> tuple[str, tuple[object, ...]]:
-    """What an entry looks like: Content's `==` compares the text only, not its styles."""
-    return prompt.plain, tuple(prompt.spans)
+def _looks_the_same(shown: object, new: Content) -> bool:
+    """Content's `==` compares the text only, not its styles."""
+    return isinstance(shown, Content) and shown.plain == new.plain and shown.spans == new.spans
 
 
 class SessionList(OptionList):
@@ -73,7 +73,6 @@ class SessionList(OptionList):
         self._keys: list[str] = []
         self._last: tuple[list[Session], dict[str, tuple[int, int]]] | None = None
         self._width = 0
-        self._shown: dict[str, tuple[str, tuple[object, ...]]] = {}
 
     def on_resize(self) -> None:
         if self._last is not None and self.size.width != self._width:
@@ -103,16 +102,14 @@ class SessionList(OptionList):
                 options.append(Option(entries[s["id"]], id=s["id"]))
         keys = [o.id or "" for o in options]
         want = focus or self.highlighted_session
-        shown = {sid: _signature(content) for sid, content in entries.items()}
         if keys == self._keys:
             for sid, content in entries.items():
-                if self._shown.get(sid) != shown[sid]:
+                if not _looks_the_same(self.get_option(sid).prompt, content):
                     self._replace_entry(sid, content)
         else:
             self._keys = keys
             self.clear_options()
             self.add_options(options)
-        self._shown = shown
         if want and want in keys:
             index = keys.index(want)
             if self.highlighted != index:
