@@ -264,7 +264,7 @@ def tmux_phase(root: Path, stream: str, keys: int, rng: random.Random) -> list[f
 # written to the session's PTY by the daemon, its echo parsed in a feeder thread, followed up
 # on the daemon's loop, sent as a frame, received and applied by the UI, seen here.
 STAGES = ["typed", "ui.key", "ui.sending", "daemon.written", "daemon.parsing", "daemon.loop",
-          "daemon.frame", "ui.frame", "ui.applying", "seen"]
+          "daemon.frame", "ui.frame", "ui.applying", "ui.painted", "seen"]
 
 
 def trace_table(directory: Path) -> list[str]:
@@ -296,6 +296,17 @@ def trace_table(directory: Path) -> list[str]:
         if xs:
             lines.append(f"  {STAGES[k - 1]} -> {STAGES[k]}: {percentile(xs, 50):.2f} / "
                          f"{percentile(xs, 90):.2f} / {percentile(xs, 99):.2f}")
+    # Where the slowest keys lost their time: the stage that took longest in each.
+    slow = sorted(keys, key=lambda c: c[-1] - c[0])[-max(3, len(keys) // 20):]
+    worst: dict[str, list[float]] = {}
+    for c in slow:
+        k = max(range(1, len(STAGES)), key=lambda k: c[k] - c[k - 1])
+        worst.setdefault(f"{STAGES[k - 1]} -> {STAGES[k]}", []).append((c[k] - c[k - 1]) * 1000)
+    if slow:
+        lines.append(f"  slowest {len(slow)} keys (from {(slow[0][-1] - slow[0][0]) * 1000:.1f} ms), "
+                     "their longest stage: " + ", ".join(
+                         f"{name} x{len(ms)} (median {percentile(ms, 50):.1f} ms)"
+                         for name, ms in sorted(worst.items(), key=lambda kv: -len(kv[1]))))
     return lines
 
 

@@ -205,3 +205,95 @@ def test_an_fd_that_cannot_be_watched_is_released_at_once() -> None:
         assert sink.done.wait(20), "an fd epoll refused was never released"
         feeder.join(10)
         assert feeder.workers == [] and sink.releases == 1
+
+
+class RecordingSink:
+    """Records each chunk it is given; the first chunk of a `hold` sink waits for `go`."""
+
+    def __init__(self, name: str, log: list[tuple[str, int]], urgent: bool = False,
+                 hold: threading.Event | None = None) -> None:
+        self.name, self.log, self._urgent, self.hold = name, log, urgent, hold
+        self.holding = threading.Event()
+        self.released_ = threading.Event()
+
+    @property
+    def urgent(self) -> bool:
+        return self._urgent
+
+    def output(self, data: bytes) -> None:
+        self.log.append((self.name, len(data)))
+        if self.hold is not None and not self.holding.is_set():
+            self.holding.set()
+            assert self.hold.wait(20), "the test never let the feeder go on"
+
+    def released(self) -> None:
+        self.released_.set()
+
+
+def test_an_echo_is_read_between_the_chunks_of_busy_ptys_not_after_them() -> None:
+    """Three busy pipes ready at once, and the typed-into one becomes ready while the first
+    busy chunk is being parsed: its echo is read next, not after the other two (a keystroke
+    waited behind a whole round of other sessions' parsing: 2.6 ms at p50, 8.9 at p99), and
+    while a session is typed into the others are read in smaller chunks."""
+    from workbench.core.pty_feeder import CHUNK, URGENT_CHUNK
+
+    feeder = Feeder(threads=1)
+    log: list[tuple[str, int]] = []
+    go = threading.Event()
+    pipes = [os.pipe2(os.O_NONBLOCK) for _ in range(4)]
+    try:
+        for _, w in pipes[:3]:
+            os.write(w, b"x" * 60000)
+        urgent_r, urgent_w = pipes[3]
+        typed = RecordingSink("typed", log, urgent=True)
+        feeder.add(urgent_r, typed)
+        busy = [RecordingSink(f"busy{i}", log, hold=go) for i in range(3)]
+        for (r, _), sink in zip(pipes[:3], busy, strict=True):
+            feeder.add(r, sink)
+        first = None
+        for _ in range(2000):
+            first = next((s for s in busy if s.holding.is_set()), None)
+            if first is not None:
+                break
+            time.sleep(0.01)
+        assert first is not None, "no busy pipe was read"
+        os.write(urgent_w, b"k")  # the echo, while `first` is being parsed
+        go.set()
+        for _ in range(2000):
+            if ("typed", 1) in log:
+                break
+            time.sleep(0.01)
+        at = log.index(("typed", 1))
+        before = [name for name, _ in log[:at]]
+        assert before.count(first.name) == len(before) and len(before) == 1, log[: at + 1]
+        assert all(n <= URGENT_CHUNK for name, n in log if name != "typed"), log
+        assert URGENT_CHUNK < CHUNK
+    finally:
+        for r, w in pipes:
+            feeder.remove(r)
+            os.close(w)
+        feeder.join(10)
+        for r, _ in pipes:
+            os.close(r)
+
+
+def test_without_a_session_typed_into_busy_ptys_are_read_in_whole_chunks() -> None:
+    from workbench.core.pty_feeder import CHUNK
+
+    feeder = Feeder(threads=1)
+    log: list[tuple[str, int]] = []
+    r, w = os.pipe2(os.O_NONBLOCK)
+    try:
+        os.write(w, b"x" * 60000)
+        sink = RecordingSink("busy", log)
+        feeder.add(r, sink)
+        for _ in range(2000):
+            if sum(n for _, n in log) >= 60000:
+                break
+            time.sleep(0.01)
+        assert max(n for _, n in log) == CHUNK, log
+    finally:
+        feeder.remove(r)
+        os.close(w)
+        feeder.join(10)
+        os.close(r)

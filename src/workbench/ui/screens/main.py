@@ -9,6 +9,7 @@ panes' layout (`main_layout`), the attention key while attached (`main_attention
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any, cast
 
 from textual import events, on
@@ -37,6 +38,10 @@ from workbench.ui.widgets.session_list import SessionList
 from workbench.ui.widgets.session_pane import SessionPane
 from workbench.ui.widgets.status_bar import StatusBar
 from workbench.ui.widgets.terminal import TerminalView
+
+# A key typed into a terminal this recently defers the list's 1 s tick, up to TYPING_TICK_S.
+TYPING_S = 1.0
+TYPING_TICK_S = 5.0
 
 if TYPE_CHECKING:
     from workbench.ui.host import ScreenHost
@@ -91,6 +96,7 @@ class MainScreen(PaneLayout, AttentionJump, ApprovalActions, SessionActions):
         self.right = Container(id="right")
         self.panes: dict[str, SessionPane] = {}
         self.review = ReviewActions(self)
+        self._typed_at = self._ticked_at = 0.0
 
     @property
     def wb(self) -> ScreenHost:
@@ -138,6 +144,12 @@ class MainScreen(PaneLayout, AttentionJump, ApprovalActions, SessionActions):
                          list(wb.host_links.values()))
 
     def tick(self) -> None:
+        # The list's ages are all that a tick changes: while someone types into a terminal
+        # they wait (up to TYPING_TICK_S), since repainting them takes the loop the echo needs.
+        now = time.monotonic()
+        if now - self._typed_at < TYPING_S and now - self._ticked_at < TYPING_TICK_S:
+            return
+        self._ticked_at = now
         self.session_list.show(list(self.wb.sessions.values()), self.wb.diff_cache, None)
 
     # what the app tells this screen (workbench.ui.messages)
@@ -239,6 +251,7 @@ class MainScreen(PaneLayout, AttentionJump, ApprovalActions, SessionActions):
     @on(TerminalView.Input)
     def _terminal_input(self, event: TerminalView.Input) -> None:
         self._jump_back = None  # typed into a terminal: the jump key's "press again" window ends
+        self._typed_at = time.monotonic()
         self.send_to_terminal(event.session_id, event.data)
 
     def send_to_terminal(self, sid: str, data: bytes) -> None:

@@ -11,6 +11,7 @@ from textual.widgets import Static
 from workbench.core.escapes import one_line
 from workbench.ui import model
 from workbench.ui.model import Session
+from workbench.ui.widgets.same_content import looks_the_same
 
 LINK_STYLES = {"up": "$success", "connecting": "$warning", "down": "bold $error"}
 
@@ -65,8 +66,11 @@ class StatusBar(Static):
              hint: str = "? keys", hosts: Sequence[Mapping[str, Any]] = ()) -> None:
         self._last = (sessions, daemon, healthy, model_name, hint, hosts)
         self.set_class(not healthy, "-down")
-        self.update(status_content(sessions, daemon, healthy, model_name, hint, self.size.width, self.suggestions,
-                                   hosts))
+        line = status_content(sessions, daemon, healthy, model_name, hint, self.size.width, self.suggestions, hosts)
+        if looks_the_same(self.content, line):
+            return
+        # One docked row whatever it says: no layout pass (a whole-screen one cost 3-6 ms).
+        self.update(line, layout=False)
 
     def on_resize(self) -> None:
         if self._last is not None:

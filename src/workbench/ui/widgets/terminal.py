@@ -29,6 +29,7 @@ from workbench.core.echo_trace import mark
 from workbench.protocol.terminal import ScrollbackResult
 from workbench.ui.keymap import DEFAULT_DETACH, DEFAULT_KEYS, key_to_bytes, paste_bytes
 from workbench.ui.term_model import Row, TermState, row_text
+from workbench.ui.widgets.direct_paint import paint_now
 
 ScrollbackFetch = Callable[[str, int, int], Awaitable[ScrollbackResult]]
 WHEEL_LINES = 3
@@ -222,9 +223,12 @@ class TerminalView(Widget, can_focus=True):
             self.refresh()
             return
         top, height = self._top(), self.size.height
-        for r in changed:
-            if top <= r < top + height:
-                self.refresh(Region(0, r - top, self.size.width, 1))
+        lines = sorted(r - top for r in changed if top <= r < top + height)
+        if self.text_selection is None and paint_now(self, lines):
+            mark("ui.painted")
+            return
+        for y in lines:
+            self.refresh(Region(0, y, self.size.width, 1))
 
     def visible_text(self) -> list[str]:
         out = []
