@@ -14,10 +14,12 @@ $(BIN)/python:
 
 $(STAMP_RUN): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m workbench.launcher $(BIN)/workbench
 	touch $@
 
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m workbench.launcher $(BIN)/workbench
 	touch $@ $(STAMP_RUN)
 
 install: $(STAMP_RUN)
