@@ -18,7 +18,9 @@ Every CLI output is checked against the first one (same bytes each time).
 
 Then echo: keys typed into another session (`cat`, the kernel echoes) and timed until the
 echo shows in a received frame, while a loop in another process keeps making cold
-2,000-file diffs, and the same typing with no diff running.
+2,000-file diffs, and the same typing with no diff running: phase by phase, alternating,
+in each of the rounds. The idle phases of even rounds against those of odd ones say how
+far p99 moves by itself.
 
 Run: .venv/bin/python benchmarks/diff_e2e.py [--rounds N] [--keys N] [--quick]
 """
@@ -239,19 +241,31 @@ def typed(d: Daemon, repo: Path, mode: str, name: str, keys: int, seed: int) -> 
         d.call("rm", id=sid)
 
 
-def echo(d: Daemon, repo: Path, sid: str, wt: Path, keys: int, mode: str) -> dict[str, list[float]]:
-    out: dict[str, list[float]] = {}
-    out["idle"], out["idle lag"] = typed(d, repo, mode, "typist-idle", keys, 1)
-    loop = subprocess.Popen([PYTHON, __file__, "--diff-loop", sid, str(wt)], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
-    try:
-        time.sleep(0.5)
-        out["diffing"], out["diffing lag"] = typed(d, repo, mode, "typist-diffing", keys, 2)
-    finally:
-        assert loop.stdin is not None and loop.stdout is not None
-        loop.stdin.close()
-        diffs = int(loop.stdout.read().strip() or 0)
-        loop.wait(60)
+def echo(d: Daemon, repo: Path, sid: str, wt: Path, keys: int, rounds: int, mode: str) -> dict[str, list[float]]:
+    """Echo of another session with and without cold diffs being computed, alternating
+    phase by phase over `rounds` rounds (`keys` keys a phase in all)."""
+    out: dict[str, list[float]] = {"idle": [], "idle lag": [], "diffing": [], "diffing lag": [],
+                                   "idle even": [], "idle odd": []}
+    diffs = 0
+    per_round = max(10, keys // rounds)
+    for r in range(rounds):
+        for phase in (("idle", "diffing") if r % 2 == 0 else ("diffing", "idle")):
+            if phase == "idle":
+                xs, lags = typed(d, repo, mode, f"typist-idle-{r}", per_round, 2 * r + 1)
+                out["idle even" if r % 2 == 0 else "idle odd"] += xs
+            else:
+                loop = subprocess.Popen([PYTHON, __file__, "--diff-loop", sid, str(wt)], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, text=True)
+                try:
+                    time.sleep(0.5)
+                    xs, lags = typed(d, repo, mode, f"typist-diffing-{r}", per_round, 2 * r + 2)
+                finally:
+                    assert loop.stdin is not None and loop.stdout is not None
+                    loop.stdin.close()
+                    diffs += int(loop.stdout.read().strip() or 0)
+                    loop.wait(60)
+            out[phase] += xs
+            out[f"{phase} lag"] += lags
     out["diffs"] = [float(diffs)]
     return out
 
@@ -265,7 +279,7 @@ def main() -> None:
     ap.add_argument("--keys", type=int, default=0)
     args = ap.parse_args()
     rounds = args.rounds or (3 if args.quick else 5)
-    keys = args.keys or (40 if args.quick else 150)
+    keys = args.keys or (40 if args.quick else 400)
     mode = "workspace" if sandbox_ok() else "off"
     res = Result("diff_e2e", "Diff end to end (CLI)", args.quick)
     started = time.monotonic()
@@ -277,7 +291,7 @@ def main() -> None:
         wt = Path(d.call("get", id=sid)["worktree"])
         big_change(wt)
         big = measure(sid, wt, rounds)
-        lag = echo(d, repo, sid, wt, keys, mode)
+        lag = echo(d, repo, sid, wt, keys, rounds, mode)
         d.call("rm", id=sid)
         sid1 = new_session(d, repo, "sleep 100000", sandbox=mode, name="one")["id"]
         wait_for(lambda: d.call("get", id=sid1)["state"] == "running", 30)
@@ -302,7 +316,15 @@ def main() -> None:
         res.add(Row(f"echo of another session, {phase}: p99", percentile(xs, 99), "ms"))
         res.add(Row(f"daemon event-loop lag, {phase}: p99", percentile(lags, 99), "ms",
                     detail=f"max {max(lags, default=0):.1f} ms, {len(lags)} samples"))
-    res.notes.append(f"sandbox={mode}; {rounds} rounds alternating with git; {keys} keys per echo phase, "
+    # "Unchanged" read against the noise: the idle phases of even rounds against odd ones.
+    idle_p99, busy_p99 = percentile(lag["idle"], 99), percentile(lag["diffing"], 99)
+    even, odd = percentile(lag["idle even"], 99), percentile(lag["idle odd"], 99)
+    res.add(Row("echo of another session p99, while a 2,000-file diff is computed", busy_p99, "ms",
+                idle_p99, "the same, no diff computed", busy_p99 / idle_p99, "ratio <= 1.5",
+                detail=f"idle against idle (even / odd rounds): {even:.1f} / {odd:.1f} ms, "
+                       f"ratio {max(even, odd) / max(min(even, odd), 1e-9):.2f}"))
+    res.notes.append(f"sandbox={mode}; {rounds} rounds alternating with git; {keys} keys per echo phase "
+                     f"over {rounds} alternating rounds, "
                      f"{int(lag['diffs'][0])} cold diffs while typing; load average before "
                      f"{load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}, after "
                      f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")

@@ -15,6 +15,7 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from workbench.core.background import niced
 from workbench.errors import GitError, NotFound, UsageError
 
 # Hardened invocation: never run hooks or an fsmonitor configured by the repo (the agent
@@ -95,11 +96,14 @@ def run_git(
     env: Mapping[str, str] | None = None,
     input: bytes | None = None,
     check: bool = True,
+    background: bool = False,
 ) -> subprocess.CompletedProcess[bytes]:
-    """Run `git SAFE_GIT args` in `cwd`; a failure becomes GitError with git's own words."""
+    """Run `git SAFE_GIT args` in `cwd`; a failure becomes GitError with git's own words.
+    `background`: at a lower CPU priority (core/background.py)."""
+    argv = ["git", *SAFE_GIT, *args]
     try:
         proc = subprocess.run(
-            ["git", *SAFE_GIT, *args],
+            niced(argv) if background else argv,
             cwd=cwd,
             env=git_env(env),
             input=input,

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from workbench.core.background import niced
 from workbench.core.git_runner import git_env, git_out, run_git, stderr_text
 from workbench.core.worktree import branch_exists, validate_ref
 from workbench.errors import GitError, UsageError, WorkbenchError
@@ -171,7 +172,7 @@ def import_pack(repo: Path, pack: IO[bytes], objects: int) -> None:
     """Verify and store a pack in the user's repository (`--strict`: git's fsck checks)."""
     cmd = ["unpack-objects", "--strict", "-q"] if objects < UNPACK_LIMIT else ["index-pack", "--stdin", "--strict"]
     proc = subprocess.run(
-        ["git", "-c", "core.hooksPath=/dev/null", *cmd],
+        niced(["git", "-c", "core.hooksPath=/dev/null", *cmd]),  # a snapshot: background work
         cwd=repo, stdin=pack, capture_output=True, env=git_env(), check=False,
     )
     if proc.returncode != 0:
@@ -187,7 +188,7 @@ def pack_object_count(header: bytes) -> int:
 def check_connected(repo: Path, tip: str, known: list[str]) -> None:
     """Every object the tip needs is present (the pack may not leave holes behind)."""
     args = ["rev-list", "--objects", "--quiet", tip, "--not", *known]
-    proc = run_git(repo, args, check=False)
+    proc = run_git(repo, args, check=False, background=True)  # walks the new objects
     if proc.returncode != 0:
         raise GitError(f"the session's work is incomplete and was not imported: {stderr_text(proc)}")
 

@@ -16,6 +16,7 @@ from collections.abc import Generator, Sequence
 from pathlib import Path
 
 from workbench.core import review_noise
+from workbench.core.background import niced
 from workbench.core.diff_model import Diff, FileDiff, FileStatus
 from workbench.core.diff_parse import parse_unified
 from workbench.core.git_paths import check_path
@@ -50,7 +51,7 @@ class _Listing:
 
 def _fields(repo: Path, args: list[str], env: dict[str, str] | None) -> Generator[bytes, None, None]:
     """NUL-separated fields of a git command's output, read in chunks."""
-    cmd = ["git", *SAFE_GIT, *args]
+    cmd = niced(["git", *SAFE_GIT, *args])
     with subprocess.Popen(cmd, cwd=repo, env=git_env(env), stdin=subprocess.DEVNULL,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
         assert proc.stdout is not None and proc.stderr is not None
@@ -145,8 +146,8 @@ def _s(raw: bytes) -> str:
 
 def _full_text(repo: Path, base: str, tip: str, context: int, paths: list[str]) -> bytes | None:
     """`git diff` of `paths`, or None when it would pass MAX_DIFF_TEXT bytes."""
-    args = ["git", *SAFE_GIT, *ADD_OPTS, "diff", *DIFF_FLAGS, "-M", f"-U{context}", base, tip, "--",
-            *paths]
+    args = niced(["git", *SAFE_GIT, *ADD_OPTS, "diff", *DIFF_FLAGS, "-M", f"-U{context}", base, tip, "--",
+                  *paths])
     with subprocess.Popen(args, cwd=repo, env=git_env({"GIT_LITERAL_PATHSPECS": "1"}),
                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
         assert proc.stdout is not None and proc.stderr is not None

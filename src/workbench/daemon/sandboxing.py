@@ -124,7 +124,7 @@ def sandbox_command(
     key = (s.id, s.worktree)
     prepared = _PREPARED.get(key)
     others: list[Path] = []
-    for o in mgr.sessions.values():
+    for o in list(mgr.sessions.values()):  # also called in worker threads (snapshots)
         if o.id == s.id:
             continue
         if not o.in_place and Path(o.worktree).exists():

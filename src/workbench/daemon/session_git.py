@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 from workbench import config as config_mod
 from workbench.core import session_repo
+from workbench.core.background import niced
 from workbench.core.diff_model import Diff
 from workbench.core.escapes import strip_escapes
 from workbench.core.git_runner import run_git
@@ -81,11 +82,15 @@ class SessionGit:
         an import or edit in progress has finished (a helper writing into the worktree while
         it is removed would leave it half there)."""
         self._closing.add(sid)
+        self._kill_helpers(sid)
+        with self._lock(sid):
+            pass
+        self._kill_helpers(sid)  # one a worker thread spawned while the first kill ran
+
+    def _kill_helpers(self, sid: str) -> None:
         for proc in list(self._procs.get(sid, ())):
             with contextlib.suppress(OSError):
                 os.killpg(proc.pid, signal.SIGKILL)
-        with self._lock(sid):
-            pass
 
     def forget(self, sid: str) -> None:
         self._locks.pop(sid, None)
@@ -108,7 +113,8 @@ class SessionGit:
 
     # ----------------------------------------------------------------- helpers in the sandbox
 
-    def _spawn(self, s: Session, module: str, args: Sequence[str]) -> tuple[subprocess.Popen[bytes], Any]:
+    def _spawn(self, s: Session, module: str, args: Sequence[str],
+               background: bool = False) -> tuple[subprocess.Popen[bytes], Any]:
         if s.id in self._closing:
             raise WorkbenchError(f"session {s.name} is being removed")
         argv = launch.argv(module, *args)
@@ -117,7 +123,7 @@ class SessionGit:
         err = tempfile.TemporaryFile(prefix="wb-helper-err-")  # noqa: SIM115  closed by the caller
         try:
             proc = subprocess.Popen(
-                cmd.argv, cwd=s.worktree, env=cmd.env, pass_fds=cmd.pass_fds,
+                niced(cmd.argv) if background else cmd.argv, cwd=s.worktree, env=cmd.env, pass_fds=cmd.pass_fds,
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, start_new_session=True,
             )
         except BaseException:
@@ -145,16 +151,19 @@ class SessionGit:
 
     async def snapshot(self, s: Session) -> session_repo.Snapshot:
         self.check_layout(s)
-        args = await asyncio.to_thread(self._snapshot_args, s)  # runs git: not on the event loop
-        proc, err = self._spawn(s, "snapshot", args)
+        proc, err = await asyncio.to_thread(self._spawn_snapshot, s)
         return await asyncio.to_thread(self._import, s, proc, err)
 
-    def _snapshot_args(self, s: Session) -> list[str]:
+    def _spawn_snapshot(self, s: Session) -> tuple[subprocess.Popen[bytes], Any]:
+        """In a worker thread: git for the refs the session has, the sandbox's argv and the
+        spawn (~2 ms of CPU a diff, which on the loop held other sessions' echo back).
+        Under the session's lock, so `close` kills the helper or sees no spawn at all."""
         args = ["--max-file", str(MAX_IMPORT_FILE), "--have", s.base_commit]
         last = session_repo.resolve(Path(s.repo), session_repo.ref(s.id, "snapshot"))
         if last:
             args += ["--have", last]
-        return args
+        with self._lock(s.id):
+            return self._spawn(s, "snapshot", args, background=True)
 
     def _import(self, s: Session, proc: subprocess.Popen[bytes], err: Any) -> session_repo.Snapshot:
         repo = Path(s.repo)
