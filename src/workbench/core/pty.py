@@ -103,6 +103,9 @@ class PtyProcess:
             raise UsageError(f"command not found: {self.argv[0]}") from None
         except OSError as e:
             raise UsageError(f"cannot start {self.argv[0]}: {e.strerror or e}") from None
+        # Its close() sleeps this long "for the kernel" before checking the child, on our
+        # event loop: 100 ms of every session's end. We close only once the child is reaped.
+        self._proc.delayafterclose = 0
         os.set_blocking(self.fd, False)
         self._feeder.add(self.fd, self)
         try:

@@ -514,3 +514,25 @@ class TerminalScreen:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+
+
+_SAMPLE = (b"\x1b]0;title\x07\x1b[1;31mred\x1b[0m plain \xe2\x9c\x93\r\n" * 40
+           + b"\x1b[?1049h\x1b[2J\x1b[Halt\x1b[?1049l\x1b[?2004h\x1b[?1h\x1b[6n")
+
+
+def warm() -> None:
+    """Exercise one screen so cffi parses the C types it uses now: on first use, in the
+    first session's start, that parse held the daemon's loop for ~130 ms. Run it in a
+    thread (the parse gives way to the loop at every switch interval)."""
+    with TerminalScreen(80, 24, scrollback_lines=100) as scr:
+        scr.feed(_SAMPLE)
+        scr.take_replies()
+        scr.take_events()
+        scr.dirty_rows()
+        scr.frame()
+        scr.ansi_lines()
+        _ = (scr.cursor, scr.title, scr.alt_screen, scr.bracketed_paste, scr.app_cursor_keys,
+             scr.mouse_tracking, scr.scrollback_len())
+        scr.scrollback(0, 10)
+        scr.compact_history(min_rows=1)
+        scr.resize(81, 25)

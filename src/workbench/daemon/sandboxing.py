@@ -106,6 +106,26 @@ def session_env(s: Session) -> dict[str, str]:
     return {**TERM_ENV, "WORKBENCH_SESSION": s.id, "WORKBENCH_SESSION_NAME": s.name}
 
 
+def prepare(s: Session) -> tuple[Path, Path]:
+    """The session's git common dir and git dir, and its home made. git subprocesses: once
+    per session and daemon, not on every tool call (the daemon calls this in a worker
+    thread when it creates a session). Only the user's repository is asked (never the
+    session's own, which it can write)."""
+    from workbench.core import sandbox_paths, session_repo
+
+    key = (s.id, s.worktree)
+    prepared = _PREPARED.get(key)
+    home = session_home(s)
+    if prepared is None or not home.exists():
+        common = session_repo.common_dir(Path(s.repo))
+        gitdir = common if s.in_place else Path(s.worktree) / ".git"
+        sandbox_paths.prepare_home(home, Path(s.repo))
+        if len(_PREPARED) > 4096:
+            _PREPARED.clear()
+        _PREPARED[key] = prepared = (common, gitdir)
+    return prepared
+
+
 def sandbox_command(
     mgr: SessionTable, s: Session, argv: list[str], spec_in: LaunchSpec | None = None, *, new_session: bool = False
 ) -> Any:
@@ -118,11 +138,9 @@ def sandbox_command(
         env = {**os.environ, **env_extra}
         env.pop("WORKBENCH_DAEMON", None)
         return PlainCommand(list(argv), env)
-    from workbench.core import bwrap_argv, sandbox_paths, sandbox_policy, session_repo
+    from workbench.core import bwrap_argv, sandbox_policy
 
     cfg = session_config(s.repo)
-    key = (s.id, s.worktree)
-    prepared = _PREPARED.get(key)
     others: list[Path] = []
     for o in list(mgr.sessions.values()):  # also called in worker threads (snapshots)
         if o.id == s.id:
@@ -133,16 +151,7 @@ def sandbox_command(
         if home.exists():
             others.append(home)
     home = session_home(s)
-    if prepared is None or not home.exists():
-        # git subprocesses: once per session and daemon, not on every tool call. Only the
-        # user's repository is asked (never the session's own, which it can write).
-        common = session_repo.common_dir(Path(s.repo))
-        gitdir = common if s.in_place else Path(s.worktree) / ".git"
-        sandbox_paths.prepare_home(home, Path(s.repo))
-        if len(_PREPARED) > 4096:
-            _PREPARED.clear()
-        _PREPARED[key] = prepared = (common, gitdir)
-    common, gitdir = prepared
+    common, gitdir = prepare(s)
     spec = sandbox_policy.SandboxSpec(
         mode=s.sandbox,  # type: ignore[arg-type]
         worktree=Path(s.worktree),

@@ -18,12 +18,13 @@ import socket
 import stat
 import struct
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from workbench import __version__, paths
-from workbench.core import gc_pauses
+from workbench.core import gc_pauses, screen
 from workbench.core.escapes import strip_escapes
 from workbench.core.pty_feeder import FEEDER
 from workbench.core.store import Store
@@ -89,6 +90,7 @@ class Daemon:
         load_extensions(self)
         self._probe_sandbox()
         gc_pauses.settle()  # before the sessions: a removed one must stay collectable
+        threading.Thread(target=screen.warm, name="warm-screen", daemon=True).start()
         await self.manager.recover()
         with paths.socket_address(self.sock_path) as addr:
             self.server = await asyncio.start_unix_server(self._on_connect, path=addr, limit=MAX_LINE + 1)

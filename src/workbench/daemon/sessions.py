@@ -40,6 +40,7 @@ from workbench.daemon.extensions import Extension, Launcher, PtyObserver
 from workbench.daemon.hub import Hub
 from workbench.daemon.pty_runtime import PtyRuntime
 from workbench.daemon.sandboxing import LaunchSpec, forget, sandbox_command
+from workbench.daemon.sandboxing import prepare as prepare_sandbox
 from workbench.daemon.session_create import CreateRequest, build_session, check_modes, resolve_command
 from workbench.daemon.session_git import SessionGit
 from workbench.errors import NotFound, UsageError, WorkbenchError
@@ -230,6 +231,9 @@ class SessionManager:
             self.store, req, info, cfg, agent=agent, name=name, sandbox=sandbox, approval=approval,
             command=command, repo_lock=self._repo_locks.setdefault(str(info.root), asyncio.Lock()),
         )
+        if s.sandbox != "off":  # its git and home now, off the loop: the start then only spawns
+            with contextlib.suppress(WorkbenchError, OSError):  # said by the start, which tries again
+                await asyncio.to_thread(prepare_sandbox, s)
         self.sessions[s.id] = s
         self.record(s, "created", {"repo": s.repo, "branch": s.branch, "base": s.base_commit, "warnings": warnings})
         self.spawn(self._start(s, cfg, first=True))
