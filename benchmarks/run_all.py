@@ -147,9 +147,37 @@ def stray_daemons() -> list[tuple[int, str]]:
     return found
 
 
+def cpu_busy(seconds: float) -> float:
+    """The machine's CPU use over `seconds` (0..1 of all cores), from /proc/stat."""
+    def sample() -> tuple[int, int]:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        idle = fields[3] + fields[4]  # idle + iowait
+        return sum(fields) - idle, sum(fields)
+
+    busy0, total0 = sample()
+    time.sleep(seconds)
+    busy1, total1 = sample()
+    return (busy1 - busy0) / max(1, total1 - total0)
+
+
+def settle(limit: float = 60.0) -> str:
+    """Wait until the previous benchmark's leftovers (exiting sandboxes, page-cache
+    writeback) are done: two quiet seconds in a row (under 25% of the CPU), at most `limit`."""
+    started = time.monotonic()
+    quiet = 0
+    busy = 1.0
+    while time.monotonic() - started < limit:
+        busy = cpu_busy(1.0)
+        quiet = quiet + 1 if busy < 0.25 else 0
+        if quiet >= 2:
+            break
+    return f"waited {time.monotonic() - started:.0f} s for a quiet machine (CPU {busy:.0%} busy)"
+
+
 def run_one(name: str, script: str, limit: int, quick: bool) -> dict[str, Any]:
     path = HERE / script
     log = OUT / f"{name}.log"
+    waited = settle()
     started = time.monotonic()
     load = loadavg()
     if not path.exists():
@@ -163,7 +191,7 @@ def run_one(name: str, script: str, limit: int, quick: bool) -> dict[str, Any]:
     if script == "memory.py":
         # The two-hour soak runs on its own (`memory.py --soak-minutes 120`); here a short one.
         argv += ["--soak-minutes", "1" if quick else "5"]
-    print(f"-- {name}: {' '.join(argv[1:])} (load {load})", flush=True)
+    print(f"-- {name}: {' '.join(argv[1:])} (load {load}; {waited})", flush=True)
     with log.open("w") as sink:
         proc = subprocess.Popen(argv, cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT, text=True)
         try:
@@ -190,7 +218,7 @@ def run_one(name: str, script: str, limit: int, quick: bool) -> dict[str, Any]:
         res.save()
     ok = code == 0 and (OUT / f"{name}.json").exists()
     return {"name": name, "ok": ok, "why": "" if ok else f"exit {code}: {tail[-300:]}",
-            "seconds": seconds, "load": load}
+            "seconds": seconds, "load": load, "waited": waited}
 
 
 # --- the document -----------------------------------------------------------------------
@@ -232,7 +260,8 @@ def render(results: dict[str, dict[str, Any]], runs: dict[str, dict[str, Any]],
         "",
         "The load average column below is the machine's before each benchmark started: on a",
         "shared 2-core machine, anything above ~1 means other work competed for the CPU and",
-        "the latencies and throughputs are pessimistic.",
+        "the latencies and throughputs are pessimistic. Each benchmark starts once the machine",
+        "has been quiet (under 25% CPU) for two seconds, or after 60 s (the notes say which).",
         "",
         "## Results",
         "",
@@ -263,7 +292,8 @@ def render(results: dict[str, dict[str, Any]], runs: dict[str, dict[str, Any]],
     for name, _script, _limit in BENCHES:
         res = results.get(name)
         run = runs.get(name, {})
-        head = f"- **{TITLES[name]}** ({run.get('seconds', 0):.0f} s, load {run.get('load', '?')})"
+        head = (f"- **{TITLES[name]}** ({run.get('seconds', 0):.0f} s, load {run.get('load', '?')}; "
+                f"{run.get('waited', 'no wait')})")
         notes = res["notes"] if res else [run.get("why", "not run")]
         lines.append(head + (": " + "; ".join(_one_line(n) for n in notes) if notes else ""))
     lines += ["", MARK, kept.rstrip() if kept.strip() else "", ""]
