@@ -296,7 +296,7 @@ def render(results: dict[str, dict[str, Any]], runs: dict[str, dict[str, Any]],
                 f"{run.get('waited', 'no wait')})")
         notes = res["notes"] if res else [run.get("why", "not run")]
         lines.append(head + (": " + "; ".join(_one_line(n) for n in notes) if notes else ""))
-    lines += ["", MARK, kept.rstrip() if kept.strip() else "", ""]
+    lines += ["", MARK, "", kept.strip(), ""]  # stripped: blank lines do not pile up run by run
     return "\n".join(lines)
 
 
