@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchlib import WORKBENCH, Result, Row, base_argparser, finish, make_repo, median, percentile
-from tests.ssh_support import free_port, make_remote, missing_tools, start_sshd
+from tests.ssh_support import current_user, free_port, make_remote, missing_tools, start_sshd
 
 
 def loadavg() -> str:
@@ -106,8 +106,8 @@ def main() -> None:
         return
     rounds, runs = (3, 5) if args.quick else (5, 10)
     root = Path(tempfile.mkdtemp(prefix="wb-bench-remote-"))
-    sshd = start_sshd(root / "sshd")
-    remote = make_remote(root / "remote", {})
+    sshd = start_sshd(root / "sshd", current_user())  # the tests log in as a user of their own
+    remote = make_remote(root / "remote", {}, current_user())
     ref_env, wb_env = env_for(root / "ref"), env_for(root / "wb")
     try:
         res.notes.append(f"load average before: {loadavg()}")

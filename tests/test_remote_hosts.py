@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,9 +15,9 @@ from typing import Any
 import pytest
 
 from tests.agent_support import calls, patch, shell
-from tests.conftest import git, make_repo
+from tests.conftest import git
 from tests.helpers import process_ended, wait_for
-from tests.ssh_support import RemoteInstall, Sshd, free_port, make_remote, missing_tools, start_sshd
+from tests.ssh_support import REMOTE_USER, RemoteInstall, Sshd, free_port, make_remote, missing_tools, start_sshd
 from tests.wb import Wb
 from workbench import hosts_config
 from workbench.fakes.model_server import FakeOpenAI, Script, Turn
@@ -108,11 +109,18 @@ def test_cli_gives_one_line_errors(wb: Wb) -> None:
 
 def test_remote_shell_session_listed_and_driven(
         wb: Wb, sshd: Sshd, remote: RemoteInstall, repo: Path, tmp_path: Path) -> None:
-    rrepo = make_repo(tmp_path / "remote-repo")
+    rrepo = remote.make_repo("remote-repo")
     local = wb.new(repo, "--agent", "shell", *OFF)
     add_host(wb, sshd, "dev", str(remote.wrapper))
     up = wait_link(wb, "dev", "up")
     assert up["version"] and up["pid"]
+    # the remote daemon is the login user's: as root, a user of the suite's own
+    rpid = remote.daemon_pid()
+    assert rpid, "the remote daemon wrote no pid file"
+    status = Path(f"/proc/{rpid}/status").read_text()  # (not dumpable: /proc/PID itself is root's)
+    uid = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("Uid:"))
+    assert uid == pwd.getpwnam(sshd.user).pw_uid
+    assert sshd.user == (REMOTE_USER if os.getuid() == 0 else pwd.getpwuid(os.getuid()).pw_name)
     sid = wb.run("new", "--host", "dev", "--repo", str(rrepo), "--agent", "shell", *OFF).stdout.strip()
     assert sid.startswith("dev:")
     rid = sid.split(":", 1)[1]
@@ -152,7 +160,7 @@ def test_remote_shell_session_listed_and_driven(
 
 def test_remote_agent_approvals_survive_a_killed_link_then_review_and_merge(
         wb: Wb, sshd: Sshd, remote: RemoteInstall, tmp_path: Path) -> None:
-    rrepo = make_repo(tmp_path / "notes", {"notes.txt": "draft\n"})
+    rrepo = remote.make_repo("notes", {"notes.txt": "draft\n"})
     add_host(wb, sshd, "dev", str(remote.wrapper))
     sid = wb.run("new", "--host", "dev", "--repo", str(rrepo), "--agent", "builtin", "--prompt",
                  "edit the notes", "--approval", "suggest", *OFF).stdout.strip()
@@ -218,7 +226,7 @@ def test_remote_agent_approvals_survive_a_killed_link_then_review_and_merge(
     assert "-draft" in diff and "+final" in diff
     out = wb.run("merge", sid, "--squash", "-m", "final notes").stdout
     assert "merged into main" in out
-    assert git(rrepo, "show", "main:notes.txt") == "final\n"
+    assert git(rrepo, "-c", "safe.directory=*", "show", "main:notes.txt") == "final\n"  # the remote user's
 
 
 def test_unreachable_and_broken_hosts_show_down_without_holding_up_ls(
@@ -226,11 +234,10 @@ def test_unreachable_and_broken_hosts_show_down_without_holding_up_ls(
     local = wb.new(repo, "--agent", "shell", *OFF)
     add_host(wb, sshd, "gone", "workbench", url=f"ssh://{sshd.user}@127.0.0.1:{free_port()}")
     add_host(wb, sshd, "bare", "/nonexistent/workbench")
-    old = tmp_path / "old-workbench"  # speaks another protocol: the daemon's refusal of the hello
-    old.write_text("#!/bin/sh\necho 'Welcome to the box (a login banner on stdout)'\nread hello\n"
-                   "echo '{\"id\":0,\"error\":{\"code\":\"version\",\"message\":\"protocol mismatch: "
-                   "daemon speaks 2, client 1\"}}'\n")
-    old.chmod(0o755)
+    # speaks another protocol: the daemon's refusal of the hello
+    old = sshd.user_script("old-workbench", "#!/bin/sh\necho 'Welcome to the box (a login banner on stdout)'\n"
+                           "read hello\necho '{\"id\":0,\"error\":{\"code\":\"version\",\"message\":"
+                           "\"protocol mismatch: daemon speaks 2, client 1\"}}'\n")
     add_host(wb, sshd, "old", str(old))
     assert "Connection refused" in wait_link(wb, "gone", "down")["error"]
     bare = wait_link(wb, "bare", "down")["error"]
@@ -257,7 +264,7 @@ def test_the_ui_lists_and_drives_a_remote_session(
     from workbench.ui.screens.new_session import NewSessionScreen
     from workbench.ui.widgets.terminal import TerminalView
 
-    rrepo = make_repo(tmp_path / "ui-remote-repo")
+    rrepo = remote.make_repo("ui-remote-repo")
     add_host(wb, sshd, "dev", str(remote.wrapper))
     sid = wb.run("new", "--host", "dev", "--repo", str(rrepo), "--agent", "shell", "--name", "far",
                  *OFF).stdout.strip()
