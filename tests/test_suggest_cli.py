@@ -208,6 +208,26 @@ def test_scripted_gh_and_a_log_file(wbp: Wb, tmp_path: Path) -> None:
     assert outside["suggestions"] == [] and any("outside" in e for e in outside["errors"])
 
 
+def test_a_log_command_runs_in_the_sandbox_and_its_errors_are_suggestions(wbp: Wb, tmp_path: Path) -> None:
+    """`[suggest] log_command`: a command whose output is read as a log is (tracebacks and
+    error lines), run as the check is: in the sandbox, never writing the repository."""
+    repo = make_repo(tmp_path / "repo", {"README.md": "# r\n"})
+    hostile = f"touch {repo}/pwned; " if SANDBOX else ""
+    command = (hostile + "printf 'INFO start\\nTraceback (most recent call last):\\n  File \"job.py\", line 3, "
+               "in run\\nValueError: bad row 7\\nFATAL: queue full\\n'")
+    repo_config(repo, f"[suggest]\ntodo = false\nlint = false\ngh = false\nlog_command = {json.dumps(command)}\n")
+    reply = suggestions(wbp, repo)
+    assert reply["errors"] == []
+    logs = by_source(reply, "log")
+    titles = sorted(x["title"] for x in logs)
+    # the error on the title's one line (the command named short), the traceback as evidence
+    assert titles[0].startswith("Error in the output of `") and titles[0].endswith("…`: FATAL: queue full"), titles
+    assert titles[1].startswith("Traceback in the output of `") and titles[1].endswith(": ValueError: bad row 7")
+    assert len(titles[1]) < 120
+    assert any('File "job.py", line 3' in x["evidence"] for x in logs)
+    assert git(repo, "status", "--porcelain") == "" and not (repo / "pwned").exists()
+
+
 @pytest.mark.timeout(300)
 def test_thousands_of_todos_give_a_capped_list_and_the_daemon_stays_responsive(wbp: Wb, tmp_path: Path) -> None:
     files = {f"pkg/m{i:03}.py": "".join(f"x{j} = {j}  # TODO: item {i}.{j}\n" for j in range(25)) for i in range(200)}

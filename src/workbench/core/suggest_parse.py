@@ -312,7 +312,7 @@ def issues(issues_json: str, limit: int) -> list[Found]:
 
 # --------------------------------------------------------------------------- logs
 
-_ERROR = re.compile(r"\bERROR\b")
+_ERROR = re.compile(r"\b(?:ERROR|FATAL|CRITICAL)\b")
 _VOLATILE = re.compile(r"0x[0-9a-fA-F]+|\d+")
 
 
