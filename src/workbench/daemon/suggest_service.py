@@ -391,8 +391,8 @@ class SuggestService(Extension):
         command = cfg.suggest.log_command or ""
         res = await self._run(root, scratch, cfg, head, check_mod.check_argv(command), "suggest.log_command",
                               timeout_s=cfg.suggest.timeout_s, keep=scan.LOG_BYTES)
-        # Named short in a title, so the error itself stays on its one line.
-        return await asyncio.to_thread(sp.log_problems, res.tail, f"the output of `{one_line(check_mod.command_text(command), 40)}`")
+        short = one_line(check_mod.command_text(command), 40)  # short in a title: the error stays on it
+        return await asyncio.to_thread(sp.log_problems, res.tail, f"the output of `{short}`")
 
 
 def _todos(root: Path, max_items: int) -> list[sp.Found]:
