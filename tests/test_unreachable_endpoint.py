@@ -121,3 +121,15 @@ def test_session_and_doctor_say_it_once(wb: Wb, repo: Path, fake_factory: Factor
     assert "[providers.dead].base_url" in down.detail
     out = wb.run("doctor", check=False)
     assert out.returncode == 1 and "provider dead: cannot reach" in out.stdout
+
+
+def test_doctor_says_the_key_is_unset_and_how_to_fix_it(wb: Wb) -> None:
+    """No API key and no endpoint: one warning line naming `$OPENAI_API_KEY` and the other
+    way (a base_url), not a failed request."""
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "WORKBENCH_BASE_URL"):
+        wb.env.pop(name, None)
+    out = wb.run("doctor", check=False).stdout
+    line = next(ln for ln in out.splitlines() if "model endpoint" in ln)
+    assert line.startswith("[warn]") and "$OPENAI_API_KEY unset" in line and "no base_url" in line
+    fix = out.splitlines()[out.splitlines().index(line) + 1]
+    assert "fix: export OPENAI_API_KEY=" in fix and "base_url" in fix
