@@ -190,3 +190,29 @@ def test_a_task_with_the_last_agent_is_ctrl_n_the_prompt_and_enter(
     assert second[0]["agent"] == "builtin"
     assert len(keys) == 2 + len("second task")
     quit_ui(tmux)
+
+
+def test_the_status_bar_names_the_focused_sessions_model_not_the_configured_one(
+        wb: Wb, repo: Path, fake: FakeOpenAI) -> None:
+    """The demo's status bar showed the configured default model, which no session used."""
+    write_config(fake)  # the configured default: fake-model
+    sid = wb.new(repo, "--agent", "builtin", "--model", "qwen-local", "--prompt", "rename the flag", "--name", "bi",
+                 "--sandbox", "off")
+    wb.new(repo, "--name", "sh2", "--sandbox", "off")
+    wait_for(lambda: wb.session(sid)["state"] not in ("starting", "running"), 30, what="the turn ends")
+    wide = Tmux(140, 30)  # room for the model on the status line
+    try:
+        start_ui(wide, repo, "◆ bi waiting")
+
+        def status() -> str:
+            return [ln for ln in wide.capture().splitlines() if ln.strip()][-1]
+
+        wait_for(lambda: "qwen-local" in status(), 15, what="the focused session's model on the status bar")
+        assert "fake-model" not in status()
+        wide.send("Down")  # the shell session: no model of its own, and not the configured one
+        wait_for(lambda: "qwen-local" not in status(), 15, what="the model to leave the status bar")
+        assert "fake-model" not in status()
+        wide.send("q")
+        wide.wait("RC0END")
+    finally:
+        wide.kill()
