@@ -5,15 +5,16 @@ top of them. The real app over the fake daemon link, its terminal output capture
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 from unittest import mock
 
 from textual.app import App
-from textual.strip import Strip
 from textual.widgets import Static
 
 from tests.test_ui_app import SIZE, started, sync, until
-from tests.ui_fakes import HarnessApp, frame
+from tests.ui_fakes import HarnessApp, frame, record_calls
 from workbench.ui.messages import FrameEvent
 from workbench.ui.screens.help import HelpScreen
 from workbench.ui.widgets.terminal import TerminalView
@@ -24,16 +25,13 @@ class Terminal:
 
     def __init__(self, app: HarnessApp, view: TerminalView) -> None:
         self.out: list[str] = []
-        self.rendered: list[int] = []
         assert app._driver is not None
         app._driver.write = self.out.append  # type: ignore[method-assign]
-        render_lines = view.render_lines
+        self.renders = record_calls(view, "render_lines")
 
-        def counting(crop: Any) -> list[Strip]:
-            self.rendered.extend(range(crop.y, crop.y + crop.height))
-            return render_lines(crop)
-
-        view.render_lines = counting  # type: ignore[method-assign]
+    @property
+    def rendered(self) -> list[int]:
+        return [y for c in self.renders for y in range(c.args[0].y, c.args[0].y + c.args[0].height)]
 
     def text(self) -> str:
         return "".join(self.out)
@@ -50,21 +48,23 @@ def on_a_real_terminal() -> Any:
     return mock.patch.object(App, "is_headless", new_callable=mock.PropertyMock, return_value=False)
 
 
-async def attached_view(app: HarnessApp, pilot: Any) -> tuple[str, TerminalView]:
-    await started(app, pilot)
-    sid = app.layout.focus
-    assert sid is not None
-    view = app.main.panes[sid].terminal
-    await until(pilot, lambda: view.size.height > 12)
-    await pilot.pause(0.1)
-    return sid, view
+@contextlib.asynccontextmanager
+async def attached() -> AsyncIterator[tuple[HarnessApp, Any, str, TerminalView]]:
+    """The real app, its focused session's terminal view shown and laid out."""
+    app = HarnessApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await started(app, pilot)
+        sid = app.layout.focus
+        assert sid is not None
+        view = app.main.panes[sid].terminal
+        await until(pilot, lambda: view.size.height > 12)
+        await pilot.pause(0.1)
+        yield app, pilot, sid, view
 
 
 @sync
 async def test_a_frame_is_on_the_terminal_at_once_and_rendered_once() -> None:
-    app = HarnessApp()
-    async with app.run_test(size=SIZE) as pilot:
-        sid, view = await attached_view(app, pilot)
+    async with attached() as (app, pilot, sid, view):
         region = app.main._compositor.visible_widgets[view][0]
         with on_a_real_terminal():
             term = Terminal(app, view)
@@ -81,9 +81,7 @@ async def test_a_frame_is_on_the_terminal_at_once_and_rendered_once() -> None:
 
 @sync
 async def test_under_another_screen_the_compositor_paints_it() -> None:
-    app = HarnessApp()
-    async with app.run_test(size=SIZE) as pilot:
-        sid, view = await attached_view(app, pilot)
+    async with attached() as (app, pilot, sid, view):
         await app.push_screen(HelpScreen(app.user_keymap, app.detach_key))
         await pilot.pause(0.1)
         with on_a_real_terminal():
@@ -95,9 +93,7 @@ async def test_under_another_screen_the_compositor_paints_it() -> None:
 
 @sync
 async def test_rows_under_a_widget_drawn_on_top_are_left_to_the_compositor() -> None:
-    app = HarnessApp()
-    async with app.run_test(size=SIZE) as pilot:
-        sid, view = await attached_view(app, pilot)
+    async with attached() as (app, pilot, sid, view):
         region = app.main._compositor.visible_widgets[view][0]
         app.main.styles.layers = ("default", "cover")
         cover = Static("a cover", id="cover")

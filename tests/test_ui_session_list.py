@@ -6,10 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from textual.strip import Strip
-
 from tests.test_ui_app import SIZE, started, sync, until
-from tests.ui_fakes import HarnessApp, sample_sessions
+from tests.ui_fakes import HarnessApp, record_calls, sample_sessions
 from workbench.ui.messages import DaemonEvent
 from workbench.ui.widgets.terminal import TerminalView
 
@@ -20,37 +18,33 @@ async def test_the_list_repaints_only_the_entries_that_changed() -> None:
     async with app.run_test(size=SIZE) as pilot:
         await started(app, pilot)
         lst = app.main.session_list
-        painted: list[tuple[int, str]] = []
-        render_line = lst.render_line
+        calls = record_calls(lst, "render_line")
 
-        def counting(y: int) -> Strip:
-            strip = render_line(y)
-            painted.append((y, strip.text))
-            return strip
+        def painted() -> list[tuple[int, str]]:
+            return [(c.args[0], c.result.text) for c in calls]
 
-        lst.render_line = counting  # type: ignore[method-assign]
         await pilot.pause(0.1)
-        painted.clear()
+        calls.clear()
 
         app.main.tick()  # the once-a-second refresh, nothing changed
         await pilot.pause(0.1)
-        assert painted == []
+        assert painted() == []
 
         renamed: Any = {**sample_sessions()[1], "name": "docs-final"}
         app.post_message(DaemonEvent("session", renamed))
         await pilot.pause(0.1)
-        texts = [t for _, t in painted]
-        assert len(painted) == 2, texts  # the entry's two lines, nothing else of the list
+        texts = [t for _, t in painted()]
+        assert len(painted()) == 2, texts  # the entry's two lines, nothing else of the list
         assert "docs-final" in texts[0]
         assert "docs-final" in str(lst.get_option("b2").prompt)
 
-        painted.clear()
+        calls.clear()
         waiting: Any = {**sample_sessions()[1], "name": "docs-final", "state": "waiting",
                         "needs_attention": True}
         app.post_message(DaemonEvent("session", waiting))  # a new mark and icon, same name
         await pilot.pause(0.1)
-        assert [y for y, _ in painted] == sorted({y for y, _ in painted}) and len(painted) >= 2
-        assert "⚑" in painted[0][1]
+        assert [y for y, _ in painted()] == sorted({y for y, _ in painted()}) and len(painted()) >= 2
+        assert "⚑" in painted()[0][1]
 
 
 def _renamed(app: HarnessApp, ids: list[str], suffix: str) -> None:
@@ -112,14 +106,7 @@ async def test_the_status_bar_repaints_only_when_its_text_changes_and_lays_out_n
     async with app.run_test(size=SIZE) as pilot:
         await started(app, pilot)
         status = app.main.status
-        calls: list[dict[str, Any]] = []
-        refresh = status.refresh
-
-        def counting(*regions: Any, **kw: Any) -> Any:
-            calls.append(kw)
-            return refresh(*regions, **kw)
-
-        status.refresh = counting  # type: ignore[method-assign]
+        calls = record_calls(status, "refresh")
         app.main.refresh_status()
         app.main.refresh_status()
         assert calls == []  # the same text: nothing to repaint
@@ -127,5 +114,5 @@ async def test_the_status_bar_repaints_only_when_its_text_changes_and_lays_out_n
         app.main.session_list.focus()
         app.layout.focus = None
         app.main.refresh_status()
-        assert calls and not any(kw.get("layout") for kw in calls), calls
+        assert calls and not any(c.kwargs.get("layout") for c in calls), calls
         assert "another-model" in str(status.content)

@@ -6,6 +6,7 @@ Snapshot tests use these so that SVGs are the same on every run.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any, cast
 
 from tests.ui_review_fakes import REVIEW_METHODS, FakeReview
@@ -197,3 +198,24 @@ class HarnessApp(WorkbenchApp):
 
     async def _poll_status(self) -> None:  # so does the status line, however slow the run
         pass
+
+
+@dataclass
+class Call:
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    result: Any
+
+
+def record_calls(obj: Any, name: str) -> list[Call]:
+    """Wrap `obj.name` so each call is made as before and recorded, with what it returned."""
+    calls: list[Call] = []
+    real = getattr(obj, name)
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        result = real(*args, **kwargs)
+        calls.append(Call(args, kwargs, result))
+        return result
+
+    setattr(obj, name, recording)
+    return calls

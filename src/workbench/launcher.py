@@ -36,8 +36,8 @@ def install(target: Path) -> None:
     """Write the launcher to `target` (replacing it atomically), for this interpreter."""
     package_parent = str(Path(workbench.__file__).resolve().parent.parent)
     # The package first: its first import then lists one small directory, not site-packages.
-    paths = list(dict.fromkeys([package_parent, sysconfig.get_paths()["purelib"],
-                                sysconfig.get_paths()["platlib"]]))
+    installed = sysconfig.get_paths()
+    paths = list(dict.fromkeys([package_parent, installed["purelib"], installed["platlib"]]))
     tmp = target.with_name(f".{target.name}.tmp")
     tmp.write_text(launcher_text(sys.executable, paths))
     tmp.chmod(0o755)

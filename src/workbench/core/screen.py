@@ -515,7 +515,6 @@ class TerminalScreen:
         self.close()
 
 
-
 _SAMPLE = (b"\x1b]0;title\x07\x1b[1;31mred\x1b[0m plain \xe2\x9c\x93\r\n" * 40
            + b"\x1b[?1049h\x1b[2J\x1b[Halt\x1b[?1049l\x1b[?2004h\x1b[?1h\x1b[6n")
 

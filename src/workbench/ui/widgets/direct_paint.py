@@ -75,4 +75,3 @@ def paint_now(widget: Widget, lines: list[int]) -> bool:
         app._end_update()
     driver.flush()
     return True
-
