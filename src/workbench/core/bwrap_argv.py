@@ -12,7 +12,9 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import stat
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 from workbench.core import limits, sandbox_loopback, sandbox_net, seccomp
@@ -74,15 +76,20 @@ class BwrapArgs:
     def add(self, *a: str) -> None:
         self.args.extend(a)
 
-    def hide(self, p: Path) -> None:
+    def hide(self, p: Path | str) -> None:
         """Cover a dir with an empty tmpfs, a file with /dev/null; a missing path is left."""
-        if p.is_symlink():
+        name = str(p)
+        try:
+            mode = os.lstat(name).st_mode  # one syscall: this runs for every hidden path of every spawn
+        except OSError:
+            return
+        if stat.S_ISLNK(mode):
             return  # bwrap would mount over the target; callers pass the target too
-        if p.is_dir():
-            self.add("--tmpfs", str(p))
-            self.hidden_dirs.append(str(p))
-        elif p.exists():
-            self.add("--ro-bind", "/dev/null", str(p))
+        if stat.S_ISDIR(mode):
+            self.add("--tmpfs", name)
+            self.hidden_dirs.append(name)
+        else:
+            self.add("--ro-bind", "/dev/null", name)
 
     def seal_hidden(self) -> None:
         """Make the tmpfs over hidden dirs read-only, once binds inside them are made.
@@ -196,21 +203,22 @@ def _build(a: BwrapArgs, spec: SandboxSpec, workdir: Path, *, new_session: bool,
     # Protected (workbench state, other sessions) and secrets: shallow paths first so a
     # tmpfs never covers a deeper /dev/null bind made before it.
     # (the daemon's own dirs are in both lists: resolved once)
-    protected = [p.resolve() for p in dict.fromkeys((*workbench_dirs(), *spec.protected_paths))]
-    hidden = expand_hidden(spec.hidden_paths)
-    for p in sorted({*protected, *hidden}, key=lambda q: (len(q.parts), str(q))):
-        a.hide(p)
+    protected = realpaths(dict.fromkeys(str(p) for p in (*workbench_dirs(), *spec.protected_paths)))
+    hidden = [str(p) for p in expand_hidden(spec.hidden_paths)]
+    for name in sorted({*protected, *hidden}, key=_depth_first):
+        a.hide(name)
 
     # The main checkout, read-only, without its secrets.
     a.add("--ro-bind", str(repo), str(repo))
     if not is_within(common, repo):
         a.add("--ro-bind", str(common), str(common))
-    rehide = [p for p in (*hidden, *protected) if is_within(p, repo) and p != repo]
+    repo_s = str(repo)
+    rehide = [n for n in (*hidden, *protected) if n != repo_s and _under(n, repo_s)]
     if spec.hide_dotenv:
-        for p in find_dotenv(repo):
-            rehide += [q for q in (p, p.resolve()) if q not in rehide]
-    for p in rehide:
-        a.hide(p)
+        for found in find_dotenv(repo):
+            rehide += [q for q in (str(found), os.path.realpath(found)) if q not in rehide]
+    for name in rehide:
+        a.hide(name)
 
     # The worktree and its private repository (.git) are the session's own: the host
     # never runs git in them (docs/security.md, "The host boundary"). Strict mode and
@@ -234,6 +242,38 @@ def _build(a: BwrapArgs, spec: SandboxSpec, workdir: Path, *, new_session: bool,
         )
         a.add("--args", str(a.data_fd(blob)))
     a.add("--seccomp", str(_seccomp_fd(a)))
+
+
+def _depth_first(p: str) -> tuple[int, str]:
+    """Shallow paths first (as `Path.parts` counts them), so a tmpfs never covers a deeper
+    bind made before it."""
+    return (1 if p == "/" else p.count("/") + 1, p)
+
+
+def _under(p: str, parent: str) -> bool:
+    """`p` lies under `parent`; both absolute and normalised (resolved)."""
+    return parent == "/" or p.startswith(parent + "/")
+
+
+def realpaths(names: Iterable[str]) -> list[str]:
+    """`os.path.realpath` of each name, the same answer with fewer syscalls: many share a
+    parent (other sessions' worktrees and homes), which is resolved once, and a name
+    that is not itself a symlink resolves to the resolved parent joined with it. Nothing
+    is kept between calls, so a path changed between two spawns is seen by the second."""
+    parents: dict[str, str] = {}
+    out: list[str] = []
+    for name in names:
+        norm = os.path.normpath(os.path.abspath(name))
+        parent, leaf = os.path.split(norm)
+        if not leaf or leaf == "..":
+            out.append(os.path.realpath(norm))
+            continue
+        real_parent = parents.get(parent)
+        if real_parent is None:
+            real_parent = parents[parent] = os.path.realpath(parent)
+        joined = os.path.join(real_parent, leaf)
+        out.append(os.path.realpath(joined) if os.path.islink(joined) else joined)
+    return out
 
 
 def _seccomp_fd(a: BwrapArgs) -> int:

@@ -66,6 +66,8 @@ def expand_hidden(patterns: Iterable[str]) -> list[Path]:
         for cand in candidates:
             matches = glob.glob(cand) if glob.has_magic(cand) else [cand]
             for m in matches:
+                if not os.path.lexists(m):  # most listed secrets are absent: one syscall each
+                    continue
                 p = Path(m)
                 if p.exists() or p.is_symlink():
                     for q in (p.absolute(), p.resolve()):

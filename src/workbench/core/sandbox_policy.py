@@ -94,7 +94,7 @@ class SandboxSpec:
     extra_rw_binds: Sequence[str] = ()
     # Host loopback ports bridged into a sandbox with network (core/sandbox_loopback.py).
     host_ports: Sequence[int] = ()
-    protected_paths: Sequence[Path] = ()
+    protected_paths: Sequence[Path | str] = ()
     # Workbench's own helpers (session_side/) write the session's .git even in strict
     # mode: they run our code, and strict only keeps the agent from committing.
     helper: bool = False

@@ -141,15 +141,12 @@ def sandbox_command(
     from workbench.core import bwrap_argv, sandbox_policy
 
     cfg = session_config(s.repo)
-    others: list[Path] = []
+    # Other sessions' worktrees and homes (the sandbox hides a missing path by leaving it).
+    homes = str(paths.data_dir() / "homes")
+    others: list[str] = []
     for o in list(mgr.sessions.values()):  # also called in worker threads (snapshots)
-        if o.id == s.id:
-            continue
-        if not o.in_place and Path(o.worktree).exists():
-            others.append(Path(o.worktree))
-        home = paths.data_dir() / "homes" / o.id
-        if home.exists():
-            others.append(home)
+        if o.id != s.id:
+            others += [os.path.join(homes, o.id)] if o.in_place else [o.worktree, os.path.join(homes, o.id)]
     home = session_home(s)
     common, gitdir = prepare(s)
     spec = sandbox_policy.SandboxSpec(
