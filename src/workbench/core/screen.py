@@ -29,6 +29,7 @@ from typing import Any, TypeVar, cast
 from pyghostty import ffi, lib
 
 from workbench.core import screen_native as native
+from workbench.core import screen_swap
 from workbench.core.scrollback_cold import ColdHistory
 from workbench.core.sgr import DEFAULT_COLOR, DEFAULT_STYLE, VISIBLE_ON_BLANK, Row, parse_vt, row_text, row_to_ansi
 from workbench.errors import UsageError, WorkbenchError
@@ -108,8 +109,10 @@ class TerminalScreen:
             and lib.ghostty_render_state_new(ffi.NULL, state) == 0
             and lib.ghostty_render_state_row_iterator_new(ffi.NULL, rows_it) == 0
         )
-        # The free functions accept NULL, so a partial failure is cleaned up too.
-        self._finalizer = weakref.finalize(self, native.free_native, term[0], state[0], rows_it[0])
+        # The free functions accept NULL, so a partial failure is cleaned up too. A list:
+        # `screen_swap` replaces the terminal in it.
+        self._owned: list[Any] = [term[0], state[0], rows_it[0]]
+        self._finalizer = weakref.finalize(self, native.free_native, self._owned)
         if not ok:
             self._finalizer()
             raise WorkbenchError("could not create the terminal emulator (out of memory)")
@@ -121,15 +124,8 @@ class TerminalScreen:
 
         self._sink = native.Sink(cols, rows)
         self._handle = ffi.new_handle(self._sink)  # must outlive the terminal's use of it
-        self._set(
-            lib.GHOSTTY_TERMINAL_OPT_SCROLLBACK_MAX_LINES, ffi.new("size_t*", scrollback_lines)
-        )
-        self._set(
-            lib.GHOSTTY_TERMINAL_OPT_SCROLLBACK_MAX_BYTES, ffi.new("size_t*", scrollback_bytes)
-        )
-        self._set(lib.GHOSTTY_TERMINAL_OPT_USERDATA, self._handle)
-        for option, callback in native.CALLBACKS:
-            self._set(option, callback)
+        self._limits = (scrollback_lines, scrollback_bytes)
+        native.setup_terminal(self._term, self._handle, *self._limits)
 
         # Reusable out-parameters: allocating cdata per call costs more than the call.
         self._y = ffi.new("uint16_t*")
@@ -170,10 +166,6 @@ class TerminalScreen:
         self._pending: set[int] = set(range(rows))
 
     # -- plumbing
-
-    def _set(self, option: int, value: Any) -> None:
-        if lib.ghostty_terminal_set(self._term, option, value) != 0:
-            raise WorkbenchError(f"terminal emulator rejected option {option}")
 
     def _live(self) -> None:
         if self._closed:
@@ -325,6 +317,9 @@ class TerminalScreen:
         self._rows = [[] for _ in range(rows)]
         self._pending = set(range(rows))
         # The cache was just thrown away: make the next read take every row.
+        self._mark_all_dirty()
+
+    def _mark_all_dirty(self) -> None:
         full = ffi.new("GhosttyRenderStateDirty*", lib.GHOSTTY_RENDER_STATE_DIRTY_FULL)
         lib.ghostty_render_state_set(self._state, lib.GHOSTTY_RENDER_STATE_OPTION_DIRTY, full)
 
@@ -485,9 +480,11 @@ class TerminalScreen:
         `min_rows`; the rows moved.
 
         For a screen whose output has paused: the rows read the same afterwards, at a few
-        bytes each instead of ~1 KB. Not on the alternate screen (it has no history).
+        bytes each instead of ~1 KB. Not on the alternate screen (it has no history). Then
+        the terminal is rebuilt from its snapshot, to free the pages it grew (`screen_swap`).
         """
-        if self._closed or self.alt_screen:
+        if self._closed or self.alt_screen or not screen_swap.at_ground(self._term):
+            # Mid-sequence, ED 3 would cut the program's sequence or character short.
             return 0
         hot = self._hot_len()
         if hot < max(1, min_rows):
@@ -495,6 +492,7 @@ class TerminalScreen:
         self._cold.extend(self._hot_rows(0, hot))
         # ED 3 erases the saved lines only: the screen, cursor and modes stay as they are.
         lib.ghostty_terminal_vt_write(self._term, _ERASE_SAVED_LINES, len(_ERASE_SAVED_LINES))
+        screen_swap.rebuild(self)
         return hot
 
     @_locked

@@ -293,8 +293,29 @@ def needs_cells(row: Row, cells: list[int]) -> bool:
     return not all(v & _NONEMPTY for v in cells[:end])
 
 
-def free_native(term: Any, state: Any, rows_it: Any) -> None:
-    """Free a terminal and its render state; each free function accepts NULL."""
+def setup_terminal(term: Any, userdata: Any, scrollback_lines: int, scrollback_bytes: int) -> None:
+    """Give a screen's terminal its limits, user data and callbacks.
+
+    The one place for this: a new terminal and one rebuilt from a snapshot (`screen_swap`)
+    must be set up alike, and a snapshot carries no callbacks.
+    """
+    options: tuple[tuple[int, Any], ...] = (
+        (lib.GHOSTTY_TERMINAL_OPT_SCROLLBACK_MAX_LINES, ffi.new("size_t*", scrollback_lines)),
+        (lib.GHOSTTY_TERMINAL_OPT_SCROLLBACK_MAX_BYTES, ffi.new("size_t*", scrollback_bytes)),
+        (lib.GHOSTTY_TERMINAL_OPT_USERDATA, userdata),
+        *CALLBACKS,
+    )
+    for option, value in options:
+        if lib.ghostty_terminal_set(term, option, value) != 0:
+            raise WorkbenchError(f"terminal emulator rejected option {option}")
+
+
+def free_native(owned: list[Any]) -> None:
+    """Free [terminal, render state, row iterator]; each free function accepts NULL.
+
+    A list, so a screen whose terminal is swapped (`screen_swap`) frees the current one.
+    """
+    term, state, rows_it = owned
     lib.ghostty_render_state_row_iterator_free(rows_it)
     lib.ghostty_render_state_free(state)
     lib.ghostty_terminal_free(term)
