@@ -63,3 +63,38 @@ def test_the_screen_types_are_parsed_before_the_first_session(monkeypatch: pytes
         scr.take_replies()
         _ = (scr.cursor, scr.title, scr.alt_screen)
     assert parsed == []
+
+
+def test_quiet_histories_are_compacted_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A compaction and the rebuilt terminal after it take 10-20 ms a screen: the sweep runs
+    them in a worker thread, and one screen's failure does not stop it for the others."""
+    from types import SimpleNamespace
+
+    from workbench.daemon import server
+
+    ran: list[tuple[str, float]] = []
+
+    class Runtime:
+        def __init__(self, sid: str, fails: bool = False) -> None:
+            self.session_id, self.fails = sid, fails
+
+        def compact_if_quiet(self, now: float) -> int:
+            ran.append((self.session_id, threading.get_ident()))
+            if self.fails:
+                raise RuntimeError("broken screen")
+            return 1
+
+    daemon = server.Daemon.__new__(server.Daemon)
+    daemon.manager = SimpleNamespace(runtimes={"a": Runtime("a", fails=True), "b": Runtime("b")})  # type: ignore[assignment]
+    monkeypatch.setattr(server, "COMPACT_EVERY_S", 0.0)
+
+    async def sweep() -> int:
+        task = asyncio.create_task(daemon._compact_quiet_histories())
+        while len(ran) < 4:
+            await asyncio.sleep(0.01)
+        task.cancel()
+        return threading.get_ident()
+
+    loop_thread = asyncio.run(sweep())
+    assert {sid for sid, _ in ran} == {"a", "b"}
+    assert all(thread != loop_thread for _, thread in ran), ran

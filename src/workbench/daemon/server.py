@@ -142,18 +142,23 @@ class Daemon:
             self.sandbox_status = {"ok": False, "reason": f"probe failed: {e}"}
 
     async def _compact_quiet_histories(self) -> None:
-        """Every few seconds, compress the history of sessions whose output has paused."""
+        """Every few seconds, compress the history of sessions whose output has paused.
+        In a worker thread (under each screen's own lock): a compaction and the rebuilt
+        terminal that follows it take 10-20 ms a screen, which on the loop held back every
+        other session's echo."""
         while True:
             await asyncio.sleep(COMPACT_EVERY_S)
-            now = time.monotonic()
-            for rt in list(self.manager.runtimes.values()):
-                compact = getattr(rt, "compact_if_quiet", None)
-                if compact is None:
-                    continue
-                try:
-                    compact(now)
-                except Exception:  # a screen's trouble must not stop the sweep for the rest
-                    log.exception("compacting the history of %s failed", getattr(rt, "session_id", "?"))
+            await asyncio.to_thread(self._compact_all, time.monotonic())
+
+    def _compact_all(self, now: float) -> None:
+        for rt in list(self.manager.runtimes.values()):
+            compact = getattr(rt, "compact_if_quiet", None)
+            if compact is None:
+                continue
+            try:
+                compact(now)
+            except Exception:  # a screen's trouble must not stop the sweep for the rest
+                log.exception("compacting the history of %s failed", getattr(rt, "session_id", "?"))
 
     async def _measure_lag(self) -> None:
         loop = asyncio.get_running_loop()
