@@ -98,3 +98,4 @@ def test_quiet_histories_are_compacted_off_the_event_loop(monkeypatch: pytest.Mo
     loop_thread = asyncio.run(sweep())
     assert {sid for sid, _ in ran} == {"a", "b"}
     assert all(thread != loop_thread for _, thread in ran), ran
+

@@ -43,6 +43,14 @@ def process_start_time(pid: int) -> int | None:
         return None
 
 
+def _no_output(data: bytes) -> None:
+    pass
+
+
+def _no_exit(proc: PtyProcess) -> None:
+    pass
+
+
 class PtyProcess:
     def __init__(
         self,
@@ -72,8 +80,8 @@ class PtyProcess:
         self._released = False
         self._finishing = False
         self._exited = asyncio.Event()
-        self._on_output: Callable[[bytes], None] = lambda b: None
-        self._on_exit: Callable[[PtyProcess], None] = lambda p: None
+        self._on_output: Callable[[bytes], None] = _no_output
+        self._on_exit: Callable[[PtyProcess], None] = _no_exit
         self.last_input = float("-inf")
 
     @property
@@ -185,7 +193,12 @@ class PtyProcess:
         with contextlib.suppress(OSError):
             self._proc.close(force=False)
         self._exited.set()
-        self._on_exit(self)
+        on_exit = self._on_exit
+        # The callbacks are the owner's bound methods, and the owner holds this process: a
+        # cycle that would keep a removed session's screen and buffers until a full
+        # collection, which the daemon's raised thresholds make rare.
+        self._on_output, self._on_exit = _no_output, _no_exit
+        on_exit(self)
 
     @property
     def alive(self) -> bool:
