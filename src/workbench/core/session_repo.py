@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from workbench.core.background import niced
-from workbench.core.git_runner import git_env, git_out, run_git, stderr_text
+from workbench.core.git_runner import SAFE_GIT, git_env, git_out, run_git, stderr_text
 from workbench.core.worktree import branch_exists, validate_ref
 from workbench.errors import GitError, UsageError, WorkbenchError
 
@@ -193,13 +193,26 @@ def check_connected(repo: Path, tip: str, known: list[str]) -> None:
         raise GitError(f"the session's work is incomplete and was not imported: {stderr_text(proc)}")
 
 
-def check_head(repo: Path, snap: Snapshot) -> None:
-    """`head` (the session's HEAD, the parent a landing commit gets) is the tip itself or
-    the tip's parent: never some other commit the session names."""
+def check_imported(repo: Path, snap: Snapshot, known: list[str]) -> None:
+    """`check_connected`, and that `head` (the session's HEAD, the parent a landing commit
+    gets) is the tip itself or the tip's parent, never some other commit the session names:
+    the two gits side by side (the parent is read from the commit the strict import just
+    verified)."""
     if snap.head is None or snap.head == snap.tip:
+        check_connected(repo, snap.tip, known)
         return
-    proc = run_git(repo, ["rev-parse", "--verify", "--quiet", f"{snap.tip}^1"], check=False)
-    if proc.returncode != 0 or proc.stdout.decode().strip() != snap.head:
+    parent = subprocess.Popen(  # background work, as check_connected's walk
+        niced(["git", *SAFE_GIT, "rev-parse", "--verify", "--quiet", f"{snap.tip}^1"]), cwd=repo, env=git_env(),
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+    )
+    try:
+        check_connected(repo, snap.tip, known)
+        out, _ = parent.communicate()
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
+    if parent.returncode != 0 or out.decode().strip() != snap.head:
         raise GitError("the session's snapshot helper sent a head that is not the snapshot's parent")
 
 

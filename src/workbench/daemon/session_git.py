@@ -155,22 +155,24 @@ class SessionGit:
         return await asyncio.to_thread(self._import, s, proc, err)
 
     def _spawn_snapshot(self, s: Session) -> tuple[subprocess.Popen[bytes], Any]:
-        """In a worker thread: git for the refs the session has, the sandbox's argv and the
-        spawn (~2 ms of CPU a diff, which on the loop held other sessions' echo back).
-        Under the session's lock, so `close` kills the helper or sees no spawn at all."""
-        args = ["--max-file", str(MAX_IMPORT_FILE), "--have", s.base_commit]
-        last = session_repo.resolve(Path(s.repo), session_repo.ref(s.id, "snapshot"))
-        if last:
-            args += ["--have", last]
+        """In a worker thread: the sandbox's argv and the spawn (~2 ms of CPU a diff, which
+        on the loop held other sessions' echo back). Under the session's lock, so `close`
+        kills the helper or sees no spawn at all. The commits the user's repository has
+        (`--have`) go on the helper's stdin once it runs: looked up while the sandbox starts."""
         with self._lock(s.id):
-            return self._spawn(s, "snapshot", args, background=True)
+            return self._spawn(s, "snapshot", ["--max-file", str(MAX_IMPORT_FILE), "--have-stdin"], background=True)
 
     def _import(self, s: Session, proc: subprocess.Popen[bytes], err: Any) -> session_repo.Snapshot:
         repo = Path(s.repo)
         assert proc.stdin is not None and proc.stdout is not None
-        proc.stdin.close()
         with err, self._lock(s.id):
             try:
+                name = session_repo.ref(s.id, "snapshot")
+                last = session_repo.resolve(repo, name)  # set only here, under this lock
+                with contextlib.suppress(OSError):  # a helper that died already: its stderr says why
+                    proc.stdin.write("".join(f"{h}\n" for h in (s.base_commit, last) if h).encode())
+                with contextlib.suppress(OSError):
+                    proc.stdin.close()
                 line = proc.stdout.readline(session_repo.MAX_META)
                 if not line.endswith(b"\n"):
                     proc.stdout.close()
@@ -199,11 +201,13 @@ class SessionGit:
                 elif self._reap(proc) != 0:
                     err.seek(0)
                     raise _helper_error("taking a snapshot", err.read()[-4000:])
-                name = session_repo.ref(s.id, "snapshot")
-                if has_pack or session_repo.resolve(repo, name) != snap.tip:
+                if has_pack or last != snap.tip:
                     # (an unchanged tip was checked when it was imported)
-                    session_repo.check_connected(repo, snap.tip, [s.base_commit])
-                    session_repo.check_head(repo, snap)
+                    # The last snapshot was checked complete when its ref was set, and
+                    # the ref keeps it: only what is new since is walked (its tree named
+                    # too, as the helper does for the pack: our commits are dated 0).
+                    known = [s.base_commit] + ([last, last + "^{tree}"] if last else [])
+                    session_repo.check_imported(repo, snap, known)
                     session_repo.set_ref(repo, name, snap.tip)
             finally:
                 if proc.poll() is None:

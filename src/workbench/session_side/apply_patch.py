@@ -59,7 +59,7 @@ def _parse(argv: list[str]) -> tuple[str, int | None, bool]:
 
 def _remove_stale(keep: int | None) -> list[str]:
     """Delete `.NAME.wb-patch-TAG.tmp` files (untracked, not ignored) whose TAG is not `keep`."""
-    from workbench.session_side.gitcmd import git  # subprocess: not loaded for every patch
+    from workbench.session_side.gitcmd import git  # only when cleaning up
 
     proc = git(["ls-files", "--others", "--exclude-standard", "-z"], check=False)
     removed = []
