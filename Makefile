@@ -15,11 +15,13 @@ $(BIN)/python:
 $(STAMP_RUN): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
 	$(BIN)/python -m workbench.launcher $(BIN)/workbench
+	$(BIN)/python -m compileall -q src/workbench >/dev/null
 	touch $@
 
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	$(BIN)/python -m workbench.launcher $(BIN)/workbench
+	$(BIN)/python -m compileall -q src/workbench >/dev/null
 	touch $@ $(STAMP_RUN)
 
 install: $(STAMP_RUN)

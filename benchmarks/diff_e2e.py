@@ -279,7 +279,7 @@ def main() -> None:
     ap.add_argument("--keys", type=int, default=0)
     args = ap.parse_args()
     rounds = args.rounds or (3 if args.quick else 5)
-    keys = args.keys or (40 if args.quick else 400)
+    keys = args.keys or (40 if args.quick else 1000)
     mode = "workspace" if sandbox_ok() else "off"
     res = Result("diff_e2e", "Diff end to end (CLI)", args.quick)
     started = time.monotonic()
