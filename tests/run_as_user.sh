@@ -69,6 +69,7 @@ set +e
 as_user "cd '$WORK' && PYTHONPATH='$WORK/src:$SITE_DIR' PYTHONDONTWRITEBYTECODE=1 '$USER_PY' -m pytest \
     -p no:cacheprovider tests/test_sandbox_attacks.py tests/test_sandbox_policy.py tests/test_host_boundary_attacks.py \
     tests/test_safe_fs.py tests/test_limits.py tests/test_patch_sandboxed.py tests/test_repo_trust.py tests/test_sandbox_loopback.py \
+    tests/test_snapshot_helper.py tests/test_snapshot_import_checks.py \
     --deselect tests/test_host_boundary_attacks.py::test_huge_file_and_many_files_keep_the_daemon_small$EXTRA"
 status=$?
 set -e

@@ -138,6 +138,27 @@ def test_snapshot_records_what_git_add_all_would(tmp_path: Path, monkeypatch: py
     assert ls.snapshot().tip == snap.tip
 
 
+def test_a_directory_replaced_by_a_symlink_is_recorded_as_git_add_all_would(tmp_path: Path) -> None:
+    """`git add d/f` is refused outright once `d` is a symlink ("beyond a symbolic link"):
+    the helper then adds `.`, and the snapshot holds the link, not a file marked unreadable
+    (found by the endpoint audit's planted links)."""
+    outside = tmp_path / "victim"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("SECRET\n")
+    ls = LocalSession.make(tmp_path, _files(3))
+    ls.snapshot()
+    for f in (ls.wt / "d0").iterdir():
+        f.unlink()
+    (ls.wt / "d0").rmdir()
+    (ls.wt / "d0").symlink_to(outside)
+    (ls.wt / "leak.txt").symlink_to(outside / "secret.txt")
+    snap = ls.snapshot()
+    assert snap.skipped == []
+    files = _tree_files(ls, snap.tip)
+    assert files == _git_add_all(ls, tmp_path)
+    assert "d0" in files and "leak.txt" in files and "d0/f0.txt" not in files
+
+
 def test_a_corrupt_kept_index_is_not_trusted(tmp_path: Path) -> None:
     ls = LocalSession.make(tmp_path, _files(5))
     ls.snapshot()

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import sys
 
-from workbench.session_side.gitcmd import HelperError, fail, git, out, tail
+from workbench.session_side.gitcmd import Completed, HelperError, fail, git, out, tail
 
 # Only `os` and `sys` at run time (and gitcmd, the same): this starts on every diff, and
 # json, re, shutil, tempfile and subprocess would add ~15 ms to that start.
@@ -209,6 +209,14 @@ def _index_paths() -> tuple[str, str]:
     return where[0], where[1]
 
 
+def _add(specs: list[str], env: dict[str, str]) -> Completed:
+    return git(
+        ["-c", "core.safecrlf=false", "add", "--all", "--ignore-errors", "--pathspec-from-file=-",
+         "--pathspec-file-nul"],
+        env=env, input="\0".join(specs).encode("utf-8", "surrogateescape"), check=False,
+    )
+
+
 def _snapshot_tree(head: str | None, max_file: int) -> tuple[str, list[tuple[str, int]]]:
     tmp = _scratch_dir()
     try:
@@ -236,16 +244,14 @@ def _snapshot_tree(head: str | None, max_file: int) -> tuple[str, list[tuple[str
         big = _big_files(present, max_file)
         skip = {p for p, _ in big}
         todo = [p for p in changed if p not in skip]
-        if len(todo) > MAX_LISTED_ADD:
-            specs = ["."] + [":(exclude,literal)" + p for p in skip]
-        else:
-            specs = [":(literal)" + p for p in todo]
+        whole = ["."] + [":(exclude,literal)" + p for p in skip]
+        specs = whole if len(todo) > MAX_LISTED_ADD else [":(literal)" + p for p in todo]
         if specs:
-            added = git(
-                ["-c", "core.safecrlf=false", "add", "--all", "--ignore-errors",
-                 "--pathspec-from-file=-", "--pathspec-file-nul"],
-                env=env, input="\0".join(specs).encode("utf-8", "surrogateescape"), check=False,
-            )
+            added = _add(specs, env)
+            if added.returncode != 0 and specs[0] != ".":
+                # A listed path git refuses as a whole (one beyond a symlink that replaced
+                # its directory): `add --all .` reaches the same state without naming it.
+                added = _add(whole, env)
             if added.returncode != 0:
                 # Files git could not read or store are not in the snapshot: say which, so
                 # the diff names them and a merge refuses, rather than showing them as
