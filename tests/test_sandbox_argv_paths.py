@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from workbench.core.bwrap_argv import BwrapArgs, realpaths
+from workbench.core.bwrap_argv import BwrapArgs
+from workbench.core.sandbox_paths import realpaths
 
 
 def test_realpaths_agrees_with_realpath_through_symlinked_parents_and_leaves(tmp_path: Path) -> None:

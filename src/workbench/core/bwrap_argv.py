@@ -14,11 +14,19 @@ import os
 import shutil
 import stat
 import sys
-from collections.abc import Iterable
 from pathlib import Path
 
 from workbench.core import limits, sandbox_loopback, sandbox_net, seccomp
-from workbench.core.sandbox_paths import expand_hidden, find_dotenv, is_within, parse_bind, which, workbench_dirs
+from workbench.core.sandbox_paths import (
+    expand_hidden,
+    find_dotenv,
+    is_within,
+    is_within_name,
+    parse_bind,
+    realpaths,
+    which,
+    workbench_dirs,
+)
 from workbench.core.sandbox_policy import (
     DEFAULT_PATH,
     PRIVATE_TMPFS,
@@ -213,7 +221,7 @@ def _build(a: BwrapArgs, spec: SandboxSpec, workdir: Path, *, new_session: bool,
     if not is_within(common, repo):
         a.add("--ro-bind", str(common), str(common))
     repo_s = str(repo)
-    rehide = [n for n in (*hidden, *protected) if n != repo_s and _under(n, repo_s)]
+    rehide = [n for n in (*hidden, *protected) if n != repo_s and is_within_name(n, repo_s)]
     if spec.hide_dotenv:
         for found in find_dotenv(repo):
             rehide += [q for q in (str(found), os.path.realpath(found)) if q not in rehide]
@@ -248,32 +256,6 @@ def _depth_first(p: str) -> tuple[int, str]:
     """Shallow paths first (as `Path.parts` counts them), so a tmpfs never covers a deeper
     bind made before it."""
     return (1 if p == "/" else p.count("/") + 1, p)
-
-
-def _under(p: str, parent: str) -> bool:
-    """`p` lies under `parent`; both absolute and normalised (resolved)."""
-    return parent == "/" or p.startswith(parent + "/")
-
-
-def realpaths(names: Iterable[str]) -> list[str]:
-    """`os.path.realpath` of each name, the same answer with fewer syscalls: many share a
-    parent (other sessions' worktrees and homes), which is resolved once, and a name
-    that is not itself a symlink resolves to the resolved parent joined with it. Nothing
-    is kept between calls, so a path changed between two spawns is seen by the second."""
-    parents: dict[str, str] = {}
-    out: list[str] = []
-    for name in names:
-        norm = os.path.normpath(os.path.abspath(name))
-        parent, leaf = os.path.split(norm)
-        if not leaf or leaf == "..":
-            out.append(os.path.realpath(norm))
-            continue
-        real_parent = parents.get(parent)
-        if real_parent is None:
-            real_parent = parents[parent] = os.path.realpath(parent)
-        joined = os.path.join(real_parent, leaf)
-        out.append(os.path.realpath(joined) if os.path.islink(joined) else joined)
-    return out
 
 
 def _seccomp_fd(a: BwrapArgs) -> int:

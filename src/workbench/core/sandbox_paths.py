@@ -164,6 +164,32 @@ def is_within(p: Path, parent: Path) -> bool:
     return p == parent or p.is_relative_to(parent)
 
 
+def is_within_name(p: str, parent: str) -> bool:
+    """`is_within` for names: absolute and resolved, kept as strings on the per-spawn path."""
+    return p == parent or parent == "/" or p.startswith(parent + "/")
+
+
+def realpaths(names: Iterable[str]) -> list[str]:
+    """`os.path.realpath` of each name, the same answer with fewer syscalls: many share a
+    parent (other sessions' worktrees and homes), which is resolved once, and a name
+    that is not itself a symlink resolves to the resolved parent joined with it. Nothing
+    is kept between calls, so a path changed between two spawns is seen by the second."""
+    parents: dict[str, str] = {}
+    out: list[str] = []
+    for name in names:
+        norm = os.path.normpath(os.path.abspath(name))
+        parent, leaf = os.path.split(norm)
+        if not leaf or leaf == "..":
+            out.append(os.path.realpath(norm))
+            continue
+        real_parent = parents.get(parent)
+        if real_parent is None:
+            real_parent = parents[parent] = os.path.realpath(parent)
+        joined = os.path.join(real_parent, leaf)
+        out.append(os.path.realpath(joined) if os.path.islink(joined) else joined)
+    return out
+
+
 def parse_bind(spec: str, what: str) -> tuple[Path, Path]:
     """One `extra_*_binds` entry, SRC or SRC:DEST, -> (resolved source, destination).
 

@@ -33,26 +33,34 @@ class Completed:
         self.args, self.returncode, self.stdout, self.stderr = args, returncode, stdout, stderr
 
 
+def scratch_path(prefix: str) -> str:
+    """A fresh name under $TMPDIR (the sandbox's private /tmp)."""
+    return os.path.join(os.environ.get("TMPDIR") or "/tmp", prefix + os.urandom(8).hex())
+
+
 def scratch_fd() -> int:
     """An unnamed read-write file (close-on-exec)."""
     try:
         return os.memfd_create("wb-git", os.MFD_CLOEXEC)
     except (AttributeError, OSError):  # not Linux, or refused
         pass
-    base = os.environ.get("TMPDIR") or "/tmp"
-    name = os.path.join(base, "wb-git-" + os.urandom(8).hex())
+    name = scratch_path("wb-git-")
     fd = os.open(name, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0), 0o600)
     os.unlink(name)
     return fd
 
 
-def _read_all(fd: int) -> bytes:
+def read_all(fd: int, limit: int | None = None) -> bytes:
+    """`fd` to its end, or its first `limit` bytes."""
     chunks: list[bytes] = []
-    while True:
-        chunk = os.read(fd, 1 << 16)
+    size = 0
+    while limit is None or size < limit:
+        chunk = os.read(fd, 1 << 16 if limit is None else min(1 << 16, limit - size))
         if not chunk:
-            return b"".join(chunks)
+            break
         chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
 
 
 def spawn(argv: Sequence[str], env: Mapping[str, str], *, input: bytes | None = None,
@@ -86,11 +94,11 @@ def spawn(argv: Sequence[str], env: Mapping[str, str], *, input: bytes | None = 
         if stdout_fd is None:
             os.close(write_end)
             opened.remove(write_end)
-            out = _read_all(read_end)
+            out = read_all(read_end)
         _, status = os.waitpid(pid, 0)
         pid = 0
         os.lseek(err, 0, os.SEEK_SET)
-        return Completed(list(argv), os.waitstatus_to_exitcode(status), out, _read_all(err))
+        return Completed(list(argv), os.waitstatus_to_exitcode(status), out, read_all(err))
     finally:
         if pid:  # interrupted while git ran: it does not outlive us
             try:

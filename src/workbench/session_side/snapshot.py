@@ -16,11 +16,14 @@ from __future__ import annotations
 import os
 import sys
 
-from workbench.session_side.gitcmd import Completed, HelperError, fail, git, out, tail
+from workbench.session_side.gitcmd import Completed, HelperError, fail, git, out, read_all, scratch_path, tail
 
 # Only `os` and `sys` at run time (and gitcmd, the same): this starts on every diff, and
 # json, re, shutil, tempfile and subprocess would add ~15 ms to that start.
 MAX_SKIPPED_LISTED = 200
+# Above this many changed paths, `git add` is given `.` (one walk) rather than each path.
+MAX_LISTED_ADD = 100
+MAX_STDIN = 1 << 16  # the --have-stdin list
 # The last snapshot's index, kept in the session's .git as a stat cache: the session may
 # change it, which can only change what it shows for review (and so what can be merged).
 KEPT_INDEX = "workbench-snapshot-index"
@@ -97,8 +100,7 @@ def _copy(src: str, dst: str) -> None:
 
 
 def _scratch_dir() -> str:
-    base = os.environ.get("TMPDIR") or "/tmp"
-    path = os.path.join(base, "wb-snap-" + os.urandom(8).hex())
+    path = scratch_path("wb-snap-")
     os.mkdir(path, 0o700)
     return path
 
@@ -116,21 +118,6 @@ def _remove_dir(path: str) -> None:
         pass
 
 
-MAX_STDIN = 1 << 16
-
-
-def _read_stdin(limit: int) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while size < limit:
-        chunk = os.read(0, limit - size)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-    return b"".join(chunks)
-
-
 def _parse(argv: list[str]) -> tuple[int, list[str]]:
     max_file, have = 50 << 20, []
     it = iter(argv)
@@ -142,14 +129,10 @@ def _parse(argv: list[str]) -> tuple[int, list[str]]:
             if _is_sha(h):
                 have.append(h)
         elif a == "--have-stdin":  # one a line, until EOF (the host looks them up as we start)
-            have += [h for h in _read_stdin(MAX_STDIN).decode("ascii", "replace").split() if _is_sha(h)]
+            have += [h for h in read_all(0, MAX_STDIN).decode("ascii", "replace").split() if _is_sha(h)]
         else:
             raise HelperError(f"unknown argument {a!r}")
     return max_file, have
-
-
-# Above this many changed paths, `git add` is given `.` (one walk) rather than each path.
-MAX_LISTED_ADD = 100
 
 
 def _probe(have: list[str]) -> tuple[str | None, str | None, list[str]]:
