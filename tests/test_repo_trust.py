@@ -239,9 +239,11 @@ def test_attack_session_writes_repo_config_next_session_is_not_unsandboxed(wb: W
               "[sandbox]\nhidden_paths = []\nEOF\nexec sleep 1000\n")
     repo = make_repo(tmp_path / "victim", {"README.md": "x\n", "attack.sh": attack})
     sid = wb.new(repo, "--in-place", "--agent", "sh attack.sh", "--name", "attacker")
-    wb.wait_state(sid, "running")
     f = repo / ".workbench.toml"
-    wait_for(lambda: f.exists() and "off" in f.read_text(), 15, what="the planted .workbench.toml")
+    wait_for(lambda: f.exists() and "off" in f.read_text(), 20, what="the planted .workbench.toml")
+    # It ran, in its sandbox; what attention made of its quiet screen since does not matter here.
+    s = wb.session(sid)
+    assert s["state"] in ("running", "waiting", "review") and s["sandbox"] == "strict", s
     res = wb.run("new", "--repo", str(repo), "--agent", "sleep 1000", "--name", "next", check=False)
     assert res.returncode == 2 and "session.sandbox" in res.stderr and "workbench trust" in res.stderr
     assert [s["sandbox"] for s in wb.json("ls")] == ["strict"]  # only the attacker; nothing unsandboxed

@@ -53,11 +53,19 @@ class Wb:
         return wait_for(probe, timeout, what=f"{text!r} on screen of {sid}")
 
     def wait_state(self, sid: str, state: str, timeout: float = 10) -> dict[str, Any]:
+        seen: list[dict[str, Any]] = []
+
         def probe() -> Any:
             s = self.session(sid)
+            seen[:] = [s]
             return s if s["state"] == state else None
 
-        return wait_for(probe, timeout, what=f"state {state} of {sid}")
+        try:
+            return wait_for(probe, timeout, what=f"state {state} of {sid}")
+        except AssertionError as e:
+            last = seen[0] if seen else {}
+            raise AssertionError(f"{e}; last seen: state {last.get('state')!r}, "
+                                 f"reason {last.get('reason')!r}") from None
 
     def daemon_pid(self) -> int | None:
         runtime = Path(self.env["XDG_RUNTIME_DIR"]) / "workbench" / "daemon.pid"
