@@ -146,3 +146,76 @@ def test_swaps_under_the_feed_lock_while_a_thread_feeds() -> None:
     assert swaps > 0 and s._term != first
     assert (s.frame(), s.cursor) == (twin.frame(), twin.cursor)
     assert s.scrollback(0, s.scrollback_len()) == twin.scrollback(0, twin.scrollback_len())
+
+
+def test_a_released_render_state_is_freed_and_the_screen_reads_and_goes_on_the_same() -> None:
+    s, twin = TerminalScreen(120, 40), TerminalScreen(120, 40)
+    data = SETUP + _lines(300) + TAIL
+    s.feed(data)
+    twin.feed(data)
+    assert s.release_render_state() is False  # never read: nothing to free
+    view = _view(s)
+    assert s.dirty_rows() == {}
+    state = s._state
+    assert s.release_render_state() is True
+    assert s._state != state and s._owned[1] == s._state
+    assert s.release_render_state() is False  # not read since
+    assert s.dirty_rows() == {}  # the refill reports no row changed: clients get no frame
+    assert _view(s) == view
+    # What comes after is reported row by row, as on the screen never released.
+    s.release_render_state()
+    more = b"\x1b[5;1Hchanged \x1b[1mrow\x1b[0m" + _lines(3, start=300)
+    s.feed(more)
+    twin.dirty_rows()
+    twin.feed(more)
+    assert s.dirty_rows() == twin.dirty_rows() != {}
+    assert _view(s) == _view(twin)
+    s.close()
+    assert s.release_render_state() is False
+
+
+def test_releasing_read_render_states_gives_their_memory_back() -> None:
+    from workbench.daemon import process_upkeep
+
+    if process_upkeep.heap_bytes() is None:
+        pytest.skip("needs glibc's mallinfo2 (glibc 2.33+) to read the heap")
+
+    def in_use() -> float:
+        counts = process_upkeep.heap_bytes()
+        assert counts is not None
+        return counts[0] / 1e6
+
+    screens = [TerminalScreen(120, 40) for _ in range(20)]
+    for s in screens:
+        s.feed(_lines(100))
+    before = in_use()
+    for s in screens:
+        s.lines()
+    read = in_use()
+    for s in screens:
+        assert s.release_render_state()
+    released = in_use()
+    # Each read screen held its cells' copy (a few hundred KB); released, they are gone.
+    assert read - before > 2.0
+    assert released - before < (read - before) / 4
+    for s in screens:
+        s.close()
+
+
+def test_the_daemons_quiet_sweep_releases_a_read_screens_render_state(tmp_path: Any) -> None:
+    from workbench.daemon.hub import Hub
+    from workbench.daemon.pty_runtime import COMPACT_AFTER_QUIET_S, PtyRuntime
+
+    rt = PtyRuntime("s1", Hub(), ["true"], cwd=tmp_path, env={}, cols=120, rows=40,
+                    scrollback_lines=1000, on_exit=lambda r: None)  # never started
+    try:
+        rt.screen.feed(_lines(50))
+        rt.screen.lines()
+        state = rt.screen._state
+        now = rt.last_output + COMPACT_AFTER_QUIET_S / 2
+        rt.compact_if_quiet(now)  # output too recent: a stream may go on, nothing is touched
+        assert rt.screen._state == state
+        rt.compact_if_quiet(rt.last_output + COMPACT_AFTER_QUIET_S + 1)
+        assert rt.screen._state != state and not rt.screen._state_read
+    finally:
+        rt.screen.close()

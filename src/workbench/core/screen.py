@@ -120,6 +120,7 @@ class TerminalScreen:
         self._state = state[0]
         self._rows_it_p = rows_it
         self._rows_it = rows_it[0]
+        self._state_read = False
         self._closed = False
 
         self._sink = native.Sink(cols, rows)
@@ -187,6 +188,7 @@ class TerminalScreen:
         """Bring the row cache up to date with the rows the emulator marked dirty."""
         self._live()
         state, rows_it, y = self._state, self._rows_it, self._y
+        self._state_read = True
         lib.ghostty_render_state_update(state, self._term)
         lib.ghostty_render_state_get(
             state, lib.GHOSTTY_RENDER_STATE_DATA_ROW_ITERATOR, self._rows_it_p
@@ -494,6 +496,11 @@ class TerminalScreen:
         lib.ghostty_terminal_vt_write(self._term, _ERASE_SAVED_LINES, len(_ERASE_SAVED_LINES))
         screen_swap.rebuild(self)
         return hot
+
+    @_locked
+    def release_render_state(self) -> bool:
+        """For a quiet screen: free what the last read held (`screen_swap.release_render_state`)."""
+        return not self._closed and screen_swap.release_render_state(self)
 
     @_locked
     def cold_history_bytes(self) -> int:

@@ -75,6 +75,33 @@ def trim() -> bool:
     return True
 
 
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
+        "keepcost")]
+
+
+def heap_bytes() -> tuple[int, int, int] | None:
+    """glibc's own count of the heap: (bytes in use, of them mmapped, bytes freed but kept):
+    a leak grows the first, fragmentation the last. None where mallinfo2 is missing
+    (glibc < 2.33, musl)."""
+    fn = getattr(_LIBC, "mallinfo2", None)
+    if fn is None:
+        return None
+    fn.restype = _MallInfo2
+    info = fn()
+    return info.uordblks + info.hblkhd, info.hblkhd, info.fordblks
+
+
+def heap_stats() -> str:
+    """`heap_bytes` for the log; "" where it is unknown."""
+    counts = heap_bytes()
+    if counts is None:
+        return ""
+    used, mapped, free = counts
+    return f"heap: {used / 1e6:.1f} MB in use ({mapped / 1e6:.1f} mmapped), {free / 1e6:.1f} MB freed but kept"
+
+
 def trace_top() -> int:
     """How many growth lines WORKBENCH_TRACEMALLOC asks for (0: not tracing)."""
     try:
@@ -97,7 +124,8 @@ class AllocationTrace:
         ignore = [tracemalloc.Filter(False, tracemalloc.__file__)]
         stats = snap.filter_traces(ignore).compare_to(self.baseline.filter_traces(ignore), "traceback")
         current, peak = tracemalloc.get_traced_memory()
-        lines = [f"tracemalloc: {current / 1e6:.1f} MB traced (peak {peak / 1e6:.1f}); grew most since start:"]
+        lines = [f"tracemalloc: {current / 1e6:.1f} MB traced (peak {peak / 1e6:.1f}); {heap_stats()}; "
+                 "grew most since start:"]
         for st in stats[: self.top]:
             # the allocating line first, then its callers
             where = " <- ".join(f"{f.filename.rsplit('/', 2)[-1]}:{f.lineno}" for f in reversed(st.traceback))

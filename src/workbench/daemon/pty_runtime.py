@@ -239,8 +239,11 @@ class PtyRuntime:
         self.screen.close()
 
     def compact_if_quiet(self, now: float) -> int:
-        """Compress the screen's history once output has paused (core/scrollback_cold.py);
-        the rows moved. During a stream the emulator's own limits bound it."""
+        """Compress the screen's history once output has paused (core/scrollback_cold.py),
+        and free the copy of its cells the last read left (`release_render_state`); the rows
+        moved. During a stream the emulator's own limits bound it."""
         if now - self.last_output < COMPACT_AFTER_QUIET_S:
             return 0
-        return self.screen.compact_history(min_rows=COMPACT_MIN_ROWS)
+        moved = self.screen.compact_history(min_rows=COMPACT_MIN_ROWS)
+        self.screen.release_render_state()
+        return moved
