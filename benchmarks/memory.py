@@ -81,9 +81,15 @@ def split_pss_kb(daemon: int) -> dict[str, int]:
     return out
 
 
+# What a started, quiet session keeps: its shell has printed its prompt, and the daemon's
+# sweep (every 5 s, for screens 2 s without output) has freed the copy of the cells that
+# reading the prompt left. tmux's side waits as long.
+SETTLE_S = 35.0
+
+
 def settle() -> None:
-    """Let shells finish starting (their prompt printed) before reading memory."""
-    time.sleep(1.5)
+    """Let shells finish starting, and the daemon settle, before reading memory."""
+    time.sleep(SETTLE_S)
 
 
 def workbench_phase(d: Daemon, repo: Path, n: int, sandbox: str) -> tuple[dict[str, int], dict[str, int]]:

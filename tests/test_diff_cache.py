@@ -160,3 +160,22 @@ def test_kept_diffs_are_bounded_over_all_sessions_least_recently_used_first() ->
     assert cache.get("s2", (1, 1), "b" * 40) is None  # computed again when asked
     huge = cache.put("s5", diff_of(diff_cache.MAX_KEPT_LINES * 2), (1, 1), "b" * 40, "t")
     assert list(cache.entries) == ["s5"] and len(huge) == 4  # a diff alone over the bound is kept
+
+
+def test_pages_nobody_asks_for_are_dropped_and_the_diff_kept() -> None:
+    from workbench.core.diff_model import Diff, FileDiff
+    from workbench.daemon import diff_cache
+
+    cache = diff_cache.DiffCache()
+    d1, d2 = (Diff("b" * 40, [FileDiff(f"f{i}.txt", None, "added", False, 3, 0, [])]) for i in (1, 2))
+    cache.put("s1", d1, (1, 1), "b" * 40, "t")
+    cache.put("s2", d2, (1, 1), "b" * 40, "t")
+    cache.keep_page("s1", d1, ("cli", 0), b"x" * 1000)
+    cache.keep_page("s2", d2, ("cli", 0), b"y" * 500)
+    t0 = cache.entries["s1"].paged_at
+    assert cache.drop_idle_pages(t0 + diff_cache.PAGE_IDLE_S / 2) == 0  # both asked for lately
+    cache.entries["s2"].paged_at = t0 + diff_cache.PAGE_IDLE_S  # s2 paged again later
+    assert cache.drop_idle_pages(t0 + diff_cache.PAGE_IDLE_S + 1) == 1000
+    assert cache.page("s1", d1, ("cli", 0)) is None and cache.entries["s1"].page_bytes == 0
+    assert cache.page("s2", d2, ("cli", 0)) == b"y" * 500
+    assert cache.get("s1", (1, 1), "b" * 40) is d1  # the diff itself stays: pages are encoded again

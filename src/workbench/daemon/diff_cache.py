@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,10 @@ MAX_PAGES = 16  # per session: the pages of a few kinds of request (CLI, UI, sta
 # of Python objects): without a bound, 30 sessions' diffs stayed in the daemon for good.
 # The least recently used session's diff goes first; it is computed again when asked.
 MAX_KEPT_LINES = 60_000
+# Encoded pages serve one paging sequence (the CLI's pages, the UI scrolling): not asked
+# for this long, they are dropped (encoded again from the kept diff if asked later), so
+# an idle daemon does not hold up to MAX_PAGE_BYTES of replies nobody is reading.
+PAGE_IDLE_S = 30.0
 # (watch, changes): a new watch (after the ignore rules changed) never repeats an old one's
 Generation = tuple[int, int]
 _watches = itertools.count(1)
@@ -92,6 +97,7 @@ class _Entry:
     pages: dict[tuple[Any, ...], bytes] = field(default_factory=dict)
     page_bytes: int = 0
     lines: int = 0  # changed lines (and one per file): its share of MAX_KEPT_LINES
+    paged_at: float = 0.0  # time.monotonic() when a page was last kept or served
 
 
 def _weight(diff: Diff) -> int:
@@ -178,7 +184,10 @@ class DiffCache:
         e = self.entries.get(sid)
         if key is None or e is None or e.diff is not diff:
             return None
-        return e.pages.get(key)
+        body = e.pages.get(key)
+        if body is not None:
+            e.paged_at = time.monotonic()
+        return body
 
     def keep_page(self, sid: str, diff: Diff, key: tuple[Any, ...] | None, body: bytes) -> None:
         e = self.entries.get(sid)
@@ -189,6 +198,7 @@ class DiffCache:
             e.pages.clear()
         e.pages[key] = body
         e.page_bytes += len(body)
+        e.paged_at = time.monotonic()
         self.touch(sid)
         total = sum(x.page_bytes for x in self.entries.values())
         for other in list(self.entries.values()):
@@ -197,6 +207,16 @@ class DiffCache:
             total -= other.page_bytes
             other.pages.clear()
             other.page_bytes = 0
+
+    def drop_idle_pages(self, now: float) -> int:
+        """Drop the pages not asked for in PAGE_IDLE_S; the bytes dropped."""
+        freed = 0
+        for e in self.entries.values():
+            if e.pages and now - e.paged_at >= PAGE_IDLE_S:
+                freed += e.page_bytes
+                e.pages.clear()
+                e.page_bytes = 0
+        return freed
 
     def seen_tip(self, sid: str, base: str, tip: str) -> None:
         """A snapshot taken for another reason (an edit, a merge): a kept diff of another

@@ -31,7 +31,7 @@ from workbench.core.models import Session, SessionState
 from workbench.daemon import review_merge
 from workbench.daemon.bus import DiffChanged, SessionChanged, SessionRemoved
 from workbench.daemon.check_fix_rounds import FixRounds
-from workbench.daemon.diff_cache import DiffCache, SessionWatch
+from workbench.daemon.diff_cache import PAGE_IDLE_S, DiffCache, SessionWatch
 from workbench.daemon.extensions import Extension
 from workbench.daemon.review_checks import CheckRunner
 from workbench.errors import GitError, UsageError, WorkbenchError
@@ -77,6 +77,7 @@ class ReviewService(Extension):
         self.fix_rounds = FixRounds(daemon, self.checks, self._spawn)
         daemon.manager.bus.subscribe(SessionChanged, self._on_session_changed)
         daemon.manager.bus.subscribe(SessionRemoved, lambda e: self.forget(e.session.id))
+        self._spawn(self._drop_idle_pages())
 
     # plumbing
 
@@ -162,6 +163,12 @@ class ReviewService(Extension):
         self.watchers.clear()
         for t in list(self._tasks):
             t.cancel()
+
+    async def _drop_idle_pages(self) -> None:
+        """Now and then, drop the diff pages nobody has asked for lately (PAGE_IDLE_S)."""
+        while True:
+            await asyncio.sleep(PAGE_IDLE_S / 2)
+            self.cache.drop_idle_pages(time.monotonic())
 
     # live diff
 
