@@ -5,8 +5,11 @@ works) against a tmux server with N windows of the same `bash -i`, both at 120x4
 cost of one session is (sum of PSS of the daemon and every process below it with N
 sessions - the same with 1 session) / (N - 1); tmux's is the same sum over its server and
 its shells. PSS (proportional set size, /proc/PID/smaps_rollup) splits shared pages
-between the processes that map them, so a shared library is not counted N times.
-Phases alternate (workbench, tmux, workbench, ...), at least 3 rounds.
+between the processes that map them, so a shared library is not counted N times. Each
+reading is taken 35 s after the last session or window started (what a quiet session
+keeps once the daemon's upkeep has run; before 2026-12-07 it was 1.5 s, which read the
+daemon before it had read the shells' first screens). Phases alternate (workbench, tmux,
+workbench, ...), at least 3 rounds.
 
 Soak: a fresh daemon with N sessions gives the reference RSS; then scripted mixed use for
 `--soak-minutes` (each step one of: a session streams 20,000 lines, a session writes a
