@@ -10,6 +10,7 @@ from typing import Any
 from tests.conftest import git, make_repo
 from tests.wb import Wb
 from workbench.core import sandbox_probe
+from workbench.core.session_repo import Snapshot
 from workbench.daemon.client import Client
 from workbench.daemon.protocol import Encoded, encode, encode_value
 
@@ -149,33 +150,88 @@ def test_kept_diffs_are_bounded_over_all_sessions_least_recently_used_first() ->
         return Diff("b" * 40, [FileDiff("f.txt", None, "added", False, lines, 0, [])])
 
     cache = diff_cache.DiffCache()
+    snap = Snapshot("t", "tree", None)
     each = diff_cache.MAX_KEPT_LINES // 3
     for sid in ("s1", "s2", "s3"):
-        assert cache.put(sid, diff_of(each - 1), (1, 1), "b" * 40, "t") == [None]
+        assert cache.put(sid, diff_of(each - 1), (1, 1), "b" * 40, snap) == [None]
     assert cache.get("s1", (1, 1), "b" * 40) is not None  # all three fit
     cache.touch("s1")  # s1 was just asked for: s2 is now the least recently used
-    dropped = cache.put("s4", diff_of(each - 1), (1, 1), "b" * 40, "t")
+    dropped = cache.put("s4", diff_of(each - 1), (1, 1), "b" * 40, snap)
     assert [e.diff.files[0].added for e in dropped if e is not None] == [each - 1]
     assert sorted(cache.entries) == ["s1", "s3", "s4"]
     assert cache.get("s2", (1, 1), "b" * 40) is None  # computed again when asked
-    huge = cache.put("s5", diff_of(diff_cache.MAX_KEPT_LINES * 2), (1, 1), "b" * 40, "t")
+    huge = cache.put("s5", diff_of(diff_cache.MAX_KEPT_LINES * 2), (1, 1), "b" * 40, snap)
     assert list(cache.entries) == ["s5"] and len(huge) == 4  # a diff alone over the bound is kept
 
 
-def test_pages_nobody_asks_for_are_dropped_and_the_diff_kept() -> None:
+def test_a_diff_nobody_asks_for_shrinks_to_its_snapshot() -> None:
     from workbench.core.diff_model import Diff, FileDiff
     from workbench.daemon import diff_cache
 
     cache = diff_cache.DiffCache()
-    d1, d2 = (Diff("b" * 40, [FileDiff(f"f{i}.txt", None, "added", False, 3, 0, [])]) for i in (1, 2))
-    cache.put("s1", d1, (1, 1), "b" * 40, "t")
-    cache.put("s2", d2, (1, 1), "b" * 40, "t")
+    d1, d2, d3 = (Diff("b" * 40, [FileDiff(f"f{i}.txt", None, "added", False, 3, 0, [])]) for i in (1, 2, 3))
+    snap1, snap2 = Snapshot("t1", "tree1", None), Snapshot("t2", "tree2", None)
+    cache.put("s1", d1, (1, 1), "b" * 40, snap1)
+    cache.put("s2", d2, (1, 1), "b" * 40, snap2)
+    cache.put("s3", d3, (1, 1), "b" * 40, None)  # in place: no snapshot to shrink to
     cache.keep_page("s1", d1, ("cli", 0), b"x" * 1000)
-    cache.keep_page("s2", d2, ("cli", 0), b"y" * 500)
-    t0 = cache.entries["s1"].paged_at
-    assert cache.drop_idle_pages(t0 + diff_cache.PAGE_IDLE_S / 2) == 0  # both asked for lately
-    cache.entries["s2"].paged_at = t0 + diff_cache.PAGE_IDLE_S  # s2 paged again later
-    assert cache.drop_idle_pages(t0 + diff_cache.PAGE_IDLE_S + 1) == 1000
-    assert cache.page("s1", d1, ("cli", 0)) is None and cache.entries["s1"].page_bytes == 0
-    assert cache.page("s2", d2, ("cli", 0)) == b"y" * 500
-    assert cache.get("s1", (1, 1), "b" * 40) is d1  # the diff itself stays: pages are encoded again
+    t0 = max(e.used_at for e in cache.entries.values())
+    assert cache.shrink_idle(t0 + diff_cache.IDLE_S / 2) == []  # all used lately
+    cache.entries["s2"].used_at = t0 + diff_cache.IDLE_S  # s2 asked for again later
+    freed = cache.shrink_idle(t0 + diff_cache.IDLE_S + 1)
+    assert sorted(f[0].files[0].path for f in freed) == ["f1.txt", "f3.txt"]
+    assert {("cli", 0): b"x" * 1000} in [f[1] for f in freed]  # its pages went with it
+    # s1 keeps only what to diff again: its snapshot, while nothing changed since.
+    assert cache.get("s1", (1, 1), "b" * 40) is None and cache.page("s1", d1, ("cli", 0)) is None
+    assert cache.shrunk_snapshot("s1", (1, 1), "b" * 40) is snap1
+    assert cache.shrunk_snapshot("s1", (1, 2), "b" * 40) is None  # the worktree changed: a new snapshot
+    assert cache.previous("s1", "b" * 40) is None and cache.entries["s1"].lines == 0
+    assert "s3" not in cache.entries
+    assert cache.get("s2", (1, 1), "b" * 40) is d2 and cache.shrunk_snapshot("s2", (1, 1), "b" * 40) is None
+
+
+def test_a_shrunk_diff_is_diffed_again_from_its_snapshot_without_a_new_one(tmp_path: Path) -> None:
+    """After IDLE_S the next request pays the tree diff only; once the worktree changed, a
+    new snapshot again."""
+    import asyncio
+
+    from workbench.core.diff_model import Diff, FileDiff
+    from workbench.core.models import Session
+    from workbench.daemon import diff_cache
+
+    calls: list[str] = []
+    snap = Snapshot("t1", "tree1", None)
+
+    class Git:  # what whole_diff asks of SessionGit, counted
+        async def snapshot(self, s: Session) -> Snapshot:
+            calls.append("snapshot")
+            return snap
+
+        def tree_diff(self, s: Session, sn: Snapshot, *args: Any) -> Diff:
+            calls.append(f"tree_diff {sn.tip}")
+            return Diff("b" * 40, [FileDiff("f.txt", None, "added", False, 3, 0, [])])
+
+    class Watch:
+        gen = (1, 1)
+
+        def generation(self) -> tuple[int, int]:
+            return self.gen
+
+    s = Session(id="s1", name="s", repo=str(make_repo(tmp_path / "r")), branch="b", worktree=str(tmp_path),
+                base_commit="b" * 40, base_ref="main", agent="sh", command=[])
+    cache, watch, git_ = diff_cache.DiffCache(), Watch(), Git()
+
+    async def run() -> None:
+        first = await cache.whole_diff(s, watch, git_)  # type: ignore[arg-type]
+        assert await cache.whole_diff(s, watch, git_) is first  # type: ignore[arg-type]
+        assert calls == ["snapshot", "tree_diff t1"]
+        cache.shrink_idle(cache.entries["s1"].used_at + diff_cache.IDLE_S)
+        again = await cache.whole_diff(s, watch, git_)  # type: ignore[arg-type]
+        assert again is not first and again.files == first.files
+        assert calls == ["snapshot", "tree_diff t1", "tree_diff t1"]
+        cache.shrink_idle(cache.entries["s1"].used_at + diff_cache.IDLE_S)
+        watch.gen = (1, 2)  # a file changed while it was shrunk
+        await cache.whole_diff(s, watch, git_)  # type: ignore[arg-type]
+        assert calls[3:] == ["snapshot", "tree_diff t1"]
+
+    asyncio.run(run())

@@ -25,6 +25,7 @@ from workbench import config as config_mod
 from workbench.core.diff_model import Diff
 from workbench.core.models import Session
 from workbench.core.review import CONTEXT
+from workbench.core.session_repo import Snapshot
 from workbench.core.watch import TreeWatcher, ignored_dirs
 from workbench.daemon.session_git import SessionGit
 
@@ -38,10 +39,13 @@ MAX_PAGES = 16  # per session: the pages of a few kinds of request (CLI, UI, sta
 # of Python objects): without a bound, 30 sessions' diffs stayed in the daemon for good.
 # The least recently used session's diff goes first; it is computed again when asked.
 MAX_KEPT_LINES = 60_000
-# Encoded pages serve one paging sequence (the CLI's pages, the UI scrolling): not asked
-# for this long, they are dropped (encoded again from the kept diff if asked later), so
-# an idle daemon does not hold up to MAX_PAGE_BYTES of replies nobody is reading.
-PAGE_IDLE_S = 30.0
+# Not asked for (nor refreshed) this long, a session's kept diff shrinks to the snapshot
+# it was taken of: its encoded pages and parsed files (up to MAX_PAGE_BYTES and
+# MAX_KEPT_LINES over all sessions) are freed, and the next request diffs that snapshot
+# again unless the worktree changed since: the tree diff only, no new snapshot (2,000
+# files: ~205 ms against 145 for git's own diff of the two commits, docs/performance.md;
+# a few files: a few ms). An idle daemon then holds no diff nobody is reading.
+IDLE_S = 30.0
 # (watch, changes): a new watch (after the ignore rules changed) never repeats an old one's
 Generation = tuple[int, int]
 _watches = itertools.count(1)
@@ -89,7 +93,7 @@ class SessionWatch:
 
 @dataclass
 class _Entry:
-    diff: Diff
+    diff: Diff | None  # None: shrunk (`shrink_idle`); `snap` says what to diff again
     generation: Generation | None
     base: str
     tip: str | None
@@ -97,7 +101,8 @@ class _Entry:
     pages: dict[tuple[Any, ...], bytes] = field(default_factory=dict)
     page_bytes: int = 0
     lines: int = 0  # changed lines (and one per file): its share of MAX_KEPT_LINES
-    paged_at: float = 0.0  # time.monotonic() when a page was last kept or served
+    snap: Snapshot | None = None  # the snapshot `diff` is of (None for in-place sessions)
+    used_at: float = field(default_factory=time.monotonic)  # last kept, served or paged
 
 
 def _weight(diff: Diff) -> int:
@@ -120,18 +125,29 @@ class DiffCache:
         return self.computed.get(sid, 0)
 
     def get(self, sid: str, generation: Generation | None, base: str, ignore: tuple[str, ...] = ()) -> Diff | None:
+        e = self._current(sid, generation, base, ignore)
+        return e.diff if e is not None else None
+
+    def _current(self, sid: str, generation: Generation | None, base: str, ignore: tuple[str, ...]) -> _Entry | None:
         e = self.entries.get(sid)
         if e is None or generation is None or e.generation != generation or e.base != base or e.ignore != ignore:
             return None
-        return e.diff
+        return e
 
-    def put(self, sid: str, diff: Diff, generation: Generation | None, base: str, tip: str | None,
+    def shrunk_snapshot(self, sid: str, generation: Generation | None, base: str,
+                        ignore: tuple[str, ...] = ()) -> Snapshot | None:
+        """The snapshot of a shrunk entry that is still the session's: diff it again."""
+        e = self._current(sid, generation, base, ignore)
+        return e.snap if e is not None and e.diff is None else None
+
+    def put(self, sid: str, diff: Diff, generation: Generation | None, base: str, snap: Snapshot | None,
             ignore: tuple[str, ...] = ()) -> list[Any]:
-        """Keep `diff`; returns the entry it replaces in a list, for the caller to empty
-        off the event loop (freeing a diff of thousands of files takes a while)."""
+        """Keep `diff` (of `snap`); returns the entry it replaces in a list, for the caller
+        to empty off the event loop (freeing a diff of thousands of files takes a while)."""
         self.computed[sid] = self.computed.get(sid, 0) + 1
         old: list[Any] = [self.entries.pop(sid, None)]
-        entry = self.entries[sid] = _Entry(diff, generation, base, tip, ignore, lines=_weight(diff))
+        tip = snap.tip if snap is not None else None
+        entry = self.entries[sid] = _Entry(diff, generation, base, tip, ignore, lines=_weight(diff), snap=snap)
         total = sum(e.lines for e in self.entries.values())
         for other_sid in list(self.entries):  # oldest first
             if total <= MAX_KEPT_LINES:
@@ -146,13 +162,14 @@ class DiffCache:
     def touch(self, sid: str) -> None:
         """The session's entry was used: the last to be dropped."""
         if sid in self.entries:
-            self.entries[sid] = self.entries.pop(sid)
+            e = self.entries[sid] = self.entries.pop(sid)
+            e.used_at = time.monotonic()
 
     def previous(self, sid: str, base: str, ignore: tuple[str, ...] = ()) -> tuple[Diff, str] | None:
         """The last diff of the session and the snapshot it was taken of (to update it
         path by path), whatever changed since."""
         e = self.entries.get(sid)
-        if e is None or e.base != base or e.tip is None or e.ignore != ignore:
+        if e is None or e.diff is None or e.base != base or e.tip is None or e.ignore != ignore:
             return None
         return e.diff, e.tip
 
@@ -167,16 +184,17 @@ class DiffCache:
         if diff is not None:
             self.touch(s.id)
             return diff
-        tip = None
+        snap = self.shrunk_snapshot(s.id, generation, s.base_commit, ignore)
         if s.in_place:
             diff = await git.diff(s)
         else:
-            snap = await git.snapshot(s)
-            previous = self.previous(s.id, s.base_commit, ignore)
+            previous = None
+            if snap is None:
+                snap = await git.snapshot(s)
+                previous = self.previous(s.id, s.base_commit, ignore)
             diff = await asyncio.to_thread(git.tree_diff, s, snap, CONTEXT, None, previous, ignore)
-            tip = snap.tip
         # The diff it replaces is freed in the worker too: thousands of files take a while.
-        await asyncio.to_thread(self.put(s.id, diff, generation, s.base_commit, tip, ignore).clear)
+        await asyncio.to_thread(self.put(s.id, diff, generation, s.base_commit, snap, ignore).clear)
         return diff
 
     def page(self, sid: str, diff: Diff, key: tuple[Any, ...] | None) -> bytes | None:
@@ -186,7 +204,7 @@ class DiffCache:
             return None
         body = e.pages.get(key)
         if body is not None:
-            e.paged_at = time.monotonic()
+            e.used_at = time.monotonic()
         return body
 
     def keep_page(self, sid: str, diff: Diff, key: tuple[Any, ...] | None, body: bytes) -> None:
@@ -198,7 +216,6 @@ class DiffCache:
             e.pages.clear()
         e.pages[key] = body
         e.page_bytes += len(body)
-        e.paged_at = time.monotonic()
         self.touch(sid)
         total = sum(x.page_bytes for x in self.entries.values())
         for other in list(self.entries.values()):
@@ -208,14 +225,18 @@ class DiffCache:
             other.pages.clear()
             other.page_bytes = 0
 
-    def drop_idle_pages(self, now: float) -> int:
-        """Drop the pages not asked for in PAGE_IDLE_S; the bytes dropped."""
-        freed = 0
-        for e in self.entries.values():
-            if e.pages and now - e.paged_at >= PAGE_IDLE_S:
-                freed += e.page_bytes
-                e.pages.clear()
-                e.page_bytes = 0
+    def shrink_idle(self, now: float) -> list[Any]:
+        """Shrink the entries not used in IDLE_S to their snapshot (in-place sessions' have
+        none: dropped); returns what was freed, for the caller to empty off the loop."""
+        freed: list[Any] = []
+        for sid, e in list(self.entries.items()):
+            if e.diff is None or now - e.used_at < IDLE_S:
+                continue
+            freed.append((e.diff, e.pages))
+            if e.snap is None:
+                del self.entries[sid]
+                continue
+            e.diff, e.pages, e.page_bytes, e.lines = None, {}, 0, 0
         return freed
 
     def seen_tip(self, sid: str, base: str, tip: str) -> None:

@@ -31,7 +31,7 @@ from workbench.core.models import Session, SessionState
 from workbench.daemon import review_merge
 from workbench.daemon.bus import DiffChanged, SessionChanged, SessionRemoved
 from workbench.daemon.check_fix_rounds import FixRounds
-from workbench.daemon.diff_cache import PAGE_IDLE_S, DiffCache, SessionWatch
+from workbench.daemon.diff_cache import IDLE_S, DiffCache, SessionWatch
 from workbench.daemon.extensions import Extension
 from workbench.daemon.review_checks import CheckRunner
 from workbench.errors import GitError, UsageError, WorkbenchError
@@ -77,7 +77,7 @@ class ReviewService(Extension):
         self.fix_rounds = FixRounds(daemon, self.checks, self._spawn)
         daemon.manager.bus.subscribe(SessionChanged, self._on_session_changed)
         daemon.manager.bus.subscribe(SessionRemoved, lambda e: self.forget(e.session.id))
-        self._spawn(self._drop_idle_pages())
+        self._spawn(self._shrink_idle_diffs())
 
     # plumbing
 
@@ -164,11 +164,14 @@ class ReviewService(Extension):
         for t in list(self._tasks):
             t.cancel()
 
-    async def _drop_idle_pages(self) -> None:
-        """Now and then, drop the diff pages nobody has asked for lately (PAGE_IDLE_S)."""
+    async def _shrink_idle_diffs(self) -> None:
+        """Now and then, free the kept diffs nobody has asked for lately (diff_cache.IDLE_S);
+        freed in a worker: a diff of thousands of files takes a while."""
         while True:
-            await asyncio.sleep(PAGE_IDLE_S / 2)
-            self.cache.drop_idle_pages(time.monotonic())
+            await asyncio.sleep(IDLE_S / 2)
+            freed = self.cache.shrink_idle(time.monotonic())
+            if freed:
+                await asyncio.to_thread(freed.clear)
 
     # live diff
 
