@@ -48,7 +48,7 @@ BENCHES: list[tuple[str, str, int]] = [
     ("local_server", "local_server.py", 150),
     ("cli_latency", "cli_latency.py", 600),
     ("tool_call", "tool_call.py", 300),
-    ("memory", "memory.py", 900),
+    ("memory", "memory.py", 1500),
     ("echo_under_load", "echo_under_load.py", 300),
     ("diff_e2e", "diff_e2e.py", 600),
     ("suggest_scan", "suggest_scan.py", 300),
