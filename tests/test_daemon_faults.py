@@ -338,3 +338,28 @@ def test_kill9_of_the_daemon_during_a_merge(wb: Wb, repo: Path, tmp_path: Path) 
     assert git(repo, "status", "--porcelain").strip() == ""
     wb.run("restart", sid)
     wb.wait_state(sid, "running")
+
+
+def test_sigterm_as_soon_as_the_pid_file_appears_is_an_orderly_stop(isolated_env: Path) -> None:
+    """Whoever finds the pid file may stop the daemon at once: it must stop in order (exit
+    0, socket and pid file removed), never die by the signal with both left behind."""
+    import os
+    import signal
+
+    from workbench import paths
+
+    pid_file = paths.pid_file()
+    for _ in range(5):
+        proc = subprocess.Popen([sys.executable, "-m", "workbench", "daemon", "run"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            while not pid_file.exists():
+                assert proc.poll() is None, "the daemon exited before it started"
+                time.sleep(0.0005)
+            os.kill(proc.pid, signal.SIGTERM)
+            assert proc.wait(30) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert not pid_file.exists() and not paths.socket_path().exists()

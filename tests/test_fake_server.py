@@ -405,3 +405,31 @@ def test_command_line_switches(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         assert proc.wait(10) == 0
+
+
+def test_it_handles_sigterm_before_it_says_where_it_listens() -> None:
+    """A caller that stops the server right after reading its address gets a clean exit,
+    never death by the signal (a loaded CI run got -15): the address line is written with
+    SIGTERM already handled. The server's stdout is wrapped to note the handler at that
+    moment."""
+    code = (
+        "import signal, sys\n"
+        "from workbench.fakes import model_server\n"
+        "class Out:\n"
+        "    def write(self, s):\n"
+        "        if s.strip():\n"
+        "            dfl = signal.getsignal(signal.SIGTERM) is signal.SIG_DFL\n"
+        "            sys.__stdout__.write(f'{s.strip()} default-sigterm={dfl}\\n')\n"
+        "            sys.__stdout__.flush()\n"
+        "        return len(s)\n"
+        "    def flush(self):\n"
+        "        pass\n"
+        "sys.stdout = Out()\n"
+        "sys.exit(model_server.main(['--port', '0']))\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    url, note = proc.stdout.readline().split()
+    assert url.startswith("http://127.0.0.1:") and note == "default-sigterm=False"
+    proc.terminate()
+    assert proc.wait(10) == 0

@@ -85,6 +85,11 @@ class Daemon:
         self._conn_tasks: set[asyncio.Task[Any]] = set()
 
     async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        # Before the socket and the pid file exist: whoever finds them may stop us at once,
+        # and must get the orderly stop below, never death by the signal.
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            loop.add_signal_handler(sig, self.stopping.set)
         process_upkeep.watch_children_with_pidfds()
         process_upkeep.limit_arenas()
         load_extensions(self)
@@ -97,9 +102,6 @@ class Daemon:
         os.chmod(self.sock_path, 0o600)
         paths.pid_file().write_text(f"{os.getpid()}\n")
         self.remotes.reload()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            loop.add_signal_handler(sig, self.stopping.set)
         lag_task = loop.create_task(self._measure_lag())
         trim_task = loop.create_task(process_upkeep.trim_periodically())
         compact_task = loop.create_task(self._compact_quiet_histories())

@@ -1061,20 +1061,21 @@ def main(argv: list[str] | None = None) -> int:
         refuse_streamed_tools=args.refuse_streamed_tools, no_responses=args.no_responses,
         max_streams=args.max_streams,
     )
+    done = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        done.set()
+
+    # Before the address is printed: whoever reads it may stop the server at once.
+    handler = cast(Callable[[int, FrameType | None], None], on_signal)
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
     try:
         url = fake.start()
     except OSError as e:
         print(f"error: cannot listen on {args.host}:{args.port}: {e.strerror}", file=sys.stderr)
         return 1
     print(url, flush=True)
-    done = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        done.set()
-
-    handler = cast(Callable[[int, FrameType | None], None], on_signal)
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
     try:
         while not done.wait(0.5):
             pass
