@@ -213,6 +213,8 @@ def test_a_shrunk_diff_is_diffed_again_from_its_snapshot_without_a_new_one(tmp_p
 
     class Watch:
         gen = (1, 1)
+        started = asyncio.Event()
+        started.set()
 
         def generation(self) -> tuple[int, int]:
             return self.gen
@@ -233,5 +235,46 @@ def test_a_shrunk_diff_is_diffed_again_from_its_snapshot_without_a_new_one(tmp_p
         watch.gen = (1, 2)  # a file changed while it was shrunk
         await cache.whole_diff(s, watch, git_)  # type: ignore[arg-type]
         assert calls[3:] == ["snapshot", "tree_diff t1"]
+
+    asyncio.run(run())
+
+
+def test_a_diff_asked_for_while_the_watch_starts_is_made_once(tmp_path: Path) -> None:
+    """Right after a session starts its watch may still be walking the tree (longer under
+    load): the first diff waits for it, so it is kept and the next request reuses it."""
+    import asyncio
+
+    from workbench.core.diff_model import Diff, FileDiff
+    from workbench.core.models import Session
+    from workbench.daemon import diff_cache
+
+    calls: list[str] = []
+
+    class Git:  # what whole_diff asks of SessionGit, counted
+        async def snapshot(self, s: Session) -> Snapshot:
+            calls.append("snapshot")
+            return Snapshot("t1", "tree1", None)
+
+        def tree_diff(self, s: Session, sn: Snapshot, *args: Any) -> Diff:
+            return Diff("b" * 40, [FileDiff("f.txt", None, "added", False, 3, 0, [])])
+
+    wt = tmp_path / "wt"
+    for i in range(50):
+        (wt / f"d{i}").mkdir(parents=True)
+    (wt / ".git" / "refs").mkdir(parents=True)  # a private session's own git dir
+    s = Session(id="s1", name="s", repo=str(make_repo(tmp_path / "r")), branch="b", worktree=str(wt),
+                base_commit="b" * 40, base_ref="main", agent="sh", command=[])
+    cache = diff_cache.DiffCache()
+
+    async def run() -> None:
+        watch = diff_cache.SessionWatch(wt, lambda: None)
+        starting = asyncio.get_running_loop().create_task(watch.start())
+        try:
+            first = await cache.whole_diff(s, watch, Git())  # type: ignore[arg-type]
+            assert await cache.whole_diff(s, watch, Git()) is first  # type: ignore[arg-type]
+            assert calls == ["snapshot"]
+        finally:
+            await starting
+            watch.close()
 
     asyncio.run(run())

@@ -14,6 +14,7 @@ is no generation and every diff is computed, as before.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import time
 from collections.abc import Callable
@@ -46,6 +47,9 @@ MAX_KEPT_LINES = 60_000
 # files: ~205 ms against 145 for git's own diff of the two commits, docs/performance.md;
 # a few files: a few ms). An idle daemon then holds no diff nobody is reading.
 IDLE_S = 30.0
+# A diff asked for while the session's watch is still starting waits this long for it: with
+# no generation yet, the diff could not be kept and the next request would make it again.
+WATCH_START_WAIT_S = 5.0
 # (watch, changes): a new watch (after the ignore rules changed) never repeats an old one's
 Generation = tuple[int, int]
 _watches = itertools.count(1)
@@ -59,6 +63,7 @@ class SessionWatch:
         self.number = next(_watches)
         self.replaced = False  # a new watch is starting in its place
         self.tree = TreeWatcher(root, on_change)
+        self.started = asyncio.Event()  # `start` has finished (watching, polling or failed)
         gitdir = root / ".git"
         self.gitdir: TreeWatcher | None = None
         # A private session's .git is a directory of its own; an in-place session's
@@ -67,10 +72,13 @@ class SessionWatch:
             self.gitdir = TreeWatcher(gitdir, on_change, top=GIT_TOP, rules=GIT_RULES)
 
     async def start(self) -> None:
-        self.tree.skip = await asyncio.to_thread(ignored_dirs, self.root)
-        await self.tree.start()
-        if self.gitdir is not None:
-            await self.gitdir.start()
+        try:
+            self.tree.skip = await asyncio.to_thread(ignored_dirs, self.root)
+            await self.tree.start()
+            if self.gitdir is not None:
+                await self.gitdir.start()
+        finally:
+            self.started.set()
 
     @property
     def rules_changed(self) -> bool:
@@ -177,6 +185,9 @@ class DiffCache:
         """The session's whole diff: the kept one if nothing changed since it was taken,
         else a new snapshot's (updated from the kept one where it can be). The caller holds
         the session's lock."""
+        if watch is not None and not watch.started.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(watch.started.wait(), WATCH_START_WAIT_S)
         generation = watch.generation() if watch is not None else None
         # Two stats when unchanged: a new [review] ignore list makes a new diff.
         ignore = config_mod.review_ignore(Path(s.repo))
