@@ -104,13 +104,16 @@ class _Entry:
     diff: Diff | None  # None: shrunk (`shrink_idle`); `snap` says what to diff again
     generation: Generation | None
     base: str
-    tip: str | None
     ignore: tuple[str, ...] = ()  # the review-noise patterns it was computed with
     pages: dict[tuple[Any, ...], bytes] = field(default_factory=dict)
     page_bytes: int = 0
     lines: int = 0  # changed lines (and one per file): its share of MAX_KEPT_LINES
     snap: Snapshot | None = None  # the snapshot `diff` is of (None for in-place sessions)
     used_at: float = field(default_factory=time.monotonic)  # last kept, served or paged
+
+    @property
+    def tip(self) -> str | None:
+        return self.snap.tip if self.snap is not None else None
 
 
 def _weight(diff: Diff) -> int:
@@ -154,8 +157,7 @@ class DiffCache:
         to empty off the event loop (freeing a diff of thousands of files takes a while)."""
         self.computed[sid] = self.computed.get(sid, 0) + 1
         old: list[Any] = [self.entries.pop(sid, None)]
-        tip = snap.tip if snap is not None else None
-        entry = self.entries[sid] = _Entry(diff, generation, base, tip, ignore, lines=_weight(diff), snap=snap)
+        entry = self.entries[sid] = _Entry(diff, generation, base, ignore, lines=_weight(diff), snap=snap)
         total = sum(e.lines for e in self.entries.values())
         for other_sid in list(self.entries):  # oldest first
             if total <= MAX_KEPT_LINES:

@@ -81,15 +81,18 @@ class _MallInfo2(ctypes.Structure):
         "keepcost")]
 
 
+_MALLINFO2 = getattr(_LIBC, "mallinfo2", None)
+if _MALLINFO2 is not None:
+    _MALLINFO2.restype = _MallInfo2
+
+
 def heap_bytes() -> tuple[int, int, int] | None:
     """glibc's own count of the heap: (bytes in use, of them mmapped, bytes freed but kept):
     a leak grows the first, fragmentation the last. None where mallinfo2 is missing
     (glibc < 2.33, musl)."""
-    fn = getattr(_LIBC, "mallinfo2", None)
-    if fn is None:
+    if _MALLINFO2 is None:
         return None
-    fn.restype = _MallInfo2
-    info = fn()
+    info = _MALLINFO2()
     return info.uordblks + info.hblkhd, info.hblkhd, info.fordblks
 
 
