@@ -239,6 +239,10 @@ class SuggestService(Extension):
                 task = None if key and key == st.key and st.scanned_at else self.ensure_scan(root, checks=False)
         if task is not None and wait:
             await asyncio.shield(task)
+            # A scan that chains on the one awaited (one with the check, asked for meanwhile)
+            # is part of the answer too: "scanning" is false in a waited-for reply.
+            while wait and st.task is not None and not st.task.done():
+                await asyncio.shield(st.task)
         return self.reply(root)
 
     def reply(self, root: str) -> ps.SuggestReply:
