@@ -17,6 +17,7 @@ import pytest
 
 from workbench.agent.command_run import collect_output, spawn
 from workbench.core import limits, sandbox_paths
+from workbench.daemon import sandboxing
 
 
 def _age(root: Path, seconds: float = 30) -> None:
@@ -112,6 +113,23 @@ def test_session_cgroup_is_made_once_and_again_when_it_vanished(
     assert (procs.parent / "pids.max").read_text() == "32\n"
 
 
+def test_a_removed_sessions_cgroup_is_forgotten_and_removed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A daemon replacing sessions for hours kept an entry (and a cgroup) for every one.
+    parent = tmp_path / "cgroups"
+    monkeypatch.setattr(limits, "pids_cgroup_parent", lambda: parent)
+    monkeypatch.setattr(limits, "_READY", {})
+    groups = [sandboxing._process_group(f"s{n}") for n in range(20)]
+    made = [limits.session_cgroup(g, 64) for g in groups]
+    assert all(p is not None and p.parent.is_dir() for p in made) and len(limits._READY) == 20
+    for n in range(20):
+        (parent / limits._cgroup_name(groups[n]) / "pids.max").unlink()  # a real cgroup's files go with it
+        sandboxing.forget(f"s{n}")
+    assert limits._READY == {}
+    assert list(parent.iterdir()) == []
+
+
 def test_exit_is_noticed_while_a_background_child_holds_the_pipe(tmp_path: Path) -> None:
     # The command returns at once; its background child keeps stdout open for 30 s. The
     # result comes when the command exits (the group is then killed), not when the pipe closes.
@@ -138,7 +156,6 @@ def _aged_write(p: Path, text: str) -> None:
 
 def test_the_config_is_reused_until_one_of_its_files_changes(tmp_path: Path, isolated_env: Path) -> None:
     from workbench import paths
-    from workbench.daemon import sandboxing
 
     repo = tmp_path / "repo"
     repo.mkdir()

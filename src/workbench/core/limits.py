@@ -139,14 +139,17 @@ def _prune(parent: Path, keep: Path) -> None:
 _READY: dict[Path, int] = {}
 
 
+def _cgroup_name(group: str) -> str:
+    return hashlib.sha256(group.encode()).hexdigest()[:16]
+
+
 def session_cgroup(group: str, max_processes: int) -> Path | None:
     """The `cgroup.procs` file of `group`'s pids cgroup (made, with pids.max set), or None
     when no pids cgroup is writable here."""
     parent = pids_cgroup_parent()
     if parent is None or max_processes <= 0:
         return None
-    name = hashlib.sha256(group.encode()).hexdigest()[:16]
-    d = parent / name
+    d = parent / _cgroup_name(group)
     if _READY.get(d) == max_processes and d.is_dir():
         return d / "cgroup.procs"
     try:
@@ -164,6 +167,19 @@ def session_cgroup(group: str, max_processes: int) -> Path | None:
         _READY.clear()
     _READY[d] = max_processes
     return d / "cgroup.procs"
+
+
+def forget_cgroup(group: str) -> None:
+    """`group`'s session is gone: drop what `session_cgroup` remembers of it (a long-lived
+    daemon replacing sessions kept one entry per session it ever had) and remove its
+    cgroup if nothing runs in it any more (else `_prune` does, later)."""
+    parent = pids_cgroup_parent()
+    if parent is None:
+        return
+    d = parent / _cgroup_name(group)
+    _READY.pop(d, None)
+    with contextlib.suppress(OSError):
+        d.rmdir()
 
 
 def join_cgroup_prefix(procs: Path) -> list[str]:

@@ -54,6 +54,13 @@ _PREPARED: dict[tuple[str, str], tuple[Path, Path]] = {}
 def forget(session_id: str) -> None:
     for key in [k for k in _PREPARED if k[0] == session_id]:
         del _PREPARED[key]
+    from workbench.core import limits
+
+    limits.forget_cgroup(_process_group(session_id))
+
+
+def _process_group(session_id: str) -> str:
+    return f"{os.getuid()}-{session_id}"
 
 
 # repo -> (the config files' stat signatures, the config they gave). Parsing and validating
@@ -169,6 +176,6 @@ def sandbox_command(
         helper=spec_in.helper if spec_in else False,
         tmp_size_mb=cfg.sandbox.tmp_size_mb,
         max_processes=cfg.sandbox.max_processes,
-        process_group=f"{os.getuid()}-{s.id}",
+        process_group=_process_group(s.id),
     )
     return bwrap_argv.wrap(spec, list(argv), cwd=Path(s.worktree), new_session=new_session)
