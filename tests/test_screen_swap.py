@@ -174,6 +174,18 @@ def test_a_released_render_state_is_freed_and_the_screen_reads_and_goes_on_the_s
     assert s.release_render_state() is False
 
 
+def test_a_released_screen_gives_back_the_output_buffer_long_reads_grew() -> None:
+    s = TerminalScreen(120, 40)
+    s.feed(_lines(2000))
+    rows = s.scrollback(0, 400)  # styled rows through the formatter: its buffer grows (<= 64 KB kept)
+    assert len(rows) == 400 and len(s._out) > screen_swap.OUT_START_BYTES
+    s.frame()
+    assert s.release_render_state() is True
+    assert len(s._out) == screen_swap.OUT_START_BYTES
+    assert s.scrollback(0, 400) == rows
+    s.close()
+
+
 def test_releasing_read_render_states_gives_their_memory_back() -> None:
     from workbench.daemon import process_upkeep
 

@@ -99,3 +99,29 @@ def test_a_big_file_is_counted_and_the_rest_shown(repo: Path, monkeypatch: pytes
     assert [(f.path, f.added, f.removed, f.hunks) for f in counted.files] == \
         [("big.txt", 50, 0, []), ("d0/f0.txt", 1, 1, [])]
     assert "the change is too large to show line by line; line counts only" in counted.notes
+
+
+def test_a_capped_read_takes_what_comes_and_stops_at_the_cap(tmp_path: Path) -> None:
+    import subprocess
+    import tracemalloc
+
+    def read(payload: bytes, cap: int) -> tuple[bytes, int]:
+        src = tmp_path / "payload"
+        src.write_bytes(payload)
+        with subprocess.Popen(["cat", str(src)], stdout=subprocess.PIPE) as proc:
+            assert proc.stdout is not None
+            tracemalloc.start()
+            try:
+                data = tree_diff.read_capped(proc.stdout, cap)
+                peak = tracemalloc.get_traced_memory()[1]
+            finally:
+                tracemalloc.stop()
+            proc.kill()
+        return data, peak
+
+    # A small diff under a 16 MB cap: read(cap) allocated the whole cap before reading.
+    data, peak = read(b"diff --git a/x b/x\n", 16 << 20)
+    assert data == b"diff --git a/x b/x\n"
+    assert peak < 1 << 20
+    data, _ = read(b"y" * 300_000, 200_001)
+    assert data == b"y" * 200_001

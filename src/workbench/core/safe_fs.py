@@ -182,6 +182,7 @@ def read_bytes(root: Path, rel: str | os.PathLike[str], limit: int) -> bytes:
         if st.st_size > limit:
             raise UnsafePathError(f"{root / rel}: over {limit} bytes")
         with os.fdopen(os.dup(fd), "rb") as f:
-            return f.read(limit + 1)[:limit]
+            # Sized by the file, not the limit: read(n) allocates n bytes before reading.
+            return f.read(st.st_size + 1)[:limit]
     finally:
         os.close(fd)

@@ -158,7 +158,7 @@ class TerminalScreen:
         self._fmt_opts.selection = self._selection
         # Grown on demand up to _KEEP_OUT_BYTES; a bigger one (a long history read) is used
         # once and dropped: every session keeps this buffer.
-        self._out = ffi.new("uint8_t[]", 8 * 1024)
+        self._out = ffi.new("uint8_t[]", screen_swap.OUT_START_BYTES)
 
         self._cols = cols
         self._nrows = rows

@@ -36,6 +36,7 @@ class TerminalScreen(Protocol):
     _rows_it_p: Any
     _rows_it: Any
     _state_read: bool  # a read has filled the render state since it was made
+    _out: Any  # the formatter's output buffer
 
     @property
     def closed(self) -> bool: ...
@@ -74,6 +75,7 @@ _DATA = tuple(
         "CLIPBOARD_WRITE_MAX_BYTES", "MOUSE_SHAPE", "KITTY_IMAGE_STORAGE_LIMIT",
     )
 )
+OUT_START_BYTES = 8 * 1024  # the formatter's buffer as made; a quiet screen's goes back to it
 _DATA_BYTES = 1024  # more than the largest of them, the palette (256 RGB triples)
 
 
@@ -208,4 +210,6 @@ def release_render_state(scr: TerminalScreen) -> bool:
     scr._state, scr._rows_it_p, scr._rows_it = state, rows_it, rows_it[0]
     scr._state_read = False
     native.free_native(old)
+    if len(scr._out) > OUT_START_BYTES:  # grown by reads of long rows (up to 64 KB a screen)
+        scr._out = ffi.new("uint8_t[]", OUT_START_BYTES)
     return True

@@ -11,9 +11,11 @@ multi-gigabyte text file cost a few megabytes, not gigabytes.
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 from collections.abc import Generator, Sequence
 from pathlib import Path
+from typing import IO
 
 from workbench.core import review_noise
 from workbench.core.background import niced
@@ -28,6 +30,7 @@ MAX_LISTED_FILES = 10_000
 BIG_FILE_LINES = 50_000
 MAX_DIFF_TEXT = 16 << 20
 NUMSTAT_BATCH = 1000
+_READ_CHUNK = 64 << 10  # a pipe's whole buffer; below glibc's mmap threshold
 MAX_UPDATE_PATHS = 200  # a diff updated path by path (update_tree_diff) past this: computed whole
 _STATUS: dict[str, FileStatus] = {
     "A": "added", "M": "modified", "D": "deleted", "R": "renamed", "C": "copied", "T": "typechange",
@@ -144,6 +147,18 @@ def _s(raw: bytes) -> str:
     return raw.decode("utf-8", "surrogateescape")
 
 
+def read_capped(stream: IO[bytes], cap: int) -> bytes:
+    """At most `cap` bytes of `stream`, read as they come: `read(cap)` allocates `cap` bytes
+    before reading (a 16 MB block for every diff, however small)."""
+    chunks: list[bytes] = []
+    left = cap
+    fd = stream.fileno()  # unbuffered: nothing was read through the buffer yet
+    while left > 0 and (chunk := os.read(fd, min(left, _READ_CHUNK))):
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
 def _full_text(repo: Path, base: str, tip: str, context: int, paths: list[str]) -> bytes | None:
     """`git diff` of `paths`, or None when it would pass MAX_DIFF_TEXT bytes."""
     args = niced(["git", *SAFE_GIT, *ADD_OPTS, "diff", *DIFF_FLAGS, "-M", f"-U{context}", base, tip, "--",
@@ -151,7 +166,7 @@ def _full_text(repo: Path, base: str, tip: str, context: int, paths: list[str]) 
     with subprocess.Popen(args, cwd=repo, env=git_env({"GIT_LITERAL_PATHSPECS": "1"}),
                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
         assert proc.stdout is not None and proc.stderr is not None
-        data = proc.stdout.read(MAX_DIFF_TEXT + 1)
+        data = read_capped(proc.stdout, MAX_DIFF_TEXT + 1)
         if len(data) > MAX_DIFF_TEXT:
             proc.kill()
             return None
