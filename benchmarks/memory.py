@@ -13,11 +13,15 @@ workbench, ...), at least 3 rounds.
 
 Soak: a fresh daemon with N sessions gives the reference RSS; then scripted mixed use for
 `--soak-minutes` (each step one of: a session streams 20,000 lines, a session writes a
-file and its diff is taken, a session is removed and a new one created, `ls`, `screen`),
+file of `--diff-lines` lines (2,000) and its diff is taken, a session is removed and a new
+one created, `ls`, `screen`),
 keeping N sessions alive; the daemon's RSS is sampled every minute (or 12 times). Goal: the
 RSS at the end within 20% of the fresh daemon's, both read after 40 s without requests.
 The end is also compared with the same fresh daemon once one step of each kind has run
-(what the first diff, stream and replace load once: modules, caches), both shown.
+(what the first diff, stream and replace load once: modules, caches), both shown. The
+steps stay the same size from the first minute to the last, so what grows is the daemon;
+`--diff-lines 0` makes step k write 100 + k lines (the default before 2026-12-08), a
+workload that itself grows (12,000-line files after an hour).
 
 Run: .venv/bin/python benchmarks/memory.py [--quick] [--sessions N] [--soak-minutes M]
 """
@@ -52,6 +56,7 @@ from benchlib import (
 # Both RSS readings are taken after this long without requests: what the daemon keeps, not
 # what a stream or a diff in flight holds for a moment (the daemon trims every 30 s).
 QUIET_S = 40
+DIFF_LINES = 2000  # each soak diff step's file
 
 
 def pss_kb(pid: int) -> int:
@@ -159,13 +164,14 @@ def _stream(d: Daemon, sid: str) -> None:
     d.call("keys", id=sid, data="seq 1 20000\r")
 
 
-def _diff(d: Daemon, sid: str, k: int) -> None:
-    d.call("keys", id=sid, data=f"seq 1 {100 + k} > soak-{k}.txt\r")
+def _diff(d: Daemon, sid: str, k: int, fixed_lines: int = DIFF_LINES) -> None:
+    d.call("keys", id=sid, data=f"seq 1 {fixed_lines or 100 + k} > soak-{k}.txt\r")
     time.sleep(0.3)
     d.call("diff", id=sid)
 
 
-def soak(res: Result, root: Path, repo: Path, n: int, minutes: float, sandbox: str) -> None:
+def soak(res: Result, root: Path, repo: Path, n: int, minutes: float, sandbox: str,
+         fixed_lines: int = DIFF_LINES) -> None:
     rng = random.Random(7)
     samples: list[tuple[float, int]] = []
     with Daemon(root) as d:
@@ -195,7 +201,7 @@ def soak(res: Result, root: Path, repo: Path, n: int, minutes: float, sandbox: s
             if kind == "stream":
                 _stream(d, sid)
             elif kind == "diff":
-                _diff(d, sid, k)
+                _diff(d, sid, k, fixed_lines)
             elif kind == "replace":
                 d.call("rm", id=sid)
                 ids.remove(sid)
@@ -227,6 +233,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--soak-minutes", type=float, default=-1,
                         help="minutes of mixed use (default 120; 1 with --quick; 0 skips)")
+    parser.add_argument("--diff-lines", type=int, default=DIFF_LINES,
+                        help=f"lines of the file each soak diff step writes (default {DIFF_LINES}; "
+                             "0: 100 + the step's number)")
     args = parser.parse_args()
     started = time.monotonic()
     n = args.sessions or (8 if args.quick else 30)
@@ -239,8 +248,9 @@ def main() -> None:
         if args.rounds > 0:
             per_session(res, root, repo, n, args.rounds, sandbox)
         if minutes > 0:
-            soak(res, root, repo, n, minutes, sandbox)
-    res.notes.append(f"sandbox={sandbox}; {args.rounds} alternating rounds for the per-session "
+            soak(res, root, repo, n, minutes, sandbox, args.diff_lines)
+    res.notes.append(f"sandbox={sandbox}; diff step's file: "
+                     f"{args.diff_lines or '100 + step'} lines; {args.rounds} alternating rounds for the per-session "
                      f"cost; load before {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     finish(res, started, save=not args.no_save)
 
