@@ -87,3 +87,24 @@ def test_cold_history_is_the_newest_rows_up_to_its_limit(
         model = (model + rows)[-limit:]
     assert len(cold) == len(model)
     assert cold.rows(start, count) == model[start : start + count]
+
+
+def test_compaction_reads_a_long_history_a_batch_at_a_time() -> None:
+    import tracemalloc
+
+    s, twin = TerminalScreen(120, 40), TerminalScreen(120, 40)
+    data = _lines(12_000)
+    s.feed(data)
+    twin.feed(data)
+    expected = twin.scrollback(0, twin.scrollback_len())
+    tracemalloc.start()
+    try:
+        moved = s.compact_history()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert moved == len(expected) > 6000  # what the emulator's own byte limit kept
+    assert s.scrollback_len() == len(expected)
+    assert s.scrollback(0, len(expected)) == expected
+    # Every row read as objects at once peaked at megabytes; a batch of CHUNK_ROWS is far less.
+    assert peak < 1_000_000

@@ -30,7 +30,7 @@ from pyghostty import ffi, lib
 
 from workbench.core import screen_native as native
 from workbench.core import screen_swap
-from workbench.core.scrollback_cold import ColdHistory
+from workbench.core.scrollback_cold import CHUNK_ROWS, ColdHistory
 from workbench.core.sgr import DEFAULT_COLOR, DEFAULT_STYLE, VISIBLE_ON_BLANK, Row, parse_vt, row_text, row_to_ansi
 from workbench.errors import UsageError, WorkbenchError
 
@@ -491,7 +491,11 @@ class TerminalScreen:
         hot = self._hot_len()
         if hot < max(1, min_rows):
             return 0
-        self._cold.extend(self._hot_rows(0, hot))
+        # A batch at a time: all of a 10,000-row history read at once was megabytes of
+        # short-lived row objects, and the allocator kept the arenas they filled. Rows older
+        # than the limit would be dropped at once, so they are not read.
+        for start in range(max(0, hot - self._cold.limit), hot, CHUNK_ROWS):
+            self._cold.extend(self._hot_rows(start, min(start + CHUNK_ROWS, hot)))
         # ED 3 erases the saved lines only: the screen, cursor and modes stay as they are.
         lib.ghostty_terminal_vt_write(self._term, _ERASE_SAVED_LINES, len(_ERASE_SAVED_LINES))
         screen_swap.rebuild(self)
