@@ -125,3 +125,28 @@ def test_a_capped_read_takes_what_comes_and_stops_at_the_cap(tmp_path: Path) -> 
     assert peak < 1 << 20
     data, _ = read(b"y" * 300_000, 200_001)
     assert data == b"y" * 200_001
+
+
+def test_a_kept_diff_sent_as_rows_keeps_its_hunks_as_one_text_each(repo: Path) -> None:
+    import gc
+    import tracemalloc
+
+    base = git(repo, "rev-parse", "HEAD").strip()
+    (repo / "new.txt").write_text("".join(f"added line number {j}\n" for j in range(2000)))
+    d = compute_tree_diff(repo, base, commit(repo))
+    hunks = [h for f in d.files for h in f.hunks]
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        rows = [h.rows() for h in hunks]
+        assert sum(len(r) for r in rows) == 2000 and rows[0][0] == ["+", "added line number 0", None, 1]
+        del rows
+        gc.collect()
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    # Sending a diff's rows left each hunk holding a string a line (2,000 small objects,
+    # ~130 KB, kept as long as the diff): now nothing stays but what the call made.
+    assert kept < 20_000
+    assert [h.rows() for h in hunks] == [h.rows() for h in hunks]

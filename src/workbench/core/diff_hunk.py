@@ -116,7 +116,12 @@ class Hunk:
         """The lines in wire form `[kind, text, old_no, new_no(, flags)]`."""
         if self._lines is not None:
             return [_line_json(ln) for ln in self._lines]
-        return _raw_rows(self._raw_lines() or [], self.old_start, self.new_start)
+        if self._raw is None and self._text is not None:
+            # Split for this call only: a kept diff holds its hunks' text as one string each
+            # (one block) rather than a string a line, short-lived objects kept for as long
+            # as the diff is, whose memory Python's allocator keeps after they go.
+            return _raw_rows(self._text.split("\n") if self._text else [], self.old_start, self.new_start)
+        return _raw_rows(self._raw or [], self.old_start, self.new_start)
 
     def render(self) -> str:
         old, new = _range(self.old_start, self.old_lines), _range(self.new_start, self.new_lines)
