@@ -116,12 +116,11 @@ class Hunk:
         """The lines in wire form `[kind, text, old_no, new_no(, flags)]`."""
         if self._lines is not None:
             return [_line_json(ln) for ln in self._lines]
-        if self._raw is None and self._text is not None:
-            # Split for this call only: a kept diff holds its hunks' text as one string each
-            # (one block) rather than a string a line, short-lived objects kept for as long
-            # as the diff is, whose memory Python's allocator keeps after they go.
-            return _raw_rows(self._text.split("\n") if self._text else [], self.old_start, self.new_start)
-        return _raw_rows(self._raw or [], self.old_start, self.new_start)
+        # Split for this call only (not `_raw_lines`, which keeps the split): a kept diff
+        # holds each hunk's text as one string, not a string a line that Python's allocator
+        # keeps the memory of after the diff goes.
+        raw = self._raw if self._raw is not None else (self._text.split("\n") if self._text else [])
+        return _raw_rows(raw, self.old_start, self.new_start)
 
     def render(self) -> str:
         old, new = _range(self.old_start, self.old_lines), _range(self.new_start, self.new_lines)
