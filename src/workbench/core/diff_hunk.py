@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -114,13 +115,17 @@ class Hunk:
 
     def rows(self) -> list[list[Any]]:
         """The lines in wire form `[kind, text, old_no, new_no(, flags)]`."""
+        return list(self.iter_rows())
+
+    def iter_rows(self) -> Iterator[list[Any]]:
+        """`rows`, one at a time: a caller that encodes as it goes never holds them all."""
         if self._lines is not None:
-            return [_line_json(ln) for ln in self._lines]
+            return map(_line_json, self._lines)
         # Split for this call only (not `_raw_lines`, which keeps the split): a kept diff
         # holds each hunk's text as one string, not a string a line that Python's allocator
         # keeps the memory of after the diff goes.
         raw = self._raw if self._raw is not None else (self._text.split("\n") if self._text else [])
-        return _raw_rows(raw, self.old_start, self.new_start)
+        return _iter_raw_rows(raw, self.old_start, self.new_start)
 
     def render(self) -> str:
         old, new = _range(self.old_start, self.old_lines), _range(self.new_start, self.new_lines)
@@ -190,20 +195,21 @@ def _build_lines(raw: list[str], old_no: int, new_no: int) -> list[DiffLine]:
     return out
 
 
-def _raw_rows(raw: list[str], old_no: int, new_no: int) -> list[list[Any]]:
-    """Wire rows straight from raw lines, without building DiffLine objects."""
-    out: list[list[Any]] = []
-    add = out.append
+def _iter_raw_rows(raw: list[str], old_no: int, new_no: int) -> Iterator[list[Any]]:
+    """Wire rows straight from raw lines, without building DiffLine objects. A row is held
+    back until the next line: a "\\ No newline" line after it sets its flags."""
+    row: list[Any] | None = None
     for ln in raw:
         kind = ln[:1]
         if kind == "\\":
-            if out:
-                prev = out[-1]
-                if len(prev) == 5:
-                    prev[4]["no_newline"] = True
+            if row is not None:
+                if len(row) == 5:
+                    row[4]["no_newline"] = True
                 else:
-                    prev.append({"no_newline": True, "cr": False})
+                    row.append({"no_newline": True, "cr": False})
             continue
+        if row is not None:
+            yield row
         text = ln[1:]
         flags = None
         if text[-1:] == "\r":
@@ -212,7 +218,7 @@ def _raw_rows(raw: list[str], old_no: int, new_no: int) -> list[list[Any]]:
         if not text.isascii():
             text = display_text(text)
         if kind == "+":
-            row: list[Any] = ["+", text, None, new_no]
+            row = ["+", text, None, new_no]
             new_no += 1
         elif kind == "-":
             row = ["-", text, old_no, None]
@@ -223,8 +229,8 @@ def _raw_rows(raw: list[str], old_no: int, new_no: int) -> list[list[Any]]:
             new_no += 1
         if flags:
             row.append(flags)
-        add(row)
-    return out
+    if row is not None:
+        yield row
 
 
 # --------------------------------------------------------------------------- ids

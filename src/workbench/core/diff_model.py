@@ -7,6 +7,7 @@ wire form, with undecodable bytes shown as U+FFFD. The hunks are core/diff_hunk.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -37,7 +38,8 @@ class FileDiff:
     def is_symlink(self) -> bool:
         return "120000" in (self.old_mode, self.new_mode)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, lines: Callable[[Hunk], Any] = Hunk.rows) -> dict[str, Any]:
+        """The wire form; `lines` gives a hunk's lines (its rows, or those rows encoded)."""
         return {
             "path": display_text(self.path),
             "old_path": display_text(self.old_path) if self.old_path is not None else None,
@@ -56,7 +58,7 @@ class FileDiff:
                     "old_lines": h.old_lines,
                     "new_start": h.new_start,
                     "new_lines": h.new_lines,
-                    "lines": h.rows(),
+                    "lines": lines(h),
                 }
                 for h in self.hunks
             ],

@@ -6,13 +6,14 @@ checked against the declarations by tests/test_protocol_conformance.py).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, cast
 
 from workbench.core import review as rv
-from workbench.core.diff_hunk import display_text
+from workbench.core.diff_hunk import Hunk, display_text
 from workbench.core.diff_model import Diff, FileDiff
 from workbench.core.diff_render import diff_stat_text
-from workbench.daemon.protocol import encode_value
+from workbench.daemon.protocol import RawJSON, encode_list, encode_value
 from workbench.protocol import review as pr
 
 REPLY_BUDGET = 2_500_000  # bytes of hunk lines in one reply (the wire limit is 4 MiB)
@@ -43,15 +44,21 @@ def page_key(st: rv.ReviewState, *, stat_only: bool, unified: bool, offset: int,
 
 
 def encoded_page(diff: Diff, st: rv.ReviewState, **kw: Any) -> bytes:
-    """`page_body` as JSON (in a worker thread: a page can be megabytes)."""
-    return encode_value(page_body(diff, st, **kw))
+    """`page_body` as JSON (in a worker thread: a page can be megabytes), each hunk's lines
+    encoded as they are made (`encode_list`), never all of them as objects at once."""
+    return encode_value(page_body(diff, st, encode_lines=True, **kw))
+
+
+def _encoded_lines(h: Hunk) -> RawJSON:
+    return encode_list(h.iter_rows())
 
 
 def page_body(
     diff: Diff, st: rv.ReviewState, *, stat_only: bool, unified: bool, offset: int, budget_bytes: int = REPLY_BUDGET,
-    text_only: bool = False,
+    text_only: bool = False, encode_lines: bool = False,
 ) -> dict[str, Any]:
-    """A `diff` reply without `review_head` (and without `session`)."""
+    """A `diff` reply without `review_head` (and without `session`); with `encode_lines`,
+    each hunk's lines are a `RawJSON` for `encode_value`."""
     files, added, removed = diff.stat()
     out: dict[str, Any] = {
         "base": diff.base,
@@ -87,7 +94,8 @@ def page_body(
         return out
     window = set(chosen)
     budget = [budget_bytes]
-    out["files"] = [_file_json(f, st, i in window, budget) for i, f in enumerate(diff.files)]
+    lines = _encoded_lines if encode_lines else Hunk.rows
+    out["files"] = [_file_json(f, st, i in window, budget, lines) for i, f in enumerate(diff.files)]
     return out
 
 
@@ -100,22 +108,28 @@ def comment_json(c: rv.Comment) -> pr.Comment:
     return cast(pr.Comment, dict(vars(c)))
 
 
-def _file_json(f: FileDiff, st: rv.ReviewState, with_hunks: bool, budget: list[int]) -> dict[str, Any]:
-    j = f.to_json() if with_hunks else {**_file_head(f), "hunks": None}
+def _file_json(f: FileDiff, st: rv.ReviewState, with_hunks: bool, budget: list[int],
+               lines: Callable[[Hunk], Any] = Hunk.rows) -> dict[str, Any]:
+    if not with_hunks:
+        j = {**_file_head(f), "hunks": None}
+    else:
+        # A file over the budget on its own: keep its first hunks, omit the rest (whose
+        # lines are not made at all).
+        omit: set[int] = set()
+        for k, h in enumerate(f.hunks):
+            budget[0] -= h.size_hint()
+            if budget[0] < 0 and k:
+                omit.add(id(h))
+        j = f.to_json(lambda h: None if id(h) in omit else lines(h))
     j["key"] = rv.file_key(f)
     j["review_status"] = rv.file_status(f, st)
     j["hunk_count"] = len(f.hunks)
     if with_hunks:
-        j["omitted"] = False
+        j["omitted"] = bool(omit)
         for hj, h in zip(j["hunks"], f.hunks, strict=True):
             hj["reviewed"] = h.id in st.reviewed
-        # A file over the budget on its own: keep its first hunks, omit the rest.
-        for hj, h in zip(j["hunks"], f.hunks, strict=True):
-            budget[0] -= h.size_hint()
-            if budget[0] < 0 and hj is not j["hunks"][0]:
-                hj["lines"] = None
+            if id(h) in omit:
                 hj["omitted"] = True
-                j["omitted"] = True
     else:
         j["omitted"] = True
     return j
