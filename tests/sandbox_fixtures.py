@@ -29,6 +29,7 @@ import ptyprocess
 from tests.conftest import git, make_repo
 from workbench import paths
 from workbench.core import bwrap_argv, sandbox_paths, session_repo
+from workbench.core.pty import default_signals
 from workbench.core.sandbox_policy import SandboxSpec
 
 SECRET_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nwb-test-secret-key-material\n"
@@ -267,9 +268,11 @@ class PtyShell:
         env_spec = spec or world.spec()
         cmd = bwrap_argv.wrap(env_spec, ["bash", "--norc", "--noprofile", "-i"])
         try:
+            # As the daemon starts a session: signals at their defaults (a suite run from a
+            # script's background job ignores SIGINT, and ^C then stopped nothing).
             self.proc = ptyprocess.PtyProcess.spawn(
                 cmd.argv, cwd=str(cmd.cwd), env=cmd.env, dimensions=(rows, cols),
-                pass_fds=cmd.pass_fds,
+                pass_fds=cmd.pass_fds, preexec_fn=default_signals,
             )
         finally:
             cmd.close()

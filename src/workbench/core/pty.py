@@ -43,6 +43,21 @@ def process_start_time(pid: int) -> int | None:
         return None
 
 
+def default_signals() -> None:
+    """In the child, before it execs: every signal back to its default action, none blocked.
+
+    A child inherits ignored signals through exec. Python ignores SIGPIPE and SIGXFSZ, so
+    `yes | head -1` in a session printed "Broken pipe"; a daemon started from a script's
+    background job also ignores SIGINT and SIGQUIT, and then Ctrl-C could not stop a
+    session's program. A terminal (tmux, a terminal emulator) starts its shell with the
+    defaults."""
+    for sig in signal.valid_signals():
+        if sig not in (signal.SIGKILL, signal.SIGSTOP):
+            with contextlib.suppress(OSError, ValueError):  # the C library's own (32, 33)
+                signal.signal(sig, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, ())
+
+
 def _no_output(data: bytes) -> None:
     pass
 
@@ -106,6 +121,7 @@ class PtyProcess:
                 env=self.env,
                 dimensions=(self.rows, self.cols),
                 pass_fds=self.pass_fds,
+                preexec_fn=default_signals,
             )
         except FileNotFoundError:
             raise UsageError(f"command not found: {self.argv[0]}") from None
