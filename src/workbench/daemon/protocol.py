@@ -11,7 +11,7 @@ from workbench.errors import WorkbenchError
 
 TYPE_CHECKING = False  # typing costs the CLI's fast path 3 ms at start (daemon/client.py)
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
     from typing import Any
 
 PROTOCOL_VERSION = 1
@@ -37,12 +37,15 @@ def _not_serializable(obj: object) -> object:
     raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
 
 
-def dumps(obj: object) -> str:
+def _dumps(obj: object, default: Callable[[object], object]) -> str:
     # A fresh encoder a call, as json.dumps makes: its circular-reference markers start empty.
     # ensure_ascii keeps every frame one line even if a value holds U+2028 and friends.
-    chunks = _json.make_encoder({}, _not_serializable, _json.encode_basestring_ascii, None, ":", ",",
-                                False, False, True)(obj, 0)
-    return "".join(chunks)
+    return "".join(_json.make_encoder({}, default, _json.encode_basestring_ascii, None, ":", ",",
+                                      False, False, True)(obj, 0))
+
+
+def dumps(obj: object) -> str:
+    return _dumps(obj, _not_serializable)
 
 
 class _ScanContext:
@@ -119,8 +122,7 @@ def encode_value(obj: Any) -> Encoded:
         raws.append(o.text)
         return "\0" + marker[0]
 
-    text = "".join(_json.make_encoder({}, raw, _json.encode_basestring_ascii, None, ":", ",",
-                                      False, False, True)(obj, 0))
+    text = _dumps(obj, raw)
     if raws:
         parts = text.split(f'"\\u0000{marker[0]}"')
         if len(parts) != len(raws) + 1:
