@@ -450,6 +450,29 @@ async def test_help_lists_every_binding_id() -> None:
         assert app.screen is app.main
 
 
+def test_help_shows_keys_as_typed_in_their_own_column() -> None:
+    """The help showed `exclamation_mark`, and `ctrl+space, ctrl+@` ran into its binding id
+    (`ctrl+@app.attention`): keys read as a person types them, in a column wide enough."""
+    from workbench.ui.keymap import DEFAULT_KEYS
+    from workbench.ui.screens.help import help_content, key_label
+
+    assert key_label("exclamation_mark") == "!"
+    assert key_label("ctrl+right_square_bracket") == "ctrl+]"
+    assert key_label("plus,equals_sign") == "+, ="
+    assert key_label("question_mark,f1") == "?, f1"
+    assert key_label("shift+down") == "shift+↓"
+    # Names whose character is a control or blank one stay names.
+    assert key_label("space,escape,tab,enter") == "space, escape, tab, enter"
+    lines = str(help_content({**DEFAULT_KEYS, "terminal.detach": "ctrl+right_square_bracket"})).splitlines()
+    rows = {ln.split()[-1]: ln for ln in lines if ln.startswith("  ")}
+    by_id = {bid: next(ln for ln in lines if f" {bid} " in ln) for bid in DEFAULT_KEYS}
+    assert "ctrl+space, ctrl+@  app.attention " in by_id["app.attention"]
+    assert by_id["app.suggestions"].split()[0] == "!"
+    # Every binding id starts in the same column.
+    assert len({ln.index(f" {bid} ") for bid, ln in by_id.items()}) == 1
+    assert rows
+
+
 @sync
 async def test_every_binding_has_an_id_and_a_description() -> None:
     from workbench.ui.app import WorkbenchApp
