@@ -18,6 +18,7 @@ import openai
 import pytest
 
 from workbench.errors import ConfigError
+from workbench.fakes.model_checks import check_chat_request, check_responses_request
 from workbench.fakes.model_server import (
     FINISHED_TEXT,
     FakeOpenAI,
@@ -25,8 +26,6 @@ from workbench.fakes.model_server import (
     Script,
     ScriptedToolCall,
     Turn,
-    check_chat_request,
-    check_responses_request,
     load_script_file,
     main,
 )
