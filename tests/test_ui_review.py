@@ -349,3 +349,21 @@ async def test_review_keys_are_listed_in_help_and_have_ids() -> None:
         for b in cls.BINDINGS:
             assert b.id in DEFAULT_KEYS and b.key == DEFAULT_KEYS[b.id], b  # type: ignore[union-attr]
             assert b.id in DESCRIPTIONS  # type: ignore[union-attr]
+
+
+@sync
+async def test_the_review_keys_line_fits_and_keeps_the_help_key() -> None:
+    """At 110 columns the line was cut at the panel's edge, taking `? keys` (the way to every
+    other key) with it; now the keys that fit are shown, then `? keys`."""
+    from workbench.ui.widgets.diff_panel import REVIEW_KEYS, keys_hint
+
+    assert keys_hint(500) == " · ".join([*REVIEW_KEYS, "? keys"])
+    assert keys_hint(30) == "n/p hunk · ]/[ file · ? keys"
+    assert keys_hint(3) == "? keys"
+    app = HarnessApp()
+    async with app.run_test(size=SIZE) as pilot:
+        panel = await open_diff(app, pilot)
+        await pilot.pause(0.1)
+        line = str(panel.keys_line.render())
+        assert line.endswith("? keys") and "n/p hunk" in line
+        assert len(line) <= panel.keys_line.content_region.width

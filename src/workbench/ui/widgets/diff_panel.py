@@ -26,8 +26,24 @@ from workbench.ui.widgets.check_panel import CheckPanel
 from workbench.ui.widgets.diff_files import DiffFileList
 from workbench.ui.widgets.diff_view import DiffView, Target
 
-KEYS_HINT = ("n/p hunk · ]/[ file · a reviewed · x reject · c comment · X revert file · u undo · "
-             "S send review · M merge · D discard · v split · ? keys")
+REVIEW_KEYS = ("n/p hunk", "]/[ file", "a reviewed", "x reject", "c comment", "X revert file", "u undo",
+               "S send review", "M merge", "D discard", "v split")
+HELP_KEY = "? keys"
+
+
+def keys_hint(width: int) -> str:
+    """The review keys that fit in `width` cells, in order, then `? keys`: cut at the
+    panel's edge, the line lost `? keys`, the way to all the others."""
+    shown: list[str] = []
+    used = len(HELP_KEY)
+    for key in REVIEW_KEYS:
+        used += len(key) + 3  # " · "
+        if used > width:
+            break
+        shown.append(key)
+    return " · ".join([*shown, HELP_KEY])
+
+
 P = TypeVar("P")
 R = TypeVar("R")
 FIRST_PAGE_BYTES = 1_000_000  # the daemon leaves later files' hunks out; they load when opened
@@ -103,6 +119,7 @@ class DiffPanel(Vertical):
         self.files = DiffFileList()
         self.check = CheckPanel()
         self.view = DiffView()
+        self.keys_line = Static(Content.assemble((keys_hint(200), "dim")), classes="diff-keys")
         self.result: DiffReply | None = None
         self.doc: DiffDoc | None = None
         self.split = False
@@ -120,7 +137,7 @@ class DiffPanel(Vertical):
                 yield self.files
                 yield self.check
             yield self.view
-        yield Static(Content.assemble((KEYS_HINT, "dim")), classes="diff-keys")
+        yield self.keys_line
 
     def on_mount(self) -> None:
         self.check.show(self.session, None)
@@ -132,6 +149,7 @@ class DiffPanel(Vertical):
 
     def on_resize(self) -> None:
         self.set_class(self.size.width < 70, "-narrow")
+        self.keys_line.update(Content.assemble((keys_hint(self.size.width - 2), "dim")))  # its padding: 0 1
 
     def update_session(self, s: Session) -> None:
         self.session = s
