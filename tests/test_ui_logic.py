@@ -4,6 +4,7 @@ approval-card text, and the rule that the UI never runs git."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -200,3 +201,26 @@ def test_acp_sessions_are_transcript_sessions_with_their_own_entries() -> None:
     assert note_text("thought", {"text": "the user wants\na file"})[0] == "thinking: the user wants a file"
     assert note_text("stop", {"stop_reason": "cancelled"})[0] == "turn ended: cancelled"
     assert note_text("mode", {"mode": "plan"})[0] == "mode set to plan"
+
+
+def test_the_keys_table_in_docs_lists_every_binding_with_its_default() -> None:
+    """docs/ui.md's table had drifted: `!` (suggestions), the confirmation and the
+    suggestions inbox keys were missing."""
+    from workbench.ui.keymap import DEFAULT_KEYS
+    from workbench.ui.screens.help import key_label
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "ui.md").read_text(encoding="utf-8")
+    rows: dict[str, str] = {}
+    for ids, keys in re.findall(r"^\| ((?:`[a-z_]+\.[a-z_]+`(?: / )?)+) \| ((?:`[^`]*`(?: / )?)+) \|", text, re.M):
+        names = re.findall(r"`([^`]+)`", ids)
+        defaults = re.findall(r"`([^`]+)`", keys)
+        for i, name in enumerate(names):
+            rows[name] = defaults[i] if len(defaults) == len(names) else defaults[0]
+    assert sorted(set(DEFAULT_KEYS) - set(rows)) == []
+    arrows = str.maketrans({"↓": "down", "↑": "up", "←": "left", "→": "right"})
+
+    def shown(keys: str) -> str:  # the docs name the arrow keys; the help screen draws them
+        return "".join(ch.translate(arrows) for ch in key_label(keys))
+
+    wrong = {k: (rows[k], shown(v)) for k, v in DEFAULT_KEYS.items() if rows[k] != shown(v)}
+    assert wrong == {}
