@@ -61,6 +61,17 @@ def test_specs_name_the_protocol_methods() -> None:
     assert [a.name for a, _ in pairs] == [b.name for _, b in pairs]
 
 
+def test_daemon_status_counts_sessions_by_state_in_words() -> None:
+    """It printed the count's Python dict: `sessions 10 {'review': 4, 'waiting': 2}`."""
+    from workbench.cli_render import status_lines
+
+    st = {"pid": 1, "version": "0", "socket": "/s", "uptime_s": 1.0, "log": "/l", "sandbox": {"ok": True},
+          "sessions": 10, "states": {"waiting": 2, "review": 4, "error": 2, "stopped": 2, "running": 0}}
+    lines = status_lines(st)  # type: ignore[arg-type]
+    assert "sessions 10 (4 review, 2 error, 2 stopped, 2 waiting)" in lines
+    assert "sessions 0" in status_lines({**st, "sessions": 0, "states": {}})  # type: ignore[arg-type]
+
+
 def test_fast_path_imports_nothing_heavy(wb: Wb, repo: Path) -> None:
     sid = wb.new(repo, "--agent", "shell", *OFF)
     code = (

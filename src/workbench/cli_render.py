@@ -104,6 +104,12 @@ def link_lines(links: list[HostLink]) -> list[str]:
     return out
 
 
+def _by_state(states: Mapping[str, int]) -> str:
+    """` (4 review, 2 waiting)`, most first; "" for none."""
+    parts = [f"{n} {state}" for state, n in sorted(states.items(), key=lambda kv: (-kv[1], kv[0])) if n]
+    return f" ({', '.join(parts)})" if parts else ""
+
+
 def status_lines(st: StatusResult) -> list[str]:
     """`workbench daemon status`."""
     sb: Mapping[str, Any] = st.get("sandbox") or {}
@@ -112,7 +118,7 @@ def status_lines(st: StatusResult) -> list[str]:
         f"version  {st['version']}",
         f"socket   {st['socket']}",
         f"uptime   {st['uptime_s']} s",
-        f"sessions {st['sessions']} {st.get('states', {})}",
+        f"sessions {st['sessions']}{_by_state(st.get('states') or {})}",
         f"sandbox  {'ok' if sb.get('ok') else 'UNAVAILABLE: ' + str(sb.get('reason'))}",
         f"log      {st['log']}",
     ]
