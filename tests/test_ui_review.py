@@ -367,3 +367,23 @@ async def test_the_review_keys_line_fits_and_keeps_the_help_key() -> None:
         line = str(panel.keys_line.render())
         assert line.endswith("? keys") and "n/p hunk" in line
         assert len(line) <= panel.keys_line.content_region.width
+
+
+@sync
+async def test_a_test_runners_separator_is_one_line_of_the_check_panel() -> None:
+    """unittest's 70-dash separator wrapped into three lines of dashes in the ~35-column
+    panel, pushing the output's last lines out of the tail it shows."""
+    from workbench.ui.widgets.check_panel import check_content
+
+    tail = "..\n" + "-" * 70 + "\nRan 2 tests in 0.000s\n" + "=" * 70 + "\nOK"
+    assert str(check_content({"check": "passed", "check_tail": tail}, None, None, 30)).splitlines()[2:] == [
+        "..", "-" * 30, "Ran 2 tests in 0.000s", "=" * 30, "OK"]
+    app = HarnessApp()
+    async with app.run_test(size=SIZE) as pilot:
+        review = app.link.review  # type: ignore[attr-defined]
+        review.check = {**review.check, "tail": tail}
+        panel = await open_diff(app, pilot)
+        await until(pilot, lambda: "Ran 2 tests" in str(panel.check.render()), "the check's tail")
+        width = panel.check.content_region.width
+        rules = [ln for ln in str(panel.check.render()).splitlines() if set(ln) in ({"-"}, {"="})]
+        assert [len(r) for r in rules] == [width, width]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,6 +13,9 @@ from workbench.core.escapes import one_line, strip_escapes
 from workbench.ui.model import Session
 
 TAIL_LINES = 12
+# A test runner's separator (`-----`, `=====`): drawn as wide as the panel, not wrapped into
+# several lines of dashes that push the output's last lines out of the tail.
+_RULE = re.compile(r"([-=_~*#])\1{7,}")
 
 
 def check_summary(session: Session, result: Mapping[str, Any] | None,
@@ -41,7 +45,8 @@ def check_summary(session: Session, result: Mapping[str, Any] | None,
     return status, head, tail
 
 
-def check_content(session: Session, result: Mapping[str, Any] | None, digest: str | None = None) -> Content:
+def check_content(session: Session, result: Mapping[str, Any] | None, digest: str | None = None,
+                  width: int | None = None) -> Content:
     status, head, tail = check_summary(session, result, digest)
     icon, style = {"passed": ("✔", "$success"), "failed": ("✖", "$error"), "running": ("◌", "$wb-running"),
                    "timeout": ("✖", "$error"), "error": ("✖", "$error")}.get(status, ("·", "$text-muted"))
@@ -51,6 +56,8 @@ def check_content(session: Session, result: Mapping[str, Any] | None, digest: st
     elif status == "passed":
         parts.append(Content.assemble(("C runs it again", "dim")))
     lines = strip_escapes(tail).splitlines()[-TAIL_LINES:]
+    if width:
+        lines = [line.strip()[:width] if _RULE.fullmatch(line.strip()) else line for line in lines]
     parts += [Content(line) for line in lines]
     return Content("\n").join(parts)
 
@@ -64,7 +71,16 @@ class CheckPanel(Static):
     def __init__(self, id: str | None = None) -> None:
         super().__init__("", id=id)
         self.status = "none"
+        self._shown: tuple[Session, Mapping[str, Any] | None, str | None] | None = None
 
     def show(self, session: Session, result: Mapping[str, Any] | None, digest: str | None = None) -> None:
         self.status = check_summary(session, result, digest)[0]
-        self.update(check_content(session, result, digest))
+        self._shown = (session, result, digest)
+        self.update(check_content(session, result, digest, self._width()))
+
+    def _width(self) -> int | None:
+        return self.content_region.width or None  # None before the first layout
+
+    def on_resize(self) -> None:
+        if self._shown is not None:
+            self.update(check_content(*self._shown, self._width()))
