@@ -282,7 +282,7 @@ def render(results: dict[str, dict[str, Any]], runs: dict[str, dict[str, Any]],
             ref = f"{fmt(r['reference'], r['unit'])} ({r['ref_name']})" if r["reference"] is not None else ""
             ratio = fmt(r["ratio"]) if r["ratio"] is not None else ""
             met = {True: "yes", False: "**no**", None: ""}[r["met"]]
-            goal = r["goal"].replace(" ratio", "").strip()
+            goal = r["goal"].replace("ratio", "").strip()  # written "<= 2 ratio" or "ratio <= 1.5"
             if goal and "ratio" in r["goal"]:
                 goal = f"ratio {goal}"
             elif goal:
