@@ -300,3 +300,26 @@ def test_doctor_reports_agent_clis(isolated_env: Path, tmp_path: Path, monkeypat
     (cfgdir / "config.toml").write_text('[sandbox]\nhidden_paths = ["~/.codex"]\n')
     hidden = {c.name: c for c in check_agents()}["agent codex"]
     assert hidden.status == "warn" and "hidden by sandbox.hidden_paths" in hidden.detail
+
+
+def test_the_attention_observer_uses_the_config_the_session_was_launched_with(
+        tmp_path: Path, isolated_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`launch` started the PTY, then the observer read the repo's config again: an in-place
+    session that had already planted a loosening `.workbench.toml` made that read fail, and
+    the session showed `error` while its program ran (a flaky test_repo_trust attack test)."""
+    from workbench.daemon import profiles_ext
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    launched = config.load(repo)  # before the session writes anything
+    (repo / ".workbench.toml").write_text('[session]\nsandbox = "off"\n')
+    with pytest.raises(ConfigError):
+        config.load(repo)  # untrusted and loosening: what a read now gives
+    seen: list[object] = []
+    monkeypatch.setattr(profiles_ext, "AttentionObserver", lambda m, s, rt, prof: seen.append(prof) or prof)
+    s = Session(id="s1", name="s1", repo=str(repo), worktree=str(repo), agent="sh attack.sh", branch="main",
+                base_commit="", base_ref="main", command=["sh", "attack.sh"])
+    ext = profiles_ext.ProfilesExt(manager=None)  # type: ignore[arg-type]
+    ext.observe(s, None, launched)  # type: ignore[arg-type]
+    assert seen == [profiles_ext.COMMAND_PROFILE]

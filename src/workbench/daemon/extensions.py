@@ -70,8 +70,9 @@ class Extension:
         """Check a new session's request before its worktree exists: raise a WorkbenchError
         to refuse it; keys added to `req.extra` are stored with the session."""
 
-    def observe(self, s: Session, rt: PtyRuntime) -> PtyObserver | None:
-        """An observer for a PTY runtime that has just started."""
+    def observe(self, s: Session, rt: PtyRuntime, cfg: Config) -> PtyObserver | None:
+        """An observer for a PTY runtime that has just started; `cfg` is the configuration it
+        was launched with (read again, the repo's file may already be the session's own)."""
         return None
 
     def answer_pty(self, s: Session, action: str, text: str | None) -> bool:

@@ -190,8 +190,8 @@ class ProfilesExt(Extension):
         return LaunchSpec(argv=prep.argv, env=prep.env, ro_binds=prep.ro_binds, rw_binds=rw,
                           pass_env=prep.pass_env, network=prof.network or None)
 
-    def observe(self, s: Session, rt: PtyRuntime) -> AttentionObserver:
-        prof = self.profile_for(s)
+    def observe(self, s: Session, rt: PtyRuntime, cfg: Config) -> AttentionObserver:
+        prof = self.profile_for(s, cfg)
         obs = AttentionObserver(self.m, s, rt, prof)
         old = self.observers.get(s.id)
         if old is not None:

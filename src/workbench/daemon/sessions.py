@@ -364,7 +364,7 @@ class SessionManager:
         finally:
             cmd.close()
         self.runtimes[s.id] = rt
-        self._observers[s.id] = [obs for ext in self.extensions if (obs := ext.observe(s, rt)) is not None]
+        self._observers[s.id] = [obs for ext in self.extensions if (obs := ext.observe(s, rt, cfg)) is not None]
         s.pid = rt.proc.pid
         s.exit_code = None
         if s.pid:
